@@ -1,0 +1,107 @@
+// QUIC over an abstract datagram path (in production: libnice), using
+// OpenSSL >= 3.5's QUIC client and server (listener) API in non-blocking mode.
+//
+// The endpoint does no I/O of its own: datagrams come in through
+// receive_datagram() and leave through the SendDatagram callback; the owner
+// calls handle_events() after each input and when next_timeout() expires
+// (quic::Driver does that on a GLib main loop). Roles: the code consumer is
+// the client, the code generator is the server (protocol-v1 §4).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace peersock::quic {
+
+inline constexpr std::string_view kAlpn = "x-peersock";
+inline constexpr std::string_view kSni = "dummy";
+
+// Application error codes we send in CONNECTION_CLOSE.
+inline constexpr uint64_t kErrorNone = 0;
+inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;   // "connection code mismatch"
+inline constexpr uint64_t kErrorProtocol = 0x50534d02;     // illegal counterparty input
+inline constexpr uint64_t kErrorLocal = 0x50534d03;        // local failure, giving up
+
+enum class Role { client, server };
+
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+
+struct CloseInfo {
+  bool by_peer = false;
+  bool is_app = false;     // application close vs transport/idle
+  uint64_t error_code = 0;
+  std::string reason;
+};
+
+class Endpoint {
+ public:
+  using SendDatagram = std::function<void(std::span<const uint8_t>)>;
+
+  // Creates the SSL objects. The server gets a fresh EC key and self-signed
+  // certificate (no key in the source). Errors: Error(failure) with
+  // OpenSSL's reason.
+  Endpoint(Role role, SendDatagram send);
+  ~Endpoint();
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  // A datagram from the peer. Copies it into OpenSSL's receive queue; call
+  // handle_events() afterwards. Oversized datagrams are dropped.
+  void receive_datagram(std::span<const uint8_t> datagram);
+
+  // Runs OpenSSL's state machine (handshake, acks, retransmits, timers),
+  // then sends every datagram OpenSSL produced. Never throws for peer
+  // behaviour: a failed handshake shows up in closed().
+  void handle_events();
+
+  // When handle_events() must run next: nullopt = no timer needed, 0 = now.
+  std::optional<std::chrono::milliseconds> next_timeout() const;
+
+  bool handshake_done() const { return handshake_done_; }
+
+  // The QUIC connection object (client: the connection; server: the accepted
+  // connection), or nullptr before the server accepted one. Streams are
+  // opened/accepted on it with SSL_new_stream / SSL_accept_stream.
+  SSL* connection() const;
+
+  // TLS exporter for auth (label kExporterLabel from auth, empty context).
+  // Precondition: handshake_done(). Errors: Error(failure).
+  std::vector<uint8_t> export_keying_material(std::string_view label, size_t length) const;
+
+  // Starts an immediate close with an application error code. Idempotent.
+  void close(uint64_t app_error, std::string_view reason);
+
+  // Set once the connection is closed or closing (by us, the peer, or idle
+  // timeout / handshake failure).
+  const std::optional<CloseInfo>& closed() const { return closed_; }
+
+  // True once our close has been sent and nothing more is pending (the
+  // owner may exit).
+  bool shutdown_complete() const;
+
+ private:
+  void drain_outgoing();
+  void update_state();
+
+  Role role_;
+  SendDatagram send_;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_{nullptr, SSL_CTX_free};
+  SslPtr listener_;    // server only
+  SslPtr connection_;  // client: made at construction; server: accepted
+  BIO* app_bio_ = nullptr;  // our end of the datagram pair (owned)
+  bool handshake_done_ = false;
+  bool close_started_ = false;
+  std::optional<CloseInfo> closed_;
+};
+
+}  // namespace peersock::quic

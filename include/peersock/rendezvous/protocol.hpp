@@ -1,0 +1,80 @@
+// The magic-wormhole mailbox protocol as peersock uses it (protocol-v1 §2),
+// as a pure state machine: text frames in, text frames and events out. No I/O
+// and no clock, so it is unit-testable and fuzzable; rendezvous::Client moves
+// the frames over a websocket.
+//
+// Both roles: welcome -> bind -> (generator: allocate -> allocated) -> claim
+// -> claimed -> open. Our own `ice` add is sent as soon as the mailbox is open
+// and the caller has provided it (send_ice), so both sides gather in parallel.
+// The first `message` with phase "ice" from another side is reported once.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace peersock::rendezvous {
+
+inline constexpr std::string_view kAppId = "peersock.namepad.de";
+inline constexpr size_t kMaxFrameBytes = 256 * 1024;
+
+enum class Role { generator, consumer };
+
+namespace event {
+struct Motd { std::string text; };                 // welcome.motd, to show the user
+struct NameplateAllocated { std::string nameplate; };  // generator: build the code now
+struct MailboxOpen {};                              // waiting for the other side
+struct PeerIce { std::string body; };               // the peer's ice body (raw)
+struct Closed {};                                   // server confirmed close
+}  // namespace event
+using Event = std::variant<event::Motd, event::NameplateAllocated, event::MailboxOpen, event::PeerIce,
+                           event::Closed>;
+
+struct Output {
+  std::vector<std::string> to_send;  // text frames, in order
+  std::vector<Event> events;
+};
+
+// Random side id: 10 hex characters from the CSPRNG.
+std::string random_side();
+
+class Protocol {
+ public:
+  // `nameplate` is required for the consumer, ignored for the generator.
+  Protocol(Role role, std::string side, std::string nameplate = {});
+
+  // A text frame from the server. Errors: Error(relay) with the server's text
+  // for welcome.error and every `error` message (e.g. "crowded");
+  // CounterpartyError for malformed JSON, wrong types, missing keys,
+  // oversize frames, or messages that make no sense in the current state.
+  Output on_text(std::string_view text);
+
+  // Our ice body; sent as {"type":"add","phase":"ice","body":...} once the
+  // mailbox is open (immediately if it already is). Call once.
+  Output send_ice(std::string body);
+
+  // Releases the nameplate (if claimed) and closes the mailbox (if open) with
+  // `mood` (happy, lonely, scary, errory). Idempotent.
+  Output finish(std::string_view mood);
+
+  bool peer_ice_received() const { return peer_ice_received_; }
+  const std::string& side() const { return side_; }
+
+ private:
+  enum class State { wait_welcome, wait_allocated, wait_claimed, open, finished };
+  Role role_;
+  std::string side_;
+  std::string nameplate_;
+  std::string mailbox_;
+  State state_ = State::wait_welcome;
+  std::optional<std::string> pending_ice_;
+  bool ice_sent_ = false;
+  bool peer_ice_received_ = false;
+  bool nameplate_claimed_ = false;
+  bool nameplate_released_ = false;
+};
+
+}  // namespace peersock::rendezvous

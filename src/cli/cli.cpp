@@ -1,0 +1,1 @@
+namespace peersock::cli { int run(int, char**) { return 0; } }
