@@ -1,1 +1,245 @@
-// placeholder
+#include "peersock/config/config.hpp"
+
+#include <fcntl.h>
+#include <glib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <optional>
+
+#include "peersock/error.hpp"
+
+namespace peersock::config {
+
+namespace {
+
+// A config file is a few lines; anything bigger is the wrong file (or a
+// device such as /dev/zero) and must not be slurped forever.
+constexpr size_t kMaxFileBytes = 1 << 20;
+
+bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_ascii_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Values are quoted back in messages; escaping keeps control bytes from
+// garbling the user's terminal.
+std::string quote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '\\') {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+// Digits only: from_chars alone would accept "80x" as 80.
+std::optional<uint16_t> parse_port(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  unsigned long value = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || ptr != s.data() + s.size() || value < 1 || value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+bool is_websocket_url(std::string_view url) {
+  for (std::string_view scheme : {"ws://", "wss://"}) {
+    if (starts_with(url, scheme)) return url.size() > scheme.size();
+  }
+  return false;
+}
+
+// Reads the whole file, or returns nullopt if it does not exist. Only ENOENT
+// counts as missing: a file that is there but unreadable is reported, since
+// silently ignoring it would apply settings the user did not intend.
+std::optional<std::string> read_file(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return std::nullopt;
+    throw UsageError(path + ": cannot open: " + g_strerror(err));
+  }
+  std::string data;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      close(fd);
+      throw UsageError(path + ": cannot read: " + g_strerror(err));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > kMaxFileBytes) {
+      close(fd);
+      throw UsageError(path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes, not a config file");
+    }
+  }
+  close(fd);
+  return data;
+}
+
+// One server's settings from one file, combined only after the whole file is
+// read so that the order of `stun` and `stun-port` lines does not matter.
+struct ServerLines {
+  std::optional<Endpoint> endpoint;
+  std::optional<uint16_t> port;
+
+  void apply(Endpoint& target) const {
+    if (endpoint) target = *endpoint;
+    if (port) target.port = *port;
+  }
+};
+
+enum class Section { none, ice, rendezvous };
+
+}  // namespace
+
+Settings defaults() {
+  Settings s;
+  s.relay_url = "ws://relay.magic-wormhole.io/v1";
+  s.stun = Endpoint{"freestun.net", 3479};
+  s.turn = Endpoint{"freestun.net", 3479};
+  s.turn_user = "free";
+  s.turn_password = "free";
+  return s;
+}
+
+std::string default_path() { return std::string(g_get_user_config_dir()) + "/peersock.conf"; }
+
+void load_file(Settings& settings, const std::string& path) {
+  const std::optional<std::string> contents = read_file(path);
+  if (!contents) return;
+
+  // Parse into a copy so that an error half-way leaves `settings` untouched.
+  Settings result = settings;
+  ServerLines stun;
+  ServerLines turn;
+  Section section = Section::none;
+
+  std::string_view rest = *contents;
+  if (starts_with(rest, "\xef\xbb\xbf")) rest.remove_prefix(3);  // editors on some systems add a BOM
+  for (size_t number = 1; !rest.empty(); ++number) {
+    const size_t newline = rest.find('\n');
+    const std::string_view line = trim(rest.substr(0, newline));
+    rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
+
+    const std::string where = path + ":" + std::to_string(number) + ": ";
+    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
+
+    if (line.front() == '[') {
+      if (line.back() != ']') throw UsageError(where + "malformed section header " + quote(line));
+      const std::string_view name = trim(line.substr(1, line.size() - 2));
+      if (name == "ice") {
+        section = Section::ice;
+      } else if (name == "rendezvous") {
+        section = Section::rendezvous;
+      } else {
+        throw UsageError(where + "unknown section " + quote(name) + ": expected 'ice' or 'rendezvous'");
+      }
+      continue;
+    }
+
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos) throw UsageError(where + "expected 'key = value', got " + quote(line));
+    const std::string_view key = trim(line.substr(0, eq));
+    // No inline comments: '#' and ';' are legitimate in passwords.
+    const std::string_view value = trim(line.substr(eq + 1));
+    if (key.empty()) throw UsageError(where + "missing key before '=' in " + quote(line));
+
+    if (section == Section::none) {
+      throw UsageError(where + "key " + quote(key) + " is outside any section: put it under [ice] or [rendezvous]");
+    }
+
+    const auto port_of = [&](std::string_view k) {
+      const std::optional<uint16_t> port = parse_port(value);
+      if (!port) throw UsageError(where + std::string(k) + ": bad port " + quote(value) + ": expected 1-65535");
+      return *port;
+    };
+
+    if (section == Section::ice && key == "stun") {
+      stun.endpoint = parse_endpoint(value, kDefaultStunPort, where + "stun");
+    } else if (section == Section::ice && key == "stun-port") {
+      stun.port = port_of(key);
+    } else if (section == Section::ice && key == "turn") {
+      turn.endpoint = parse_endpoint(value, kDefaultStunPort, where + "turn");
+    } else if (section == Section::ice && key == "turn-port") {
+      turn.port = port_of(key);
+    } else if (section == Section::ice && key == "turn-user") {
+      result.turn_user = value;
+    } else if (section == Section::ice && key == "turn-password") {
+      result.turn_password = value;
+    } else if (section == Section::rendezvous && key == "url") {
+      if (!is_websocket_url(value)) {
+        throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");
+      }
+      result.relay_url = value;
+    } else {
+      throw UsageError(where + "unknown key " + quote(key) + " in [" +
+                       (section == Section::ice ? "ice" : "rendezvous") + "]");
+    }
+  }
+
+  stun.apply(result.stun);
+  turn.apply(result.turn);
+  settings = std::move(result);
+}
+
+Endpoint parse_endpoint(std::string_view value, uint16_t default_port, std::string_view what) {
+  const std::string context = std::string(what) + ": ";
+  if (value.empty()) return Endpoint{};
+
+  std::string_view host;
+  std::optional<std::string_view> port_text;
+  if (value.front() == '[') {
+    const size_t close = value.find(']');
+    if (close == std::string_view::npos) throw UsageError(context + "missing ']' in " + quote(value));
+    host = value.substr(1, close - 1);
+    const std::string_view after = value.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') throw UsageError(context + "unexpected " + quote(after) + " after ']' in " + quote(value));
+      port_text = after.substr(1);
+    }
+  } else {
+    const size_t colon = value.find(':');
+    // Two or more colons can only be a bare IPv6 literal, which has no room
+    // for a port; brackets are needed to give one.
+    if (colon != std::string_view::npos && value.find(':', colon + 1) == std::string_view::npos) {
+      host = value.substr(0, colon);
+      port_text = value.substr(colon + 1);
+    } else {
+      host = value;
+    }
+  }
+
+  if (host.empty()) throw UsageError(context + "empty host in " + quote(value));
+  Endpoint endpoint{std::string(host), default_port};
+  if (port_text) {
+    const std::optional<uint16_t> port = parse_port(*port_text);
+    if (!port) throw UsageError(context + "bad port " + quote(*port_text) + " in " + quote(value));
+    endpoint.port = *port;
+  }
+  return endpoint;
+}
+
+}  // namespace peersock::config

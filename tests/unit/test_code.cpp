@@ -1,2 +1,198 @@
 #include <gtest/gtest.h>
-TEST(Placeholder, code) { SUCCEED(); }
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
+#include "peersock/code/code.hpp"
+#include "peersock/error.hpp"
+
+namespace code = peersock::code;
+
+namespace {
+
+// SHA-256 of data/bip39-english.txt; the list is one word per line with a
+// final newline, so hashing the compiled words the same way must match.
+constexpr const char* kListSha256 = "2f5eed53a4727b4bf8880d8f3f199efc90e58503646d9ff8eff3a2ed3b24dbda";
+
+std::string sha256_hex(const std::string& data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  EXPECT_EQ(EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr), 1);
+  std::string hex;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += kHex[md[i] >> 4];
+    hex += kHex[md[i] & 0xf];
+  }
+  return hex;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t dash = s.find('-', start);
+    out.push_back(s.substr(start, dash == std::string::npos ? std::string::npos : dash - start));
+    if (dash == std::string::npos) return out;
+    start = dash + 1;
+  }
+}
+
+// Returns the UsageError message of parse(typed), or fails the test.
+std::string parse_error(const std::string& typed) {
+  try {
+    code::parse(typed);
+  } catch (const peersock::UsageError& e) {
+    EXPECT_EQ(e.code(), peersock::ExitCode::usage);
+    return e.what();
+  }
+  ADD_FAILURE() << "parse('" << typed << "') did not throw";
+  return {};
+}
+
+std::string generate_error(const std::string& nameplate, int words) {
+  try {
+    code::generate(nameplate, words);
+  } catch (const peersock::UsageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "generate('" << nameplate << "', " << words << ") did not throw";
+  return {};
+}
+
+}  // namespace
+
+TEST(Wordlist, MatchesDataFileHash) {
+  std::string joined;
+  for (std::string_view w : code::wordlist()) {
+    joined += w;
+    joined += '\n';
+  }
+  EXPECT_EQ(sha256_hex(joined), kListSha256);
+}
+
+TEST(Wordlist, IsSortedAndUnique) {
+  const auto& list = code::wordlist();
+  EXPECT_TRUE(std::adjacent_find(list.begin(), list.end(),
+                                 [](std::string_view a, std::string_view b) { return a >= b; }) == list.end());
+  EXPECT_EQ(list.front(), "abandon");
+  EXPECT_EQ(list.back(), "zoo");
+}
+
+TEST(Wordlist, EveryWordMapsBackToItsIndex) {
+  const auto& list = code::wordlist();
+  for (size_t i = 0; i < list.size(); ++i) {
+    ASSERT_EQ(code::word_index(list[i]), static_cast<int>(i)) << list[i];
+  }
+}
+
+TEST(Wordlist, NonWordsHaveNoIndex) {
+  for (std::string_view w : {"", "zebraa", "abando", "Abandon", "zzz", "a", "abandon ", "zoo\n"}) {
+    EXPECT_EQ(code::word_index(w), -1) << "'" << w << "'";
+  }
+}
+
+TEST(Generate, ShapeAndRoundTrip) {
+  for (int n = code::kMinWords; n <= code::kMaxWords; ++n) {
+    const std::string c = code::generate("42", n);
+    const auto parts = split(c);
+    ASSERT_EQ(parts.size(), static_cast<size_t>(n) + 1) << c;
+    EXPECT_EQ(parts[0], "42");
+    const code::Code parsed = code::parse(c);
+    EXPECT_EQ(parsed.text, c);
+    EXPECT_EQ(parsed.nameplate, "42");
+    EXPECT_EQ(parsed.words.size(), static_cast<size_t>(n));
+  }
+  EXPECT_EQ(split(code::generate("7")).size(), static_cast<size_t>(code::kDefaultWords) + 1);
+}
+
+// A million words: every one must be in the list, and with 2048 equally
+// likely words each expects ~488 hits, so a word never drawn (or a count far
+// off that) means the draw is broken or biased.
+TEST(Generate, MillionDrawsCoverTheWholeList) {
+  std::vector<int> hits(code::kWordCount, 0);
+  constexpr int kWords = code::kMaxWords;
+  constexpr int kDraws = 1'000'000 / kWords;
+  for (int i = 0; i < kDraws; ++i) {
+    const auto parts = split(code::generate("1", kWords));
+    ASSERT_EQ(parts.size(), static_cast<size_t>(kWords) + 1);
+    for (size_t j = 1; j < parts.size(); ++j) {
+      const int idx = code::word_index(parts[j]);
+      ASSERT_GE(idx, 0) << "'" << parts[j] << "' is not in the list";
+      ++hits[static_cast<size_t>(idx)];
+    }
+  }
+  const auto [lo, hi] = std::minmax_element(hits.begin(), hits.end());
+  EXPECT_GT(*lo, 0) << "word '" << code::wordlist()[static_cast<size_t>(lo - hits.begin())] << "' never drawn";
+  // Mean 488, sd ~22: these bounds are > 8 sd away, so they fail only on a real bias.
+  EXPECT_GT(*lo, 300);
+  EXPECT_LT(*hi, 700);
+}
+
+TEST(Generate, RejectsBadNameplates) {
+  EXPECT_NE(generate_error("", 4).find("nameplate ''"), std::string::npos);
+  EXPECT_NE(generate_error("x7", 4).find("nameplate 'x7' is not a number"), std::string::npos);
+  EXPECT_NE(generate_error("7 ", 4).find("'7 '"), std::string::npos);
+  EXPECT_NE(generate_error("-7", 4).find("'-7'"), std::string::npos);
+  EXPECT_NE(generate_error("1234567890", 4).find("'1234567890'"), std::string::npos);
+  EXPECT_NO_THROW(code::generate("123456789", 4));
+}
+
+TEST(Generate, RejectsBadWordCounts) {
+  EXPECT_NE(generate_error("7", code::kMinWords - 1).find(std::to_string(code::kMinWords - 1)), std::string::npos);
+  EXPECT_NE(generate_error("7", code::kMaxWords + 1).find(std::to_string(code::kMaxWords + 1)), std::string::npos);
+  EXPECT_NE(generate_error("7", 0).find('0'), std::string::npos);
+  EXPECT_NE(generate_error("7", -3).find("-3"), std::string::npos);
+}
+
+TEST(Parse, AcceptsAndNormalises) {
+  const code::Code c = code::parse("  \t 17-Abandon-ZOO-ability\r\n");
+  EXPECT_EQ(c.nameplate, "17");
+  EXPECT_EQ(c.words, (std::vector<std::string>{"abandon", "zoo", "ability"}));
+  EXPECT_EQ(c.text, "17-abandon-zoo-ability");
+
+  EXPECT_EQ(code::parse("0-zoo-zoo").text, "0-zoo-zoo");
+  EXPECT_EQ(code::parse("123456789-abandon-abandon").nameplate, "123456789");
+  std::string longest = "5";
+  for (int i = 0; i < code::kMaxWords; ++i) longest += "-abandon";
+  EXPECT_EQ(code::parse(longest).words.size(), static_cast<size_t>(code::kMaxWords));
+}
+
+TEST(Parse, RejectsNameplates) {
+  EXPECT_NE(parse_error("x7-abandon-zoo").find("nameplate 'x7' is not a number"), std::string::npos);
+  EXPECT_NE(parse_error("-abandon-zoo").find("nameplate ''"), std::string::npos);
+  EXPECT_NE(parse_error("7a-abandon-zoo").find("'7a'"), std::string::npos);
+  EXPECT_NE(parse_error("+7-abandon-zoo").find("'+7'"), std::string::npos);
+  EXPECT_NE(parse_error("7 -abandon-zoo").find("'7 '"), std::string::npos);
+  EXPECT_NE(parse_error("1234567890-abandon-zoo").find("'1234567890'"), std::string::npos);
+  // Full-width digits are not ASCII digits and must not be normalised into them.
+  EXPECT_NE(parse_error("\xef\xbc\x97-abandon-zoo").find("nameplate"), std::string::npos);
+}
+
+TEST(Parse, RejectsWordCounts) {
+  EXPECT_NE(parse_error("7").find("code '7' has no words"), std::string::npos);
+  EXPECT_NE(parse_error("").find("nameplate ''"), std::string::npos);
+  EXPECT_NE(parse_error("   ").find("nameplate ''"), std::string::npos);
+  EXPECT_NE(parse_error("7-abandon").find("1 word"), std::string::npos);
+  std::string nine = "7";
+  for (int i = 0; i < code::kMaxWords + 1; ++i) nine += "-zoo";
+  const std::string msg = parse_error(nine);
+  EXPECT_NE(msg.find(std::to_string(code::kMaxWords + 1) + " words"), std::string::npos) << msg;
+  // The words are the secret: a count error must not echo them.
+  EXPECT_EQ(msg.find("zoo"), std::string::npos) << msg;
+}
+
+TEST(Parse, RejectsWordsNamingTheBadOne) {
+  EXPECT_NE(parse_error("7-abandon-zebraa").find("'zebraa' is not a code word (word 2)"), std::string::npos);
+  EXPECT_NE(parse_error("7-Zebraa-abandon").find("'zebraa' is not a code word (word 1)"), std::string::npos);
+  EXPECT_NE(parse_error("7-abandon-zoo-").find("word 3"), std::string::npos);
+  EXPECT_NE(parse_error("7--zoo").find("word 1"), std::string::npos);
+  EXPECT_NE(parse_error("7-abandon zoo-zoo").find("'abandon zoo'"), std::string::npos);
+  EXPECT_NE(parse_error("7-abandon_zoo-zoo").find("'abandon_zoo'"), std::string::npos);
+  // Only ASCII is lowercased; a non-ASCII letter stays and fails, quoted safely.
+  EXPECT_NE(parse_error("7-\xc3\x80" "bandon-zoo").find("'\\xc3\\x80bandon'"), std::string::npos);
+  EXPECT_NE(parse_error("7-aban\x1b" "don-zoo").find("'aban\\x1bdon'"), std::string::npos);
+}

@@ -1,2 +1,328 @@
+#include <glib.h>
+#include <glib/gstdio.h>
 #include <gtest/gtest.h>
-TEST(Placeholder, config) { SUCCEED(); }
+
+#include <string>
+
+#include "peersock/config/config.hpp"
+#include "peersock/error.hpp"
+
+namespace cfg = peersock::config;
+
+namespace {
+
+// A config file in a fresh temp directory, removed with the directory.
+class TempConfig {
+ public:
+  TempConfig() {
+    GError* error = nullptr;
+    gchar* dir = g_dir_make_tmp("peersock-config-XXXXXX", &error);
+    if (dir == nullptr) {
+      ADD_FAILURE() << "g_dir_make_tmp: " << error->message;
+      g_error_free(error);
+      return;
+    }
+    dir_ = dir;
+    g_free(dir);
+    path_ = dir_ + "/peersock.conf";
+  }
+  ~TempConfig() {
+    g_remove(path_.c_str());
+    g_rmdir(dir_.c_str());
+  }
+  TempConfig(const TempConfig&) = delete;
+  TempConfig& operator=(const TempConfig&) = delete;
+
+  const std::string& write(const std::string& text) {
+    GError* error = nullptr;
+    if (!g_file_set_contents(path_.c_str(), text.data(), static_cast<gssize>(text.size()), &error)) {
+      ADD_FAILURE() << "g_file_set_contents: " << error->message;
+      g_error_free(error);
+    }
+    return path_;
+  }
+  const std::string& path() const { return path_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
+cfg::Settings load(const std::string& text) {
+  TempConfig file;
+  cfg::Settings s = cfg::defaults();
+  cfg::load_file(s, file.write(text));
+  return s;
+}
+
+// The UsageError message from loading `text`, or a test failure.
+std::string load_error(const std::string& text, std::string* path = nullptr) {
+  TempConfig file;
+  if (path != nullptr) *path = file.path();
+  cfg::Settings s = cfg::defaults();
+  try {
+    cfg::load_file(s, file.write(text));
+  } catch (const peersock::UsageError& e) {
+    EXPECT_EQ(e.code(), peersock::ExitCode::usage);
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for:\n" << text;
+  return {};
+}
+
+std::string endpoint_error(const std::string& value) {
+  try {
+    cfg::parse_endpoint(value, 3478, "--stun");
+  } catch (const peersock::UsageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "parse_endpoint('" << value << "') did not throw";
+  return {};
+}
+
+#define EXPECT_CONTAINS(haystack, needle)                                   \
+  do {                                                                      \
+    const std::string h_ = (haystack);                                      \
+    EXPECT_NE(h_.find(needle), std::string::npos) << "'" << h_ << "' lacks '" << (needle) << "'"; \
+  } while (0)
+
+}  // namespace
+
+TEST(Defaults, AreTheOriginalPublicServers) {
+  const cfg::Settings s = cfg::defaults();
+  EXPECT_EQ(s.relay_url, "ws://relay.magic-wormhole.io/v1");
+  EXPECT_EQ(s.stun.host, "freestun.net");
+  EXPECT_EQ(s.stun.port, 3479);
+  EXPECT_EQ(s.turn.host, "freestun.net");
+  EXPECT_EQ(s.turn.port, 3479);
+  EXPECT_EQ(s.turn_user, "free");
+  EXPECT_EQ(s.turn_password, "free");
+  EXPECT_TRUE(s.stun.enabled());
+  EXPECT_TRUE(s.turn.enabled());
+}
+
+TEST(DefaultPath, IsUnderUserConfigDir) {
+  EXPECT_EQ(cfg::default_path(), std::string(g_get_user_config_dir()) + "/peersock.conf");
+}
+
+TEST(LoadFile, OverridesEveryKey) {
+  const cfg::Settings s = load(
+      "# peersock settings\n"
+      "; another comment style\n"
+      "\n"
+      "[ice]\n"
+      "stun = stun.example.org\n"
+      "stun-port=19302\n"
+      "  turn   =   turn.example.org:5349  \n"
+      "turn-user = alice\n"
+      "turn-password = s3cret # not a comment;\n"
+      "\n"
+      "[rendezvous]\n"
+      "url = wss://mailbox.example.org/v1\n");
+  EXPECT_EQ(s.stun.host, "stun.example.org");
+  EXPECT_EQ(s.stun.port, 19302);
+  EXPECT_EQ(s.turn.host, "turn.example.org");
+  EXPECT_EQ(s.turn.port, 5349);
+  EXPECT_EQ(s.turn_user, "alice");
+  EXPECT_EQ(s.turn_password, "s3cret # not a comment;");
+  EXPECT_EQ(s.relay_url, "wss://mailbox.example.org/v1");
+}
+
+TEST(LoadFile, UnsetKeysKeepPreviousValues) {
+  const cfg::Settings s = load("[ice]\nturn-user = bob\r\n");
+  const cfg::Settings d = cfg::defaults();
+  EXPECT_EQ(s.turn_user, "bob");
+  EXPECT_EQ(s.turn_password, d.turn_password);
+  EXPECT_EQ(s.stun.host, d.stun.host);
+  EXPECT_EQ(s.stun.port, d.stun.port);
+  EXPECT_EQ(s.relay_url, d.relay_url);
+}
+
+TEST(LoadFile, HostWithoutPortGetsStandardPort) {
+  const cfg::Settings s = load("[ice]\nstun = stun.example.org\nturn = [2001:db8::1]\n");
+  EXPECT_EQ(s.stun.port, cfg::kDefaultStunPort);
+  EXPECT_EQ(s.turn.host, "2001:db8::1");
+  EXPECT_EQ(s.turn.port, cfg::kDefaultStunPort);
+}
+
+TEST(LoadFile, EmptyValueDisablesServer) {
+  const cfg::Settings s = load("[ice]\nstun =\nturn=   \n");
+  EXPECT_FALSE(s.stun.enabled());
+  EXPECT_FALSE(s.turn.enabled());
+}
+
+TEST(LoadFile, PortAloneChangesDefaultHostPort) {
+  const cfg::Settings s = load("[ice]\nstun-port = 3480\nturn-port = 443\n");
+  EXPECT_EQ(s.stun.host, "freestun.net");
+  EXPECT_EQ(s.stun.port, 3480);
+  EXPECT_EQ(s.turn.host, "freestun.net");
+  EXPECT_EQ(s.turn.port, 443);
+}
+
+TEST(LoadFile, PortAloneChangesPreviousHostPort) {
+  cfg::Settings s = cfg::defaults();
+  s.stun = cfg::Endpoint{"earlier.example.org", 1000};
+  TempConfig file;
+  cfg::load_file(s, file.write("[ice]\nstun-port = 2000\n"));
+  EXPECT_EQ(s.stun.host, "earlier.example.org");
+  EXPECT_EQ(s.stun.port, 2000);
+}
+
+TEST(LoadFile, PortLineOrderDoesNotMatter) {
+  const cfg::Settings s = load("[ice]\nstun-port = 2000\nstun = stun.example.org\n");
+  EXPECT_EQ(s.stun.host, "stun.example.org");
+  EXPECT_EQ(s.stun.port, 2000);
+}
+
+TEST(LoadFile, MissingFileIsNotAnError) {
+  TempConfig file;  // directory exists, file does not
+  cfg::Settings s = cfg::defaults();
+  EXPECT_NO_THROW(cfg::load_file(s, file.path()));
+  EXPECT_EQ(s.relay_url, cfg::defaults().relay_url);
+  EXPECT_EQ(s.stun.port, cfg::defaults().stun.port);
+}
+
+TEST(LoadFile, UnreadableFileIsAnError) {
+  TempConfig file;
+  cfg::Settings s = cfg::defaults();
+  try {
+    cfg::load_file(s, file.dir());
+    ADD_FAILURE() << "loading a directory did not throw";
+  } catch (const peersock::UsageError& e) {
+    EXPECT_CONTAINS(e.what(), file.dir());
+  }
+}
+
+// open() itself fails here (ENOTDIR), unlike the directory case where read() does.
+TEST(LoadFile, PathThroughAFileIsAnError) {
+  TempConfig file;
+  const std::string bad = file.write("[ice]\n") + "/peersock.conf";
+  cfg::Settings s = cfg::defaults();
+  try {
+    cfg::load_file(s, bad);
+    ADD_FAILURE() << "loading " << bad << " did not throw";
+  } catch (const peersock::UsageError& e) {
+    EXPECT_CONTAINS(e.what(), bad);
+  }
+}
+
+TEST(LoadFile, ErrorLeavesSettingsUntouched) {
+  cfg::Settings s = cfg::defaults();
+  TempConfig file;
+  EXPECT_THROW(cfg::load_file(s, file.write("[ice]\nturn-user = mallory\nstun-port = 0\n")), peersock::UsageError);
+  EXPECT_EQ(s.turn_user, "free");
+}
+
+TEST(LoadFile, UnknownSection) {
+  std::string path;
+  const std::string msg = load_error("# c\n[ice]\nstun = a\n[relay]\nurl = ws://x\n", &path);
+  EXPECT_CONTAINS(msg, path + ":4: ");
+  EXPECT_CONTAINS(msg, "'relay'");
+}
+
+TEST(LoadFile, MalformedSectionHeader) {
+  std::string path;
+  const std::string msg = load_error("[ice\n", &path);
+  EXPECT_CONTAINS(msg, path + ":1: ");
+  EXPECT_CONTAINS(msg, "'[ice'");
+}
+
+TEST(LoadFile, UnknownKey) {
+  std::string path;
+  std::string msg = load_error("[ice]\n\nstun-host = a\n", &path);
+  EXPECT_CONTAINS(msg, path + ":3: ");
+  EXPECT_CONTAINS(msg, "'stun-host'");
+  // Keys belong to their section: url is not an [ice] key.
+  msg = load_error("[ice]\nurl = ws://x/v1\n", &path);
+  EXPECT_CONTAINS(msg, path + ":2: ");
+  EXPECT_CONTAINS(msg, "'url'");
+}
+
+TEST(LoadFile, KeyOutsideSection) {
+  std::string path;
+  const std::string msg = load_error("stun = a\n", &path);
+  EXPECT_CONTAINS(msg, path + ":1: ");
+  EXPECT_CONTAINS(msg, "'stun'");
+}
+
+TEST(LoadFile, LineWithoutEquals) {
+  std::string path;
+  const std::string msg = load_error("[ice]\nstun stun.example.org\n", &path);
+  EXPECT_CONTAINS(msg, path + ":2: ");
+  EXPECT_CONTAINS(msg, "'stun stun.example.org'");
+}
+
+TEST(LoadFile, EmptyKey) {
+  std::string path;
+  const std::string msg = load_error("[ice]\n= value\n", &path);
+  EXPECT_CONTAINS(msg, path + ":2: ");
+}
+
+TEST(LoadFile, BadPorts) {
+  for (const std::string bad : {"0", "65536", "x", "-1", "+80", "80x", " ", "99999999999999999999"}) {
+    std::string path;
+    const std::string msg = load_error("[ice]\nturn-port = " + bad + "\n", &path);
+    EXPECT_CONTAINS(msg, path + ":2: ");
+    EXPECT_CONTAINS(msg, "turn-port");
+    if (bad != " ") EXPECT_CONTAINS(msg, "'" + bad + "'");
+  }
+  std::string path;
+  const std::string msg = load_error("[ice]\n\nstun = host:x\n", &path);
+  EXPECT_CONTAINS(msg, path + ":3: stun: bad port 'x' in 'host:x'");
+  EXPECT_EQ(load("[ice]\nstun-port = 65535\n").stun.port, 65535);
+  EXPECT_EQ(load("[ice]\nstun-port = 1\n").stun.port, 1);
+}
+
+TEST(LoadFile, BadUrl) {
+  for (const std::string bad : {"http://relay.example.org/v1", "relay.example.org", "ws://", "", "WS:/x"}) {
+    std::string path;
+    const std::string msg = load_error("[rendezvous]\nurl = " + bad + "\n", &path);
+    EXPECT_CONTAINS(msg, path + ":2: ");
+    EXPECT_CONTAINS(msg, "url '" + bad + "'");
+  }
+  EXPECT_EQ(load("[rendezvous]\nurl = ws://127.0.0.1:4000/v1\n").relay_url, "ws://127.0.0.1:4000/v1");
+}
+
+TEST(ParseEndpoint, Forms) {
+  cfg::Endpoint e = cfg::parse_endpoint("stun.example.org", 3478, "--stun");
+  EXPECT_EQ(e.host, "stun.example.org");
+  EXPECT_EQ(e.port, 3478);
+
+  e = cfg::parse_endpoint("stun.example.org:19302", 3478, "--stun");
+  EXPECT_EQ(e.host, "stun.example.org");
+  EXPECT_EQ(e.port, 19302);
+
+  e = cfg::parse_endpoint("[2001:db8::1]:5349", 3478, "--turn");
+  EXPECT_EQ(e.host, "2001:db8::1");
+  EXPECT_EQ(e.port, 5349);
+
+  e = cfg::parse_endpoint("[::1]", 3478, "--turn");
+  EXPECT_EQ(e.host, "::1");
+  EXPECT_EQ(e.port, 3478);
+
+  e = cfg::parse_endpoint("2001:db8::1", 1234, "--turn");
+  EXPECT_EQ(e.host, "2001:db8::1");
+  EXPECT_EQ(e.port, 1234);
+
+  e = cfg::parse_endpoint("192.0.2.7:1", 3478, "--stun");
+  EXPECT_EQ(e.host, "192.0.2.7");
+  EXPECT_EQ(e.port, 1);
+
+  e = cfg::parse_endpoint("", 3478, "--stun");
+  EXPECT_FALSE(e.enabled());
+  EXPECT_TRUE(e.host.empty());
+}
+
+TEST(ParseEndpoint, Errors) {
+  EXPECT_EQ(endpoint_error("host:x"), "--stun: bad port 'x' in 'host:x'");
+  EXPECT_CONTAINS(endpoint_error("host:"), "bad port '' in 'host:'");
+  EXPECT_CONTAINS(endpoint_error("host:0"), "bad port '0'");
+  EXPECT_CONTAINS(endpoint_error("host:65536"), "bad port '65536'");
+  EXPECT_CONTAINS(endpoint_error("[::1]:x"), "bad port 'x' in '[::1]:x'");
+  EXPECT_CONTAINS(endpoint_error("[::1"), "'[::1'");
+  EXPECT_CONTAINS(endpoint_error("[::1]x"), "'[::1]x'");
+  EXPECT_CONTAINS(endpoint_error(":3478"), "':3478'");
+  EXPECT_CONTAINS(endpoint_error("[]:3478"), "'[]:3478'");
+  for (const std::string v : {"host:x", "[::1", ":1"}) EXPECT_EQ(endpoint_error(v).rfind("--stun: ", 0), 0u) << v;
+}
