@@ -1,1 +1,283 @@
-// placeholder
+// The mailbox protocol state machine (protocol-v1 §2). Everything the server
+// sends is untrusted: each frame is size- and depth-checked before nlohmann
+// parses it, and every field we use is type-checked, so a hostile or broken
+// relay can only produce an Error/CounterpartyError, never undefined
+// behaviour or a crash.
+#include "peersock/rendezvous/protocol.hpp"
+
+#include <openssl/rand.h>
+
+#include <cassert>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "peersock/error.hpp"
+
+namespace peersock::rendezvous {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Sent in bind; the mailbox server only records it for statistics.
+constexpr std::string_view kClientVersion = "0.1.0";
+
+// nlohmann's parser recurses per nesting level, so a frame of 100000 '['
+// would exhaust the stack before any of our checks ran. No legitimate server
+// message nests deeper than 4 (error.orig echoes one of our messages).
+constexpr int kMaxDepth = 32;
+
+// Same bound as ice::kMaxBodyBytes; duplicated because the rendezvous layer
+// does not depend on the ice layer.
+constexpr size_t kMaxBodyBytes = 64 * 1024;
+constexpr size_t kMaxMailboxChars = 256;
+constexpr size_t kMaxNameplateDigits = 9;
+
+// Server-controlled text ends up in exception messages that are printed to a
+// terminal, so control characters (escape sequences) are neutralised and
+// the length is capped.
+std::string printable(std::string_view text) {
+  constexpr size_t kMaxChars = 200;
+  std::string out;
+  for (char c : text.substr(0, kMaxChars)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  if (text.size() > kMaxChars) out += "...";
+  return out;
+}
+
+// Maximum bracket nesting of a JSON text, ignoring brackets inside strings.
+// Not a validator: the real parse comes afterwards. Stops early once the
+// limit is exceeded.
+bool depth_within(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+[[noreturn]] void bad(const std::string& what) {
+  throw CounterpartyError("rendezvous server sent an invalid message: " + what);
+}
+
+// A required string field of message `type`.
+const std::string& string_field(const json& msg, std::string_view type, const char* key) {
+  auto it = msg.find(key);
+  if (it == msg.end()) bad(std::string(type) + " without \"" + key + "\"");
+  if (!it->is_string()) {
+    bad(std::string(type) + " field \"" + key + "\" must be a string, got " + it->type_name());
+  }
+  return it->get_ref<const std::string&>();
+}
+
+bool is_valid_nameplate(const std::string& nameplate) {
+  if (nameplate.empty() || nameplate.size() > kMaxNameplateDigits) return false;
+  for (char c : nameplate) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Explanations for the error strings the mailbox server is known to send, so
+// that the user learns what to do rather than just the server's jargon.
+std::string explain_server_error(const std::string& error) {
+  if (error == "crowded") {
+    return " (the nameplate is in use by someone else: two other clients already claimed it;"
+           " get a fresh code)";
+  }
+  if (error == "reclaimed") {
+    return " (this nameplate was already used and released; codes are single-use, get a fresh code)";
+  }
+  if (error == "must bind first") return " (the server lost our bind)";
+  return {};
+}
+
+}  // namespace
+
+std::string random_side() {
+  unsigned char bytes[5];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    throw Error(ExitCode::failure, "the OpenSSL random generator failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string side;
+  for (unsigned char b : bytes) {
+    side += kHex[b >> 4];
+    side += kHex[b & 0x0f];
+  }
+  return side;
+}
+
+Protocol::Protocol(Role role, std::string side, std::string nameplate)
+    : role_(role), side_(std::move(side)), nameplate_(role == Role::consumer ? std::move(nameplate) : std::string()) {
+  assert(!side_.empty());
+  assert(role_ == Role::generator || !nameplate_.empty());
+}
+
+Output Protocol::on_text(std::string_view text) {
+  if (text.size() > kMaxFrameBytes) {
+    bad("frame of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+        std::to_string(kMaxFrameBytes));
+  }
+  if (!depth_within(text, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  json msg = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (msg.is_discarded()) bad("not valid JSON");
+  if (!msg.is_object()) bad(std::string("expected a JSON object, got ") + msg.type_name());
+  const std::string& type = string_field(msg, "message", "type");
+
+  Output out;
+
+  // After finish() the server may still deliver frames that were in flight
+  // (a late claimed/message, or an error about our release): none of them
+  // matter any more, and the session is ending anyway.
+  if (state_ == State::finished) {
+    if (type == "closed") out.events.emplace_back(event::Closed{});
+    return out;
+  }
+
+  if (type == "welcome") {
+    if (state_ != State::wait_welcome) bad("a second welcome");
+    auto it = msg.find("welcome");
+    if (it != msg.end()) {
+      if (!it->is_object()) bad(std::string("welcome field \"welcome\" must be an object, got ") + it->type_name());
+      if (it->contains("error")) {
+        const std::string& error = string_field(*it, "welcome.welcome", "error");
+        throw Error(ExitCode::relay, "the rendezvous server refused: " + printable(error));
+      }
+      if (it->contains("motd")) {
+        out.events.emplace_back(event::Motd{string_field(*it, "welcome.welcome", "motd")});
+      }
+    }
+    // The server accepts nothing before welcome, hence bind (and what
+    // follows) only now.
+    out.to_send.push_back(json{{"type", "bind"},
+                               {"appid", kAppId},
+                               {"side", side_},
+                               {"client_version", json::array({"peersock", kClientVersion})}}
+                              .dump());
+    if (role_ == Role::generator) {
+      out.to_send.push_back(json{{"type", "allocate"}}.dump());
+      state_ = State::wait_allocated;
+    } else {
+      out.to_send.push_back(json{{"type", "claim"}, {"nameplate", nameplate_}}.dump());
+      // Claim and release travel over the same ordered websocket, so once the
+      // claim is sent a release is always valid, even before `claimed`.
+      nameplate_claimed_ = true;
+      state_ = State::wait_claimed;
+    }
+    return out;
+  }
+
+  if (type == "allocated") {
+    if (state_ != State::wait_allocated) bad("allocated although we did not allocate a nameplate");
+    const std::string& nameplate = string_field(msg, type, "nameplate");
+    if (!is_valid_nameplate(nameplate)) bad("allocated nameplate is not 1-9 decimal digits");
+    nameplate_ = nameplate;
+    out.events.emplace_back(event::NameplateAllocated{nameplate_});
+    out.to_send.push_back(json{{"type", "claim"}, {"nameplate", nameplate_}}.dump());
+    nameplate_claimed_ = true;
+    state_ = State::wait_claimed;
+    return out;
+  }
+
+  if (type == "claimed") {
+    if (state_ != State::wait_claimed) bad("claimed although we have no claim outstanding");
+    const std::string& mailbox = string_field(msg, type, "mailbox");
+    if (mailbox.empty() || mailbox.size() > kMaxMailboxChars) {
+      bad("claimed mailbox id must be 1-" + std::to_string(kMaxMailboxChars) + " characters");
+    }
+    mailbox_ = mailbox;
+    out.to_send.push_back(json{{"type", "open"}, {"mailbox", mailbox_}}.dump());
+    out.events.emplace_back(event::MailboxOpen{});
+    state_ = State::open;
+    if (pending_ice_) {
+      out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", *pending_ice_}}.dump());
+      pending_ice_.reset();
+      ice_sent_ = true;
+    }
+    return out;
+  }
+
+  if (type == "message") {
+    if (state_ != State::open) bad("message before the mailbox was opened");
+    const std::string& side = string_field(msg, type, "side");
+    const std::string& phase = string_field(msg, type, "phase");
+    const std::string& body = string_field(msg, type, "body");
+    // The server echoes our own add back to us; other phases belong to
+    // protocols we do not speak.
+    if (side == side_ || phase != "ice") return out;
+    // Only one ice message per peer is meaningful (no trickle, §2.5); a
+    // repeat is a replay or a confused peer, and re-applying credentials
+    // mid-connection would only do harm.
+    if (peer_ice_received_) return out;
+    if (body.size() > kMaxBodyBytes) {
+      bad("ice body of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
+          std::to_string(kMaxBodyBytes));
+    }
+    peer_ice_received_ = true;
+    out.events.emplace_back(event::PeerIce{body});
+    return out;
+  }
+
+  if (type == "error") {
+    const std::string& error = string_field(msg, type, "error");
+    throw Error(ExitCode::relay, "rendezvous server error: " + printable(error) + explain_server_error(error));
+  }
+
+  if (type == "closed") bad("closed although we did not close the mailbox");
+
+  // released, ack, pong: replies needing no action. Anything else is a newer
+  // server's addition, which the protocol tells clients to ignore.
+  return out;
+}
+
+Output Protocol::send_ice(std::string body) {
+  assert(!ice_sent_ && !pending_ice_ && "send_ice must be called once");
+  Output out;
+  if (state_ == State::finished) return out;
+  if (state_ == State::open) {
+    out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", std::move(body)}}.dump());
+    ice_sent_ = true;
+  } else {
+    pending_ice_ = std::move(body);
+  }
+  return out;
+}
+
+Output Protocol::finish(std::string_view mood) {
+  Output out;
+  if (state_ == State::finished) return out;
+  if (nameplate_claimed_ && !nameplate_released_) {
+    out.to_send.push_back(json{{"type", "release"}, {"nameplate", nameplate_}}.dump());
+    nameplate_released_ = true;
+  }
+  // mailbox_ is set exactly when we sent open.
+  if (!mailbox_.empty()) {
+    out.to_send.push_back(json{{"type", "close"}, {"mailbox", mailbox_}, {"mood", mood}}.dump());
+  }
+  pending_ice_.reset();
+  state_ = State::finished;
+  return out;
+}
+
+}  // namespace peersock::rendezvous

@@ -1,2 +1,323 @@
+// The mailbox state machine, driven by literal server frames; outgoing frames
+// are compared as exact strings because the original peer and the server see
+// exactly these bytes.
 #include <gtest/gtest.h>
-TEST(Placeholder, rendezvous) { SUCCEED(); }
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "peersock/error.hpp"
+#include "peersock/rendezvous/protocol.hpp"
+
+namespace peersock::rendezvous {
+namespace {
+
+using Frames = std::vector<std::string>;
+
+constexpr const char* kWelcome = R"({"type":"welcome","welcome":{},"server_tx":1700000000.1})";
+constexpr const char* kBindA =
+    R"({"appid":"peersock.namepad.de","client_version":["peersock","0.1.0"],"side":"aaaaaaaaaa","type":"bind"})";
+constexpr const char* kBindB =
+    R"({"appid":"peersock.namepad.de","client_version":["peersock","0.1.0"],"side":"bbbbbbbbbb","type":"bind"})";
+
+// The error code and message of what `f` throws; fails the test if it does
+// not throw an Error.
+template <typename F>
+std::pair<ExitCode, std::string> thrown(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  }
+  ADD_FAILURE() << "no Error thrown";
+  return {ExitCode::ok, ""};
+}
+
+// A generator that has gone through welcome/allocated/claimed.
+Protocol open_generator() {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  p.on_text(kWelcome);
+  p.on_text(R"({"type":"allocated","nameplate":"42"})");
+  p.on_text(R"({"type":"claimed","mailbox":"mbx1"})");
+  return p;
+}
+
+TEST(Rendezvous, GeneratorFlow) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  EXPECT_EQ(p.side(), "aaaaaaaaaa");
+
+  Output out = p.on_text(R"({"type":"welcome","welcome":{"motd":"be nice"},"server_tx":1.5})");
+  EXPECT_EQ(out.to_send, (Frames{kBindA, R"({"type":"allocate"})"}));
+  ASSERT_EQ(out.events.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<event::Motd>(out.events[0]));
+  EXPECT_EQ(std::get<event::Motd>(out.events[0]).text, "be nice");
+
+  out = p.on_text(R"({"type":"ack","id":null,"server_tx":1.6})");
+  EXPECT_TRUE(out.to_send.empty());
+  EXPECT_TRUE(out.events.empty());
+
+  out = p.on_text(R"({"type":"allocated","nameplate":"42","server_tx":1.7})");
+  EXPECT_EQ(out.to_send, (Frames{R"({"nameplate":"42","type":"claim"})"}));
+  ASSERT_EQ(out.events.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<event::NameplateAllocated>(out.events[0]));
+  EXPECT_EQ(std::get<event::NameplateAllocated>(out.events[0]).nameplate, "42");
+
+  out = p.on_text(R"({"type":"claimed","mailbox":"k3pq7zzc","server_tx":1.8})");
+  EXPECT_EQ(out.to_send, (Frames{R"({"mailbox":"k3pq7zzc","type":"open"})"}));
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<event::MailboxOpen>(out.events[0]));
+
+  // The consumer's add arrives.
+  EXPECT_FALSE(p.peer_ice_received());
+  out = p.on_text(
+      R"({"type":"message","side":"bbbbbbbbbb","phase":"ice","body":"{\"c\":[]}","id":null,"server_rx":2.0,"server_tx":2.1})");
+  EXPECT_TRUE(out.to_send.empty());
+  ASSERT_EQ(out.events.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<event::PeerIce>(out.events[0]));
+  EXPECT_EQ(std::get<event::PeerIce>(out.events[0]).body, R"({"c":[]})");
+  EXPECT_TRUE(p.peer_ice_received());
+
+  // Our own ice after the mailbox is open goes out at once.
+  out = p.send_ice("OURS");
+  EXPECT_EQ(out.to_send, (Frames{R"({"body":"OURS","phase":"ice","type":"add"})"}));
+  EXPECT_TRUE(out.events.empty());
+
+  // ... and the server's echo of it is ignored.
+  out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"ice","body":"OURS","id":null})");
+  EXPECT_TRUE(out.to_send.empty());
+  EXPECT_TRUE(out.events.empty());
+
+  out = p.finish("happy");
+  EXPECT_EQ(out.to_send, (Frames{R"({"nameplate":"42","type":"release"})",
+                                 R"({"mailbox":"k3pq7zzc","mood":"happy","type":"close"})"}));
+  EXPECT_TRUE(p.on_text(R"({"type":"released"})").events.empty());
+  out = p.on_text(R"({"type":"closed"})");
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<event::Closed>(out.events[0]));
+}
+
+TEST(Rendezvous, ConsumerFlowWithIceBeforeOpen) {
+  Protocol p(Role::consumer, "bbbbbbbbbb", "42");
+  // Before welcome nothing may be sent; the body waits for the mailbox.
+  Output out = p.send_ice("THEIRS");
+  EXPECT_TRUE(out.to_send.empty());
+
+  out = p.on_text(kWelcome);
+  EXPECT_EQ(out.to_send, (Frames{kBindB, R"({"nameplate":"42","type":"claim"})"}));
+  EXPECT_TRUE(out.events.empty());
+
+  out = p.on_text(R"({"type":"claimed","mailbox":"mbx"})");
+  EXPECT_EQ(out.to_send,
+            (Frames{R"({"mailbox":"mbx","type":"open"})", R"({"body":"THEIRS","phase":"ice","type":"add"})"}));
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<event::MailboxOpen>(out.events[0]));
+
+  // Echo of our own add, then a non-ice phase from the peer: both ignored.
+  EXPECT_TRUE(p.on_text(R"({"type":"message","side":"bbbbbbbbbb","phase":"ice","body":"THEIRS"})").events.empty());
+  EXPECT_TRUE(p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"pake","body":"00ff"})").events.empty());
+  EXPECT_FALSE(p.peer_ice_received());
+
+  out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"ice","body":"FIRST"})");
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(std::get<event::PeerIce>(out.events.at(0)).body, "FIRST");
+
+  // A second ice message from the peer is ignored.
+  out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"ice","body":"SECOND"})");
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_TRUE(out.to_send.empty());
+
+  out = p.finish("lonely");
+  EXPECT_EQ(out.to_send, (Frames{R"({"nameplate":"42","type":"release"})",
+                                 R"({"mailbox":"mbx","mood":"lonely","type":"close"})"}));
+}
+
+TEST(Rendezvous, SendIceAfterFinishSendsNothing) {
+  Protocol p = open_generator();
+  p.finish("errory");
+  EXPECT_TRUE(p.send_ice("X").to_send.empty());
+}
+
+TEST(Rendezvous, UnknownAndNoOpTypesIgnored) {
+  Protocol p(Role::consumer, "bbbbbbbbbb", "7");
+  for (const char* frame : {R"({"type":"pong","pong":1})", R"({"type":"ack"})", R"({"type":"brand-new","x":[1]})"}) {
+    Output out = p.on_text(frame);
+    EXPECT_TRUE(out.to_send.empty()) << frame;
+    EXPECT_TRUE(out.events.empty()) << frame;
+  }
+  // Still waiting for welcome: the next welcome binds as usual.
+  EXPECT_EQ(p.on_text(kWelcome).to_send.size(), 2u);
+}
+
+TEST(Rendezvous, WelcomeErrorThrowsRelay) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  auto [code, what] = thrown([&] { p.on_text(R"({"type":"welcome","welcome":{"error":"go away"}})"); });
+  EXPECT_EQ(code, ExitCode::relay);
+  EXPECT_EQ(what, "the rendezvous server refused: go away");
+}
+
+TEST(Rendezvous, ServerErrorCrowdedThrowsRelay) {
+  Protocol p(Role::consumer, "bbbbbbbbbb", "42");
+  p.on_text(kWelcome);
+  auto [code, what] = thrown([&] {
+    p.on_text(R"({"type":"error","error":"crowded","orig":{"type":"claim","nameplate":"42"}})");
+  });
+  EXPECT_EQ(code, ExitCode::relay);
+  EXPECT_NE(what.find("rendezvous server error: crowded"), std::string::npos) << what;
+  EXPECT_NE(what.find("in use by someone else"), std::string::npos) << what;
+  // Neither is a CounterpartyError: the relay spoke correctly, it refused.
+  EXPECT_THROW(p.on_text(R"({"type":"error","error":"x"})"), Error);
+  try {
+    p.on_text(R"({"type":"error","error":"x"})");
+  } catch (const CounterpartyError&) {
+    ADD_FAILURE() << "server error reported as CounterpartyError";
+  } catch (const Error&) {
+  }
+}
+
+TEST(Rendezvous, ServerTextIsSanitised) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  auto [code, what] = thrown([&] { p.on_text(R"({"type":"welcome","welcome":{"error":"a\u001b[2Jb"}})"); });
+  EXPECT_EQ(code, ExitCode::relay);
+  EXPECT_EQ(what.find('\x1b'), std::string::npos);
+}
+
+// Every malformed frame is a CounterpartyError, whose message says what was
+// wrong.
+void expect_counterparty(Protocol& p, const std::string& frame, const std::string& needle) {
+  try {
+    p.on_text(frame);
+    ADD_FAILURE() << "accepted: " << frame.substr(0, 80);
+  } catch (const CounterpartyError& e) {
+    EXPECT_EQ(e.code(), ExitCode::protocol);
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception for " << frame.substr(0, 80) << ": " << e.what();
+  }
+}
+
+TEST(Rendezvous, MalformedFramesBeforeWelcome) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  expect_counterparty(p, "not json", "not valid JSON");
+  expect_counterparty(p, "", "not valid JSON");
+  expect_counterparty(p, R"({"type":"welcome"} trailing)", "not valid JSON");
+  expect_counterparty(p, R"(["type","welcome"])", "expected a JSON object, got array");
+  expect_counterparty(p, R"({"welcome":{}})", "\"type\"");
+  expect_counterparty(p, R"({"type":5})", "\"type\" must be a string");
+  expect_counterparty(p, std::string(100000, '['), "nested deeper");
+  expect_counterparty(p, R"({"type":"x","a":")" + std::string(300 * 1024, 'a') + R"("})", "exceeds the limit");
+  expect_counterparty(p, R"({"type":"claimed","mailbox":"m"})", "claimed");
+  expect_counterparty(p, R"({"type":"allocated","nameplate":"1"})", "allocated");
+  expect_counterparty(p, R"({"type":"message","side":"x","phase":"ice","body":"b"})", "before the mailbox");
+  expect_counterparty(p, R"({"type":"closed"})", "closed");
+  expect_counterparty(p, R"({"type":"welcome","welcome":[]})", "must be an object");
+  expect_counterparty(p, R"({"type":"welcome","welcome":{"motd":7}})", "\"motd\" must be a string");
+  expect_counterparty(p, R"({"type":"error"})", "\"error\"");
+}
+
+TEST(Rendezvous, DepthScanIgnoresBracketsInStrings) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  // 1000 '[' inside a string are not nesting: this is a harmless unknown type.
+  EXPECT_NO_THROW(p.on_text(R"({"type":"x","s":")" + std::string(1000, '[') + R"("})"));
+  EXPECT_NO_THROW(p.on_text(R"({"type":"x","s":"\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})"));
+  // Just within the limit parses.
+  EXPECT_NO_THROW(p.on_text(R"({"type":"x","s":)" + std::string(31, '[') + std::string(31, ']') + "}"));
+}
+
+TEST(Rendezvous, BadAllocated) {
+  for (const char* frame : {
+           R"({"type":"allocated","nameplate":42})",
+           R"({"type":"allocated","nameplate":"4a"})",
+           R"({"type":"allocated","nameplate":""})",
+           R"({"type":"allocated","nameplate":"1234567890"})",
+           R"({"type":"allocated","nameplate":"-1"})",
+           R"({"type":"allocated"})",
+       }) {
+    Protocol p(Role::generator, "aaaaaaaaaa");
+    p.on_text(kWelcome);
+    expect_counterparty(p, frame, "nameplate");
+  }
+  // The consumer never allocates.
+  Protocol c(Role::consumer, "bbbbbbbbbb", "5");
+  c.on_text(kWelcome);
+  expect_counterparty(c, R"({"type":"allocated","nameplate":"5"})", "allocated");
+}
+
+TEST(Rendezvous, BadClaimedAndMessage) {
+  for (const char* frame : {
+           R"({"type":"claimed","mailbox":""})",
+           R"({"type":"claimed","mailbox":7})",
+           R"({"type":"claimed"})",
+       }) {
+    Protocol p(Role::consumer, "bbbbbbbbbb", "5");
+    p.on_text(kWelcome);
+    expect_counterparty(p, frame, "mailbox");
+  }
+  Protocol p(Role::consumer, "bbbbbbbbbb", "5");
+  p.on_text(kWelcome);
+  expect_counterparty(p, R"({"type":"claimed","mailbox":")" + std::string(257, 'm') + R"("})", "mailbox");
+
+  Protocol g = open_generator();
+  expect_counterparty(g, R"({"type":"claimed","mailbox":"again"})", "claimed");
+  expect_counterparty(g, R"({"type":"welcome","welcome":{}})", "second welcome");
+  expect_counterparty(g, R"({"type":"message","side":1,"phase":"ice","body":"b"})", "\"side\"");
+  expect_counterparty(g, R"({"type":"message","side":"x","phase":null,"body":"b"})", "\"phase\"");
+  expect_counterparty(g, R"({"type":"message","side":"x","phase":"ice","body":{}})", "\"body\"");
+  expect_counterparty(g, R"({"type":"message","side":"x","phase":"ice"})", "\"body\"");
+  expect_counterparty(g, R"({"type":"message","side":"x","phase":"ice","body":")" + std::string(64 * 1024 + 1, 'b') + R"("})",
+                      "exceeds the limit");
+  EXPECT_FALSE(g.peer_ice_received());
+  // Exactly 64 KiB is fine.
+  Output out = g.on_text(R"({"type":"message","side":"x","phase":"ice","body":")" + std::string(64 * 1024, 'b') + R"("})");
+  EXPECT_EQ(out.events.size(), 1u);
+}
+
+TEST(Rendezvous, FinishIsIdempotent) {
+  Protocol g = open_generator();
+  EXPECT_EQ(g.finish("scary").to_send,
+            (Frames{R"({"nameplate":"42","type":"release"})", R"({"mailbox":"mbx1","mood":"scary","type":"close"})"}));
+  Output again = g.finish("happy");
+  EXPECT_TRUE(again.to_send.empty());
+  EXPECT_TRUE(again.events.empty());
+  // Late frames after finish are dropped, errors included.
+  EXPECT_TRUE(g.on_text(R"({"type":"message","side":"x","phase":"ice","body":"b"})").events.empty());
+  EXPECT_NO_THROW(g.on_text(R"({"type":"error","error":"only one release per connection"})"));
+  EXPECT_FALSE(g.peer_ice_received());
+}
+
+TEST(Rendezvous, FinishInEarlyStates) {
+  // Nothing sent yet: nothing to undo.
+  Protocol a(Role::generator, "aaaaaaaaaa");
+  EXPECT_TRUE(a.finish("lonely").to_send.empty());
+
+  // Generator that has not learnt its nameplate cannot release it.
+  Protocol b(Role::generator, "aaaaaaaaaa");
+  b.on_text(kWelcome);
+  EXPECT_TRUE(b.finish("lonely").to_send.empty());
+
+  // Claim sent but not confirmed: release (same ordered connection), no close.
+  Protocol c(Role::consumer, "bbbbbbbbbb", "42");
+  c.on_text(kWelcome);
+  EXPECT_EQ(c.finish("errory").to_send, (Frames{R"({"nameplate":"42","type":"release"})"}));
+  // The late claimed is ignored: no open after finish.
+  Output late = c.on_text(R"({"type":"claimed","mailbox":"m"})");
+  EXPECT_TRUE(late.to_send.empty());
+  EXPECT_TRUE(late.events.empty());
+  EXPECT_TRUE(c.finish("errory").to_send.empty());
+}
+
+TEST(Rendezvous, RandomSide) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 8; ++i) {
+    std::string s = random_side();
+    ASSERT_EQ(s.size(), 10u);
+    for (char ch : s) EXPECT_TRUE((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) << s;
+    seen.insert(s);
+  }
+  // 40 random bits: a repeat among 8 draws would mean a broken generator.
+  EXPECT_EQ(seen.size(), 8u);
+  EXPECT_NE(random_side(), random_side());
+}
+
+}  // namespace
+}  // namespace peersock::rendezvous
