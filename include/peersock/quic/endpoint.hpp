@@ -17,6 +17,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace peersock::quic {
 
@@ -36,11 +38,29 @@ struct SslDeleter {
 };
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 
+struct BioDeleter {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
 struct CloseInfo {
   bool by_peer = false;
   bool is_app = false;     // application close vs transport/idle
   uint64_t error_code = 0;
   std::string reason;
+};
+
+// Tunables. Production code uses the defaults; tests shorten the idle timeout
+// and can make the client offer a wrong ALPN.
+struct EndpointOptions {
+  // QUIC max_idle_timeout we request. Only the client can request one with
+  // OpenSSL 3.5 (the server advertises the default, 30 s); the effective
+  // value is the smaller of both sides' and applies once the handshake is
+  // done (before that OpenSSL uses its 30 s default). OpenSSL sends
+  // keep-alive PINGs on its own well before it expires.
+  std::chrono::milliseconds idle_timeout{30000};
+  // Client only: the ALPN protocol offered. The server accepts only kAlpn.
+  std::string client_alpn{kAlpn};
 };
 
 class Endpoint {
@@ -51,6 +71,7 @@ class Endpoint {
   // certificate (no key in the source). Errors: Error(failure) with
   // OpenSSL's reason.
   Endpoint(Role role, SendDatagram send);
+  Endpoint(Role role, SendDatagram send, const EndpointOptions& options);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -78,7 +99,12 @@ class Endpoint {
   // Precondition: handshake_done(). Errors: Error(failure).
   std::vector<uint8_t> export_keying_material(std::string_view label, size_t length) const;
 
-  // Starts an immediate close with an application error code. Idempotent.
+  // Starts closing with an application error code. Idempotent. This is a
+  // normal (not rapid) QUIC shutdown: data already written to streams is
+  // flushed first, then CONNECTION_CLOSE is sent and the closing period runs;
+  // handle_events() continues it, shutdown_complete() reports the end.
+  // Before the handshake is done QUIC cannot carry an application close:
+  // the peer then sees transport error APPLICATION_ERROR (0x0c), no code.
   void close(uint64_t app_error, std::string_view reason);
 
   // Set once the connection is closed or closing (by us, the peer, or idle
@@ -86,10 +112,16 @@ class Endpoint {
   const std::optional<CloseInfo>& closed() const { return closed_; }
 
   // True once our close has been sent and nothing more is pending (the
-  // owner may exit).
+  // owner may exit). Also true once the connection ended without our close
+  // (peer close, idle timeout, handshake failure): nothing is left to send.
   bool shutdown_complete() const;
 
  private:
+  void setup_client(const EndpointOptions& options);
+  void setup_server(const EndpointOptions& options);
+  void attach_datagram_transport(SSL* ssl);
+  void accept_connection();
+  void continue_shutdown();
   void drain_outgoing();
   void update_state();
 
@@ -98,9 +130,12 @@ class Endpoint {
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_{nullptr, SSL_CTX_free};
   SslPtr listener_;    // server only
   SslPtr connection_;  // client: made at construction; server: accepted
-  BIO* app_bio_ = nullptr;  // our end of the datagram pair (owned)
+  BioPtr app_bio_;     // our end of the datagram pair
   bool handshake_done_ = false;
   bool close_started_ = false;
+  bool shutdown_done_ = false;
+  uint64_t close_code_ = kErrorNone;
+  std::string close_reason_;  // kept alive: SSL_shutdown_ex is called repeatedly
   std::optional<CloseInfo> closed_;
 };
 
