@@ -1,1 +1,682 @@
-// placeholder
+#include "peersock/session/session.hpp"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <netdb.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "peersock/auth/smp.hpp"
+#include "peersock/forward/pump.hpp"
+#include "peersock/ice/agent.hpp"
+#include "peersock/ice/body.hpp"
+#include "peersock/log.hpp"
+#include "peersock/quic/driver.hpp"
+#include "peersock/quic/endpoint.hpp"
+#include "peersock/rendezvous/client.hpp"
+#include "peersock/rendezvous/protocol.hpp"
+
+namespace peersock::session {
+namespace {
+
+using log::Layer;
+
+// Phase deadlines: once both sides are present nothing may wait forever.
+constexpr guint kIceDeadlineMs = 30000;
+constexpr guint kHandshakeAndAuthDeadlineMs = 20000;
+constexpr guint kShutdownDeadlineMs = 5000;
+
+constexpr uint8_t kDataStreamMagic = 'X';  // first byte of every data stream (protocol-v1 §6.1)
+constexpr uint8_t kDoneMarker = 'D';       // v2 stdio: "I have delivered all your data" on stream 0
+
+// Opens the TCP listening socket for `listen` before rendezvous, so that a
+// port in use is reported before anyone is bothered with a code.
+int open_listener(const std::string& address, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  std::string port_text = std::to_string(port);
+  if (getaddrinfo(address.c_str(), port_text.c_str(), &hints, &result) != 0 || result == nullptr) {
+    throw UsageError(fmt::format("--bind: '{}' is not a numeric IP address", address));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(result, freeaddrinfo);
+  int fd = socket(result->ai_family, result->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(ExitCode::local, fmt::format("cannot create a socket: {}", g_strerror(errno)));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, result->ai_addr, result->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+    int err = errno;
+    close(fd);
+    throw Error(ExitCode::local, fmt::format("cannot listen on {}:{}: {}", address, port, g_strerror(err)));
+  }
+  return fd;
+}
+
+std::string hint_for_other_side(const Mode& mode, const std::string& code) {
+  switch (mode.kind) {
+    case ModeKind::listen: return fmt::format("peersock connect HOST:PORT {}", code);
+    case ModeKind::connect: {
+      auto colon = mode.target.rfind(':');
+      std::string port = colon == std::string::npos ? "PORT" : mode.target.substr(colon + 1);
+      return fmt::format("peersock listen {} {}", port, code);
+    }
+    case ModeKind::stdio_a: return fmt::format("peersock stdio-b {}", code);
+    case ModeKind::stdio_b: return fmt::format("peersock stdio-a {}", code);
+  }
+  return {};
+}
+
+class Session {
+ public:
+  explicit Session(const Options& options) : options_(options) {}
+  ~Session() {
+    if (deadline_id_ != 0) g_source_remove(deadline_id_);
+    if (accept_watch_ != 0) g_source_remove(accept_watch_);
+    if (sweep_id_ != 0) g_source_remove(sweep_id_);
+    if (finish_poll_id_ != 0) g_source_remove(finish_poll_id_);
+    for (auto id : signal_ids_) g_source_remove(id);
+    g_cancellable_cancel(cancellable_);
+    g_object_unref(cancellable_);
+    pending_.clear();
+    pumps_.clear();
+    driver_.reset();
+    endpoint_.reset();
+    agent_.reset();
+    client_.reset();
+    if (listen_fd_ >= 0) close(listen_fd_);
+    g_main_loop_unref(loop_);
+  }
+
+  int run() {
+    guarded([&] { start(); });
+    if (!quit_) g_main_loop_run(loop_);
+    return exit_status_;
+  }
+
+ private:
+  // Every callback from the loop goes through here: an exception ends the
+  // session with its exit code and one line on stderr, never a crash.
+  template <typename F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (const CounterpartyError& e) {
+      finish(e.code(), fmt::format("the peer or relay sent invalid data: {}", e.what()));
+    } catch (const Error& e) {
+      finish(e.code(), e.what());
+    } catch (const std::exception& e) {
+      finish(ExitCode::failure, fmt::format("internal error: {}", e.what()));
+    }
+  }
+
+  bool is_stdio() const { return options_.mode.kind == ModeKind::stdio_a || options_.mode.kind == ModeKind::stdio_b; }
+  bool generator() const { return !options_.code.has_value(); }
+  quic::Role quic_role() const { return generator() ? quic::Role::server : quic::Role::client; }
+
+  void start() {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      signal_ids_.push_back(g_unix_signal_add(sig, &Session::on_signal, this));
+    }
+    if (options_.mode.kind == ModeKind::listen) listen_fd_ = open_listener(options_.mode.bind_address, options_.mode.port);
+
+    // ICE gathers while the rendezvous runs: both sides in parallel.
+    agent_ = std::make_unique<ice::Agent>(generator(), options_.settings,
+                                          ice::AgentCallbacks{
+                                              [this] { guarded([&] { on_gathering_done(); }); },
+                                              [this](const ice::SelectedPath& p) { guarded([&] { on_ice_connected(p); }); },
+                                              [this] { guarded([&] { on_ice_failed(); }); },
+                                              [this](std::span<const uint8_t> d) { guarded([&] { on_datagram(d); }); },
+                                          });
+    protocol_ = std::make_unique<rendezvous::Protocol>(
+        generator() ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
+        generator() ? std::string() : options_.code->nameplate);
+    if (!generator()) code_text_ = options_.code->text;
+    log::say("Contacting the rendezvous server...");
+    client_ = std::make_unique<rendezvous::Client>(
+        options_.settings.relay_url,
+        rendezvous::ClientCallbacks{
+            nullptr,
+            [this](std::string_view text) { guarded([&] { handle(protocol_->on_text(text)); }); },
+            [this](const Error& e) { guarded([&] { on_relay_failed(e); }); },
+        });
+    agent_->gather();
+  }
+
+  // ---- rendezvous -------------------------------------------------------
+  void handle(const rendezvous::Output& out) {
+    client_->send(out.to_send);
+    for (const auto& event : out.events) {
+      if (auto* motd = std::get_if<rendezvous::event::Motd>(&event)) {
+        std::string clean;
+        for (char c : motd->text) clean += (static_cast<unsigned char>(c) < 0x20 && c != '\n') ? '?' : c;
+        log::say("Message from the rendezvous server: {}", clean);
+      } else if (auto* allocated = std::get_if<rendezvous::event::NameplateAllocated>(&event)) {
+        code_text_ = code::generate(allocated->nameplate, options_.code_words);
+        log::say("Connection code: {}", code_text_);
+        log::say("On the other side run: {}", hint_for_other_side(options_.mode, code_text_));
+      } else if (std::holds_alternative<rendezvous::event::MailboxOpen>(event)) {
+        log::say("Waiting for the other side...");
+      } else if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&event)) {
+        on_peer_ice(ice->body);
+      }
+    }
+  }
+
+  void on_relay_failed(const Error& e) {
+    // Once both descriptions are exchanged the mailbox is no longer needed.
+    if (protocol_ && protocol_->peer_ice_received() && ice_sent_) {
+      log::debug(Layer::rendezvous, "rendezvous connection ended: {}", e.what());
+      return;
+    }
+    throw e;
+  }
+
+  void on_gathering_done() {
+    if (ice_sent_) return;
+    ice_sent_ = true;
+    auto description = agent_->local_description();
+    log::debug(Layer::ice, "sending {} local candidates", description.candidates.size());
+    handle(protocol_->send_ice(ice::encode(description)));
+  }
+
+  void on_peer_ice(const std::string& body) {
+    auto remote = ice::decode(body);
+    peer_version_ = remote.version;
+    log::say("The other side is here; finding a network path...");
+    log::debug(Layer::ice, "peer protocol version {}, {} candidates", remote.version, remote.candidates.size());
+    make_endpoint();
+    set_deadline(kIceDeadlineMs, ExitCode::no_path,
+                 fmt::format("no network path to the peer (tried: {})", agent_->tried()));
+    agent_->set_remote(remote);
+  }
+
+  // ---- ICE ----------------------------------------------------------------
+  void on_ice_failed() {
+    throw Error(ExitCode::no_path, fmt::format("no network path to the peer (tried: {})", agent_->tried()));
+  }
+
+  void on_ice_connected(const ice::SelectedPath& path) {
+    if (path.relayed) {
+      log::say("connected via TURN relay ({}, {} <-> {})", path.transport, path.local, path.remote);
+    } else {
+      log::say("connected directly ({}, {} <-> {})", path.transport, path.local, path.remote);
+    }
+    set_deadline(kHandshakeAndAuthDeadlineMs, ExitCode::no_path, "the QUIC handshake or authentication with the peer timed out");
+    if (driver_) driver_->kick();  // the client starts its handshake now
+  }
+
+  void on_datagram(std::span<const uint8_t> datagram) {
+    if (!endpoint_) return;  // before the peer's description: not ours to read
+    endpoint_->receive_datagram(datagram);
+    driver_->kick();
+  }
+
+  // ---- QUIC ---------------------------------------------------------------
+  void make_endpoint() {
+    if (endpoint_) return;
+    endpoint_ = std::make_unique<quic::Endpoint>(quic_role(), [this](std::span<const uint8_t> d) { agent_->send(d); });
+    driver_ = std::make_unique<quic::Driver>(*endpoint_, [this] { guarded([&] { on_quic_events(); }); });
+  }
+
+  void on_quic_events() {
+    if (finishing_) return;
+    if (endpoint_->closed()) {
+      on_quic_closed(*endpoint_->closed());
+      return;
+    }
+    if (!endpoint_->handshake_done()) return;
+    if (!handshake_handled_) on_handshake_done();
+    accept_streams();
+    poll_auth();
+    if (finishing_) return;
+    poll_control();
+    poll_pending();
+    for (auto& pump : pumps_) pump->poll();
+  }
+
+  void on_quic_closed(const quic::CloseInfo& info) {
+    if (info.is_app && info.error_code == quic::kErrorAuthFailed) {
+      finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
+      return;
+    }
+    if (info.is_app && info.error_code == quic::kErrorProtocol) {
+      finish(ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", info.reason));
+      return;
+    }
+    if (!authenticated_) {
+      finish(ExitCode::no_path, fmt::format("the QUIC connection to the peer failed{}", info.reason.empty() ? "" : ": " + info.reason));
+      return;
+    }
+    if (info.is_app && info.error_code == quic::kErrorNone) {
+      bool complete = !is_stdio() || peer_version_ < 2 || stdio_done_;
+      if (complete) {
+        log::say("The other side closed the connection.");
+        finish(ExitCode::ok, {});
+      } else {
+        finish(ExitCode::peer_gone, "the other side closed the connection before all data was delivered");
+      }
+      return;
+    }
+    finish(ExitCode::peer_gone,
+           fmt::format("connection to the peer lost{}", info.by_peer ? " (the peer aborted)" : " (no answer from the peer)"));
+  }
+
+  void on_handshake_done() {
+    handshake_handled_ = true;
+    auto exporter = endpoint_->export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
+    auth::Secret secret = auth::derive_secret(exporter, code_text_);
+    OPENSSL_cleanse(exporter.data(), exporter.size());
+    auto role = quic_role() == quic::Role::client ? auth::Role::alice : auth::Role::bob;
+    smp_ = std::make_unique<auth::Smp>(role, secret);
+    OPENSSL_cleanse(secret.data(), secret.size());
+    log::debug(Layer::quic, "handshake complete; authenticating");
+    log::say("Authenticating...");
+    if (role == auth::Role::alice) {
+      // Stream 0 (keep-alive / control) and stream 4 (auth), as the original.
+      control_.reset(SSL_new_stream(endpoint_->connection(), 0));
+      auth_.reset(SSL_new_stream(endpoint_->connection(), 0));
+      if (!control_ || !auth_) throw Error(ExitCode::failure, "cannot open the QUIC auth stream");
+      write_all(auth_.get(), auth::encode_frame(smp_->start()));
+    } else {
+      smp_->start();
+    }
+  }
+
+  void write_all(SSL* stream, std::span<const uint8_t> bytes) {
+    size_t written = 0;
+    if (SSL_write_ex(stream, bytes.data(), bytes.size(), &written) != 1 || written != bytes.size()) {
+      throw Error(ExitCode::peer_gone, "cannot write to the peer");
+    }
+    driver_->kick();
+  }
+
+  void accept_streams() {
+    // Alice opens streams 0 and 4 herself and has no reason to take a peer
+    // stream before auth; leaving them queued avoids the original's race
+    // (protocol-v1 §7.4).
+    if (quic_role() == quic::Role::client && !authenticated_) return;
+    while (SSL* raw = SSL_accept_stream(endpoint_->connection(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
+      quic::SslPtr stream(raw);
+      uint64_t id = SSL_get_stream_id(raw);
+      if (id == 0 && !control_) {
+        control_ = std::move(stream);
+      } else if (id == 4 && !auth_ && !authenticated_) {
+        auth_ = std::move(stream);
+      } else if (!authenticated_) {
+        throw CounterpartyError(fmt::format("the peer opened stream {} before authentication", id));
+      } else {
+        on_data_stream(std::move(stream));
+      }
+    }
+  }
+
+  // ---- auth -----------------------------------------------------------------
+  void poll_auth() {
+    if (!auth_ || authenticated_) return;
+    uint8_t buf[4096];
+    for (;;) {
+      size_t n = 0;
+      if (SSL_read_ex(auth_.get(), buf, sizeof buf, &n) != 1) {
+        int err = SSL_get_error(auth_.get(), 0);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+        throw CounterpartyError("the peer closed the authentication stream");
+      }
+      frames_.feed({buf, n});
+      while (auto frame = frames_.next()) {
+        auto step = smp_->on_message(*frame);
+        if (!step.reply.empty()) write_all(auth_.get(), auth::encode_frame(step.reply));
+        if (step.status == auth::Status::mismatch) {
+          finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
+          return;
+        }
+        if (step.status == auth::Status::success) {
+          on_authenticated();
+          return;
+        }
+      }
+    }
+  }
+
+  void on_authenticated() {
+    authenticated_ = true;
+    smp_.reset();  // wipes the secret
+    clear_deadline();
+    // The mailbox has done its job: release the nameplate, close happily.
+    if (client_) {
+      client_->send(protocol_->finish("happy").to_send);
+      client_->close();
+    }
+    switch (options_.mode.kind) {
+      case ModeKind::listen:
+        log::say("authenticated; forwarding connections to {}:{} to the other side", options_.mode.bind_address,
+                 options_.mode.port);
+        accept_watch_ = g_unix_fd_add(listen_fd_, G_IO_IN, &Session::on_accept, this);
+        break;
+      case ModeKind::connect:
+        log::say("authenticated; the other side's connections go to {}", options_.mode.target);
+        break;
+      case ModeKind::stdio_b: {
+        log::say("authenticated; forwarding stdin/stdout");
+        auto stream = open_data_stream();
+        if (!stream) throw Error(ExitCode::peer_gone, "cannot open a stream to the peer");
+        make_pump(std::move(stream), 0, 1, false, false);
+        break;
+      }
+      case ModeKind::stdio_a:
+        log::say("authenticated; forwarding stdin/stdout");
+        break;
+    }
+    accept_streams();
+  }
+
+  // ---- forwarding -----------------------------------------------------------
+  quic::SslPtr open_data_stream() {
+    quic::SslPtr stream(SSL_new_stream(endpoint_->connection(), SSL_STREAM_FLAG_NO_BLOCK));
+    if (!stream) return nullptr;
+    write_all(stream.get(), std::span<const uint8_t>(&kDataStreamMagic, 1));
+    return stream;
+  }
+
+  static gboolean on_accept(gint fd, GIOCondition, gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    session->guarded([&] {
+      for (;;) {
+        int client = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (client < 0) break;
+        if (session->peer_version_ < 2 && session->connections_ >= 1) {
+          log::error_line("refusing another connection: the other side runs the original peersock, which carries one");
+          close(client);
+          continue;
+        }
+        auto stream = session->open_data_stream();
+        if (!stream) {
+          log::error_line("refusing a connection: the peer allows no more streams right now");
+          close(client);
+          continue;
+        }
+        session->make_pump(std::move(stream), client, client, true, true);
+      }
+    });
+    return G_SOURCE_CONTINUE;
+  }
+
+  void on_data_stream(quic::SslPtr stream) {
+    bool single = is_stdio() || peer_version_ < 2;
+    if (options_.mode.opener() || (single && connections_ + pending_.size() >= 1)) {
+      log::debug(Layer::forward, "rejecting unexpected stream {}", SSL_get_stream_id(stream.get()));
+      SSL_stream_reset(stream.get(), nullptr, 0);
+      return;
+    }
+    pending_.push_back(std::make_unique<Pending>(Pending{std::move(stream)}));
+  }
+
+  struct Pending {
+    quic::SslPtr stream;
+    bool magic_seen = false;
+    bool connecting = false;
+  };
+
+  void poll_pending() {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Pending& p = **it;
+      if (!p.magic_seen) {
+        uint8_t byte = 0;
+        size_t n = 0;
+        if (SSL_read_ex(p.stream.get(), &byte, 1, &n) == 1 && n == 1) {
+          if (byte != kDataStreamMagic) throw CounterpartyError(fmt::format("data stream starts with 0x{:02x}, expected 'X'", byte));
+          p.magic_seen = true;
+        } else {
+          int err = SSL_get_error(p.stream.get(), 0);
+          if (err != SSL_ERROR_WANT_READ) {
+            it = pending_.erase(it);
+            continue;
+          }
+        }
+      }
+      if (p.magic_seen && !p.connecting) {
+        if (options_.mode.kind == ModeKind::stdio_a) {
+          make_pump(std::move(p.stream), 0, 1, false, false);
+          it = pending_.erase(it);
+          continue;
+        }
+        p.connecting = true;
+        start_connect(it->get());
+      }
+      ++it;
+    }
+  }
+
+  void start_connect(Pending* pending) {
+    g_autoptr(GSocketClient) socket_client = g_socket_client_new();
+    struct Ctx {
+      Session* session;
+      Pending* pending;
+    };
+    auto* ctx = new Ctx{this, pending};
+    g_socket_client_connect_to_host_async(
+        socket_client, options_.mode.target.c_str(), 0, cancellable_,
+        [](GObject* source, GAsyncResult* result, gpointer data) {
+          std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
+          g_autoptr(GError) error = nullptr;
+          g_autoptr(GSocketConnection) connection =
+              g_socket_client_connect_to_host_finish(G_SOCKET_CLIENT(source), result, &error);
+          if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;
+          ctx->session->guarded([&] { ctx->session->on_connected(ctx->pending, connection, error); });
+        },
+        ctx);
+  }
+
+  void on_connected(Pending* pending, GSocketConnection* connection, GError* error) {
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& p) { return p.get() == pending; });
+    if (it == pending_.end()) return;
+    quic::SslPtr stream = std::move((*it)->stream);
+    pending_.erase(it);
+    if (connection == nullptr) {
+      std::string message = fmt::format("cannot connect to {}: {}", options_.mode.target, error ? error->message : "failed");
+      if (peer_version_ < 2) throw Error(ExitCode::local, message);
+      log::error_line(message);
+      SSL_stream_reset(stream.get(), nullptr, 0);
+      driver_->kick();
+      return;
+    }
+    // Keep our own descriptor; the GSocketConnection closes its copy.
+    int fd = fcntl(g_socket_get_fd(g_socket_connection_get_socket(connection)), F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) throw Error(ExitCode::local, fmt::format("cannot keep the connection: {}", g_strerror(errno)));
+    make_pump(std::move(stream), fd, fd, true, true);
+    driver_->kick();
+  }
+
+  void make_pump(quic::SslPtr stream, int read_fd, int write_fd, bool is_socket, bool owns) {
+    ++connections_;
+    forward::PumpOptions opts{read_fd, write_fd, is_socket, owns, peer_version_ >= 2};
+    forward::PumpEvents events{
+        [this] { if (driver_) driver_->kick(); },
+        [this] { guarded([&] { on_pump_finished(); }); },
+        [this] { guarded([&] { finish(ExitCode::ok, {}); }); },
+    };
+    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events)));
+    pumps_.back()->poll();
+    driver_->kick();
+  }
+
+  void on_pump_finished() {
+    if (sweep_id_ == 0) sweep_id_ = g_idle_add(&Session::on_sweep, this);
+    if (peer_version_ < 2) {
+      finish(ExitCode::ok, {});
+      return;
+    }
+    if (is_stdio()) {
+      stdio_done_ = true;
+      send_done_marker();
+      maybe_close_after_stdio();
+    }
+  }
+
+  static gboolean on_sweep(gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    session->sweep_id_ = 0;
+    auto& pumps = session->pumps_;
+    for (auto& p : pumps) {
+      if (p->finished()) {
+        log::debug(Layer::forward, "connection done: {} bytes sent, {} received{}", p->bytes_sent(), p->bytes_received(),
+                   p->clean() ? "" : " (reset)");
+      }
+    }
+    if (!session->is_stdio()) pumps.erase(std::remove_if(pumps.begin(), pumps.end(), [](auto& p) { return p->finished(); }), pumps.end());
+    return G_SOURCE_REMOVE;
+  }
+
+  // v2 stdio: both sides announce on stream 0 that they delivered everything;
+  // whoever knows both closes the connection, so no tail is lost.
+  void send_done_marker() {
+    if (done_sent_ || !control_ || !stdio_done_) return;
+    done_sent_ = true;
+    write_all(control_.get(), std::span<const uint8_t>(&kDoneMarker, 1));
+  }
+
+  void poll_control() {
+    if (!control_) return;
+    uint8_t buf[64];
+    size_t n = 0;
+    while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
+      if (peer_version_ >= 2 && std::find(buf, buf + n, kDoneMarker) != buf + n) peer_done_ = true;
+    }
+    send_done_marker();
+    maybe_close_after_stdio();
+  }
+
+  void maybe_close_after_stdio() {
+    if (stdio_done_ && peer_done_ && done_sent_) finish(ExitCode::ok, {});
+  }
+
+  // ---- deadlines, signals, teardown ---------------------------------------
+  void set_deadline(guint ms, ExitCode code, std::string message) {
+    clear_deadline();
+    deadline_code_ = code;
+    deadline_message_ = std::move(message);
+    deadline_id_ = g_timeout_add(ms, &Session::on_deadline, this);
+  }
+  void clear_deadline() {
+    if (deadline_id_ != 0) g_source_remove(deadline_id_);
+    deadline_id_ = 0;
+  }
+  static gboolean on_deadline(gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    session->deadline_id_ = 0;
+    session->finish(session->deadline_code_, session->deadline_message_);
+    return G_SOURCE_REMOVE;
+  }
+
+  static gboolean on_signal(gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    session->finish(ExitCode::ok, {});
+    session->exit_status_ = 130;
+    return G_SOURCE_CONTINUE;
+  }
+
+  // Ends the session: the first reason wins. Closes top-down: QUIC (flushing
+  // streams), then the mailbox with a mood, then waits briefly for both.
+  void finish(ExitCode code, const std::string& message) {
+    if (finishing_) return;
+    finishing_ = true;
+    exit_status_ = static_cast<int>(code);
+    clear_deadline();
+    if (code != ExitCode::ok && !message.empty()) log::error_line(message);
+    if (accept_watch_ != 0) {
+      g_source_remove(accept_watch_);
+      accept_watch_ = 0;
+    }
+    if (endpoint_ && !endpoint_->closed()) {
+      uint64_t app = code == ExitCode::ok ? quic::kErrorNone
+                     : code == ExitCode::code_mismatch ? quic::kErrorAuthFailed
+                     : code == ExitCode::protocol ? quic::kErrorProtocol
+                                                  : quic::kErrorLocal;
+      endpoint_->close(app, code == ExitCode::ok ? "done" : std::string(exit_code_name(code)));
+      driver_->kick();
+    }
+    if (client_ && protocol_) {
+      const char* mood = code == ExitCode::ok ? (protocol_->peer_ice_received() ? "happy" : "lonely")
+                         : code == ExitCode::code_mismatch ? "scary"
+                                                           : "errory";
+      try {
+        client_->send(protocol_->finish(mood).to_send);
+      } catch (const std::exception&) {
+      }
+      client_->close();
+    }
+    finish_started_us_ = g_get_monotonic_time();
+    finish_poll_id_ = g_timeout_add(20, &Session::on_finish_poll, this);
+  }
+
+  static gboolean on_finish_poll(gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    bool quic_done = !session->endpoint_ || session->endpoint_->shutdown_complete();
+    bool relay_done = !session->client_ || session->client_->closed();
+    bool late = g_get_monotonic_time() - session->finish_started_us_ > kShutdownDeadlineMs * 1000LL;
+    if ((quic_done && relay_done) || late) {
+      session->finish_poll_id_ = 0;
+      session->quit_ = true;
+      g_main_loop_quit(session->loop_);
+      return G_SOURCE_REMOVE;
+    }
+    if (session->driver_ && !quic_done) session->driver_->kick();
+    return G_SOURCE_CONTINUE;
+  }
+
+  Options options_;
+  GMainLoop* loop_ = g_main_loop_new(nullptr, FALSE);
+  GCancellable* cancellable_ = g_cancellable_new();
+  int exit_status_ = 0;
+  bool finishing_ = false, quit_ = false;
+  gint64 finish_started_us_ = 0;
+  guint finish_poll_id_ = 0;
+  std::vector<guint> signal_ids_;
+
+  int listen_fd_ = -1;
+  guint accept_watch_ = 0;
+
+  std::unique_ptr<rendezvous::Protocol> protocol_;
+  std::unique_ptr<rendezvous::Client> client_;
+  std::string code_text_;
+  bool ice_sent_ = false;
+
+  std::unique_ptr<ice::Agent> agent_;
+  int peer_version_ = 1;
+
+  std::unique_ptr<quic::Endpoint> endpoint_;
+  std::unique_ptr<quic::Driver> driver_;
+  quic::SslPtr control_, auth_;
+  std::unique_ptr<auth::Smp> smp_;
+  auth::FrameReader frames_;
+  bool handshake_handled_ = false;
+  bool authenticated_ = false;
+
+  std::vector<std::unique_ptr<Pending>> pending_;
+  std::vector<std::unique_ptr<forward::Pump>> pumps_;
+  size_t connections_ = 0;
+  guint sweep_id_ = 0;
+  bool stdio_done_ = false, peer_done_ = false, done_sent_ = false;
+
+  guint deadline_id_ = 0;
+  ExitCode deadline_code_ = ExitCode::failure;
+  std::string deadline_message_;
+};
+
+}  // namespace
+
+int run(const Options& options) {
+  signal(SIGPIPE, SIG_IGN);
+  Session session(options);
+  return session.run();
+}
+
+}  // namespace peersock::session

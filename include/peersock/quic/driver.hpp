@@ -1,0 +1,37 @@
+// Drives a quic::Endpoint from a GLib main loop: exactly one timer source,
+// re-armed from OpenSSL's event timeout after every run (never piled up), and
+// a zero timeout means "run again as soon as the loop is idle".
+#pragma once
+
+#include <glib.h>
+
+#include <functional>
+
+#include "peersock/quic/endpoint.hpp"
+
+namespace peersock::quic {
+
+class Driver {
+ public:
+  // `after_events` runs after every handle_events() so the owner can read
+  // streams, react to the handshake or to a close.
+  Driver(Endpoint& endpoint, std::function<void()> after_events);
+  ~Driver();
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
+
+  // Run OpenSSL now (after input arrived or the application wrote).
+  void kick();
+
+ private:
+  static gboolean on_timer(gpointer self);
+  void rearm();
+
+  Endpoint& endpoint_;
+  std::function<void()> after_events_;
+  guint timer_id_ = 0;
+  bool running_ = false;
+  bool kick_again_ = false;
+};
+
+}  // namespace peersock::quic
