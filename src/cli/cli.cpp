@@ -68,12 +68,9 @@ Exit codes: 0 ok, 1 internal error, 2 usage, 3 code mismatch, 4 no network path,
 )");
 }
 
-struct Parsed {
-  session::Options options;
-  bool help = false, version = false;
-};
+}  // namespace
 
-Parsed parse(int argc, char** argv) {
+Parsed parse_args(int argc, char** argv) {
   Parsed parsed;
   std::vector<std::string> positional;
   std::string config_path = config::default_path();
@@ -187,11 +184,9 @@ Parsed parse(int argc, char** argv) {
   return parsed;
 }
 
-}  // namespace
-
 int run(int argc, char** argv) {
   try {
-    Parsed parsed = parse(argc, argv);
+    Parsed parsed = parse_args(argc, argv);
     if (parsed.help) {
       print_usage(stdout);
       return 0;

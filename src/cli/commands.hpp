@@ -27,6 +27,15 @@ size_t parse_stdio_a(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_stdio_b(const std::vector<std::string>& args, session::Mode& mode);
 
 const std::vector<Command>& commands();
+
+struct Parsed {
+  session::Options options;
+  bool help = false, version = false;
+};
+
+// Parses the whole command line: options anywhere, then defaults < config
+// file < flags. Errors: UsageError quoting the bad argument or value.
+Parsed parse_args(int argc, char** argv);
 uint16_t parse_port(std::string_view text, std::string_view what);
 
 }  // namespace peersock::cli
