@@ -1,0 +1,120 @@
+"""Failure paths: wrong code, unreachable mailbox, malformed codes, busy port."""
+import re
+import time
+
+import pytest
+
+from lab import (CLOSED_PORT, CODE_RE, ERROR_LINE_RE, EXIT_LOCAL_SOCKET, EXIT_MISMATCH,
+                 EXIT_RENDEZVOUS, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, TARGET_PORT,
+                 scaled, wrong_words_code)
+
+
+def error_lines(p):
+    return [l for l in p.lines("stderr") if ERROR_LINE_RE.search(l)]
+
+
+def check_one_error_line(lab, p):
+    lines = error_lines(p)
+    lab.check(len(lines) == 1, f"{p.name}: expected exactly one 'peersock: <message>' line on stderr, "
+                               f"got {len(lines)}")
+    lab.check(len(lines[0].strip()) > len("peersock: ") + 3, f"{p.name}: the error line says nothing: {lines[0]!r}")
+    return lines[0]
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("generator", [pytest.param("listen", id="listen-generates-code"),
+                                       pytest.param("connect", id="connect-generates-code")])
+def test_wrong_code_words_fails_with_mismatch(lab, generator):
+    target = lab.helper("target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(1 << 20),
+                                          "--timeout", str(int(scaled(80)))])
+    target.wait_event("listening", scaled(15), what="the target server to listen")
+    listen_args = ["listen", str(LISTEN_PORT)]
+    connect_args = ["connect", f"127.0.0.1:{TARGET_PORT}"]
+
+    def start_client():
+        return lab.helper("tcp client", ["client", "--port", str(LISTEN_PORT), "--bytes", str(1 << 20),
+                                         "--connect-timeout", str(max(1, int(scaled(5)))), "--timeout", str(int(scaled(60)))])
+
+    if generator == "listen":
+        gen = lab.peersock("peersock listen", listen_args)
+    else:
+        gen = lab.peersock("peersock connect", connect_args)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    bad = wrong_words_code(code)
+    lab.note(f"generated code {code}; the other side gets {bad}")
+    client = start_client() if generator == "listen" else None
+    if client is not None:
+        client.wait_event("connected", scaled(15), what="the TCP client to connect to the listen port")
+
+    t0 = time.monotonic()
+    if generator == "listen":
+        cons = lab.peersock("peersock connect", connect_args + [bad])
+    else:
+        cons = lab.peersock("peersock listen", listen_args + [bad])
+        client = start_client()
+    limit = t0 + scaled(5)
+    for p in (gen, cons):
+        rc = p.wait_exit(limit - time.monotonic(), what="a code mismatch must end both sides within 5 s")
+        lab.check(rc == EXIT_MISMATCH, f"{p.name} exited with status {rc}, expected {EXIT_MISMATCH} (code mismatch)")
+        lab.check(p.find(r"connection code mismatch") is not None,
+                  f"{p.name}: stderr does not mention 'connection code mismatch'")
+
+    res = lab.wait_for(lambda: client.event("done") or client.event("connect_failed"), scaled(20),
+                       "the TCP client to finish after both peers exited")
+    lab.check(res.get("recv", 0) == 0, f"the TCP client received {res.get('recv')} bytes through an "
+                                       f"unauthenticated tunnel")
+    lab.check(target.event("accepted") is None, "the target server got a connection although "
+                                                "authentication failed")
+    lab.check(target.returncode is None, f"target server exited ({target.returncode})")
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("args", [
+    pytest.param(["listen", str(LISTEN_PORT)], id="generator-listen"),
+    pytest.param(["connect", f"127.0.0.1:{TARGET_PORT}", "7-abandon-zoo-lab-name"], id="consumer-connect"),
+])
+def test_unreachable_mailbox_exits_6(ns_lab, args):
+    relay = f"ws://127.0.0.1:{CLOSED_PORT}/v1"  # nothing listens there in the fresh namespace
+    p = ns_lab.peersock(f"peersock {args[0]}", args, relay=relay)
+    rc = p.wait_exit(scaled(30), what="an unreachable mailbox must fail within 30 s")
+    ns_lab.check(rc == EXIT_RENDEZVOUS, f"{p.name} exited with status {rc}, expected {EXIT_RENDEZVOUS}")
+    check_one_error_line(ns_lab, p)
+    ns_lab.check(p.find(CODE_RE) is None, f"{p.name} printed a connection code without a mailbox")
+
+
+MALFORMED = [
+    pytest.param("abc", r"abc", id="abc"),
+    pytest.param("7", r"(?i)\b7\b|word|missing", id="nameplate-only"),
+    pytest.param("7-notaword-zoo-lab-name", r"notaword", id="unknown-word"),
+    pytest.param("x-abandon-zoo-lab-name", r"(?i)nameplate|\bx\b", id="non-numeric-nameplate"),
+]
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("mode", [pytest.param(["stdio-b"], id="stdio-b"),
+                                  pytest.param(["listen", str(LISTEN_PORT)], id="listen")])
+@pytest.mark.parametrize("code,names_bad_part", MALFORMED)
+def test_malformed_code_is_usage_error(ns_lab, mode, code, names_bad_part):
+    # A sentinel stands where the mailbox would be: it must see no connection.
+    sentinel = ns_lab.helper("mailbox sentinel", ["server", "--port", str(MAILBOX_PORT)])
+    sentinel.wait_event("listening", scaled(15), what="the sentinel to listen")
+    p = ns_lab.peersock(f"peersock {mode[0]}", [*mode, code], relay=f"ws://127.0.0.1:{MAILBOX_PORT}/v1",
+                        stdio=mode[0] == "stdio-b")
+    rc = p.wait_exit(scaled(5), what="a malformed code must be rejected immediately")
+    ns_lab.check(rc == EXIT_USAGE, f"{p.name} exited with status {rc}, expected {EXIT_USAGE} (usage)")
+    line = check_one_error_line(ns_lab, p)
+    ns_lab.check(re.search(names_bad_part, line) is not None,
+                 f"the error line does not name the bad part of {code!r} (/{names_bad_part}/): {line!r}")
+    ns_lab.check(sentinel.event("accepted") is None, "peersock contacted the mailbox despite a malformed code")
+
+
+@pytest.mark.deadline(60)
+def test_listen_port_in_use_exits_7(lab):
+    holder = lab.helper("port holder", ["server", "--port", str(LISTEN_PORT)])
+    holder.wait_event("listening", scaled(15), what="the port holder to listen")
+    p = lab.peersock("peersock listen", ["listen", str(LISTEN_PORT)])
+    rc = p.wait_exit(scaled(15), what="a busy listen port must fail promptly")
+    lab.check(rc == EXIT_LOCAL_SOCKET, f"{p.name} exited with status {rc}, expected {EXIT_LOCAL_SOCKET}")
+    check_one_error_line(lab, p)
+    lab.check(p.find(CODE_RE) is None, "listen printed a connection code although its port could not be "
+                                       "bound (it must bind before rendezvous)")
