@@ -514,11 +514,12 @@ class Session {
       finish(ExitCode::ok, {});
       return;
     }
-    if (is_stdio()) {
-      stdio_done_ = true;
-      send_done_marker();
-      maybe_close_after_stdio();
-    }
+    // Tell the peer that one stream was delivered completely, so that a
+    // stdio peer knows it may close the connection without losing a tail.
+    ++markers_to_send_;
+    if (is_stdio()) stdio_done_ = true;
+    flush_markers();
+    maybe_close_after_stdio();
   }
 
   static gboolean on_sweep(gpointer self) {
@@ -535,12 +536,17 @@ class Session {
     return G_SOURCE_REMOVE;
   }
 
-  // v2 stdio: both sides announce on stream 0 that they delivered everything;
-  // whoever knows both closes the connection, so no tail is lost.
-  void send_done_marker() {
-    if (done_sent_ || !control_ || !stdio_done_) return;
-    done_sent_ = true;
-    write_all(control_.get(), std::span<const uint8_t>(&kDoneMarker, 1));
+  // v2: each side writes one 'D' on stream 0 per data stream it delivered
+  // completely (peer FIN seen and everything written locally). A stdio side
+  // closes the connection only when it has delivered its stream and the peer
+  // has said the same, so no tail is lost. Markers wait until stream 0 exists
+  // (the server only sees it once the client writes to it).
+  void flush_markers() {
+    if (!control_ || markers_to_send_ == 0) return;
+    std::vector<uint8_t> markers(markers_to_send_, kDoneMarker);
+    markers_to_send_ = 0;
+    write_all(control_.get(), markers);
+    if (stdio_done_) done_sent_ = true;
   }
 
   void poll_control() {
@@ -550,12 +556,12 @@ class Session {
     while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
       if (peer_version_ >= 2 && std::find(buf, buf + n, kDoneMarker) != buf + n) peer_done_ = true;
     }
-    send_done_marker();
+    flush_markers();
     maybe_close_after_stdio();
   }
 
   void maybe_close_after_stdio() {
-    if (stdio_done_ && peer_done_ && done_sent_) finish(ExitCode::ok, {});
+    if (is_stdio() && stdio_done_ && peer_done_ && done_sent_) finish(ExitCode::ok, {});
   }
 
   // ---- deadlines, signals, teardown ---------------------------------------
@@ -665,6 +671,7 @@ class Session {
   size_t connections_ = 0;
   guint sweep_id_ = 0;
   bool stdio_done_ = false, peer_done_ = false, done_sent_ = false;
+  size_t markers_to_send_ = 0;
 
   guint deadline_id_ = 0;
   ExitCode deadline_code_ = ExitCode::failure;

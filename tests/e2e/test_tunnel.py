@@ -61,6 +61,9 @@ def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
     acc_pump = Pump(acc, nbytes, ACCEPTOR_SEED) if acceptor == "stdio-a" else None
     peers = [opn, acc]
     tcp_peers = [p for p in peers if p.name in ("peersock listen", "peersock connect")]
+    # listen<->connect keep serving new connections; opposite a stdio peer,
+    # the tunnel ends when the stdio side has delivered everything and left.
+    tunnel_stays_up = len(tcp_peers) == 2
 
     def end_result(helper, pump):
         if pump is not None:
@@ -74,7 +77,7 @@ def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
     def problem():
         for p in peers:
             rc = p.returncode
-            if rc is not None and (rc != 0 or p in tcp_peers):
+            if rc is not None and (rc != 0 or (p in tcp_peers and tunnel_stays_up)):
                 return f"{p.name} exited with status {rc}"
         for h in (client, target):
             if h is None:
@@ -91,9 +94,12 @@ def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
     check_same(lab, f"{opener} end", o_res, f"{acceptor} end", a_res, nbytes)
 
     for p in peers:
-        if p in tcp_peers:
+        if p in tcp_peers and tunnel_stays_up:
             lab.check(p.returncode is None, f"{p.name} exited ({p.returncode}) after the tunneled "
                                             f"connection ended; it should keep serving")
+        elif p in tcp_peers:
+            rc = p.wait_exit(scaled(30), what="the listen/connect side must exit once its stdio peer has left")
+            lab.check(rc == 0, f"{p.name} exited with status {rc}, expected 0")
         else:
             rc = p.wait_exit(scaled(30), what="stdio mode must exit once both directions are finished")
             lab.check(rc == 0, f"{p.name} exited with status {rc}, expected 0")
