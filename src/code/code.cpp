@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "peersock/text.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::code {
+
+using text::is_ascii_space;
+using text::quote;
 
 // Defined in the bip39_wordlist.cpp that gen_wordlist.py generates at build
 // time; the generator guarantees 2048 sorted lowercase entries.
@@ -20,29 +24,6 @@ namespace {
 // The mailbox server treats nameplates as short decimal strings; nine digits
 // keeps them well inside any integer type a server might use.
 constexpr size_t kMaxNameplateDigits = 9;
-
-bool is_ascii_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-// Typed input is quoted back in messages; escaping keeps control bytes and
-// stray UTF-8 from garbling the user's terminal.
-std::string quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '\\') {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '\'';
-  return out;
-}
 
 bool all_digits(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });

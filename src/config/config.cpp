@@ -8,44 +8,19 @@
 #include <charconv>
 #include <optional>
 
+#include "peersock/text.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::config {
+
+using text::quote;
+constexpr auto trim = text::trim_ascii_space;
 
 namespace {
 
 // A config file is a few lines; anything bigger is the wrong file (or a
 // device such as /dev/zero) and must not be slurped forever.
 constexpr size_t kMaxFileBytes = 1 << 20;
-
-bool is_ascii_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ascii_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Values are quoted back in messages; escaping keeps control bytes from
-// garbling the user's terminal.
-std::string quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '\\') {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '\'';
-  return out;
-}
 
 // Digits only: from_chars alone would accept "80x" as 80.
 std::optional<uint16_t> parse_port(std::string_view s) {

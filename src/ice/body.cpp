@@ -11,6 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "peersock/text.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::ice {
@@ -31,35 +32,6 @@ constexpr size_t kMinPassword = 22;
 constexpr size_t kMaxCredential = 256;
 constexpr size_t kMaxFoundation = 32;
 constexpr int kMaxVersion = 1000;
-
-// Maximum bracket nesting, ignoring brackets inside strings. Not a validator:
-// the real parse follows. (Same scan as in the rendezvous layer, which this
-// layer does not link against.)
-bool depth_within(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 [[noreturn]] void bad(const std::string& what) { throw CounterpartyError("peer's ice body: " + what); }
 
@@ -193,7 +165,7 @@ Description decode(std::string_view body) {
   if (body.size() > kMaxBodyBytes) {
     bad(std::to_string(body.size()) + " bytes exceeds the limit of " + std::to_string(kMaxBodyBytes));
   }
-  if (!depth_within(body, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (!text::json_depth_within(body, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) bad("not valid JSON");
   if (!j.is_object()) bad(std::string("expected a JSON object, got ") + j.type_name());

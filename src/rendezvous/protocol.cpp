@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "peersock/text.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::rendezvous {
@@ -45,35 +46,6 @@ std::string printable(std::string_view text) {
   }
   if (text.size() > kMaxChars) out += "...";
   return out;
-}
-
-// Maximum bracket nesting of a JSON text, ignoring brackets inside strings.
-// Not a validator: the real parse comes afterwards. Stops early once the
-// limit is exceeded.
-bool depth_within(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
 }
 
 [[noreturn]] void bad(const std::string& what) {
@@ -139,7 +111,7 @@ Output Protocol::on_text(std::string_view text) {
     bad("frame of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
         std::to_string(kMaxFrameBytes));
   }
-  if (!depth_within(text, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (!text::json_depth_within(text, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
   json msg = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (msg.is_discarded()) bad("not valid JSON");
   if (!msg.is_object()) bad(std::string("expected a JSON object, got ") + msg.type_name());
