@@ -59,19 +59,23 @@ void Pump::update_watches() {
   }
 }
 
+// update_watches() removes or replaces a watch itself (g_source_remove is
+// safe on the source being dispatched), so the callbacks always return
+// CONTINUE: a source that was removed is gone whatever we return. The owner
+// destroys a finished pump only from an idle callback, never inside these.
 gboolean Pump::on_readable(gint, GIOCondition, gpointer self) {
   auto* pump = static_cast<Pump*>(self);
   pump->read_local();
   pump->update_watches();
-  if (pump->events_.wants_io) pump->events_.wants_io();  // may destroy nothing: finished is deferred by owner
-  return pump->read_watch_ != 0 ? G_SOURCE_CONTINUE : (pump->read_watch_ = 0, G_SOURCE_REMOVE);
+  if (pump->events_.wants_io) pump->events_.wants_io();
+  return G_SOURCE_CONTINUE;
 }
 
 gboolean Pump::on_writable(gint, GIOCondition, gpointer self) {
   auto* pump = static_cast<Pump*>(self);
   pump->poll();
   if (pump->events_.wants_io) pump->events_.wants_io();
-  return pump->write_watch_ != 0 ? G_SOURCE_CONTINUE : (pump->write_watch_ = 0, G_SOURCE_REMOVE);
+  return G_SOURCE_CONTINUE;
 }
 
 void Pump::read_local() {

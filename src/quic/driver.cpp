@@ -26,18 +26,26 @@ void Driver::kick() {
   rearm();
 }
 
+// Called after every run, i.e. per datagram: keep the armed source when the
+// deadline has not moved, instead of removing and re-adding it each time.
 void Driver::rearm() {
+  auto timeout = endpoint_.next_timeout();
+  gint64 deadline = -1;  // -1: no timer; 0: run when idle; else monotonic us
+  if (timeout) deadline = timeout->count() <= 0 ? 0 : g_get_monotonic_time() + timeout->count() * 1000;
+  bool same = timer_id_ != 0 && ((deadline == 0 && armed_deadline_us_ == 0) ||
+                                 (deadline > 0 && armed_deadline_us_ > 0 && deadline - armed_deadline_us_ < 1000 &&
+                                  armed_deadline_us_ - deadline < 1000));
+  if (same) return;
   if (timer_id_ != 0) {
     g_source_remove(timer_id_);
     timer_id_ = 0;
   }
-  auto timeout = endpoint_.next_timeout();
-  if (!timeout) return;
-  auto ms = timeout->count();
-  if (ms <= 0) {
+  armed_deadline_us_ = deadline;
+  if (deadline < 0) return;
+  if (deadline == 0) {
     timer_id_ = g_idle_add(&Driver::on_timer, this);
   } else {
-    timer_id_ = g_timeout_add(static_cast<guint>(ms), &Driver::on_timer, this);
+    timer_id_ = g_timeout_add(static_cast<guint>(timeout->count()), &Driver::on_timer, this);
   }
 }
 

@@ -177,7 +177,9 @@ class Session {
       log::debug(Layer::rendezvous, "rendezvous connection ended: {}", e.what());
       return;
     }
-    throw e;
+    // Not rethrown: `e` is a reference to a possibly derived error, and a
+    // rethrow by value would slice it. Its code and text are all we need.
+    finish(e.code(), e.what());
   }
 
   void on_gathering_done() {

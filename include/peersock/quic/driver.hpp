@@ -30,6 +30,7 @@ class Driver {
   Endpoint& endpoint_;
   std::function<void()> after_events_;
   guint timer_id_ = 0;
+  gint64 armed_deadline_us_ = -1;  // of the armed source; 0 = idle source
   bool running_ = false;
   bool kick_again_ = false;
 };
