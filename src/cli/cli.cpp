@@ -29,6 +29,10 @@ const std::vector<Command>& commands() {
        "peersock stdio-a", &parse_stdio_a},
       {"stdio-b", "[CODE]", "connect stdin/stdout to the other side (pairs with stdio-a or connect)",
        "ssh -o ProxyCommand='peersock stdio-b CODE' host", &parse_stdio_b},
+      {"listen-unix", "PATH [CODE]", "like listen, but accept connections on a unix socket at PATH",
+       "peersock listen-unix /tmp/db.sock 7-abandon-zoo-lab-name", &parse_listen_unix},
+      {"connect-unix", "PATH [CODE]", "like connect, but connect to the unix socket at PATH",
+       "peersock connect-unix /run/postgresql/.s.PGSQL.5432", &parse_connect_unix},
   };
   return table;
 }
@@ -168,7 +172,7 @@ Parsed parse_args(int argc, char** argv) {
     }
   }
 
-  if (positional.empty()) throw UsageError("missing subcommand (connect, listen, stdio-a, stdio-b); see peersock --help");
+  if (positional.empty()) throw UsageError("missing subcommand (connect, listen, stdio-a, stdio-b, listen-unix, connect-unix); see peersock --help");
   const Command* command = nullptr;
   for (const auto& c : commands()) {
     if (c.name == positional[0]) command = &c;

@@ -25,6 +25,8 @@ size_t parse_listen(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_connect(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_stdio_a(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_stdio_b(const std::vector<std::string>& args, session::Mode& mode);
+size_t parse_listen_unix(const std::vector<std::string>& args, session::Mode& mode);
+size_t parse_connect_unix(const std::vector<std::string>& args, session::Mode& mode);
 
 const std::vector<Command>& commands();
 

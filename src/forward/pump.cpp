@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "peersock/log.hpp"
 
 namespace peersock::forward {
@@ -17,14 +19,31 @@ void set_nonblocking(int fd) {
   int flags = fcntl(fd, F_GETFL);
   if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
+
+// Local reads per readable event while the stream takes everything: enough
+// to amortise one QUIC run over several chunks, few enough to stay fair to
+// the other connections on the loop.
+constexpr int kReadsPerWakeup = 4;
 }  // namespace
 
-Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events)
-    : stream_(std::move(stream)),
-      options_(options),
-      events_(std::move(events)),
-      out_(std::make_unique<std::array<uint8_t, kBufferBytes>>()),
-      in_(std::make_unique<std::array<uint8_t, kBufferBytes>>()) {
+void Pump::Held::keep(const uint8_t* data, size_t n) {
+  bytes = std::make_unique_for_overwrite<uint8_t[]>(n);
+  std::memcpy(bytes.get(), data, n);
+  off = 0;
+  len = n;
+}
+
+void Pump::Held::consumed(size_t n) {
+  off += n;
+  len -= n;
+  if (len == 0) {
+    bytes.reset();
+    off = 0;
+  }
+}
+
+Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch)
+    : stream_(std::move(stream)), options_(options), events_(std::move(events)), scratch_(scratch) {
   SSL_set_mode(stream_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   set_nonblocking(options_.read_fd);
   set_nonblocking(options_.write_fd);
@@ -34,14 +53,20 @@ Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events)
 Pump::~Pump() {
   if (read_watch_ != 0) g_source_remove(read_watch_);
   if (write_watch_ != 0) g_source_remove(write_watch_);
-  if (options_.owns_fds) {
-    close(options_.read_fd);
-    if (options_.write_fd != options_.read_fd) close(options_.write_fd);
-  }
+  if (options_.owns_fds) close_fds();
+}
+
+void Pump::close_fds() {
+  if (read_watch_ != 0) g_source_remove(read_watch_);
+  if (write_watch_ != 0) g_source_remove(write_watch_);
+  read_watch_ = write_watch_ = 0;
+  if (options_.read_fd >= 0) close(options_.read_fd);
+  if (options_.write_fd >= 0 && options_.write_fd != options_.read_fd) close(options_.write_fd);
+  options_.read_fd = options_.write_fd = -1;
 }
 
 void Pump::update_watches() {
-  bool want_read = !aborted_ && !local_eof_ && out_len_ == 0;
+  bool want_read = !aborted_ && !local_eof_ && out_.len == 0;
   if (want_read && read_watch_ == 0) {
     read_watch_ = g_unix_fd_add(options_.read_fd, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR),
                                 &Pump::on_readable, this);
@@ -49,7 +74,7 @@ void Pump::update_watches() {
     g_source_remove(read_watch_);
     read_watch_ = 0;
   }
-  bool want_write = !aborted_ && !local_write_closed_ && in_len_ > 0;
+  bool want_write = !aborted_ && !local_write_closed_ && in_.len > 0;
   if (want_write && write_watch_ == 0) {
     write_watch_ = g_unix_fd_add(options_.write_fd, static_cast<GIOCondition>(G_IO_OUT | G_IO_HUP | G_IO_ERR),
                                  &Pump::on_writable, this);
@@ -65,8 +90,10 @@ void Pump::update_watches() {
 // destroys a finished pump only from an idle callback, never inside these.
 gboolean Pump::on_readable(gint, GIOCondition, gpointer self) {
   auto* pump = static_cast<Pump*>(self);
-  pump->read_local();
+  for (int i = 0; i < kReadsPerWakeup && pump->read_local(); ++i) {
+  }
   pump->update_watches();
+  pump->check_finished();
   if (pump->events_.wants_io) pump->events_.wants_io();
   return G_SOURCE_CONTINUE;
 }
@@ -78,67 +105,87 @@ gboolean Pump::on_writable(gint, GIOCondition, gpointer self) {
   return G_SOURCE_CONTINUE;
 }
 
-void Pump::read_local() {
-  if (aborted_ || local_eof_ || out_len_ > 0) return;
-  ssize_t n = read(options_.read_fd, out_->data(), out_->size());
+// One read from the local side, passed straight to the stream. Returns true
+// if it is worth reading again right away (all of a full chunk went out).
+bool Pump::read_local() {
+  if (aborted_ || local_eof_ || out_.len > 0) return false;
+  ssize_t n = read(options_.read_fd, scratch_.data(), scratch_.size());
   if (n > 0) {
-    out_off_ = 0;
-    out_len_ = static_cast<size_t>(n);
-    flush_to_stream();
-  } else if (n == 0) {
+    size_t written = 0;
+    if (!write_stream(scratch_.data(), static_cast<size_t>(n), written)) return false;
+    if (written < static_cast<size_t>(n)) out_.keep(scratch_.data() + written, static_cast<size_t>(n) - written);
+    return out_.len == 0 && static_cast<size_t>(n) == scratch_.size();
+  }
+  if (n == 0) {
     local_eof_ = true;
-    flush_to_stream();
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    conclude_if_done();
+    return false;
+  }
+  if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     log::debug(Layer::forward, "local read failed: {}", g_strerror(errno));
     abort(true);
   }
+  return false;
 }
 
-// Returns true if anything moved.
-bool Pump::flush_to_stream() {
-  bool progress = false;
-  while (!aborted_ && out_len_ > 0) {
-    size_t written = 0;
-    if (SSL_write_ex(stream_.get(), out_->data() + out_off_, out_len_, &written) == 1) {
-      out_off_ += written;
-      out_len_ -= written;
-      bytes_sent_ += written;
-      progress = true;
+// Writes as much as the stream takes. False if the stream failed (aborted).
+bool Pump::write_stream(const uint8_t* data, size_t len, size_t& written) {
+  written = 0;
+  while (written < len) {
+    size_t n = 0;
+    if (SSL_write_ex(stream_.get(), data + written, len - written, &n) == 1) {
+      written += n;
+      bytes_sent_ += n;
       continue;
     }
     int err = SSL_get_error(stream_.get(), 0);
     if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
     log::debug(Layer::forward, "stream write failed (peer reset or connection gone)");
     abort(false);
-    return true;
+    return false;
   }
-  if (!aborted_ && local_eof_ && out_len_ == 0 && !fin_sent_) {
-    if (options_.peer_supports_fin) {
-      SSL_stream_conclude(stream_.get(), 0);
-      fin_sent_ = true;
-      progress = true;
-      check_finished();
-    } else if (events_.local_eof_without_fin) {
-      fin_sent_ = true;
-      events_.local_eof_without_fin();
-    }
+  return true;
+}
+
+// Returns true if anything moved.
+bool Pump::flush_to_stream() {
+  bool progress = false;
+  if (!aborted_ && out_.len > 0) {
+    size_t written = 0;
+    if (!write_stream(out_.bytes.get() + out_.off, out_.len, written)) return true;
+    out_.consumed(written);
+    progress = written > 0;
   }
-  return progress;
+  return conclude_if_done() || progress;
+}
+
+bool Pump::conclude_if_done() {
+  if (aborted_ || !local_eof_ || out_.len > 0 || fin_sent_) return false;
+  fin_sent_ = true;
+  if (options_.peer_supports_fin) {
+    SSL_stream_conclude(stream_.get(), 0);
+    check_finished();
+  } else if (events_.local_eof_without_fin) {
+    events_.local_eof_without_fin();
+  }
+  return true;
 }
 
 bool Pump::pull_from_stream() {
-  if (aborted_ || peer_fin_ || in_len_ > 0) return false;
+  if (aborted_ || peer_fin_ || in_.len > 0) return false;
   size_t n = 0;
-  if (SSL_read_ex(stream_.get(), in_->data(), in_->size(), &n) == 1) {
-    in_off_ = 0;
-    in_len_ = n;
+  if (SSL_read_ex(stream_.get(), scratch_.data(), scratch_.size(), &n) == 1) {
     bytes_received_ += n;
+    size_t written = 0;
+    if (!write_local(scratch_.data(), n, written)) return true;
+    if (written < n) in_.keep(scratch_.data() + written, n - written);
     return n > 0;
   }
   int err = SSL_get_error(stream_.get(), 0);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return false;
   if (err == SSL_ERROR_ZERO_RETURN) {
     peer_fin_ = true;
+    close_local_write_if_done();
     return true;
   }
   log::debug(Layer::forward, "stream read failed (peer reset or connection gone)");
@@ -146,38 +193,50 @@ bool Pump::pull_from_stream() {
   return true;
 }
 
-bool Pump::flush_to_local() {
-  bool progress = false;
-  while (!aborted_ && in_len_ > 0 && !local_write_closed_) {
-    ssize_t n = write(options_.write_fd, in_->data() + in_off_, in_len_);
+// Writes as much as the local side takes. False if it failed (aborted).
+bool Pump::write_local(const uint8_t* data, size_t len, size_t& written) {
+  written = 0;
+  while (written < len && !local_write_closed_) {
+    ssize_t n = write(options_.write_fd, data + written, len - written);
     if (n > 0) {
-      in_off_ += static_cast<size_t>(n);
-      in_len_ -= static_cast<size_t>(n);
-      progress = true;
+      written += static_cast<size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       break;
     } else {
       log::debug(Layer::forward, "local write failed: {}", g_strerror(errno));
       abort(true);
-      return true;
+      return false;
     }
   }
-  if (!aborted_ && peer_fin_ && in_len_ == 0 && !local_write_closed_) {
-    local_write_closed_ = true;
-    if (options_.is_socket) {
-      shutdown(options_.write_fd, SHUT_WR);
-    } else {
-      // Replace stdout with /dev/null: the reader sees EOF, the fd stays valid.
-      int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-      if (null_fd >= 0) {
-        dup2(null_fd, options_.write_fd);
-        close(null_fd);
-      }
-    }
-    progress = true;
-    check_finished();
+  return true;
+}
+
+bool Pump::flush_to_local() {
+  bool progress = false;
+  if (!aborted_ && in_.len > 0) {
+    size_t written = 0;
+    if (!write_local(in_.bytes.get() + in_.off, in_.len, written)) return true;
+    in_.consumed(written);
+    progress = written > 0;
   }
+  close_local_write_if_done();
   return progress;
+}
+
+void Pump::close_local_write_if_done() {
+  if (aborted_ || !peer_fin_ || in_.len > 0 || local_write_closed_) return;
+  local_write_closed_ = true;
+  if (options_.is_socket) {
+    shutdown(options_.write_fd, SHUT_WR);
+  } else {
+    // Replace stdout with /dev/null: the reader sees EOF, the fd stays valid.
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd >= 0) {
+      dup2(null_fd, options_.write_fd);
+      close(null_fd);
+    }
+  }
+  check_finished();
 }
 
 void Pump::poll() {
@@ -200,11 +259,15 @@ void Pump::abort(bool reset_stream) {
   aborted_ = true;
   if (reset_stream) SSL_stream_reset(stream_.get(), nullptr, 0);
   if (options_.is_socket) {
-    // Abortive close so the local peer sees a reset, not a clean EOF.
+    // Abortive close so the local peer sees a reset, not a clean EOF: with a
+    // zero linger time close() sends an RST (a shutdown() first would send a
+    // FIN, which the local peer could take for a clean end).
     struct linger lg = {1, 0};
     setsockopt(options_.read_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    shutdown(options_.read_fd, SHUT_RDWR);
+    if (options_.owns_fds) close_fds();
   }
+  out_ = Held{};
+  in_ = Held{};
   check_finished();
 }
 

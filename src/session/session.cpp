@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
 #include <netdb.h>
 #include <signal.h>
@@ -12,9 +13,11 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "peersock/auth/smp.hpp"
+#include "peersock/forward/local_socket.hpp"
 #include "peersock/forward/pump.hpp"
 #include "peersock/ice/agent.hpp"
 #include "peersock/ice/body.hpp"
@@ -36,30 +39,6 @@ constexpr guint kShutdownDeadlineMs = 5000;
 
 constexpr uint8_t kDataStreamMagic = 'X';  // first byte of every data stream (protocol-v1 §6.1)
 constexpr uint8_t kDoneMarker = 'D';       // v2 stdio: "I have delivered all your data" on stream 0
-
-// Opens the TCP listening socket for `listen` before rendezvous, so that a
-// port in use is reported before anyone is bothered with a code.
-int open_listener(const std::string& address, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* result = nullptr;
-  std::string port_text = std::to_string(port);
-  if (getaddrinfo(address.c_str(), port_text.c_str(), &hints, &result) != 0 || result == nullptr) {
-    throw UsageError(fmt::format("--bind: '{}' is not a numeric IP address", address));
-  }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(result, freeaddrinfo);
-  int fd = socket(result->ai_family, result->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Error(ExitCode::local, fmt::format("cannot create a socket: {}", g_strerror(errno)));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, result->ai_addr, result->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-    int err = errno;
-    close(fd);
-    throw Error(ExitCode::local, fmt::format("cannot listen on {}:{}: {}", address, port, g_strerror(err)));
-  }
-  return fd;
-}
 
 std::string hint_for_other_side(const Mode& mode, const std::string& code) {
   switch (mode.kind) {
@@ -92,7 +71,7 @@ class Session {
     endpoint_.reset();
     agent_.reset();
     client_.reset();
-    if (listen_fd_ >= 0) close(listen_fd_);
+    listener_.reset();
     g_main_loop_unref(loop_);
   }
 
@@ -126,7 +105,11 @@ class Session {
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
       signal_ids_.push_back(g_unix_signal_add(sig, &Session::on_signal, this));
     }
-    if (options_.mode.kind == ModeKind::listen) listen_fd_ = open_listener(options_.mode.bind_address, options_.mode.port);
+    if (options_.mode.kind == ModeKind::listen) {
+      listener_.emplace(options_.mode.unix_path.empty()
+                            ? forward::LocalListener::tcp(options_.mode.bind_address, options_.mode.port)
+                            : forward::LocalListener::unix_socket(options_.mode.unix_path));
+    }
 
     // ICE gathers while the rendezvous runs: both sides in parallel.
     agent_ = std::make_unique<ice::Agent>(generator(), options_.settings,
@@ -243,6 +226,7 @@ class Session {
     poll_control();
     poll_pending();
     for (auto& pump : pumps_) pump->poll();
+    resume_accepting_if_possible();
   }
 
   void on_quic_closed(const quic::CloseInfo& info) {
@@ -359,9 +343,8 @@ class Session {
     }
     switch (options_.mode.kind) {
       case ModeKind::listen:
-        log::say("authenticated; forwarding connections to {}:{} to the other side", options_.mode.bind_address,
-                 options_.mode.port);
-        accept_watch_ = g_unix_fd_add(listen_fd_, G_IO_IN, &Session::on_accept, this);
+        log::say("authenticated; forwarding connections to {} to the other side", listener_->description());
+        accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Session::on_accept, this);
         break;
       case ModeKind::connect:
         log::say("authenticated; the other side's connections go to {}", options_.mode.target);
@@ -392,6 +375,10 @@ class Session {
     auto* session = static_cast<Session*>(self);
     session->guarded([&] {
       for (;;) {
+        if (session->peer_version_ >= 2 && !session->stream_credit()) {
+          session->pause_accepting();
+          break;
+        }
         int client = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (client < 0) break;
         if (session->peer_version_ < 2 && session->connections_ >= 1) {
@@ -409,6 +396,27 @@ class Session {
       }
     });
     return G_SOURCE_CONTINUE;
+  }
+
+  // The peer limits how many streams may be open at once (OpenSSL grants
+  // 100 and more as old ones end). At the limit we stop accepting: further
+  // connections wait in the kernel's accept queue, a bounded queue that
+  // costs us nothing, instead of being refused.
+  bool stream_credit() const {
+    uint64_t avail = 0;
+    return SSL_get_quic_stream_bidi_local_avail(endpoint_->connection(), &avail) == 1 && avail > 0;
+  }
+  void pause_accepting() {
+    if (accept_watch_ == 0) return;
+    log::debug(Layer::forward, "the peer allows no more streams for now; new connections wait");
+    g_source_remove(accept_watch_);
+    accept_watch_ = 0;
+    accept_paused_ = true;
+  }
+  void resume_accepting_if_possible() {
+    if (!accept_paused_ || finishing_ || !stream_credit()) return;
+    accept_paused_ = false;
+    accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Session::on_accept, this);
   }
 
   void on_data_stream(quic::SslPtr stream) {
@@ -464,13 +472,19 @@ class Session {
       Pending* pending;
     };
     auto* ctx = new Ctx{this, pending};
-    g_socket_client_connect_to_host_async(
-        socket_client, options_.mode.target.c_str(), 0, cancellable_,
+    // connect-unix: a unix socket address; connect: HOST:PORT, resolved by GIO.
+    g_autoptr(GSocketConnectable) target =
+        options_.mode.unix_path.empty()
+            ? g_network_address_parse(options_.mode.target.c_str(), 0, nullptr)
+            : G_SOCKET_CONNECTABLE(g_unix_socket_address_new(options_.mode.unix_path.c_str()));
+    if (target == nullptr) throw UsageError(fmt::format("connect: '{}' is not HOST:PORT", options_.mode.target));
+    g_socket_client_connect_async(
+        socket_client, target, cancellable_,
         [](GObject* source, GAsyncResult* result, gpointer data) {
           std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
           g_autoptr(GError) error = nullptr;
           g_autoptr(GSocketConnection) connection =
-              g_socket_client_connect_to_host_finish(G_SOCKET_CLIENT(source), result, &error);
+              g_socket_client_connect_finish(G_SOCKET_CLIENT(source), result, &error);
           if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;
           ctx->session->guarded([&] { ctx->session->on_connected(ctx->pending, connection, error); });
         },
@@ -505,7 +519,7 @@ class Session {
         [this] { guarded([&] { on_pump_finished(); }); },
         [this] { guarded([&] { finish(ExitCode::ok, {}); }); },
     };
-    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events)));
+    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events), scratch_));
     pumps_.back()->poll();
     driver_->kick();
   }
@@ -649,8 +663,9 @@ class Session {
   guint finish_poll_id_ = 0;
   std::vector<guint> signal_ids_;
 
-  int listen_fd_ = -1;
+  std::optional<forward::LocalListener> listener_;
   guint accept_watch_ = 0;
+  bool accept_paused_ = false;  // waiting for the peer to allow another stream
 
   std::unique_ptr<rendezvous::Protocol> protocol_;
   std::unique_ptr<rendezvous::Client> client_;
@@ -669,6 +684,7 @@ class Session {
   bool authenticated_ = false;
 
   std::vector<std::unique_ptr<Pending>> pending_;
+  forward::Scratch scratch_;  // before pumps_: they use it until destroyed
   std::vector<std::unique_ptr<forward::Pump>> pumps_;
   size_t connections_ = 0;
   guint sweep_id_ = 0;

@@ -1,18 +1,28 @@
 // Moves bytes between one QUIC stream and a local file descriptor pair
-// (a socket, or stdin/stdout), both ways, with one bounded buffer per
-// direction: when the local reader stops, our buffer fills, we stop reading
-// the stream, and QUIC flow control slows the remote writer; when the peer
-// stops, SSL_write fails with WANT_WRITE and we stop reading the local side.
+// (a socket, or stdin/stdout), both ways.
+//
+// Memory: bytes pass through a Scratch buffer shared by all pumps of a
+// session (one read, then one write of the same bytes, no copy). Only what
+// the destination does not take at once is kept, in a buffer of the pump's
+// own, which exists only while it holds data. An idle connection therefore
+// costs no buffer memory, and a blocked one at most kChunkBytes per
+// direction.
+//
+// Back-pressure: while a direction's own buffer holds data, the pump stops
+// reading that direction's source. When the local reader stops, we stop
+// reading the stream and QUIC flow control slows the remote writer; when the
+// peer stops (SSL_write makes no progress), we stop reading the local side
+// and TCP flow control slows the local writer.
 //
 // EOF: local EOF becomes a stream FIN (if the peer understands FIN, protocol
-// version >= 2) and the peer's FIN becomes shutdown(SHUT_WR) / closing stdout.
-// A local error resets the stream; a stream reset aborts the local socket.
+// version >= 2) and the peer's FIN becomes shutdown(SHUT_WR) / closing stdout;
+// each direction ends on its own (half-close). A local error or RST resets
+// the stream; a stream reset aborts the local socket with an RST.
 #pragma once
 
 #include <glib.h>
 #include <openssl/ssl.h>
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,7 +31,20 @@
 
 namespace peersock::forward {
 
-inline constexpr size_t kBufferBytes = 256 * 1024;
+// Largest read or write per call, and the size of a blocked direction's own
+// buffer. 64 KiB fills a few dozen QUIC packets per SSL_write_ex.
+inline constexpr size_t kChunkBytes = 64 * 1024;
+
+// The buffer all pumps of one session read into. One main loop, no threads:
+// a pump uses it only within one call and never keeps data in it.
+class Scratch {
+ public:
+  uint8_t* data() { return bytes_.get(); }
+  static constexpr size_t size() { return kChunkBytes; }
+
+ private:
+  std::unique_ptr<uint8_t[]> bytes_ = std::make_unique_for_overwrite<uint8_t[]>(kChunkBytes);
+};
 
 struct PumpOptions {
   int read_fd = -1;
@@ -39,7 +62,8 @@ struct PumpEvents {
 
 class Pump {
  public:
-  Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events);
+  // `scratch` must outlive the pump.
+  Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch);
   ~Pump();
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
@@ -52,31 +76,45 @@ class Pump {
   uint64_t bytes_received() const { return bytes_received_; }
   // Both directions done with a clean FIN each way (not reset).
   bool clean() const { return clean_; }
+  // Bytes held in the pump's own buffers right now (for tests and stats).
+  size_t buffered() const { return out_.len + in_.len; }
 
  private:
+  // What one direction keeps when its destination did not take everything.
+  struct Held {
+    std::unique_ptr<uint8_t[]> bytes;
+    size_t off = 0, len = 0;
+    void keep(const uint8_t* data, size_t n);
+    void consumed(size_t n);
+  };
+
   static gboolean on_readable(gint fd, GIOCondition condition, gpointer self);
   static gboolean on_writable(gint fd, GIOCondition condition, gpointer self);
-  void read_local();
+  bool read_local();
+  bool write_stream(const uint8_t* data, size_t len, size_t& written);
   bool flush_to_stream();
+  bool conclude_if_done();
   bool pull_from_stream();
+  bool write_local(const uint8_t* data, size_t len, size_t& written);
   bool flush_to_local();
+  void close_local_write_if_done();
   void update_watches();
   void abort(bool reset_stream);
   void check_finished();
+  void close_fds();
 
   quic::SslPtr stream_;
   PumpOptions options_;
   PumpEvents events_;
+  Scratch& scratch_;
 
   // local -> stream
-  std::unique_ptr<std::array<uint8_t, kBufferBytes>> out_;
-  size_t out_off_ = 0, out_len_ = 0;
+  Held out_;
   bool local_eof_ = false, fin_sent_ = false;
   guint read_watch_ = 0;
 
   // stream -> local
-  std::unique_ptr<std::array<uint8_t, kBufferBytes>> in_;
-  size_t in_off_ = 0, in_len_ = 0;
+  Held in_;
   bool peer_fin_ = false, local_write_closed_ = false;
   guint write_watch_ = 0;
 

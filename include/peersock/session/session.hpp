@@ -19,7 +19,8 @@ struct Mode {
   ModeKind kind = ModeKind::stdio_a;
   std::string bind_address = "127.0.0.1";  // listen
   uint16_t port = 0;                       // listen
-  std::string target;                      // connect: HOST:PORT
+  std::string target;                      // connect: HOST:PORT (connect-unix: the path)
+  std::string unix_path;                   // listen-unix / connect-unix: the socket path
   // listen/stdio-b open the data stream; connect/stdio-a accept it.
   bool opener() const { return kind == ModeKind::listen || kind == ModeKind::stdio_b; }
 };
