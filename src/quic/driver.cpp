@@ -7,6 +7,22 @@ Driver::Driver(Endpoint& endpoint, std::function<void()> after_events)
 
 Driver::~Driver() {
   if (timer_id_ != 0) g_source_remove(timer_id_);
+  if (soon_id_ != 0) g_source_remove(soon_id_);
+}
+
+void Driver::kick_soon() {
+  if (soon_id_ != 0) return;
+  // Default priority, not idle priority: under load some socket is always
+  // ready, and an idle source would starve.
+  soon_id_ = g_idle_add_full(
+      G_PRIORITY_DEFAULT,
+      [](gpointer self) -> gboolean {
+        auto* driver = static_cast<Driver*>(self);
+        driver->soon_id_ = 0;
+        driver->kick();
+        return G_SOURCE_REMOVE;
+      },
+      this, nullptr);
 }
 
 void Driver::kick() {
@@ -17,6 +33,10 @@ void Driver::kick() {
     return;
   }
   running_ = true;
+  if (soon_id_ != 0) {  // this run covers it
+    g_source_remove(soon_id_);
+    soon_id_ = 0;
+  }
   do {
     kick_again_ = false;
     endpoint_.handle_events();

@@ -227,14 +227,14 @@ void Endpoint::setup_server(const EndpointOptions& options) {
   check(SSL_listen(l), "SSL_listen");
 }
 
-void Endpoint::receive_datagram(std::span<const uint8_t> datagram) {
-  if (datagram.empty() || datagram.size() > kMaxDatagram) return;
-  // A full pair drops the datagram, exactly like a full UDP socket buffer;
-  // QUIC's loss recovery handles it.
+bool Endpoint::receive_datagram(std::span<const uint8_t> datagram) {
+  if (datagram.empty() || datagram.size() > kMaxDatagram) return true;
   if (BIO_write(app_bio_.get(), datagram.data(), static_cast<int>(datagram.size())) <= 0) {
     ERR_clear_error();
-    log::debug(log::Layer::quic, "receive queue full, dropped a {}-byte datagram", datagram.size());
+    log::debug(log::Layer::quic, "receive queue full ({}-byte datagram)", datagram.size());
+    return false;
   }
+  return true;
 }
 
 void Endpoint::accept_connection() {

@@ -201,8 +201,13 @@ class Session {
 
   void on_datagram(std::span<const uint8_t> datagram) {
     if (!endpoint_) return;  // before the peer's description: not ours to read
-    endpoint_->receive_datagram(datagram);
-    driver_->kick();
+    // Batched: one QUIC run for all datagrams that arrive in this loop
+    // iteration, unless the receive queue is full.
+    if (!endpoint_->receive_datagram(datagram)) {
+      driver_->kick();
+      if (!endpoint_->receive_datagram(datagram)) log::debug(Layer::quic, "dropped a datagram: receive queue full");
+    }
+    driver_->kick_soon();
   }
 
   // ---- QUIC ---------------------------------------------------------------

@@ -77,8 +77,11 @@ class Endpoint {
   Endpoint& operator=(const Endpoint&) = delete;
 
   // A datagram from the peer. Copies it into OpenSSL's receive queue; call
-  // handle_events() afterwards. Oversized datagrams are dropped.
-  void receive_datagram(std::span<const uint8_t> datagram);
+  // handle_events() afterwards (once for a whole batch is enough, and much
+  // cheaper: OpenSSL's per-run cost is high). Oversized or empty datagrams
+  // are dropped (returns true: nothing to retry). Returns false if the queue
+  // is full: run handle_events() and offer the datagram again.
+  bool receive_datagram(std::span<const uint8_t> datagram);
 
   // Runs OpenSSL's state machine (handshake, acks, retransmits, timers),
   // then sends every datagram OpenSSL produced. Never throws for peer
