@@ -136,6 +136,10 @@ Endpoint::Endpoint(Role role, SendDatagram send, const EndpointOptions& options)
 }
 
 Endpoint::~Endpoint() {
+  if (datagrams_sent_ > 0) {
+    log::debug(log::Layer::quic, "sent {} datagrams, {} bytes, {} bytes on average", datagrams_sent_, bytes_sent_,
+               bytes_sent_ / datagrams_sent_);
+  }
   // SSL objects first (the connection before the listener that owns its
   // port), then our end of the pair, then the context they reference.
   connection_.reset();
@@ -333,6 +337,8 @@ void Endpoint::drain_outgoing() {
     int n = BIO_read(app_bio_.get(), buf.data(), static_cast<int>(buf.size()));
     if (n <= 0) break;
     send_(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+    ++datagrams_sent_;
+    bytes_sent_ += static_cast<uint64_t>(n);
   }
   ERR_clear_error();
 }

@@ -187,6 +187,7 @@ def main():
         wait_line(conn, r"authenticated", 60)
         time.sleep(1)  # let both settle (mailbox closed, timers quiet) before reading idle RSS
         idle = {"connect": rss_kib(conn.pid), "listen": rss_kib(lis.pid)}
+        idle_anon = {"connect": rss_kib(conn.pid, "RssAnon"), "listen": rss_kib(lis.pid, "RssAnon")}
 
         def bulk(host, port, nbytes):
             return b.run(b.b, [PY, str(NETIO), "bulk", "--host", host, "--port", str(port), "--bytes", str(nbytes)])
@@ -241,22 +242,31 @@ def main():
         rows.append(("throughput, 50 ms RTT + 0.5 % loss", "not measured: no delay tool", ""))
 
         after_bulk = {"connect": rss_kib(conn.pid), "listen": rss_kib(lis.pid)}
+        after_bulk_anon = {"connect": rss_kib(conn.pid, "RssAnon"), "listen": rss_kib(lis.pid, "RssAnon")}
         holder = b.start(b.b, [PY, str(NETIO), "hold", "--port", str(LISTEN), "--count", str(a.connections),
                                "--wait", "30"], stdin=subprocess.PIPE)
         line = holder.stdout.readline()
         held = json.loads(line)
         many = {"connect": rss_kib(conn.pid), "listen": rss_kib(lis.pid)}
+        many_anon = {"connect": rss_kib(conn.pid, "RssAnon"), "listen": rss_kib(lis.pid, "RssAnon")}
         peak = {"connect": rss_kib(conn.pid, "VmHWM"), "listen": rss_kib(lis.pid, "VmHWM")}
         holder.stdin.close()
         holder.wait(timeout=30)
-        rows.append(("RSS idle (after auth): listen / connect", f"{idle['listen'] / 1024:.1f} / {idle['connect'] / 1024:.1f} MiB", ""))
+        def mib2(d):
+            return f"{d['listen'] / 1024:.1f} / {d['connect'] / 1024:.1f} MiB"
+        rows.append(("RSS idle (after auth): listen / connect", mib2(idle), ""))
+        rows.append(("  of which private (RssAnon; the rest is shared library pages)", mib2(idle_anon), ""))
         rows.append(("RSS after the bulk runs: listen / connect",
                      f"{after_bulk['listen'] / 1024:.1f} / {after_bulk['connect'] / 1024:.1f} MiB", ""))
         n = max(1, held["echoed"])
         rows.append((f"RSS with {a.connections} connections opened ({held['echoed']} carried at once): listen / connect",
                      f"{many['listen'] / 1024:.1f} / {many['connect'] / 1024:.1f} MiB", ""))
+        rows.append(("  of which private (RssAnon)", mib2(many_anon), ""))
         rows.append(("RSS per extra open (carried) connection, vs after bulk: listen / connect",
-                     f"{(many['listen'] - after_bulk['listen']) / n:.0f} / {(many['connect'] - after_bulk['connect']) / n:.0f} KiB", ""))
+                     f"{(many['listen'] - after_bulk['listen']) / n:.1f} / {(many['connect'] - after_bulk['connect']) / n:.1f} KiB", ""))
+        rows.append(("RssAnon per extra open (carried) connection: listen / connect",
+                     f"{(many_anon['listen'] - after_bulk_anon['listen']) / n:.1f} / "
+                     f"{(many_anon['connect'] - after_bulk_anon['connect']) / n:.1f} KiB", ""))
         rows.append(("peak RSS (VmHWM) over the whole run: listen / connect",
                      f"{peak['listen'] / 1024:.1f} / {peak['connect'] / 1024:.1f} MiB", ""))
         if held["echoed"] < held["opened"]:

@@ -140,6 +140,7 @@ class Endpoint {
   uint64_t close_code_ = kErrorNone;
   std::string close_reason_;  // kept alive: SSL_shutdown_ex is called repeatedly
   std::optional<CloseInfo> closed_;
+  uint64_t datagrams_sent_ = 0, bytes_sent_ = 0;  // for the debug log
 };
 
 }  // namespace peersock::quic
