@@ -117,6 +117,15 @@ bool Pump::read_local() {
     return out_.len == 0 && static_cast<size_t>(n) == scratch_.size();
   }
   if (n == 0) {
+    // After an RST, Linux may report end-of-file first and keep the reset in
+    // SO_ERROR: look, so that a reset is passed on as a reset, not as a FIN.
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (options_.is_socket && getsockopt(options_.read_fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+      log::debug(Layer::forward, "local connection reset: {}", g_strerror(err));
+      abort(true);
+      return false;
+    }
     local_eof_ = true;
     conclude_if_done();
     return false;

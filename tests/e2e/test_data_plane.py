@@ -171,18 +171,21 @@ def test_half_close_other_direction_keeps_flowing(lab, first):
 @pytest.mark.parametrize("who", ["client", "server"])
 def test_reset_reaches_the_other_side(lab, who):
     """An RST on one side's TCP connection resets the QUIC stream, and the
-    other side's connection is reset too (not closed with a clean EOF)."""
+    other side's connection is reset too (not closed with a clean EOF).
+
+    The other side only reads (it sends nothing): with a second thread
+    sending, Linux would hand the one ECONNRESET to whichever call comes
+    first, and the reader might then see a plain EOF."""
     big = 64 << 20
-    resetting = ["--reset-after", str(1 << 20)]
-    c, s = one_connection(lab, ["--bytes", str(big), *(resetting if who == "server" else [])],
-                          ["--bytes", str(big), *(resetting if who == "client" else [])], f"{who} resets")
+    cut = 1 << 20
+    resetting = ["--bytes", str(big), "--reset-after", str(cut)]
+    quiet = ["--bytes", "0"]
+    c, s = one_connection(lab, resetting if who == "server" else quiet,
+                          resetting if who == "client" else quiet, f"{who} resets")
     other_name, other = ("server", s) if who == "client" else ("client", c)
-    err = f"{other.get('recv_error')} {other.get('send_error')}"
-    lab.check("reset" in err.lower() or "broken pipe" in err.lower(),
-              f"the {other_name} should see its connection reset, but: {other}")
-    lab.check(other["recv"] < big, f"the {other_name} received everything ({other['recv']} bytes) despite the reset")
-    lab.check(other.get("recv_error") is not None,
-              f"the {other_name}'s reading ended with a clean EOF instead of a reset: {other}")
+    lab.check("reset" in str(other.get("recv_error")).lower(),
+              f"the {other_name}'s connection should end with a reset, not a clean EOF: {other}")
+    lab.check(other["recv"] <= cut, f"the {other_name} received {other['recv']} bytes, more than the {cut} sent")
 
 
 # ---- stdio: stdin EOF with lots of data in flight ----------------------------
