@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include <cstring>
 
 #include "peersock/log.hpp"
@@ -42,8 +44,9 @@ void Pump::Held::consumed(size_t n) {
   }
 }
 
-Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch)
-    : stream_(std::move(stream)), options_(options), events_(std::move(events)), scratch_(scratch) {
+Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller)
+    : stream_(std::move(stream)), options_(options), events_(std::move(events)), scratch_(scratch), poller_(poller) {
+  last_progress_us_ = g_get_monotonic_time();  // a new connection counts as busy
   SSL_set_mode(stream_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   set_nonblocking(options_.read_fd);
   set_nonblocking(options_.write_fd);
@@ -51,58 +54,56 @@ Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch&
 }
 
 Pump::~Pump() {
-  if (read_watch_ != 0) g_source_remove(read_watch_);
-  if (write_watch_ != 0) g_source_remove(write_watch_);
+  unwatch();
   if (options_.owns_fds) close_fds();
 }
 
+void Pump::unwatch() {
+  if (options_.read_fd >= 0) poller_.set(options_.read_fd, false, false, this);
+  if (options_.write_fd >= 0) poller_.set(options_.write_fd, false, false, this);
+  watch_read_ = watch_write_ = false;
+}
+
 void Pump::close_fds() {
-  if (read_watch_ != 0) g_source_remove(read_watch_);
-  if (write_watch_ != 0) g_source_remove(write_watch_);
-  read_watch_ = write_watch_ = 0;
+  unwatch();
   if (options_.read_fd >= 0) close(options_.read_fd);
   if (options_.write_fd >= 0 && options_.write_fd != options_.read_fd) close(options_.write_fd);
   options_.read_fd = options_.write_fd = -1;
 }
 
 void Pump::update_watches() {
+  if (finished_ || options_.read_fd < 0) return;  // unwatch() ran
   bool want_read = !aborted_ && !local_eof_ && out_.len == 0;
-  if (want_read && read_watch_ == 0) {
-    read_watch_ = g_unix_fd_add(options_.read_fd, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR),
-                                &Pump::on_readable, this);
-  } else if (!want_read && read_watch_ != 0) {
-    g_source_remove(read_watch_);
-    read_watch_ = 0;
-  }
   bool want_write = !aborted_ && !local_write_closed_ && in_.len > 0;
-  if (want_write && write_watch_ == 0) {
-    write_watch_ = g_unix_fd_add(options_.write_fd, static_cast<GIOCondition>(G_IO_OUT | G_IO_HUP | G_IO_ERR),
-                                 &Pump::on_writable, this);
-  } else if (!want_write && write_watch_ != 0) {
-    g_source_remove(write_watch_);
-    write_watch_ = 0;
+  if (want_read == watch_read_ && want_write == watch_write_) return;
+  watch_read_ = want_read;
+  watch_write_ = want_write;
+  if (options_.read_fd == options_.write_fd) {
+    poller_.set(options_.read_fd, want_read, want_write, this);
+  } else {
+    poller_.set(options_.read_fd, want_read, false, this);
+    poller_.set(options_.write_fd, false, want_write, this);
   }
 }
 
-// update_watches() removes or replaces a watch itself (g_source_remove is
-// safe on the source being dispatched), so the callbacks always return
-// CONTINUE: a source that was removed is gone whatever we return. The owner
-// destroys a finished pump only from an idle callback, never inside these.
-gboolean Pump::on_readable(gint, GIOCondition, gpointer self) {
-  auto* pump = static_cast<Pump*>(self);
-  for (int i = 0; i < kReadsPerWakeup && pump->read_local(); ++i) {
-  }
-  pump->update_watches();
-  pump->check_finished();
-  if (pump->events_.wants_io) pump->events_.wants_io();
-  return G_SOURCE_CONTINUE;
+// The owner destroys a finished pump only from an idle callback, never
+// inside these, so `this` stays valid throughout.
+void Pump::on_ready(int fd, bool readable, bool writable) {
+  if (readable && fd == options_.read_fd) on_readable();
+  if (writable && fd == options_.write_fd && !finished_) on_writable();
 }
 
-gboolean Pump::on_writable(gint, GIOCondition, gpointer self) {
-  auto* pump = static_cast<Pump*>(self);
-  pump->poll();
-  if (pump->events_.wants_io) pump->events_.wants_io();
-  return G_SOURCE_CONTINUE;
+void Pump::on_readable() {
+  for (int i = 0; i < kReadsPerWakeup && read_local(); ++i) {
+  }
+  update_watches();
+  check_finished();
+  if (events_.wants_io) events_.wants_io();
+}
+
+void Pump::on_writable() {
+  poll();
+  if (events_.wants_io) events_.wants_io();
 }
 
 // One read from the local side, passed straight to the stream. Returns true
@@ -110,6 +111,7 @@ gboolean Pump::on_writable(gint, GIOCondition, gpointer self) {
 bool Pump::read_local() {
   if (aborted_ || local_eof_ || out_.len > 0) return false;
   ssize_t n = read(options_.read_fd, scratch_.data(), scratch_.size());
+  if (n >= 0) last_progress_us_ = g_get_monotonic_time();
   if (n > 0) {
     size_t written = 0;
     if (!write_stream(scratch_.data(), static_cast<size_t>(n), written)) return false;
@@ -257,10 +259,75 @@ void Pump::poll() {
     progress |= flush_to_stream();
     progress |= flush_to_local();
     progress |= pull_from_stream();
+    if (progress) last_progress_us_ = g_get_monotonic_time();
   }
   in_poll_ = false;
   update_watches();
   check_finished();
+}
+
+uint64_t Pump::poll_interest() const {
+  if (finished_ || aborted_) return 0;
+  uint64_t events = SSL_POLL_EVENT_ER | SSL_POLL_EVENT_EW;
+  if (!peer_fin_ && in_.len == 0) events |= SSL_POLL_EVENT_R;
+  if (out_.len > 0 || (local_eof_ && !fin_sent_)) events |= SSL_POLL_EVENT_W;
+  return events;
+}
+
+// Pumps that moved data within this window count as busy.
+constexpr gint64 kBusyWindowUs = 200 * 1000;
+
+StreamPoller::~StreamPoller() {
+  if (timer_id_ != 0) g_source_remove(timer_id_);
+}
+
+void StreamPoller::after_quic_run() {
+  gint64 now = g_get_monotonic_time();
+  bool everyone = now - last_full_us_ >= kIdleCheckUs;
+  poll(everyone);
+  if (everyone) {
+    last_full_us_ = now;
+  } else if (timer_id_ == 0) {
+    // This run may have brought data for an idle stream: look within 2 ms.
+    timer_id_ = g_timeout_add(static_cast<guint>(kIdleCheckUs / 1000), &StreamPoller::on_timer, this);
+  }
+}
+
+gboolean StreamPoller::on_timer(gpointer self) {
+  auto* poller = static_cast<StreamPoller*>(self);
+  poller->timer_id_ = 0;
+  poller->last_full_us_ = g_get_monotonic_time();
+  poller->poll(true);
+  return G_SOURCE_REMOVE;
+}
+
+void StreamPoller::poll(bool everyone) {
+  gint64 busy_since = g_get_monotonic_time() - kBusyWindowUs;
+  items_.clear();
+  asked_.clear();
+  for (const auto& pump : pumps_) {
+    if (!everyone && !pump->active_since(busy_since)) continue;
+    uint64_t events = pump->poll_interest();
+    if (events == 0) continue;
+    SSL_POLL_ITEM item{};
+    item.desc = SSL_as_poll_descriptor(pump->stream());
+    item.events = events;
+    items_.push_back(item);
+    asked_.push_back(pump.get());
+  }
+  if (items_.empty()) return;
+  timeval now{0, 0};
+  size_t ready = 0;
+  if (SSL_poll(items_.data(), items_.size(), sizeof(SSL_POLL_ITEM), &now, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &ready) != 1) {
+    ERR_clear_error();
+    // Could not ask: poll them all, as slow as that is.
+    for (auto& item : items_) item.revents = item.events;
+  }
+  // A pump's callbacks never add or destroy pumps synchronously (finished
+  // pumps are swept from an idle callback), so the pointers stay valid.
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (items_[i].revents != 0) asked_[i]->poll();
+  }
 }
 
 void Pump::abort(bool reset_stream) {
@@ -286,14 +353,7 @@ void Pump::check_finished() {
   if (!done) return;
   finished_ = true;
   clean_ = !aborted_;
-  if (read_watch_ != 0) {
-    g_source_remove(read_watch_);
-    read_watch_ = 0;
-  }
-  if (write_watch_ != 0) {
-    g_source_remove(write_watch_);
-    write_watch_ = 0;
-  }
+  unwatch();
   if (events_.finished) events_.finished();
 }
 

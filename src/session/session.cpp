@@ -230,7 +230,7 @@ class Session {
     if (finishing_) return;
     poll_control();
     poll_pending();
-    for (auto& pump : pumps_) pump->poll();
+    stream_poller_.after_quic_run();
     resume_accepting_if_possible();
   }
 
@@ -524,7 +524,7 @@ class Session {
         [this] { guarded([&] { on_pump_finished(); }); },
         [this] { guarded([&] { finish(ExitCode::ok, {}); }); },
     };
-    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events), scratch_));
+    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events), scratch_, poller_));
     pumps_.back()->poll();
     driver_->kick();
   }
@@ -689,8 +689,10 @@ class Session {
   bool authenticated_ = false;
 
   std::vector<std::unique_ptr<Pending>> pending_;
-  forward::Scratch scratch_;  // before pumps_: they use it until destroyed
+  forward::Scratch scratch_;  // before pumps_: they use these until destroyed
+  forward::Poller poller_;
   std::vector<std::unique_ptr<forward::Pump>> pumps_;
+  forward::StreamPoller stream_poller_{pumps_};
   size_t connections_ = 0;
   guint sweep_id_ = 0;
   bool stdio_done_ = false, peer_done_ = false, done_sent_ = false;
