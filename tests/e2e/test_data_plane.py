@@ -68,6 +68,9 @@ def run_many(lab, count, total, *, server_args, client_args, acceptor_args=None,
                                         "--timeout", str(int(deadline))])
     lab.wait_for(lambda: client.event("summary") or client.event("timeout"), deadline,
                  f"{count} connections to finish", fail_if=peers_alive(acc, opn))
+    # The client can be done before the server has read its last bytes.
+    lab.wait_for(lambda: sum(1 for e in server.events() if e.get("event") in ("conn", "conn_failed")) >= count,
+                 scaled(60), f"the server to finish all {count} connections", fail_if=peers_alive(acc, opn))
     summary = match_many(lab, client, server, count)
     lab.check(acc.returncode is None and opn.returncode is None, "a peer exited; both must keep serving")
     return summary
