@@ -51,6 +51,11 @@ class Bench:
         for ns in (self.a, self.b):
             sh("ip", "netns", "add", ns)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # IPv4 only: ICE would otherwise often pick the veth's IPv6
+            # link-local addresses, which the (IPv4) iptables loss and delay
+            # rules do not touch.
+            for key in ("all", "default"):
+                sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{key}.disable_ipv6=1")
         sh("ip", "link", "add", self.va, "netns", self.a, "type", "veth", "peer", "name", self.vb, "netns", self.b)
         sh("ip", "-n", self.a, "addr", "add", f"{A_IP}/24", "dev", self.va)
         sh("ip", "-n", self.b, "addr", "add", f"{B_IP}/24", "dev", self.vb)
@@ -86,8 +91,8 @@ class Bench:
     # -- link conditions
     def shape(self, rate=None, loss=None, delay_ms=None, nfq_delay=None):
         """rate: tbf on both veth ends; loss: iptables random drop on both
-        ends' input; delay_ms (one way) with loss: nfq-delay on both ends'
-        input (this kernel has no sch_netem)."""
+        ends' input; delay_ms (one way): nfq-delay on both ends' input (this
+        kernel has no sch_netem)."""
         for p in getattr(self, "delayers", []):
             p.terminate()
             p.wait(timeout=10)
@@ -99,8 +104,12 @@ class Bench:
                    "latency", "20ms")
             sh("ip", "netns", "exec", ns, "iptables", "-F", "INPUT", check=False)
             if delay_ms:
-                p = self.start(ns, [nfq_delay, "--queue", "0", "--delay-ms", str(delay_ms),
-                                    "--loss-percent", str((loss or 0) * 100)])
+                # nfq-delay takes whole loss percentages: the loss comes from
+                # the statistic match before the queue instead.
+                if loss:
+                    sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode",
+                       "random", "--probability", str(loss), "-j", "DROP")
+                p = self.start(ns, [nfq_delay, "--queue", "0", "--delay-ms", str(delay_ms)])
                 if p.stdout.readline().strip() != "ready":
                     raise RuntimeError("nfq-delay did not start")
                 self.delayers.append(p)
@@ -174,7 +183,7 @@ def main():
     ap.add_argument("--lossy-mib", type=int, default=128)
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--pings", type=int, default=2000)
-    ap.add_argument("--delay-mib", type=int, default=32, help="bulk size with 50 ms RTT and loss (MiB)")
+    ap.add_argument("--delay-mib", type=int, default=8, help="bulk size with 50 ms RTT and loss (MiB)")
     ap.add_argument("--nfq-delay", metavar="PATH", default=None,
                     help="the NFQUEUE delay tool of tests/netlab (default: build/tests/netlab/nfq-delay if built)")
     ap.add_argument("--perf", metavar="DIR", help="record `perf record` of both peersock processes during the "
