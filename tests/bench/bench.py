@@ -258,12 +258,14 @@ def main():
             c1 = (cpu_seconds(conn.pid), cpu_seconds(lis.pid))
             stop_perf(perfs)
             s = bulk("127.0.0.1", SOCAT, nbytes)
+            def rate(x):
+                return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
             rows.append((f"throughput, {label}: tunnel / direct TCP",
-                         f"{t['mbytes_per_s']:.0f} / {d['mbytes_per_s']:.0f} MB/s",
-                         f"{t['mbytes_per_s'] / d['mbytes_per_s']:.2f}"))
+                         f"{rate(t['mbytes_per_s'])} / {rate(d['mbytes_per_s'])} MB/s",
+                         f"{t['mbytes_per_s'] / d['mbytes_per_s']:.2g}"))
             rows.append((f"throughput, {label}: socat relay / direct TCP",
-                         f"{s['mbytes_per_s']:.0f} / {d['mbytes_per_s']:.0f} MB/s",
-                         f"{s['mbytes_per_s'] / d['mbytes_per_s']:.2f}"))
+                         f"{rate(s['mbytes_per_s'])} / {rate(d['mbytes_per_s'])} MB/s",
+                         f"{s['mbytes_per_s'] / d['mbytes_per_s']:.2g}"))
             if measure_cpu:
                 gib = nbytes / (1 << 30)
                 rows.append(("CPU per GiB through the tunnel, sending side (listen)",
