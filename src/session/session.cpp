@@ -23,6 +23,7 @@
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
+#include "peersock/session/stream_header.hpp"
 
 namespace peersock::session {
 namespace {
@@ -34,8 +35,6 @@ constexpr guint kIceDeadlineMs = 30000;
 constexpr guint kHandshakeAndAuthDeadlineMs = 20000;
 constexpr guint kShutdownDeadlineMs = 5000;
 
-constexpr uint8_t kDataStreamMagic = 'X';  // first byte of every data stream (protocol-v1 §6.1)
-constexpr uint8_t kDoneMarker = 'D';       // v2 stdio: "I have delivered all your data" on stream 0
 
 // Opens the TCP listening socket for `listen` before rendezvous, so that a
 // port in use is reported before anyone is bothered with a code.
@@ -434,7 +433,7 @@ class Session {
         uint8_t byte = 0;
         size_t n = 0;
         if (SSL_read_ex(p.stream.get(), &byte, 1, &n) == 1 && n == 1) {
-          if (byte != kDataStreamMagic) throw CounterpartyError(fmt::format("data stream starts with 0x{:02x}, expected 'X'", byte));
+          check_data_stream_magic(byte);
           p.magic_seen = true;
         } else {
           int err = SSL_get_error(p.stream.get(), 0);
@@ -556,7 +555,7 @@ class Session {
     uint8_t buf[64];
     size_t n = 0;
     while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
-      if (peer_version_ >= 2 && std::find(buf, buf + n, kDoneMarker) != buf + n) peer_done_ = true;
+      if (peer_version_ >= 2 && count_done_markers({buf, n}) > 0) peer_done_ = true;
     }
     flush_markers();
     maybe_close_after_stdio();
