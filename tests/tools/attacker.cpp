@@ -169,7 +169,7 @@ class Attacker {
         leg.controlling, no_servers(),
         ice::AgentCallbacks{
             [this, l] { on_gathered(*l); },
-            [this, l](const ice::SelectedPath& p) {
+            [l](const ice::SelectedPath& p) {
               emit({{"event", "ice_connected"}, {"leg", l->name}, {"local", p.local}, {"remote", p.remote}});
               if (l->driver) l->driver->kick();
             },
