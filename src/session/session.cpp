@@ -275,6 +275,12 @@ class Session {
     handshake_handled_ = true;
     auto exporter = endpoint_->export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
     auth::Secret secret = auth::derive_secret(exporter, code_text_);
+    // One session, one derivation: the code is not needed any more (issue 5).
+    auth::wipe(code_text_);
+    if (options_.code) {
+      auth::wipe(options_.code->text);
+      for (auto& word : options_.code->words) auth::wipe(word);
+    }
     OPENSSL_cleanse(exporter.data(), exporter.size());
     auto role = quic_role() == quic::Role::client ? auth::Role::alice : auth::Role::bob;
     smp_ = std::make_unique<auth::Smp>(role, secret);
@@ -322,7 +328,7 @@ class Session {
 
   // ---- auth -----------------------------------------------------------------
   void poll_auth() {
-    if (!auth_ || authenticated_) return;
+    if (!auth_ || authenticated_ || !smp_) return;
     uint8_t buf[4096];
     for (;;) {
       size_t n = 0;
@@ -336,6 +342,7 @@ class Session {
         auto step = smp_->on_message(*frame);
         if (!step.reply.empty()) write_all(auth_.get(), auth::encode_frame(step.reply));
         if (step.status == auth::Status::mismatch) {
+          smp_.reset();  // wipes the secret
           finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
           return;
         }
