@@ -16,6 +16,10 @@
 //                  attacker). The peers see two different TLS sessions.
 //       forward:   no QUIC of its own: UDP datagrams are copied between the
 //                  legs, so the peers' QUIC session runs end to end (control).
+//       inject:    hostile relay input: the frame that would carry the other
+//                  side's `ice` body to --inject-to consumer|generator is
+//                  replaced by the contents of --frame-file (sent as a binary
+//                  frame with --binary). Nothing else is touched.
 //
 //   psk-attacker rogue --relay URL --attack ATTACK (--code CODE | --generate) [--smp-code CODE]
 //       A peer that misbehaves. With --code it joins as the consumer (QUIC
@@ -154,6 +158,17 @@ class Attacker {
   // ---- mitm ------------------------------------------------------------------
   void start_mitm() {
     terminate_ = opts_.value("mode", "terminate") == "terminate";
+    if (opts_.value("mode", "") == "inject") {
+      inject_ = true;
+      terminate_ = false;
+      inject_to_generator_ = opts_.value("inject_to", "consumer") == "generator";
+      inject_binary_ = opts_.value("binary", false);
+      std::string path = opts_.value("frame_file", "");
+      g_autofree char* contents = nullptr;
+      gsize size = 0;
+      if (!g_file_get_contents(path.c_str(), &contents, &size, nullptr)) die("cannot read --frame-file " + path);
+      inject_frame_.assign(contents, size);
+    }
     gen_.name = "gen";
     gen_.controlling = false;
     gen_.role = quic::Role::client;
@@ -402,8 +417,21 @@ class Attacker {
     Attacker* self = c->self;
     std::string text = text_of(message);
     json j = json::parse(text, nullptr, false);
-    if (j.is_object() && j.value("type", "") == "message" && j.value("phase", "") == "ice" &&
-        j.value("side", "") != c->side && j.contains("body") && j["body"].is_string()) {
+    bool peer_ice = j.is_object() && j.value("type", "") == "message" && j.value("phase", "") == "ice" &&
+                    j.value("side", "") != c->side && j.contains("body") && j["body"].is_string();
+    if (peer_ice && self->inject_ && (self->inject_to_generator_ == c->generator)) {
+      // Hostile relay input: the frame carrying the other side's ice body is
+      // replaced by the test's frame (as text, or as a binary frame).
+      emit({{"event", "injected"}, {"to", c->generator ? "generator" : "consumer"}, {"bytes", self->inject_frame_.size()}});
+      if (self->inject_binary_) {
+        soup_websocket_connection_send_binary(c->down, self->inject_frame_.data(), self->inject_frame_.size());
+      } else {
+        soup_websocket_connection_send_text(c->down, self->inject_frame_.c_str());
+      }
+      return;
+    }
+    if (peer_ice && self->inject_) peer_ice = false;  // the other side just gets the real body
+    if (peer_ice) {
       std::string original = j["body"];
       // To the generator goes our "gen" leg's description (the consumer's
       // body is for our "cons" leg), and the other way round.
@@ -575,6 +603,8 @@ class Attacker {
   std::string mode_ = "mitm";
   bool terminate_ = true;
   bool in_quic_ = false, quitting_ = false, finished_ = false;
+  bool inject_ = false, inject_to_generator_ = false, inject_binary_ = false;
+  std::string inject_frame_;
   int status_ = 1;
   Leg gen_, cons_;
   std::vector<std::unique_ptr<Relay>> relays_;
@@ -613,6 +643,9 @@ json parse_args(int argc, char** argv) {
     else if (a == "--attack") o["attack"] = next();
     else if (a == "--smp-code") o["smp_code"] = next();
     else if (a == "--timeout") o["timeout"] = std::stoi(next());
+    else if (a == "--inject-to") o["inject_to"] = next();
+    else if (a == "--frame-file") o["frame_file"] = next();
+    else if (a == "--binary") o["binary"] = true;
     else die("unknown option " + a);
   }
   return o;
