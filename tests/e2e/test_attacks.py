@@ -244,3 +244,38 @@ def test_hostile_generator_early_stream_reaches_nothing(lab):
     lab.check(cons.find(MISMATCH_RE) is not None, f"{cons.name}: stderr does not say 'connection code mismatch'")
     lab.check(events(rogue, "early_stream"), "the rogue never opened its early stream")
     check_nothing_forwarded(lab, target)
+
+
+@pytest.mark.deadline(90)
+def test_authenticated_peer_with_bad_stream_header_is_disconnected(lab):
+    """The stream header after auth: a peer that knows the code (so SMP
+    succeeds) opens a data stream that starts with 'Y' instead of 'X'. The
+    acceptor ends with exit 8 naming the byte; the target sees nothing."""
+    target = target_server(lab)
+    gen = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}"])
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    rogue = lab.start("rogue (bad-magic)", [attacker_bin(), "rogue", "--relay", lab.relay_url, "--code", code,
+                                            "--smp-code", code, "--attack", "bad-magic",
+                                            "--timeout", str(int(scaled(60)))])
+    rc = gen.wait_exit(scaled(40), what="a bad data stream header must end the session")
+    lab.check(events(rogue, "bad_magic_stream"), "the rogue did not authenticate and open its stream")
+    lab.check(gen.find(AUTH_RE) is not None, "the generator did not authenticate the peer that knows the code")
+    lab.check(rc == EXIT_PROTOCOL, f"{gen.name} exited with status {rc}, expected {EXIT_PROTOCOL}")
+    errs = [l for l in gen.lines("stderr") if l.startswith("peersock: ")]
+    lab.check(len(errs) == 1 and "data stream starts with 'Y', expected 'X'" in errs[0],
+              f"expected one line naming the bad first byte, got {errs}")
+    check_nothing_forwarded(lab, target)
+
+
+def test_sanitizer_reports_in_stderr_are_found(ns_lab):
+    """The check in conftest.py that fails a test when any process printed a
+    sanitizer report (the sanitizer pass relies on it) does find one."""
+    import conftest
+    p = ns_lab.start("fake asan report", ["/bin/sh", "-c", "echo '==1==ERROR: AddressSanitizer: heap-use-after-free' >&2; "
+                                          "echo 'x.cpp:1:2: runtime error: signed integer overflow' >&2"])
+    p.wait_exit(scaled(10))
+    p._drain()
+    found = conftest.sanitizer_reports(ns_lab)
+    ns_lab.procs.remove(p)  # do not fail this test's own teardown
+    ns_lab.check(len(found) == 1 and "AddressSanitizer" in found[0], f"not found: {found}")
+    ns_lab.check(not conftest.sanitizer_reports(ns_lab), "a clean lab reports something")

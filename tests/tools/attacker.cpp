@@ -30,6 +30,9 @@
 //         garbage-auth  client: an auth frame with length 0xffff on stream 4
 //         garbage-mpi   client: a correctly framed msg1 of random bytes
 //         stall         complete the QUIC handshake, then do nothing
+//         bad-magic     run SMP (pass the right --smp-code to authenticate),
+//                       then open a data stream that starts with 'Y'
+//                       (to test the stream header check after auth)
 //
 // Output: one JSON object per line on stdout ({"event": ...}), flushed.
 // Exit status: 0 when the run ended (the peers closed), 1 on a tool error or
@@ -589,6 +592,16 @@ class Attacker {
         if (step.status == auth::Status::mismatch) {
           // What peersock does too: tell the other side at once.
           gen_.endpoint->close(quic::kErrorAuthFailed, "code-mismatch");
+        }
+        if (step.status == auth::Status::success && attack_ == "bad-magic") {
+          // Authenticated (--smp-code is the right code): now a data stream
+          // that does not start with 'X'.
+          quic::SslPtr s(SSL_new_stream(gen_.endpoint->connection(), SSL_STREAM_FLAG_NO_BLOCK));
+          if (!s) die("cannot open the data stream");
+          const std::string payload = "Ynot the magic";
+          write(s.get(), {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+          emit({{"event", "bad_magic_stream"}, {"id", SSL_get_stream_id(s.get())}});
+          early_.push_back(std::move(s));
         }
         gen_.driver->kick();
       }
