@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_PROTOCOL, EXIT_RENDEZVOUS, LISTEN_PORT, MAILBOX_PORT,
+from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_NO_PATH, EXIT_PROTOCOL, EXIT_RENDEZVOUS, LISTEN_PORT, MAILBOX_PORT,
                  TARGET_PORT, Pump, check_same, peersock_bin, scaled, wrong_words_code)
 
 PROXY_PORT = 4100
@@ -125,6 +125,60 @@ def test_mitm_terminating_quic_at_the_relay_fails_auth_on_both_sides(lab):
               f"application bytes passed through the attacker: {done}")
     lab.check(not (relayed - {0, 4}), f"data streams were opened through the attacker: {relayed}")
     check_nothing_forwarded(lab, target, client)
+
+
+@pytest.mark.deadline(120)
+def test_mitm_that_swallows_the_verdict_still_gets_nothing(lab):
+    """The same attacker, but it does not pass the generator's mismatch close
+    on: the consumer is left waiting for SMP's last message. The generator
+    reports the mismatch (exit 3); the consumer gives up at its auth deadline
+    (20 s) with exit 4 and a line that says so; no data passes."""
+    attacker, relay = start_mitm(lab, "silent")
+    target = target_server(lab)
+    gen = lab.peersock("peersock listen", ["listen", str(LISTEN_PORT)], relay=relay)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    client = tcp_client(lab)
+    cons = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}", code], relay=relay)
+    rc = gen.wait_exit(scaled(40), what="the generator must see the mismatch")
+    lab.check(rc == EXIT_MISMATCH, f"{gen.name} exited with status {rc}, expected {EXIT_MISMATCH}")
+    rc = cons.wait_exit(30 + scaled(20), what="the consumer must give up at its auth deadline")
+    lab.check(rc == EXIT_NO_PATH, f"{cons.name} exited with status {rc}, expected {EXIT_NO_PATH}")
+    lab.check(cons.find(r"^peersock: .*(authentication|timed out)") is not None,
+              f"{cons.name}: no line saying that authentication did not finish")
+    for p in (gen, cons):
+        lab.check(p.find(AUTH_RE) is None, f"{p.name} claims to be authenticated")
+    lab.check({e["id"] for e in events(attacker, "stream")} <= {0, 4}, "data streams went through the attacker")
+    check_nothing_forwarded(lab, target, client)
+
+
+@pytest.mark.deadline(90)
+def test_nameplate_race_in_parallel_never_pairs_the_wrong_party(lab):
+    """A third party (who knows only the nameplate) and the real consumer
+    claim at the same moment. Whoever comes third gets `crowded`. Either the
+    real consumer wins and both real users authenticate, or the third party
+    wins, the real consumer is told `crowded` (exit 6) and nobody
+    authenticates. Never a silent pairing with the wrong party."""
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], stdio=True)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    rogue = lab.start("rogue (stall)", [attacker_bin(), "rogue", "--relay", lab.relay_url, "--code",
+                                        wrong_words_code(code), "--attack", "stall", "--timeout", str(int(scaled(80)))])
+    real = lab.peersock("real consumer", ["stdio-b", code], stdio=True)
+
+    def outcome():
+        if real.find(AUTH_RE) is not None and gen.find(AUTH_RE) is not None:
+            return "real consumer won"
+        if real.returncode is not None:
+            return "third party won"
+        return None
+    result = lab.wait_for(outcome, scaled(40), "either the real pair to authenticate or the consumer to exit")
+    lab.note(f"race outcome: {result}")
+    if result == "real consumer won":
+        lab.wait_for(lambda: events(rogue, "relay_error"), scaled(20), "the third party to be refused")
+        lab.check("crowded" in events(rogue, "relay_error")[0]["error"], "the third party was not told 'crowded'")
+    else:
+        lab.check(real.returncode == EXIT_RENDEZVOUS, f"{real.name} exited {real.returncode}, expected {EXIT_RENDEZVOUS}")
+        lab.check(real.find(r"^peersock: .*crowded") is not None, f"{real.name} was not told 'crowded'")
+        lab.check(gen.find(AUTH_RE) is None, "the generator authenticated the third party")
 
 
 @pytest.mark.deadline(120)

@@ -14,6 +14,8 @@
 //                  for byte, and an application CONNECTION_CLOSE on one leg is
 //                  passed on to the other with the same code (a transparent
 //                  attacker). The peers see two different TLS sessions.
+//       silent:    like terminate, but a close on one leg is not passed on:
+//                  the other peer is left waiting.
 //       forward:   no QUIC of its own: UDP datagrams are copied between the
 //                  legs, so the peers' QUIC session runs end to end (control).
 //       inject:    hostile relay input: the frame that would carry the other
@@ -160,7 +162,8 @@ class Attacker {
 
   // ---- mitm ------------------------------------------------------------------
   void start_mitm() {
-    terminate_ = opts_.value("mode", "terminate") == "terminate";
+    terminate_ = opts_.value("mode", "terminate") == "terminate" || opts_.value("mode", "") == "silent";
+    silent_ = opts_.value("mode", "") == "silent";
     if (opts_.value("mode", "") == "inject") {
       inject_ = true;
       terminate_ = false;
@@ -260,7 +263,7 @@ class Attacker {
         const auto& c = *leg->endpoint->closed();
         emit({{"event", "closed"}, {"leg", leg->name}, {"by_peer", c.by_peer}, {"app", c.is_app},
               {"code", c.error_code}, {"reason", c.reason}});
-        if (mode_ == "mitm") {
+        if (mode_ == "mitm" && !silent_) {
           Leg& other = leg == &gen_ ? cons_ : gen_;
           if (other.endpoint && !other.endpoint->closed()) {
             other.endpoint->close(c.is_app ? c.error_code : quic::kErrorLocal, c.reason);
@@ -617,6 +620,7 @@ class Attacker {
   bool terminate_ = true;
   bool in_quic_ = false, quitting_ = false, finished_ = false;
   bool inject_ = false, inject_to_generator_ = false, inject_binary_ = false;
+  bool silent_ = false;
   std::string inject_frame_;
   int status_ = 1;
   Leg gen_, cons_;
