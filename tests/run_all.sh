@@ -24,6 +24,7 @@
 #   PEERSOCK_E2E_BIG_MIB, PEERSOCK_E2E_TIME_SCALE: see tests/e2e/README.md
 #   PEERSOCK_ASAN_BIG_MIB  big transfer size in the sanitizer pass (default 16)
 #   PEERSOCK_ASAN_TIME_SCALE  deadline scale in the sanitizer pass (default 3)
+#   PEERSOCK_ASAN_E2E_ARGS extra pytest arguments for the sanitizer e2e pass only
 #   PEERSOCK_SANITIZE=0    skip the sanitizer pass and the fuzz runs (counted as nothing)
 #   PEERSOCK_FUZZ_SECONDS  seconds per fuzz target (default 20; 0 = skip fuzzing)
 set -uo pipefail
@@ -136,7 +137,8 @@ if [ "${PEERSOCK_SANITIZE:-1}" != 0 ]; then
     # shellcheck source=sanitize/env.sh
     . tests/sanitize/env.sh
     unit_tests unit-asan "$ASAN_BUILD_DIR"
-    e2e_tests e2e-asan "$here/$ASAN_BUILD_DIR/peersock" \
+    PEERSOCK_E2E_ARGS="${PEERSOCK_E2E_ARGS:-} ${PEERSOCK_ASAN_E2E_ARGS:-}" \
+      e2e_tests e2e-asan "$here/$ASAN_BUILD_DIR/peersock" \
       PEERSOCK_E2E_BIG_MIB="${PEERSOCK_ASAN_BIG_MIB:-16}" \
       PEERSOCK_E2E_TIME_SCALE="${PEERSOCK_ASAN_TIME_SCALE:-3}"
 
