@@ -31,7 +31,7 @@ for t in "${targets[@]}"; do
   [ -f "$here/tests/fuzz/$t.dict" ] && dict=(-dict="$here/tests/fuzz/$t.dict")
   out="$build/fuzz-long-$t.log"
   start=$(date +%s)
-  nice -n 19 "$build/tests/fuzz/$t" -runs="$runs" -max_total_time="$max_seconds" -timeout=10 -rss_limit_mb=2048 \
+  nice -n 19 "$build/tests/fuzz/$t" -runs="$runs" -max_total_time="$max_seconds" -timeout=60 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$t-" "${dict[@]}" "$corpus" "$here/tests/fuzz/corpus/$t" \
     >"$out" 2>&1
   rc=$?

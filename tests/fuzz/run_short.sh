@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a few seconds and writes one JUnit test case
 # per target (part of tests/run_all.sh). A target fails when libFuzzer finds a
-# crash, a sanitizer report, a leak, a timeout (>10 s per input) or an
+# crash, a sanitizer report, a leak, a timeout (>30 s per input) or an
 # out-of-memory (>2 GiB); the reproducer is kept in LOGDIR/fuzz-artifacts/.
 #
 #   tests/fuzz/run_short.sh BUILD_DIR SECONDS JUNIT_XML
@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
   else
     dict=()
     [ -f "$here/tests/fuzz/$t.dict" ] && dict=(-dict="$here/tests/fuzz/$t.dict")
-    "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$exe" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$artifacts/$t-" "${dict[@]}" "$work/$t" "$here/tests/fuzz/corpus/$t" >"$out" 2>&1
     rc=$?
   fi
