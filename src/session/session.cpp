@@ -310,7 +310,14 @@ class Session {
     // Alice opens streams 0 and 4 herself and has no reason to take a peer
     // stream before auth; leaving them queued avoids the original's race
     // (protocol-v1 §7.4).
-    if (quic_role() == quic::Role::client && !authenticated_) return;
+    if (quic_role() == quic::Role::client && !authenticated_) {
+      // ...but the server can only have verified us after our msg3: a
+      // stream it opened before that is data before auth (issue 5).
+      if (smp_ && !smp_->peer_can_have_succeeded() && SSL_get_accept_stream_queue_len(endpoint_->connection()) > 0) {
+        throw CounterpartyError("the peer opened a stream before authentication");
+      }
+      return;
+    }
     while (SSL* raw = SSL_accept_stream(endpoint_->connection(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
       quic::SslPtr stream(raw);
       uint64_t id = SSL_get_stream_id(raw);

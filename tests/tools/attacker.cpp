@@ -566,7 +566,12 @@ class Attacker {
       if (attack_ == "early-stream") rogue_early_stream();
     } else {
       smp_->start();
-      if (attack_ == "early-stream") rogue_early_stream();
+      if (attack_ == "early-stream") {
+        // Data before auth: the consumer cannot have been verified yet (it
+        // has not even got msg2), so the stream must get us disconnected.
+        smp_.reset();
+        rogue_early_stream();
+      }
     }
     emit({{"event", "attack_sent"}, {"attack", attack_}});
     gen_.driver->kick();

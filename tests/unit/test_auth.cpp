@@ -576,3 +576,19 @@ TEST(Wipe, ClearsTheCharacters) {
   // The buffer is still ours (clear() keeps the capacity): every byte is 0.
   for (size_t i = 0; i < size; ++i) EXPECT_EQ(data[i], '\0') << i;
 }
+
+TEST(Smp, PeerCanHaveSucceededOnlyAfterOurLastMessage) {
+  Smp alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  EXPECT_FALSE(alice.peer_can_have_succeeded());
+  EXPECT_FALSE(bob.peer_can_have_succeeded());
+  const Bytes msg1 = alice.start();
+  EXPECT_FALSE(alice.peer_can_have_succeeded());  // Bob has nothing to verify yet
+  const Bytes msg2 = bob.on_message(msg1).reply;
+  EXPECT_FALSE(bob.peer_can_have_succeeded());
+  const Bytes msg3 = alice.on_message(msg2).reply;
+  EXPECT_TRUE(alice.peer_can_have_succeeded());  // msg3 is out: Bob may succeed now
+  const auto step4 = bob.on_message(msg3);
+  EXPECT_EQ(step4.status, Status::success);
+  EXPECT_TRUE(bob.peer_can_have_succeeded());
+}

@@ -71,6 +71,12 @@ class Smp {
 
   Status status() const { return status_; }
 
+  // Whether the peer can already have verified us: Bob succeeds on msg3, so
+  // for Alice that is once msg3 is sent; Alice only succeeds after Bob, so
+  // for Bob never before his own verdict. Anything the peer does that needs
+  // its success (opening data streams) before this is a protocol violation.
+  bool peer_can_have_succeeded() const { return role_ == Role::alice ? step_ >= 2 : status_ == Status::success; }
+
  private:
   struct State;
   Role role_;
