@@ -261,11 +261,13 @@ def test_nameplate_race_third_party_is_crowded_out(lab):
     pytest.param("early-stream", EXIT_PROTOCOL, r"opened stream 8 before authentication", id="early-data-stream"),
     pytest.param("garbage-auth", EXIT_PROTOCOL, r"auth frame of 65535 bytes", id="oversized-auth-frame"),
     pytest.param("garbage-mpi", EXIT_MISMATCH, MISMATCH_RE, id="garbage-smp-message"),
+    pytest.param("truncated-auth", EXIT_PROTOCOL, r"closed the authentication stream", id="truncated-auth-frame"),
 ])
 def test_hostile_consumer_is_disconnected_and_nothing_forwarded(lab, attack, expected_rc, says):
     """A peer that knows the nameplate joins as the QUIC client and, instead
     of a proper SMP run, opens a data stream with 'X' + data before auth, or
-    sends an oversized auth frame, or a random SMP message. The generator
+    sends an oversized auth frame, a random SMP message, or part of a frame
+    followed by the end of the stream. The generator
     (`connect`, forwarding to a target) ends with one clear line; the target
     never sees a connection."""
     target = target_server(lab)

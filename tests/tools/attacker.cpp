@@ -31,6 +31,7 @@
 //         early-stream  open a data stream and write 'X' + payload before auth
 //         garbage-auth  client: an auth frame with length 0xffff on stream 4
 //         garbage-mpi   client: a correctly framed msg1 of random bytes
+//         truncated-auth client: 12 bytes of a 258-byte frame, then FIN
 //         stall         complete the QUIC handshake, then do nothing
 //         bad-magic     run SMP (pass the right --smp-code to authenticate),
 //                       then open a data stream that starts with 'Y'
@@ -556,6 +557,11 @@ class Attacker {
       if (attack_ == "garbage-auth") {
         std::vector<uint8_t> junk = {0xff, 0xff, 1, 2, 3, 4};
         write(auth_.get(), junk);
+      } else if (attack_ == "truncated-auth") {
+        // A frame that announces 256 bytes, 10 of them, then end of stream.
+        std::vector<uint8_t> part = {0x01, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+        write(auth_.get(), part);
+        SSL_stream_conclude(auth_.get(), 0);
       } else if (attack_ == "garbage-mpi") {
         std::vector<uint8_t> junk(600);
         RAND_bytes(junk.data(), static_cast<int>(junk.size()));
