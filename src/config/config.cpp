@@ -208,6 +208,11 @@ Endpoint parse_endpoint(std::string_view value, uint16_t default_port, std::stri
   }
 
   if (host.empty()) throw UsageError(context + "empty host in " + quote(value));
+  // Found by fuzz_config: a host with a newline or other control bytes went
+  // unquoted into later error messages ("cannot resolve ...").
+  for (char c : host) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) throw UsageError(context + "bad host " + quote(host));
+  }
   Endpoint endpoint{std::string(host), default_port};
   if (port_text) {
     const std::optional<uint16_t> port = parse_port(*port_text);

@@ -324,5 +324,9 @@ TEST(ParseEndpoint, Errors) {
   EXPECT_CONTAINS(endpoint_error("[::1]x"), "'[::1]x'");
   EXPECT_CONTAINS(endpoint_error(":3478"), "':3478'");
   EXPECT_CONTAINS(endpoint_error("[]:3478"), "'[]:3478'");
+  // Control bytes and spaces in the host (found by fuzz_config) are refused, quoted.
+  EXPECT_EQ(endpoint_error("ice][\nstun"), "--stun: bad host 'ice][\\x0astun'");
+  EXPECT_CONTAINS(endpoint_error("a b:3478"), "bad host 'a b'");
+  EXPECT_CONTAINS(endpoint_error("[\x1b]:3478"), "bad host '\\x1b'");
   for (const std::string v : {"host:x", "[::1", ":1"}) EXPECT_EQ(endpoint_error(v).rfind("--stun: ", 0), 0u) << v;
 }
