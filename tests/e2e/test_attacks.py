@@ -10,12 +10,11 @@ import json
 import os
 import re
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
-from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_NO_PATH, EXIT_PROTOCOL, EXIT_RENDEZVOUS, LISTEN_PORT, MAILBOX_PORT,
+from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_NO_PATH, EXIT_PROTOCOL, EXIT_RENDEZVOUS, LISTEN_PORT,
                  TARGET_PORT, Pump, check_same, peersock_bin, scaled, wrong_words_code)
 
 PROXY_PORT = 4100

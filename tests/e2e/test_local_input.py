@@ -2,6 +2,8 @@
 unreadable config file, a target that cannot be resolved. Each gives exactly
 one `peersock: ...` line naming the bad value and the documented exit code,
 before anything is sent to the relay; none crashes or hangs."""
+import re
+
 import pytest
 
 from lab import (CODE_RE, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, scaled)
@@ -46,7 +48,6 @@ def test_bad_local_input_is_one_line_and_exit_2(ns_lab, args, names_bad_value):
     rc = p.wait_exit(scaled(15), what="bad local input must be rejected promptly")
     ns_lab.check(rc == EXIT_USAGE, f"exited with status {rc}, expected {EXIT_USAGE}")
     line = check_one_error_line(ns_lab, p)
-    import re
     ns_lab.check(re.search(names_bad_value, line) is not None,
                  f"the error line does not name the bad value (/{names_bad_value}/): {line!r}")
     ns_lab.check(p.find(CODE_RE) is None, "a connection code was printed despite bad input")
