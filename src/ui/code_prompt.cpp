@@ -218,7 +218,7 @@ class Prompt {
     }
     write_all(tty_, "\r\n");
     if (!c.nameplate && c.choices.size() == code::kWordCount) {
-      message("  (2048 words: type the first letters; four always suffice)");
+      message("  (2048 words: type the first letters; four identify any word, a three-letter word is typed whole)");
       return;
     }
     write_all(tty_, "\x1b[K" + format_choices(c.choices, width_of(tty_)));

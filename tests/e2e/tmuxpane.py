@@ -24,11 +24,15 @@ class TmuxPane:
         env_prefix = ""
         if env:
             env_prefix = "env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " "
-        # remain-on-exit keeps the pane (and its last screen and exit status)
-        # after the command ends, so the test can still read both.
+        # A shell runs the command and prints its exit status on the screen,
+        # then keeps the pane open, so the test reads the last screen and the
+        # status from the screen. (tmux's own pane-death detection sometimes
+        # left the exited command as a zombie, unnoticed, under load.)
+        # The shell traps (not ignores: that would be inherited) SIGINT, so
+        # that Ctrl-C typed in the pane ends only the command.
+        wrapped = f"trap true INT; {env_prefix}{command}; echo \"[exit status $?]\"; exec sleep 3600"
         self._tmux("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
-                   env_prefix + command)
-        self._tmux("set-option", "-t", "t", "remain-on-exit", "on")
+                   "sh", "-c", wrapped)
         lab.notes.append(f"tmux -L {self.socket}: {command}")
         self._last_screen = ""
 
@@ -52,10 +56,8 @@ class TmuxPane:
 
     def dead_status(self):
         """The command's exit status once it has ended, else None."""
-        out = self._tmux("display-message", "-p", "-t", "t", "#{pane_dead} #{pane_dead_status}").split()
-        if out and out[0] == "1" and len(out) > 1:
-            return int(out[1])
-        return None
+        m = re.search(r"^\[exit status (\d+)\]$", self.screen(), re.MULTILINE)
+        return int(m.group(1)) if m else None
 
     def wait_screen(self, pattern, timeout, what):
         """Poll the screen until `pattern` matches it; return the match."""
