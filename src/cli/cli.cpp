@@ -317,20 +317,24 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     }
   }
 
-  if (positional.empty()) {
-    if (parsed.print_config) return parsed;
-    throw UsageError("missing subcommand (connect, listen, stdio-a, stdio-b); see peersock --help");
-  }
-  const Command* command = parsed.command;
-  if (command == nullptr) {
-    throw UsageError(fmt::format("unknown subcommand {}; see peersock --help", text::quote(positional[0].text)));
-  }
+  // --print-config needs no subcommand (but takes one, to show its code).
   std::vector<std::string> rest;
-  for (size_t k = 1; k < positional.size(); ++k) rest.push_back(positional[k].text);
-  size_t used = command->parse(rest, parsed.options.mode);
-  if (rest.size() > used + 1) {
-    throw UsageError(fmt::format("{}: unexpected argument {} (usage: peersock {} {})", command->name,
-                                 text::quote(rest[used + 1]), command->name, command->usage));
+  size_t used = 0;
+  if (positional.empty()) {
+    if (!parsed.print_config) {
+      throw UsageError("missing subcommand (connect, listen, stdio-a, stdio-b); see peersock --help");
+    }
+  } else {
+    const Command* command = parsed.command;
+    if (command == nullptr) {
+      throw UsageError(fmt::format("unknown subcommand {}; see peersock --help", text::quote(positional[0].text)));
+    }
+    for (size_t k = 1; k < positional.size(); ++k) rest.push_back(positional[k].text);
+    used = command->parse(rest, parsed.options.mode);
+    if (rest.size() > used + 1) {
+      throw UsageError(fmt::format("{}: unexpected argument {} (usage: peersock {} {})", command->name,
+                                   text::quote(rest[used + 1]), command->name, command->usage));
+    }
   }
 
   // The code: at most one of CODE / `-` / --join / --code-file; then
