@@ -280,6 +280,7 @@ class Session {
     smp_ = std::make_unique<auth::Smp>(role, secret);
     OPENSSL_cleanse(secret.data(), secret.size());
     log::debug(Layer::quic, "handshake complete; authenticating");
+    log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter", role == auth::Role::alice ? "initiator" : "responder");
     status_.phase(ui::Phase::authenticating);
     if (role == auth::Role::alice) {
       // Stream 0 (keep-alive / control) and stream 4 (auth), as the original.
@@ -334,6 +335,7 @@ class Session {
       frames_.feed({buf, n});
       while (auto frame = frames_.next()) {
         auto step = smp_->on_message(*frame);
+        log::debug(Layer::auth, "SMP message of {} bytes in, {} bytes out", frame->size(), step.reply.size());
         if (!step.reply.empty()) write_all(auth_.get(), auth::encode_frame(step.reply));
         if (step.status == auth::Status::mismatch) {
           finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
@@ -593,6 +595,7 @@ class Session {
   void finish(ExitCode code, const std::string& message) {
     if (finishing_) return;
     finishing_ = true;
+    log::debug(Layer::session, "ending: {}", exit_code_name(code));
     exit_status_ = static_cast<int>(code);
     clear_deadline();
     status_.finished(code, message);

@@ -89,7 +89,7 @@ class Prompt {
           relay_url, rendezvous::ClientCallbacks{
                          nullptr,
                          [this](std::string_view text) { on_text(text); },
-                         [this](const Error& e) { relay_problem_ = e.what(); client_ok_ = false; },
+                         [this](const Error& e) { on_relay_failed(e.what()); },
                      });
       client_ok_ = true;
       protocol_.list_nameplates();  // sent right after welcome
@@ -242,13 +242,17 @@ class Prompt {
       }
     } catch (const std::exception& e) {
       // A broken server only costs the completion; the session reports it.
-      log::debug(log::Layer::rendezvous, "nameplate list unavailable: {}", e.what());
-      relay_problem_ = e.what();
-      client_ok_ = false;
-      if (pending_tab_) {
-        pending_tab_ = false;
-        message(fmt::format("  (no nameplate list: {})", relay_problem_));
-      }
+      on_relay_failed(e.what());
+    }
+  }
+
+  void on_relay_failed(const std::string& why) {
+    log::debug(log::Layer::rendezvous, "nameplate list unavailable: {}", why);
+    relay_problem_ = why;
+    client_ok_ = false;
+    if (pending_tab_) {
+      pending_tab_ = false;
+      message(fmt::format("  (no nameplate list: {})", relay_problem_));
     }
   }
 

@@ -206,7 +206,7 @@ def test_debug_logs_have_timestamps_and_never_the_code(lab):
         lines = p.lines("stderr")
         debug = [l for l in lines if re.match(r"^\[\d\d:\d\d:\d\d\.\d{3}\] (rendezvous|ice|quic|auth|forward|session): ", l)]
         layers = {re.match(r"^\[[^]]+\] (\w+):", l).group(1) for l in debug}
-        lab.check({"rendezvous", "ice", "quic"} <= layers, f"{p.name}: debug lines only from {layers}")
+        lab.check({"rendezvous", "ice", "quic", "auth", "forward", "session"} <= layers, f"{p.name}: debug lines only from {layers}")
         for l in lines:
             if l.startswith("Connection code: ") or l.startswith("On the other side run: "):
                 continue
