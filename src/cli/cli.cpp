@@ -264,7 +264,11 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
       parsed.code_words_given = true;
     } else if (name == "--relay" || name == "--stun" || name == "--turn" || name == "--turn-user" ||
                name == "--turn-password") {
+      const int option_index = i;
       overrides.push_back({name, take()});
+      if (name == "--turn-password") {
+        parsed.secret_args.emplace_back(has_value ? option_index : i, has_value ? name.size() + 1 : 0);
+      }
     } else {
       throw UsageError(fmt::format("unknown option '{}' (see peersock --help)", arg));
     }
@@ -348,6 +352,7 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     } else {
       parsed.code_source = CodeSource::argv;
       parsed.code_argv_index = positional[used + 1].index;
+      parsed.secret_args.emplace_back(parsed.code_argv_index, 0);
       typed = rest[used];
     }
   }
@@ -428,12 +433,17 @@ std::string format_config(const Parsed& p, bool json) {
 
 namespace {
 
-// After the code has been read from argv, overwrite it there: /proc/PID/cmdline
-// (what `ps` shows) reads this memory, so other local users can no longer see
-// it from now on. It was visible until here, hence the warning as well.
-void scrub_argv(char** argv, int index) {
-  if (index <= 0) return;
-  for (char* c = argv[index]; *c != '\0'; ++c) *c = 'x';
+// After the code (or a TURN password) has been read from argv, overwrite it
+// there: /proc/PID/cmdline (what `ps` shows) reads this memory, so other local
+// users can no longer see it from now on. It was visible until here, hence
+// the warning for the code as well.
+void scrub_argv(char** argv, const std::vector<std::pair<int, size_t>>& secrets) {
+  for (auto [index, offset] : secrets) {
+    if (index <= 0) continue;
+    char* arg = argv[index];
+    const size_t length = std::strlen(arg);
+    for (size_t k = offset; k < length; ++k) arg[k] = 'x';
+  }
 }
 
 void emit_exit(bool json, int status) {
@@ -475,8 +485,8 @@ int run(int argc, char** argv) {
       fmt::print("{}", format_config(parsed, parsed.json));
       return 0;
     }
+    scrub_argv(argv, parsed.secret_args);
     if (parsed.code_source == CodeSource::argv) {
-      scrub_argv(argv, parsed.code_argv_index);
       log::warning("code-in-argv",
                    "Note: the code was given on the command line, where other users of this machine can see it "
                    "(ps); '-' (type it at the prompt), PEERSOCK_CODE or --code-file keep it private.");

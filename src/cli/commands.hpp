@@ -49,6 +49,9 @@ struct Parsed {
   bool json = false;
   CodeSource code_source = CodeSource::generate;
   int code_argv_index = -1;          // argv index of a CODE given on the command line
+  // Secrets on the command line (the code, --turn-password): argv index and
+  // the offset of the secret within that argument, to overwrite after use.
+  std::vector<std::pair<int, size_t>> secret_args;
   config::Origins origins;           // where each setting came from
   std::string config_path;
   config::Origin config_origin;      // --config, PEERSOCK_CONFIG or default

@@ -141,7 +141,7 @@ def test_json_error_has_a_stable_kind(lab):
 def give_code(lab, how, code, tmp_path):
     """(args, env, stdin text) for the consumer to get `code` in the way `how`."""
     if how == "argv":
-        return [code], {}, None
+        return [code, "--turn-password", "pw-in-argv-123"], {}, None
     if how == "env":
         return [], {"PEERSOCK_CODE": code}, None
     if how == "file":
@@ -176,7 +176,8 @@ def test_code_entry_and_argv_warning(lab, how, tmp_path):
         lab.check(len(notes) == 1, f"expected one note about the code in argv, got {notes}")
         lab.check(code not in notes[0], "the note repeats the code")
         # ... and the code no longer shows in the process list.
-        lab.check(code not in cmdline(cons), f"the code is still in /proc/PID/cmdline: {cmdline(cons)!r}")
+        lab.check(code not in cmdline(cons) and "pw-in-argv-123" not in cmdline(cons),
+                  f"the code or the TURN password is still in /proc/PID/cmdline: {cmdline(cons)!r}")
     else:
         lab.check(not notes, f"a note about argv although the code came from {how}: {notes}")
     lab.check(gen.find(ARGV_NOTE_RE) is None, "the generating side warns about a code it printed itself")

@@ -152,6 +152,10 @@ TEST_F(CliTest, CodeSources) {
   auto argv_code = parse({"listen", "5900", "7-abandon-zoo-lab-name"});
   EXPECT_EQ(argv_code.code_source, CodeSource::argv);
   EXPECT_EQ(argv_code.code_argv_index, 5);  // peersock --config FILE listen 5900 CODE
+  EXPECT_EQ(argv_code.secret_args, (std::vector<std::pair<int, size_t>>{{5, 0}}));
+  auto passwords = parse({"--turn-password", "pw1", "--turn-password=pw2", "stdio-a"});
+  EXPECT_EQ(passwords.secret_args, (std::vector<std::pair<int, size_t>>{{4, 0}, {5, 16}}));
+  EXPECT_EQ(passwords.options.settings.turn_password, "pw2");
 
   auto dash = parse({"listen", "5900", "-"});
   EXPECT_EQ(dash.code_source, CodeSource::prompt);
