@@ -145,13 +145,17 @@ void Status::code(const std::string& code, const std::string& other_side_command
   log::notice_line(fmt::format("On the other side run: {}", other_side_command));
 }
 
-void Status::path(const ice::SelectedPath& path) {
+void Status::path(const ice::SelectedPath& path, std::optional<double> rtt_ms, const std::string& line) {
   relayed_ = path.relayed;
+  if (rtt_ms) rtt_ms_ = rtt_ms;
   if (json_) {
     log::json_line(event_json("path", {{"relayed", path.relayed},
                                        {"transport", path.transport},
                                        {"local", path.local},
-                                       {"remote", path.remote}}));
+                                       {"remote", path.remote},
+                                       {"rtt_ms", rtt_ms ? json(*rtt_ms) : json(nullptr)}}));
+  } else if (!line.empty()) {
+    log::say_line(line);
   } else if (path.relayed) {
     log::say("connected via TURN relay ({}, {} <-> {})", path.transport, path.local, path.remote);
   } else {

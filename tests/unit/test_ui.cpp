@@ -303,6 +303,20 @@ TEST(StatusPlain, TheLinesScriptsRelyOn) {
             "peersock: no network path to the peer\n");
 }
 
+TEST(StatusPlain, PathLineAndRttFromTheSession) {
+  log::configure({});
+  testing::internal::CaptureStderr();
+  {
+    Status status(false);
+    status.path(ice::SelectedPath{false, "a:1", "b:2", "udp"}, 12.5, "connected directly (udp, a:1 <-> b:2), rtt 12.5 ms");
+    EXPECT_EQ(status.snapshot().rtt_ms, 12.5);
+    EXPECT_EQ(status.snapshot().relayed, false);
+    status.set_rtt(20);
+    EXPECT_EQ(status.snapshot().rtt_ms, 20);
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "connected directly (udp, a:1 <-> b:2), rtt 12.5 ms\n");
+}
+
 TEST(StatusPlain, QuietKeepsTheCodeAndErrors) {
   log::configure({true, 0, log::Format::plain});
   testing::internal::CaptureStderr();

@@ -49,7 +49,10 @@ class Status {
   void motd(std::string_view text);
   // The generating side: the code and the command to run on the other side.
   void code(const std::string& code, const std::string& other_side_command);
-  void path(const ice::SelectedPath& path);
+  // The path ICE found. `line` is the plain-text line to show (empty: the
+  // default "connected directly (udp, A <-> B)" / "connected via TURN relay
+  // (...)"); `rtt_ms`, when known, also goes to set_rtt().
+  void path(const ice::SelectedPath& path, std::optional<double> rtt_ms = std::nullopt, const std::string& line = {});
   // `line` is the plain-text line ("authenticated; forwarding ...").
   void authenticated(const std::string& line);
   void connection_opened(const void* id);
