@@ -47,9 +47,9 @@ address) and carries each one to the other side, which connects it to its
 anything else happens, so a port in use fails at once.
 
 Examples:
-  peersock listen 5900 7-abandon-zoo-lab-name   then: vncviewer localhost:5900
-  peersock listen 8080 -                        asks for the code (Tab completes)
-  peersock listen 2222 --join                   the same
+  peersock listen 5900 7-abandon-zoo-lab-name  then: vncviewer localhost:5900
+  peersock listen 8080 -                       ask for the code (Tab completes)
+  peersock listen 2222 --join                  the same
 )"},
       {"stdio-a", "[CODE]", "connect stdin/stdout to the other side (pairs with stdio-b or listen)",
        "tar c photos | peersock stdio-a", &parse_stdio_a,
@@ -69,7 +69,8 @@ with `connect` (then it is a ProxyCommand for ssh).
 
 Examples:
   peersock stdio-b 7-abandon-zoo-lab-name | tar x
-  PEERSOCK_CODE=7-abandon-zoo-lab-name ssh -o ProxyCommand='peersock stdio-b' alice@peer
+  PEERSOCK_CODE=7-abandon-zoo-lab-name \
+    ssh -o ProxyCommand='peersock -q stdio-b' alice@peer
 )"},
   };
   return table;
@@ -97,34 +98,33 @@ std::string_view code_source_name(CodeSource source) {
 
 namespace {
 
-constexpr std::string_view kOptionsHelp = R"(Code entry (the code never has to be on the command line):
-  CODE                   the code the other side printed (other local users can see
-                         arguments; peersock says so once)
-  -, --join              ask for the code on the terminal, with Tab completion of the
-                         nameplate and the words (one line of stdin if there is no
-                         terminal, except for stdio-a/stdio-b)
-  --code-file FILE       read the code from the first line of FILE
-  PEERSOCK_CODE=CODE     the code, from the environment
-  --code-words N         words in a generated code (2-8, default 4)
+constexpr std::string_view kOptionsHelp = R"(The code (it never has to be on the command line, where others can see it):
+  CODE                 the code the other side printed
+  -, --join            ask for it on the terminal; Tab completes the nameplate
+                       and the words (no terminal: one line of stdin, except
+                       for stdio-a/stdio-b)
+  --code-file FILE     read it from the first line of FILE
+  PEERSOCK_CODE=CODE   take it from the environment
+  --code-words N       words in a generated code (2-8, default 4)
 
-Options (flags > environment > config file > defaults; see --print-config):
-  --relay URL            rendezvous (magic-wormhole mailbox) server, ws:// or wss://
-  --stun HOST[:PORT]     STUN server ('' disables)
-  --turn HOST[:PORT]     TURN server ('' disables)
+Options (flags > environment > config file > defaults):
+  --relay URL          rendezvous (magic-wormhole mailbox) server, ws(s)://
+  --stun HOST[:PORT]   STUN server ('' disables)
+  --turn HOST[:PORT]   TURN server ('' disables)
   --turn-user USER, --turn-password PASSWORD
-  --bind ADDR            listen: address to accept connections on (default 127.0.0.1)
-  --config FILE          config file (default $XDG_CONFIG_HOME/peersock.conf)
-  --print-config         show each effective setting and where it came from, then exit
-  --json                 stderr: one JSON object per line (docs/json-events.md)
-  -v, --debug[=LAYERS]   timestamped debug logs: all layers, or some of
-                         rendezvous,ice,quic,auth,forward,session
-  -q, --quiet            errors only (and, on the generating side, the code)
-  -h, --help             this help; `peersock SUBCOMMAND --help` for one subcommand
+  --bind ADDR          listen: address to accept on (default 127.0.0.1)
+  --config FILE        config file (default $XDG_CONFIG_HOME/peersock.conf)
+  --print-config       show each setting and where it came from, then exit
+  --json               stderr: one JSON object per line (docs/json-events.md)
+  -v, --debug[=LAYERS] timestamped debug logs: all layers, or some of
+                       rendezvous,ice,quic,auth,forward,session
+  -q, --quiet          errors only (and the code, on the side that makes it)
+  -h, --help           this help; `peersock SUBCOMMAND --help` for one
   --version
 
-Exit codes: 0 ok, 1 internal error, 2 usage, 3 code mismatch, 4 no network path,
-5 peer gone, 6 rendezvous server failed, 7 local socket error, 8 peer protocol violation,
-130 interrupted.
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 code mismatch, 4 no network
+path, 5 peer gone, 6 rendezvous server failed, 7 local socket error,
+8 peer protocol violation, 130 interrupted.
 )";
 
 // A code from a file: the first line, trimmed. Bounded, because the file
@@ -170,7 +170,7 @@ std::string usage_text(const Command* command) {
     out += kOptionsHelp;
     return out;
   }
-  out += "peersock: live connections between two machines behind NAT, set up with a short code.\n\n";
+  out += "peersock: live connections between two machines behind NAT, set up with\na short code.\n\n";
   out += "Usage:\n";
   for (const auto& c : commands()) {
     out += fmt::format("  peersock [OPTIONS] {} {}\n      {}\n      e.g. {}\n", c.name, c.usage, c.summary, c.example);

@@ -208,7 +208,7 @@ class Prompt {
     if (c.choices.empty()) {
       write_all(tty_, "\a");
       if (c.nameplate && tabs_in_a_row_ >= 2) {
-        message(nameplates_.empty() ? "  (no nameplates are in use on the server)" : "  (no such nameplate in use)");
+        message(nameplates_.empty() ? "  (the server lists no nameplates in use)" : "  (no such nameplate in use)");
       }
       return;
     }
