@@ -114,3 +114,22 @@ def test_prompt_reports_typo_and_keeps_the_line(lab):
         lab.check(rc == 130, f"exit status {rc} after Ctrl-C at the prompt, expected 130")
     finally:
         pane.close()
+
+
+@pytest.mark.deadline(60)
+def test_generating_side_status_line_counts_while_waiting(lab):
+    pane = TmuxPane(lab, pane_command(lab, ["connect", f"127.0.0.1:{TARGET_PORT}"]))
+    try:
+        m = pane.wait_screen(r"^Connection code: (\d+-[a-z-]+)$", scaled(15), "the code line")
+        pane.wait_screen(rf"^On the other side run: peersock listen {TARGET_PORT} {re.escape(m.group(1))}$",
+                         scaled(5), "the command for the other side")
+        # The status line is redrawn every second: its counter moves on.
+        pane.wait_screen(r"^waiting for the other side\.\.\. 0s$", scaled(10), "the waiting status line")
+        pane.wait_screen(r"^waiting for the other side\.\.\. [2-9]s$", scaled(10), "the status line counting")
+        pane.send_keys("C-c")
+        rc = pane.wait_exit(scaled(10), "Ctrl-C while waiting")
+        lab.check(rc == 130, f"exit status {rc} after Ctrl-C, expected 130")
+        lab.check(re.search(r"waiting for the other side\.\.\. \d+s\n\[exit", pane.screen()) is None,
+                  "the status line was left on the screen:\n" + pane.screen())
+    finally:
+        pane.close()

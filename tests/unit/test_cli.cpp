@@ -246,6 +246,16 @@ TEST_F(CliTest, HelpForEachSubcommand) {
     EXPECT_TRUE(h.help);
     EXPECT_EQ(h.command, &c);
   }
+  for (const Command* c : {static_cast<const Command*>(nullptr), &commands()[0], &commands()[1], &commands()[2], &commands()[3]}) {
+    std::string help = usage_text(c);
+    size_t start = 0;
+    while (start < help.size()) {
+      size_t end = help.find('\n', start);
+      if (end == std::string::npos) end = help.size();
+      EXPECT_LE(end - start, 80u) << help.substr(start, end - start);  // fits a terminal
+      start = end + 1;
+    }
+  }
   auto overview = parse({"--help"});
   EXPECT_EQ(overview.command, nullptr);
   std::string text = usage_text(nullptr);
