@@ -326,7 +326,9 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   size_t used = 0;
   if (positional.empty()) {
     if (!parsed.print_config) {
-      throw UsageError("missing subcommand (connect, listen, stdio-a, stdio-b); see peersock --help");
+      std::string names;
+      for (const auto& c : commands()) names += (names.empty() ? "" : ", ") + std::string(c.name);
+      throw UsageError(fmt::format("missing subcommand ({}); see peersock --help", names));
     }
   } else {
     const Command* command = parsed.command;
