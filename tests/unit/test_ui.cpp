@@ -212,6 +212,27 @@ TEST(LineEditor, BoundedAndRendered) {
   EXPECT_EQ(e.render("> "), "\r> \x1b[K");
 }
 
+TEST(LineEditor, RandomKeysKeepTheInvariants) {
+  // Whatever arrives from the terminal (line noise, pasted binary): the line
+  // stays printable ASCII within its bound, the cursor inside it, and the
+  // completion never fails.
+  uint32_t x = 12345;
+  auto next = [&] { return x = x * 1664525u + 1013904223u; };
+  LineEditor e(64);
+  const std::vector<std::string> nameplates = {"1", "12", "7"};
+  for (int i = 0; i < 200000; ++i) {
+    const char byte = static_cast<char>(next() >> 24);
+    if (e.feed(byte) == LineEditor::Action::complete) {
+      Completion c = complete_code(e.before_cursor(), nameplates);
+      e.insert(c.insert);
+    }
+    ASSERT_LE(e.text().size(), 64u);
+    ASSERT_LE(e.cursor(), e.text().size());
+    for (char c : e.text()) ASSERT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(c);
+    if (i % 1000 == 0) e.wipe();
+  }
+}
+
 // Status in json format: every line is one JSON object with "event" and "t".
 std::vector<nlohmann::json> json_lines(const std::string& text) {
   std::vector<nlohmann::json> out;
