@@ -10,7 +10,7 @@ _peersock() {
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local subcommands="connect listen stdio-a stdio-b help"
     local options="--relay --stun --turn --turn-user --turn-password --bind --config --code-file
-        --code-words --join --print-config --json -v --verbose --debug= -q --quiet -h --help --version"
+        --code-words --join --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
     # --debug=LIST: bash splits at '=', so the list is its own word.

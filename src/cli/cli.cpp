@@ -116,6 +116,9 @@ Options (flags > environment > config file > defaults):
   --config FILE        config file (default $XDG_CONFIG_HOME/peersock.conf)
   --print-config       show each setting and where it came from, then exit
   --json               stderr: one JSON object per line (docs/json-events.md)
+  --status             the live status line on a terminal (the default, except
+                       for stdio-a/stdio-b, whose terminal may be ssh's)
+  --no-status          one line per event instead, also on a terminal
   -v, --debug[=LAYERS] timestamped debug logs: all layers, or some of
                        rendezvous,ice,quic,auth,forward,session
   -q, --quiet          errors only (and the code, on the side that makes it)
@@ -234,6 +237,9 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     } else if (name == "--json") {
       no_value();
       parsed.json = true;
+    } else if (name == "--status" || name == "--no-status") {
+      no_value();
+      parsed.status_line = name == "--status" ? Parsed::StatusLine::on : Parsed::StatusLine::off;
     } else if (name == "-q" || name == "--quiet") {
       no_value();
       parsed.log.quiet = true;
@@ -389,6 +395,19 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   return parsed;
 }
 
+log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term) {
+  if (parsed.json) return log::Format::json;
+  if (!stderr_is_terminal || term.empty() || term == "dumb") return log::Format::plain;
+  const auto kind = parsed.options.mode.kind;
+  const bool stdio = kind == session::ModeKind::stdio_a || kind == session::ModeKind::stdio_b;
+  switch (parsed.status_line) {
+    case Parsed::StatusLine::on: return log::Format::tty;
+    case Parsed::StatusLine::off: return log::Format::plain;
+    case Parsed::StatusLine::automatic: return stdio ? log::Format::plain : log::Format::tty;
+  }
+  return log::Format::plain;
+}
+
 std::string format_config(const Parsed& p, bool json) {
   const auto& s = p.options.settings;
   const auto& o = p.origins;
@@ -469,10 +488,8 @@ int run(int argc, char** argv) {
   try {
     Parsed parsed = parse_args(argc, argv);
     json = parsed.json;
-    parsed.log.format = parsed.json ? log::Format::json
-                        : (isatty(STDERR_FILENO) && std::string_view(std::getenv("TERM") ? std::getenv("TERM") : "dumb") != "dumb")
-                            ? log::Format::tty
-                            : log::Format::plain;
+    const char* term = std::getenv("TERM");
+    parsed.log.format = output_format(parsed, isatty(STDERR_FILENO) == 1, term != nullptr ? term : "");
     log::configure(parsed.log);
     if (parsed.help) {
       fmt::print("{}", usage_text(parsed.command));

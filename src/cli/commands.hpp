@@ -47,6 +47,9 @@ struct Parsed {
   const Command* command = nullptr;  // the subcommand, if one was named
   log::Settings log;
   bool json = false;
+  // The live status line: auto (on a terminal, except for stdio-a/stdio-b),
+  // or forced on (--status) / off (--no-status).
+  enum class StatusLine { automatic, on, off } status_line = StatusLine::automatic;
   CodeSource code_source = CodeSource::generate;
   int code_argv_index = -1;          // argv index of a CODE given on the command line
   // Secrets on the command line (the code, --turn-password): argv index and
@@ -69,6 +72,13 @@ uint16_t parse_port(std::string_view text, std::string_view what);
 // from, as aligned text or (json) one JSON object. Never the code; the TURN
 // password only as "(hidden)".
 std::string format_config(const Parsed& parsed, bool json);
+
+// The stderr format: json with --json; tty (permanent lines plus the live
+// status line) when stderr is a terminal that can redraw a line, unless
+// --no-status, and for stdio-a/stdio-b only with --status (their stderr is
+// often a terminal that another program uses: ssh's ProxyCommand); else
+// plain lines.
+log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term);
 
 // The help text: the overview, or one subcommand's.
 std::string usage_text(const Command* command);

@@ -133,3 +133,24 @@ def test_generating_side_status_line_counts_while_waiting(lab):
                   "the status line was left on the screen:\n" + pane.screen())
     finally:
         pane.close()
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("flag", [None, "--status"])
+def test_stdio_status_line_only_on_request(lab, flag):
+    """stdio-a/stdio-b may be an ssh ProxyCommand whose stderr is ssh's own
+    terminal: no redrawn line there unless --status asks for it."""
+    args = ([flag] if flag else []) + ["stdio-a"]
+    pane = TmuxPane(lab, pane_command(lab, args) + " < /dev/null > /dev/null")
+    try:
+        pane.wait_screen(r"^Connection code: \d+-[a-z-]+$", scaled(15), "the code line")
+        if flag:
+            pane.wait_screen(r"^waiting for the other side\.\.\. [1-9]s$", scaled(10), "the status line, counting")
+        else:
+            pane.wait_screen(r"^Waiting for the other side\.\.\.$", scaled(10), "the plain 'Waiting' line")
+            lab.check(re.search(r"waiting for the other side\.\.\. \d+s", pane.screen()) is None,
+                      "a status line was drawn for stdio without --status:\n" + pane.screen())
+        pane.send_keys("C-c")
+        lab.check(pane.wait_exit(scaled(10), "Ctrl-C") == 130, "not exit 130 after Ctrl-C")
+    finally:
+        pane.close()

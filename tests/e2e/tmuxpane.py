@@ -56,7 +56,7 @@ class TmuxPane:
 
     def dead_status(self):
         """The command's exit status once it has ended, else None."""
-        m = re.search(r"^\[exit status (\d+)\]$", self.screen(), re.MULTILINE)
+        m = re.search(r"\[exit status (\d+)\]$", self.screen(), re.MULTILINE)  # after a "^C" echo, too
         return int(m.group(1)) if m else None
 
     def wait_screen(self, pattern, timeout, what):

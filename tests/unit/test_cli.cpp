@@ -234,6 +234,22 @@ TEST_F(CliTest, PrintConfigShowsOriginsButNoSecrets) {
   EXPECT_NE(text.find("(disabled)"), std::string::npos) << text;
 }
 
+TEST_F(CliTest, OutputFormat) {
+  auto fmt = [&](std::vector<std::string> args, bool tty, std::string_view term = "xterm") {
+    return output_format(parse(std::move(args)), tty, term);
+  };
+  EXPECT_EQ(fmt({"listen", "1"}, true), log::Format::tty);
+  EXPECT_EQ(fmt({"listen", "1"}, false), log::Format::plain);
+  EXPECT_EQ(fmt({"listen", "1"}, true, "dumb"), log::Format::plain);
+  EXPECT_EQ(fmt({"listen", "1"}, true, ""), log::Format::plain);
+  EXPECT_EQ(fmt({"--no-status", "connect", "h:1"}, true), log::Format::plain);
+  // stdio: the terminal may be ssh's (ProxyCommand); only with --status.
+  EXPECT_EQ(fmt({"stdio-b"}, true), log::Format::plain);
+  EXPECT_EQ(fmt({"--status", "stdio-a"}, true), log::Format::tty);
+  EXPECT_EQ(fmt({"--status", "stdio-a"}, false), log::Format::plain);
+  EXPECT_EQ(fmt({"--json", "--status", "listen", "1"}, true), log::Format::json);
+}
+
 TEST_F(CliTest, HelpForEachSubcommand) {
   for (const auto& c : commands()) {
     auto p = parse({std::string(c.name), "--help"});
