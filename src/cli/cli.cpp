@@ -81,9 +81,9 @@ an existing file that is not a socket, or a socket another program listens
 on, is refused (exit 7).
 
 Examples:
-  peersock listen-unix /tmp/pg.sock 7-abandon-zoo-lab-name
-                                   then: psql "host=/tmp dbname=..." (socket
-                                   /tmp/.s.PGSQL.5432 needs that exact name)
+  peersock listen-unix /tmp/.s.PGSQL.5432 7-abandon-zoo-lab-name
+                                   then: psql -h /tmp (the other side runs
+                                   peersock connect-unix with its socket)
 )"},
       {"connect-unix", "PATH [CODE]", "like connect, but connect to the unix socket at PATH",
        "peersock connect-unix /run/postgresql/.s.PGSQL.5432", &parse_connect_unix,
