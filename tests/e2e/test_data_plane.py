@@ -112,7 +112,7 @@ def test_slow_reader_does_not_stall_another_connection(lab):
     fast = lab.helper("fast client", ["client", "--port", str(LISTEN_PORT), "--bytes", str(SLOW_BYTES), "--seed", "12",
                                       "--timeout", str(int(scaled(400)))])
     # 32 MiB each way take seconds here; a stall shows as the deadline.
-    fast_done = lab.wait_for(lambda: fast.event("done") or fast.event("timeout"), scaled(60),
+    fast_done = lab.wait_for(lambda: fast.event("done") or fast.event("timeout"), scaled(30),
                              "the fast connection to finish while the other one is stalled", fail_if=alive)
     lab.check(fast_done["event"] == "done", f"fast client: {fast_done}")
     done = [e for e in server.events() if e.get("event") == "done"]
