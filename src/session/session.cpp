@@ -491,13 +491,13 @@ class Session {
       Session* session;
       Pending* pending;
     };
-    auto* ctx = new Ctx{this, pending};
     // connect-unix: a unix socket address; connect: HOST:PORT, resolved by GIO.
     g_autoptr(GSocketConnectable) target =
         options_.mode.unix_path.empty()
             ? g_network_address_parse(options_.mode.target.c_str(), 0, nullptr)
             : G_SOCKET_CONNECTABLE(g_unix_socket_address_new(options_.mode.unix_path.c_str()));
     if (target == nullptr) throw UsageError(fmt::format("connect: '{}' is not HOST:PORT", options_.mode.target));
+    auto* ctx = new Ctx{this, pending};
     g_socket_client_connect_async(
         socket_client, target, cancellable_,
         [](GObject* source, GAsyncResult* result, gpointer data) {
