@@ -135,6 +135,8 @@ path, 5 peer gone, 6 rendezvous server failed, 7 local socket error,
 std::string read_code_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) throw UsageError(fmt::format("--code-file: cannot open {}: {}", text::quote(path), std::strerror(errno)));
+  // Unbuffered: stdio's own buffer would keep a copy of the code in freed heap.
+  std::setvbuf(f, nullptr, _IONBF, 0);
   char buf[512];
   size_t n = std::fread(buf, 1, sizeof buf, f);
   const bool read_error = std::ferror(f) != 0;
@@ -352,6 +354,14 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   // The code: at most one of CODE / `-` / --join / --code-file; then
   // PEERSOCK_CODE; else this side generates one.
   std::optional<std::string> typed;
+  // The typed code is overwritten when parsing ends (also on errors): the
+  // session wipes its own copy after use, this one must not outlive us.
+  struct WipeTyped {
+    std::optional<std::string>& s;
+    ~WipeTyped() {
+      if (s) OPENSSL_cleanse(s->data(), s->capacity());
+    }
+  } wipe_typed{typed};
   int sources = 0;
   if (rest.size() == used + 1) {
     ++sources;
@@ -377,7 +387,7 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   if (sources == 0) {
     if (auto v = env("PEERSOCK_CODE"); v && !text::trim_ascii_space(*v).empty()) {
       parsed.code_source = CodeSource::environment;
-      typed = *v;
+      typed = std::move(*v);
     }
   }
   if (typed) {
@@ -515,7 +525,7 @@ int run(int argc, char** argv) {
                          parsed.options.mode.kind == session::ModeKind::stdio_b;
       parsed.options.code = ui::prompt_code(parsed.options.settings.relay_url, stdio);
     }
-    status = session::run(parsed.options);
+    status = session::run(std::move(parsed.options));  // the session wipes the code: no copy stays here
   } catch (const Error& e) {
     log::fatal(e.code(), e.what());
     status = static_cast<int>(e.code());

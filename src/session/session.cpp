@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "peersock/auth/smp.hpp"
@@ -77,7 +78,7 @@ std::string hint_for_other_side(const Mode& mode, const std::string& code) {
 
 class Session {
  public:
-  explicit Session(const Options& options) : options_(options), status_(is_stdio()) {}
+  explicit Session(Options options) : options_(std::move(options)), status_(is_stdio()) {}
   ~Session() {
     if (deadline_id_ != 0) g_source_remove(deadline_id_);
     if (accept_watch_ != 0) g_source_remove(accept_watch_);
@@ -696,9 +697,9 @@ class Session {
 
 }  // namespace
 
-int run(const Options& options) {
+int run(Options options) {
   signal(SIGPIPE, SIG_IGN);
-  Session session(options);
+  Session session(std::move(options));
   return session.run();
 }
 
