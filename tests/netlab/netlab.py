@@ -82,8 +82,22 @@ def nat_rules(nat, first_host):
     }[nat]
     pre = f'iifname "wan" udp dport 1024-65535 dnat to {first_host}' if nat == "cone" else ""
     fwd = 'iifname "br0" oifname "wan" meta l4proto udp drop' if nat == "udp-blocked" else ""
+    # Unsolicited inbound packets are dropped silently, and before their
+    # conntrack entry is confirmed (priority between conntrack, -200, and NAT).
+    # Dropped later (filter input/forward), the entry of an early hole-punching
+    # packet from the peer would stay and take the reply tuple that the host's
+    # own outgoing packet needs, so masquerade would pick another port and
+    # punching would fail; and an ICMP error would go back.
+    guard = {
+        "none": "",
+        "cone": 'iifname "wan" meta l4proto != udp ct state new drop',
+    }.get(nat, 'iifname "wan" ct state new drop')
     return f"""
 table ip natlab {{
+  chain lab_guard {{
+    type filter hook prerouting priority -150; policy accept;
+    {guard}
+  }}
   chain lab_pre {{
     type nat hook prerouting priority dstnat; policy accept;
     {pre}
@@ -221,6 +235,8 @@ class NetLab:
         self.namespaces = []
         self.notes = []
         self.sites = {}
+        self.debug_env = {}
+        self.coturn_extra = ["--verbose"] if os.environ.get("PEERSOCK_NETLAB_COTURN_VERBOSE") else []  # extra environment for peers, e.g. libnice debug
         self.closed = False
         self.home = os.path.join(self.tmpdir, "home")
         os.makedirs(self.home)
@@ -232,6 +248,21 @@ class NetLab:
             # interfaces); they are local addresses all the same.
             for ip in (SERVICE_IP, REFLECTOR2_IP):
                 run(["ip", "-n", w, "addr", "add", f"{ip}/32", "dev", "lo"])
+            # Like the internet: packets to addresses nobody routes (private
+            # LANs behind NAT) leave without error and vanish. wan's default
+            # route points into a `void` namespace that does not forward and
+            # so drops them silently. (No route, or a blackhole route, makes
+            # coturn's send to a peer's private host candidate fail, and
+            # coturn then closes that whole allocation.)
+            self.void = e2e.Netns()
+            self.namespaces.append(self.void)
+            run(["ip", "-n", w, "link", "add", "void", "type", "veth", "peer", "name", "void", "netns",
+                 self.void.name])
+            run(["ip", "-n", w, "addr", "add", "192.0.2.1/30", "dev", "void"])
+            run(["ip", "-n", self.void.name, "addr", "add", "192.0.2.2/30", "dev", "void"])
+            run(["ip", "-n", w, "link", "set", "void", "up"])
+            run(["ip", "-n", self.void.name, "link", "set", "void", "up"])
+            run(["ip", "-n", w, "route", "add", "default", "via", "192.0.2.2"])
             sysctl(self.wan, "net.ipv4.ip_forward", 1)
             quiet_rp_filter(self.wan)
         except BaseException:
@@ -282,7 +313,7 @@ class NetLab:
             "turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", SERVICE_IP,
             "--relay-ip", SERVICE_IP, "--listening-port", str(TURN_PORT), "--lt-cred-mech",
             "--user", f"{TURN_USER}:{TURN_PASSWORD}", "--realm", TURN_REALM, "--fingerprint",
-            "--no-software-attribute", "--log-file", "stdout", "--simple-log",
+            "--no-software-attribute", "--log-file", "stdout", "--simple-log", *self.coturn_extra,
             "--pidfile", os.path.join(self.tmpdir, "turnserver.pid"),
             "--userdb", os.path.join(self.tmpdir, "turndb.sqlite"),
             "--min-port", "49152", "--max-port", "65535"], w)
@@ -348,7 +379,7 @@ class NetLab:
         more = os.environ.get("PEERSOCK_E2E_EXTRA_ARGS")
         if more:
             argv[1:1] = shlex.split(more)
-        kw = dict(env=self.peer_env())
+        kw = dict(env={**self.peer_env(), **self.debug_env})
         if stdio:
             kw.update(stdin=subprocess.PIPE, stdout="pipe")
         return host.start(name, argv, **kw)
