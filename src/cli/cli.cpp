@@ -56,6 +56,8 @@ Options:
   --stun HOST[:PORT]     STUN server ('' disables)
   --turn HOST[:PORT]     TURN server ('' disables)
   --turn-user USER, --turn-password PASSWORD
+  --force-relay          use only the TURN relay (needs --turn); hides your addresses
+  --no-relay             never use TURN: direct paths only
   --bind ADDR            listen: address to accept connections on (default 127.0.0.1)
   --config FILE          config file (default $XDG_CONFIG_HOME/peersock.conf)
   -v, --debug=LAYERS     debug logs (all layers, or some of: rendezvous,ice,quic,auth,forward,session)
@@ -138,6 +140,9 @@ Parsed parse_args(int argc, char** argv) {
         throw UsageError(fmt::format("--code-words: '{}' is not a number from {} to {}", v, code::kMinWords, code::kMaxWords));
       }
       parsed.options.code_words = n;
+    } else if (name == "--force-relay" || name == "--no-relay") {
+      if (has_value) throw UsageError(fmt::format("option {} takes no value", name));
+      overrides.push_back({name, {}});
     } else if (name == "--relay" || name == "--stun" || name == "--turn" || name == "--turn-user" ||
                name == "--turn-password") {
       overrides.push_back({name, take()});
@@ -161,6 +166,12 @@ Parsed parse_args(int argc, char** argv) {
       settings.stun = config::parse_endpoint(o.value, config::kDefaultStunPort, "--stun");
     } else if (o.name == "--turn") {
       settings.turn = config::parse_endpoint(o.value, config::kDefaultStunPort, "--turn");
+    } else if (o.name == "--force-relay") {
+      settings.force_relay = true;
+      settings.no_relay = false;
+    } else if (o.name == "--no-relay") {
+      settings.no_relay = true;
+      settings.force_relay = false;
     } else if (o.name == "--turn-user") {
       settings.turn_user = o.value;
     } else {
@@ -168,6 +179,12 @@ Parsed parse_args(int argc, char** argv) {
     }
   }
 
+  if (settings.force_relay && settings.no_relay) {
+    throw UsageError("force-relay and no-relay contradict each other (check the config file)");
+  }
+  if (settings.force_relay && !settings.turn.enabled()) {
+    throw UsageError("--force-relay needs a TURN server (--turn HOST[:PORT])");
+  }
   if (positional.empty()) throw UsageError("missing subcommand (connect, listen, stdio-a, stdio-b); see peersock --help");
   const Command* command = nullptr;
   for (const auto& c : commands()) {

@@ -164,6 +164,14 @@ void load_file(Settings& settings, const std::string& path) {
       result.turn_user = value;
     } else if (section == Section::ice && key == "turn-password") {
       result.turn_password = value;
+    } else if (section == Section::ice && (key == "force-relay" || key == "no-relay")) {
+      bool flag = false;
+      if (value == "true" || value == "yes" || value == "1") {
+        flag = true;
+      } else if (!(value == "false" || value == "no" || value == "0")) {
+        throw UsageError(where + std::string(key) + ": " + quote(value) + " is not true or false");
+      }
+      (key == "force-relay" ? result.force_relay : result.no_relay) = flag;
     } else if (section == Section::rendezvous && key == "url") {
       if (!is_websocket_url(value)) {
         throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");

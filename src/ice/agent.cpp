@@ -47,6 +47,39 @@ std::string endpoint_text(const NiceAddress& address) {
   return fmt::format("{}:{}", a, nice_address_get_port(&address));
 }
 
+const char* type_text(NiceCandidateType type) {
+  switch (type) {
+    case NICE_CANDIDATE_TYPE_HOST: return "host";
+    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE: return "srflx";
+    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE: return "prflx";
+    case NICE_CANDIDATE_TYPE_RELAYED: return "relay";
+  }
+  return "?";
+}
+
+// libnice 0.1.21 does not say over which transport a relay candidate reaches
+// its TURN server, but it encodes it in the type preference (the top byte of
+// the priority): 30 for TURN over UDP, 20 for TURN over TCP/TLS.
+constexpr uint32_t kTypePreferenceRelayedUdp = 30;
+
+SelectedPath make_path(const NiceCandidate& local, const NiceCandidate& remote) {
+  SelectedPath path;
+  path.local = endpoint_text(local.addr);
+  path.remote = endpoint_text(remote.addr);
+  path.local_type = type_text(local.type);
+  path.remote_type = type_text(remote.type);
+  path.relayed = local.type == NICE_CANDIDATE_TYPE_RELAYED || remote.type == NICE_CANDIDATE_TYPE_RELAYED;
+  path.transport = local.transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp";
+  if (local.type == NICE_CANDIDATE_TYPE_RELAYED) {
+    NiceAddress server;
+    nice_address_init(&server);
+    nice_candidate_relay_address(&local, &server);
+    if (nice_address_is_valid(&server)) path.relay_server = endpoint_text(server);
+    path.relay_transport = (local.priority >> 24) == kTypePreferenceRelayedUdp ? "udp" : "tcp";
+  }
+  return path;
+}
+
 }  // namespace
 
 Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks callbacks)
@@ -65,7 +98,9 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
   }
   stream_ = nice_agent_add_stream(agent_, 1);
   if (stream_ == 0) throw Error(ExitCode::failure, "cannot add an ICE stream");
-  if (settings.turn.enabled()) {
+  if (settings.force_relay) g_object_set(agent_, "force-relay", TRUE, nullptr);
+  relay_disabled_ = settings.no_relay && settings.turn.enabled();
+  if (settings.turn.enabled() && !settings.no_relay) {
     for (const auto& address : resolve(settings.turn.host, "TURN")) {
       for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
         nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings.turn.port,
@@ -177,10 +212,29 @@ void Agent::send(std::span<const uint8_t> datagram) {
                   reinterpret_cast<const gchar*>(datagram.data()));
 }
 
+std::optional<SelectedPath> Agent::selected_path() const {
+  if (!connected_) return std::nullopt;
+  NiceCandidate* local = nullptr;
+  NiceCandidate* remote = nullptr;
+  if (!nice_agent_get_selected_pair(agent_, stream_, 1, &local, &remote)) return std::nullopt;
+  return make_path(*local, *remote);
+}
+
+std::string describe(const SelectedPath& path, double rtt_ms) {
+  std::string rtt = rtt_ms < 0 ? std::string() : fmt::format(", rtt {:.0f} ms", rtt_ms);
+  if (!path.relayed) return fmt::format("connected directly ({}, {} \u2194 {}){}", path.transport, path.local, path.remote, rtt);
+  if (path.relay_server.empty()) {
+    // Only the peer relays: we talk to its TURN allocation.
+    return fmt::format("connected via the peer's TURN relay {} (direct path not possible){}", path.remote, rtt);
+  }
+  std::string over = path.relay_transport == "tcp" ? "over tcp; " : "";
+  return fmt::format("connected via TURN relay {} ({}direct path not possible){}", path.relay_server, over, rtt);
+}
+
 std::string Agent::tried() const {
   std::string out = "host";
   if (stun_) out += ", srflx";
-  out += turn_ ? ", relay" : "; no TURN server configured";
+  out += turn_ ? ", relay" : relay_disabled_ ? "; TURN disabled by --no-relay" : "; no TURN server configured";
   return out;
 }
 
@@ -198,12 +252,7 @@ void Agent::on_state(NiceAgent* nice, guint stream, guint component, guint state
     SelectedPath path;
     NiceCandidate* local = nullptr;
     NiceCandidate* remote = nullptr;
-    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) {
-      path.local = endpoint_text(local->addr);
-      path.remote = endpoint_text(remote->addr);
-      path.relayed = local->type == NICE_CANDIDATE_TYPE_RELAYED || remote->type == NICE_CANDIDATE_TYPE_RELAYED;
-      path.transport = local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp";
-    }
+    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) path = make_path(*local, *remote);
     if (agent->callbacks_.connected) agent->callbacks_.connected(path);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !agent->failed_) {
     agent->failed_ = true;

@@ -235,6 +235,7 @@ class NetLab:
         self.namespaces = []
         self.notes = []
         self.sites = {}
+        self.report_from = (0, 0)
         self.debug_env = {}
         self.coturn_extra = ["--verbose"] if os.environ.get("PEERSOCK_NETLAB_COTURN_VERBOSE") else []  # extra environment for peers, e.g. libnice debug
         self.closed = False
@@ -278,9 +279,14 @@ class NetLab:
         for letter, site in self.sites.items():
             parts.append(f"site {letter}: nat {site.nat}, router {site.router.name}, hosts "
                          + ", ".join(f"{h.name}={h.ip} ({h.ns.name})" for h in site.hosts))
-        parts.extend(f"note: {n}" for n in self.notes)
-        parts.extend(p.describe(tail=40) for p in self.procs)
+        parts.extend(f"note: {n}" for n in self.notes[self.report_from[1]:])
+        services = [p for p in self.procs[:self.report_from[0]] if p.name in ("mailbox", "coturn")]
+        parts.extend(p.describe(tail=40) for p in self.procs[self.report_from[0]:] + services)
         return "\n".join(parts)
+
+    def mark(self):
+        """Reports show only processes and notes from here on (plus the servers)."""
+        self.report_from = (len(self.procs), len(self.notes))
 
     def fail(self, message):
         raise e2e.LabError(message + "\n" + self.report())

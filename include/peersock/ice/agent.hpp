@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -21,7 +22,19 @@ struct SelectedPath {
   std::string local;           // "addr:port"
   std::string remote;
   std::string transport;       // "udp" / "tcp"
+  // When relayed through our own TURN allocation: the TURN server
+  // ("addr:port") and how we reach it ("udp" / "tcp"). Empty when only the
+  // peer's candidate is a relay (its server is not ours to name).
+  std::string relay_server;
+  std::string relay_transport;
+  std::string local_type, remote_type;  // "host", "srflx", "prflx", "relay"
 };
+
+// Renders the line the user sees once connected:
+//   connected directly (udp, A ↔ B), rtt 12 ms
+//   connected via TURN relay S (over tcp; direct path not possible), rtt 40 ms
+// rtt_ms < 0 means unknown (not shown).
+std::string describe(const SelectedPath& path, double rtt_ms);
 
 struct AgentCallbacks {
   std::function<void()> gathering_done;
@@ -40,6 +53,10 @@ class Agent {
   Agent& operator=(const Agent&) = delete;
 
   void gather();
+  // The currently selected pair, or nullopt before ICE connected. libnice
+  // (aggressive nomination) may switch to a better pair after the first one
+  // connects, so callers that report the path ask again late.
+  std::optional<SelectedPath> selected_path() const;
   Description local_description() const;
   // Errors: CounterpartyError if libnice rejects the peer's credentials.
   void set_remote(const Description& remote);
@@ -57,7 +74,7 @@ class Agent {
   NiceAgent* agent_ = nullptr;  // owned (g_object_unref)
   guint stream_ = 0;
   AgentCallbacks callbacks_;
-  bool stun_ = false, turn_ = false;
+  bool stun_ = false, turn_ = false, relay_disabled_ = false;
   bool connected_ = false, failed_ = false;
 };
 
