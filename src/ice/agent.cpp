@@ -162,7 +162,10 @@ Description Agent::local_description() const {
     out.transport = static_cast<Transport>(c->transport);
     out.priority = c->priority;
     out.type = static_cast<CandidateType>(c->type);
-    if (nice_address_is_valid(&c->base_addr) && !nice_address_equal(&c->base_addr, &c->addr)) {
+    // A base without a port (relay over TURN-TCP) is left out: it means
+    // nothing to the peer, and earlier builds refuse base port 0.
+    if (nice_address_is_valid(&c->base_addr) && !nice_address_equal(&c->base_addr, &c->addr) &&
+        nice_address_get_port(&c->base_addr) != 0) {
       out.base_address = address_text(c->base_addr);
       out.base_port = nice_address_get_port(&c->base_addr);
     }

@@ -96,6 +96,15 @@ TEST(IceBody, OriginalFormatDecodesAsVersion1) {
   EXPECT_FALSE(d.candidates[0].base_port);
 }
 
+TEST(IceBody, RelayOverTcpWithBasePortZeroDecodes) {
+  // libnice's relay candidate over TURN-TCP: the base has no port.
+  Description d = decode(
+      R"({"c":[{"a":"203.0.113.10","ba":"10.1.0.2","bp":0,"f":"3","l":337658111,"p":61898,"t":3,"tr":0}],"p":"xxxxxxxxxxxxxxxxxxxxxxxx","u":"wxyz","v":2})");
+  ASSERT_EQ(d.candidates.size(), 1u);
+  EXPECT_EQ(d.candidates[0].base_port, 0);
+  EXPECT_EQ(d.candidates[0].port, 61898);
+}
+
 // Decoding `body` fails with a CounterpartyError containing `needle`.
 void expect_rejected(const std::string& body, const std::string& needle) {
   try {
