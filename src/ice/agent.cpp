@@ -4,6 +4,7 @@
 #include <nice/agent.h>
 #include <nice/interfaces.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "peersock/error.hpp"
@@ -90,18 +91,30 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
   // TCP still covers networks that block UDP.
   g_object_set(agent_, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
 
+  bool use_turn = settings.turn.enabled() && !settings.no_relay;
+  std::vector<std::string> turn_addresses;
+  if (use_turn) turn_addresses = resolve(settings.turn.host, "TURN");
   if (settings.stun.enabled()) {
     auto addresses = resolve(settings.stun.host, "STUN");
-    g_object_set(agent_, "stun-server", addresses.front().c_str(), "stun-server-port",
-                 static_cast<guint>(settings.stun.port), nullptr);
+    // When the STUN server is also our TURN server (same address and port,
+    // e.g. one coturn), libnice hands the binding response to the TURN
+    // socket's handler and the srflx discovery only ends at its 2 s timeout.
+    // The TURN allocation reports the same mapped address and libnice makes
+    // the srflx candidate from it, so the separate STUN request is skipped.
+    bool same_as_turn = use_turn && settings.stun.port == settings.turn.port &&
+                        std::find(turn_addresses.begin(), turn_addresses.end(), addresses.front()) != turn_addresses.end();
+    if (!same_as_turn) {
+      g_object_set(agent_, "stun-server", addresses.front().c_str(), "stun-server-port",
+                   static_cast<guint>(settings.stun.port), nullptr);
+    }
     stun_ = true;
   }
   stream_ = nice_agent_add_stream(agent_, 1);
   if (stream_ == 0) throw Error(ExitCode::failure, "cannot add an ICE stream");
   if (settings.force_relay) g_object_set(agent_, "force-relay", TRUE, nullptr);
   relay_disabled_ = settings.no_relay && settings.turn.enabled();
-  if (settings.turn.enabled() && !settings.no_relay) {
-    for (const auto& address : resolve(settings.turn.host, "TURN")) {
+  if (use_turn) {
+    for (const auto& address : turn_addresses) {
       for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
         nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings.turn.port,
                                   settings.turn_user.c_str(), settings.turn_password.c_str(), type);
