@@ -33,6 +33,7 @@ packages=(
   coturn iproute2 nftables iptables openssh-server openssh-client socat
   procps psmisc tmux clang libclang-rt-14-dev
   python3-pytest
+  libnetfilter-queue-dev
 )
 
 missing=()

@@ -201,6 +201,28 @@ def test_force_relay_relays_even_when_direct_works(netlab, sites):
         netlab.check(p["kind"] == "relayed", f"{who}: --force-relay must relay, got: {p['line']}")
 
 
+DELAYED = [("restricted", "restricted"), ("symmetric", "symmetric")]
+
+
+@pytest.mark.deadline(300)
+@pytest.mark.parametrize("a_nat,b_nat", DELAYED, ids=[f"{a}-x-{b}" for a, b in DELAYED])
+def test_nat_with_100ms_rtt(netlab, sites, a_nat, b_nat):
+    """Setup time with 100 ms more RTT on every path (measured, not asserted;
+    the goal is 1.5 s)."""
+    a = sites("a", a_nat, ["alice"])
+    b = sites("b", b_nat, ["bob"])
+    netlab.impair(rtt_ms=100)
+    try:
+        pa, pb, setup = transfer(netlab, a.hosts[0], b.hosts[0], 1 << 20)
+    finally:
+        netlab.clear_impairment()
+    want = expected_path(a_nat, b_nat)
+    _extra[f"{a_nat} × {b_nat}, +100 ms RTT, 1 MiB"] = dict(path=pa, setup=setup, expected=want)
+    netlab.check(pa["kind"] == want, f"alice: expected a {want} path, got: {pa['line']}")
+    netlab.check(pa["rtt"] is not None and int(pa["rtt"]) >= 95,
+                 f"alice: the rtt must show the added 100 ms: {pa['line']}")
+
+
 @pytest.mark.deadline(120)
 @pytest.mark.parametrize("how", ["no-turn-server", "no-relay-flag"])
 def test_no_path_fails_in_bounded_time(netlab, sites, how):

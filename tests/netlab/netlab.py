@@ -28,8 +28,9 @@
   e2e fixtures. NetLab.close() kills every process and deletes every
   namespace; use it in a `finally` (or as a context manager).
 
-Impairments (per host, on its LAN interface): rate with tbf. This kernel has
-no sch_netem, so delay/loss are not available here yet (see README.md).
+Impairments: NetLab.impair(rtt_ms, loss_percent) delays/drops everything
+crossing wan's edge through NFQUEUE and nfq-delay (this kernel has no
+sch_netem); Host.rate(mbit) limits a host's rate with tbf.
 
 By hand: `/usr/bin/python3 tests/netlab/netlab.py up --alice cone --bob symmetric`
 (see tests/netlab/README.md).
@@ -120,6 +121,10 @@ def run(argv, check=True, timeout=30, input=None):
     if check and r.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
     return r
+
+
+def nfq_delay_bin():
+    return str(REPO / os.environ.get("BUILD_DIR", "build") / "tests" / "netlab" / "nfq-delay")
 
 
 def sysctl(ns, key, value, check=True):
@@ -236,6 +241,7 @@ class NetLab:
         self.notes = []
         self.sites = {}
         self.report_from = (0, 0)
+        self.impairment = None
         self.debug_env = {}
         self.coturn_extra = ["--verbose"] if os.environ.get("PEERSOCK_NETLAB_COTURN_VERBOSE") else []  # extra environment for peers, e.g. libnice debug
         self.closed = False
@@ -332,6 +338,31 @@ class NetLab:
         # coturn opens its UDP listener before the TCP one; both are up now.
         for p in (self.mailbox, self.coturn):
             self.check(p.returncode is None, f"{p.name} exited right after starting")
+
+    def impair(self, rtt_ms=0, loss_percent=0, timeout=10):
+        """Adds delay and/or random loss to everything crossing wan's edge:
+        each packet entering wan from a site, or leaving wan's own servers
+        towards one, is held rtt_ms/2 (so every path through wan, peer to
+        peer or peer to server, gets rtt_ms more round-trip time) and dropped
+        with loss_percent. Uses nfq-delay (NFQUEUE; this kernel has no netem)."""
+        tool = nfq_delay_bin()
+        if not os.path.exists(tool):
+            self.fail(f"{tool} is missing (built by meson when libnetfilter-queue-dev is installed)")
+        p = self.start("nfq-delay", [tool, "--queue", "0", "--delay-ms", str(int(rtt_ms // 2)),
+                                     "--loss-percent", str(int(loss_percent))], self.wan)
+        p.wait_line(r"^ready$", timeout, stream="stdout", what="nfq-delay to bind its queue")
+        for chain, iface in (("PREROUTING", "-i"), ("OUTPUT", "-o")):
+            run(["ip", "netns", "exec", self.wan.name, "iptables", "-t", "mangle", "-A", chain, iface, "to-+",
+                 "-j", "NFQUEUE", "--queue-num", "0"])
+        self.note(f"impairment: +{rtt_ms} ms RTT, {loss_percent}% loss per crossing of wan's edge")
+        self.impairment = p
+        return p
+
+    def clear_impairment(self):
+        run(["ip", "netns", "exec", self.wan.name, "iptables", "-t", "mangle", "-F"], check=False)
+        if self.impairment is not None:
+            self.impairment.stop(grace=1)
+            self.impairment = None
 
     @property
     def relay_url(self):
