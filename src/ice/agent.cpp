@@ -5,6 +5,7 @@
 #include <nice/interfaces.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "peersock/error.hpp"
@@ -15,24 +16,13 @@ namespace {
 
 using log::Layer;
 
-// Resolves a STUN/TURN host to numeric addresses: libnice 0.1.21 wants IP
-// literals. A numeric host needs no lookup.
-// TODO(later): resolve asynchronously; this blocks the loop while DNS answers.
-std::vector<std::string> resolve(const std::string& host, std::string_view what) {
-  if (g_hostname_is_ip_address(host.c_str())) return {host};
-  g_autoptr(GResolver) resolver = g_resolver_get_default();
-  g_autoptr(GError) error = nullptr;
-  GList* addresses = g_resolver_lookup_by_name(resolver, host.c_str(), nullptr, &error);
-  if (addresses == nullptr) {
-    throw Error(ExitCode::usage, fmt::format("cannot resolve {} server '{}': {}", what, host,
-                                             error ? error->message : "no address"));
-  }
+// The numeric addresses of a resolver answer. libnice 0.1.21 wants IP literals.
+std::vector<std::string> address_texts(GList* addresses) {
   std::vector<std::string> out;
   for (GList* l = addresses; l != nullptr; l = l->next) {
     g_autofree char* text = g_inet_address_to_string(G_INET_ADDRESS(l->data));
     out.emplace_back(text);
   }
-  g_resolver_free_addresses(addresses);
   return out;
 }
 
@@ -84,44 +74,19 @@ SelectedPath make_path(const NiceCandidate& local, const NiceCandidate& remote) 
 }  // namespace
 
 Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks callbacks)
-    : callbacks_(std::move(callbacks)) {
+    : callbacks_(std::move(callbacks)), settings_(settings), cancellable_(g_cancellable_new()) {
   agent_ = nice_agent_new(g_main_context_get_thread_default(), NICE_COMPATIBILITY_RFC5245);
   if (agent_ == nullptr) throw Error(ExitCode::failure, "cannot create the ICE agent");
   // ICE-TCP host candidates are off: the datagram path is UDP, and TURN over
   // TCP still covers networks that block UDP.
   g_object_set(agent_, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
 
-  bool use_turn = settings.turn.enabled() && !settings.no_relay;
-  std::vector<std::string> turn_addresses;
-  if (use_turn) turn_addresses = resolve(settings.turn.host, "TURN");
-  if (settings.stun.enabled()) {
-    auto addresses = resolve(settings.stun.host, "STUN");
-    // When the STUN server is also our TURN server (same address and port,
-    // e.g. one coturn), libnice hands the binding response to the TURN
-    // socket's handler and the srflx discovery only ends at its 2 s timeout.
-    // The TURN allocation reports the same mapped address and libnice makes
-    // the srflx candidate from it, so the separate STUN request is skipped.
-    bool same_as_turn = use_turn && settings.stun.port == settings.turn.port &&
-                        std::find(turn_addresses.begin(), turn_addresses.end(), addresses.front()) != turn_addresses.end();
-    if (!same_as_turn) {
-      g_object_set(agent_, "stun-server", addresses.front().c_str(), "stun-server-port",
-                   static_cast<guint>(settings.stun.port), nullptr);
-    }
-    stun_ = true;
-  }
   stream_ = nice_agent_add_stream(agent_, 1);
   if (stream_ == 0) throw Error(ExitCode::failure, "cannot add an ICE stream");
   if (settings.force_relay) g_object_set(agent_, "force-relay", TRUE, nullptr);
   relay_disabled_ = settings.no_relay && settings.turn.enabled();
-  if (use_turn) {
-    for (const auto& address : turn_addresses) {
-      for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
-        nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings.turn.port,
-                                  settings.turn_user.c_str(), settings.turn_password.c_str(), type);
-      }
-    }
-    turn_ = true;
-  }
+  stun_ = settings.stun.enabled();
+  turn_ = settings.turn.enabled() && !settings.no_relay;
 
   // libnice ignores loopback interfaces. On a machine (or namespace) with no
   // other interface, use loopback so that two local peers can still connect.
@@ -140,6 +105,9 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
 }
 
 Agent::~Agent() {
+  // Pending lookups end with G_IO_ERROR_CANCELLED and do not touch `this`.
+  g_cancellable_cancel(cancellable_);
+  g_object_unref(cancellable_);
   if (agent_ != nullptr) {
     nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
     g_signal_handlers_disconnect_by_data(agent_, this);
@@ -148,9 +116,77 @@ Agent::~Agent() {
   }
 }
 
+// Host names are looked up asynchronously (the main loop also runs the
+// rendezvous meanwhile); numeric hosts need no lookup. Gathering starts when
+// every lookup has answered.
 void Agent::gather() {
+  auto lookup = [&](const std::string& host, std::vector<std::string>& out, const char* what) {
+    if (g_hostname_is_ip_address(host.c_str())) {
+      out = {host};
+      return;
+    }
+    ++lookups_pending_;
+    struct Ctx {
+      Agent* agent;
+      std::vector<std::string>* out;
+      std::string host;
+      const char* what;
+    };
+    g_autoptr(GResolver) resolver = g_resolver_get_default();
+    g_resolver_lookup_by_name_async(
+        resolver, host.c_str(), cancellable_,
+        [](GObject* source, GAsyncResult* result, gpointer data) {
+          std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
+          g_autoptr(GError) error = nullptr;
+          GList* addresses = g_resolver_lookup_by_name_finish(G_RESOLVER(source), result, &error);
+          if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;  // agent is gone
+          Agent* agent = ctx->agent;
+          if (addresses == nullptr) {
+            agent->fail_setup(Error(ExitCode::usage, fmt::format("cannot resolve {} server '{}': {}", ctx->what,
+                                                                 ctx->host, error ? error->message : "no address")));
+            return;
+          }
+          *ctx->out = address_texts(addresses);
+          g_resolver_free_addresses(addresses);
+          if (--agent->lookups_pending_ == 0) agent->start_gathering();
+        },
+        new Ctx{this, &out, host, what});
+  };
+  if (stun_) lookup(settings_.stun.host, stun_addresses_, "STUN");
+  if (turn_) lookup(settings_.turn.host, turn_addresses_, "TURN");
+  if (lookups_pending_ == 0) start_gathering();
+}
+
+void Agent::fail_setup(const Error& error) {
+  if (setup_failed_) return;
+  setup_failed_ = true;
+  if (callbacks_.setup_failed) callbacks_.setup_failed(error);
+}
+
+void Agent::start_gathering() {
+  if (setup_failed_) return;
+  if (stun_ && !stun_addresses_.empty()) {
+    // When the STUN server is also our TURN server (same address and port,
+    // e.g. one coturn), libnice hands the binding response to the TURN
+    // socket's handler and the srflx discovery only ends at its 2 s timeout.
+    // The TURN allocation reports the same mapped address and libnice makes
+    // the srflx candidate from it, so the separate STUN request is skipped.
+    const std::string& stun = stun_addresses_.front();
+    bool same_as_turn = turn_ && settings_.stun.port == settings_.turn.port &&
+                        std::find(turn_addresses_.begin(), turn_addresses_.end(), stun) != turn_addresses_.end();
+    if (!same_as_turn) {
+      g_object_set(agent_, "stun-server", stun.c_str(), "stun-server-port", static_cast<guint>(settings_.stun.port),
+                   nullptr);
+    }
+  }
+  for (const auto& address : turn_addresses_) {
+    for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
+      nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings_.turn.port,
+                                settings_.turn_user.c_str(), settings_.turn_password.c_str(), type);
+    }
+  }
   if (!nice_agent_gather_candidates(agent_, stream_)) {
-    throw Error(ExitCode::no_path, "ICE: cannot gather candidates (no usable network interface)");
+    fail_setup(Error(ExitCode::no_path, "ICE: cannot gather candidates (no usable network interface)"));
   }
 }
 

@@ -138,6 +138,7 @@ class Session {
                                               [this](const ice::SelectedPath& p) { guarded([&] { on_ice_connected(p); }); },
                                               [this] { guarded([&] { on_ice_failed(); }); },
                                               [this](std::span<const uint8_t> d) { guarded([&] { on_datagram(d); }); },
+                                              [this](const Error& e) { finish(e.code(), e.what()); },
                                           });
     protocol_ = std::make_unique<rendezvous::Protocol>(
         generator() ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),

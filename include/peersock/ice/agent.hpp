@@ -9,11 +9,14 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "peersock/config/config.hpp"
+#include "peersock/error.hpp"
 #include "peersock/ice/body.hpp"
 
 typedef struct _NiceAgent NiceAgent;
+typedef struct _GCancellable GCancellable;
 
 namespace peersock::ice {
 
@@ -41,17 +44,21 @@ struct AgentCallbacks {
   std::function<void(const SelectedPath&)> connected;  // first CONNECTED/READY
   std::function<void()> failed;
   std::function<void(std::span<const uint8_t>)> datagram;
+  // Set-up failed after gather() returned: a STUN/TURN host name did not
+  // resolve (UsageError-like, exit 2) or gathering could not start.
+  std::function<void(const Error&)> setup_failed;
 };
 
 class Agent {
  public:
-  // Errors: Error(failure) if libnice cannot set up; UsageError if a
-  // STUN/TURN host does not resolve.
+  // Errors: Error(failure) if libnice cannot set up.
   Agent(bool controlling, const config::Settings& settings, AgentCallbacks callbacks);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
+  // Resolves STUN/TURN host names (asynchronously), then gathers. Errors
+  // arrive through callbacks.setup_failed.
   void gather();
   // The currently selected pair, or nullopt before ICE connected. libnice
   // (aggressive nomination) may switch to a better pair after the first one
@@ -71,11 +78,19 @@ class Agent {
   static void on_state(NiceAgent*, guint, guint, guint state, gpointer self);
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer self);
 
+  void start_gathering();
+  void fail_setup(const Error& error);
+
   NiceAgent* agent_ = nullptr;  // owned (g_object_unref)
   guint stream_ = 0;
   AgentCallbacks callbacks_;
   bool stun_ = false, turn_ = false, relay_disabled_ = false;
   bool connected_ = false, failed_ = false;
+  config::Settings settings_;
+  GCancellable* cancellable_ = nullptr;  // owned; made in the constructor
+  int lookups_pending_ = 0;
+  bool setup_failed_ = false;
+  std::vector<std::string> stun_addresses_, turn_addresses_;
 };
 
 }  // namespace peersock::ice
