@@ -117,15 +117,15 @@ def parse_path(line):
     return dict(kind="unknown", line=line)
 
 
-def transfer(lab, alice, bob, nbytes, *, alice_args=(), bob_args=(), stun=True, turn=True):
+def transfer(lab, alice, bob, nbytes, *, alice_args=(), bob_args=(), stun=True, turn=True, by_name=False):
     """stdio-a on alice (prints the code), stdio-b on bob; both send nbytes at
     once. Returns (alice path, bob path, setup seconds)."""
     gen = lab.peersock(alice, "peersock stdio-a (alice)", ["stdio-a"], stdio=True, stun=stun, turn=turn,
-                       extra=alice_args)
+                       by_name=by_name, extra=alice_args)
     code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
     t0 = time.monotonic()
     cons = lab.peersock(bob, "peersock stdio-b (bob)", ["stdio-b", code], stdio=True, stun=stun, turn=turn,
-                        extra=bob_args)
+                        by_name=by_name, extra=bob_args)
     pa, pb = TimedPump(gen, nbytes, 11), TimedPump(cons, nbytes, 22)
     limit = scaled(90 + 4 * nbytes / (1 << 20))
     ra, rb = pa.wait(limit), pb.wait(limit)
@@ -173,6 +173,15 @@ def test_udp_blocked_uses_turn_over_tcp(netlab, sites):
     netlab.check(pa["kind"] == "relayed" and "over tcp" in pa["line"],
                  f"alice (UDP blocked) must use TURN over TCP, got: {pa['line']}")
     netlab.check(pb["kind"] == "relayed", f"bob must see a relayed path, got: {pb['line']}")
+
+
+@pytest.mark.deadline(300)
+def test_turn_server_given_by_name(netlab, sites):
+    """STUN/TURN given as a host name (resolved asynchronously) still relay."""
+    a = sites("a", "symmetric", ["alice"])
+    b = sites("b", "symmetric", ["bob"])
+    pa, pb, setup = transfer(netlab, a.hosts[0], b.hosts[0], 1 << 20, by_name=True)
+    netlab.check(pa["kind"] == "relayed", f"alice: expected a relayed path, got: {pa['line']}")
 
 
 @pytest.mark.deadline(300)

@@ -59,6 +59,7 @@ MAILBOX_PORT = 4000
 TURN_PORT = 3478
 REFLECT_PORT = 7000
 OTHER_PORT = 7001
+LAB_SERVER_NAME = "turn.lab.example"  # SERVICE_IP in the hosts' /etc/hosts
 TURN_USER, TURN_PASSWORD, TURN_REALM = "peersock", "lab-secret", "peersock.lab"
 
 # Per site: router address towards wan (/30 with wan's .1), public LAN
@@ -205,6 +206,12 @@ class Site:
             run(["ip", "-n", ns.name, "addr", "add", f"{ip}/{plen}", "dev", "eth0"])
             run(["ip", "-n", ns.name, "link", "set", "eth0", "up"])
             run(["ip", "-n", ns.name, "route", "add", "default", "via", gw])
+            # `ip netns exec` bind-mounts /etc/netns/NAME/hosts over
+            # /etc/hosts: the lab's servers get names (no DNS in the lab).
+            etc = Path("/etc/netns") / ns.name
+            etc.mkdir(parents=True, exist_ok=True)
+            netlab.etc_dirs.append(etc)
+            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{SERVICE_IP} {LAB_SERVER_NAME}\n")
             self.hosts.append(Host(self, hname, ns, ip))
         run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip))
 
@@ -241,6 +248,7 @@ class NetLab:
         self.notes = []
         self.sites = {}
         self.report_from = (0, 0)
+        self.etc_dirs = []
         self.impairment = None
         self.debug_env = {}
         self.coturn_extra = ["--verbose"] if os.environ.get("PEERSOCK_NETLAB_COTURN_VERBOSE") else []  # extra environment for peers, e.g. libnice debug
@@ -379,6 +387,8 @@ class NetLab:
         for h in site.hosts:
             self._kill_in(h.ns)
             h.ns.delete()
+            import shutil
+            shutil.rmtree(Path("/etc/netns") / h.ns.name, ignore_errors=True)
         self._kill_in(site.router)
         # Deleted explicitly: a namespace is destroyed asynchronously, and the
         # next site reuses the interface name.
@@ -402,17 +412,19 @@ class NetLab:
                    XDG_CACHE_HOME=os.path.join(self.home, ".cache"), LC_ALL="C.UTF-8")
         return env
 
-    def server_args(self, stun=True, turn=True):
-        """--relay/--stun/--turn options pointing at the lab's servers."""
+    def server_args(self, stun=True, turn=True, by_name=False):
+        """--relay/--stun/--turn options pointing at the lab's servers (by
+        name: STUN/TURN as LAB_SERVER_NAME, resolved through /etc/hosts)."""
+        server = LAB_SERVER_NAME if by_name else SERVICE_IP
         args = ["--relay", self.relay_url,
-                "--stun", f"{SERVICE_IP}:{TURN_PORT}" if stun else "",
-                "--turn", f"{SERVICE_IP}:{TURN_PORT}" if turn else ""]
+                "--stun", f"{server}:{TURN_PORT}" if stun else "",
+                "--turn", f"{server}:{TURN_PORT}" if turn else ""]
         if turn:
             args += ["--turn-user", TURN_USER, "--turn-password", TURN_PASSWORD]
         return args
 
-    def peersock(self, host, name, args, *, stdio=False, stun=True, turn=True, extra=()):
-        argv = [e2e.peersock_bin(), *self.server_args(stun, turn), *extra, *args]
+    def peersock(self, host, name, args, *, stdio=False, stun=True, turn=True, by_name=False, extra=()):
+        argv = [e2e.peersock_bin(), *self.server_args(stun, turn, by_name), *extra, *args]
         more = os.environ.get("PEERSOCK_E2E_EXTRA_ARGS")
         if more:
             argv[1:1] = shlex.split(more)
@@ -439,6 +451,9 @@ class NetLab:
             p.stop(grace=0.5)
         for ns in reversed(self.namespaces):
             ns.delete()
+        import shutil
+        for d in self.etc_dirs:
+            shutil.rmtree(d, ignore_errors=True)
         if not os.environ.get("PEERSOCK_E2E_KEEP_TMP"):
             import shutil
             shutil.rmtree(self.tmpdir, ignore_errors=True)
