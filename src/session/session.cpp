@@ -582,6 +582,7 @@ class Session {
       report_path(-1);
       return;
     }
+    if (path_reported_) return;  // the server may have its RTT before its own auth ends
     path_report_id_ = g_timeout_add(kPathReportWaitMs, &Session::on_path_report_timeout, this);
   }
 

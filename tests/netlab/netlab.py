@@ -378,7 +378,17 @@ class NetLab:
 
     def add_site(self, letter, nat, host_names):
         assert letter not in self.sites
-        site = Site(self, letter, nat, host_names)
+        before = len(self.namespaces)
+        try:
+            site = Site(self, letter, nat, host_names)
+        except BaseException:
+            # Undo the half-built site so that the next test can build one.
+            run(["ip", "-n", self.wan.name, "link", "del", f"to-{letter}"], check=False)
+            run(["ip", "-n", self.wan.name, "route", "del", SITES[letter]["public_lan"]], check=False)
+            for ns in self.namespaces[before:]:
+                ns.delete()
+            del self.namespaces[before:]
+            raise
         self.sites[letter] = site
         return site
 
