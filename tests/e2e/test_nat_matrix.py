@@ -89,8 +89,8 @@ def sites(netlab, deadline):
     netlab.mark()
     made = []
 
-    def make(letter, nat, hosts):
-        site = netlab.add_site(letter, nat, hosts)
+    def make(letter, nat, hosts, late_drop=False):
+        site = netlab.add_site(letter, nat, hosts, late_drop)
         made.append(letter)
         return site
 
@@ -208,6 +208,22 @@ def test_force_relay_relays_even_when_direct_works(netlab, sites):
     _extra["cone \u00d7 none with --force-relay"] = dict(path=pa, setup=setup, expected="relayed")
     for who, p in (("alice", pa), ("bob", pb)):
         netlab.check(p["kind"] == "relayed", f"{who}: --force-relay must relay, got: {p['line']}")
+
+
+@pytest.mark.deadline(300)
+def test_restricted_routers_with_late_drop_still_connect(netlab, sites):
+    """Routers that drop unsolicited packets in the filter table (typical
+    Linux firewalls) keep a conntrack entry of the peer's first punching
+    packet, which can take the mapping the host needs: hole punching may
+    fail. Whatever the path, the connection must work (TURN fallback); the
+    path is recorded, not asserted."""
+    a = sites("a", "restricted", ["alice"], late_drop=True)
+    b = sites("b", "restricted", ["bob"], late_drop=True)
+    a.verify()
+    b.verify()
+    pa, pb, setup = transfer(netlab, a.hosts[0], b.hosts[0], 1 << 20)
+    _extra["restricted × restricted, routers drop unsolicited packets late (Linux firewall style), 1 MiB"] = \
+        dict(path=pa, setup=setup, expected="connects (direct or relayed)")
 
 
 DELAYED = [("restricted", "restricted"), ("symmetric", "symmetric")]

@@ -72,9 +72,11 @@ SITES = {
 }
 
 
-def nat_rules(nat, first_host):
+def nat_rules(nat, first_host, late_drop=False):
     """nftables ruleset of a router for a NAT type. 'wan' is the router's
-    interface towards wan, 'br0' its LAN bridge."""
+    interface towards wan, 'br0' its LAN bridge. late_drop=True drops
+    unsolicited inbound packets in the forward/input filter instead, as a
+    typical Linux firewall does (see below for what that changes)."""
     post = {
         "none": "",
         "cone": 'oifname "wan" masquerade',
@@ -94,6 +96,9 @@ def nat_rules(nat, first_host):
         "none": "",
         "cone": 'iifname "wan" meta l4proto != udp ct state new drop',
     }.get(nat, 'iifname "wan" ct state new drop')
+    late = ""
+    if late_drop and guard:
+        late, guard = guard, ""
     return f"""
 table ip natlab {{
   chain lab_guard {{
@@ -111,6 +116,11 @@ table ip natlab {{
   chain lab_fwd {{
     type filter hook forward priority filter; policy accept;
     {fwd}
+    {late}
+  }}
+  chain lab_in {{
+    type filter hook input priority filter; policy accept;
+    {late}
   }}
 }}
 """
@@ -165,7 +175,7 @@ class Host:
 class Site:
     """A NAT router namespace and its LAN (a bridge) with one or more hosts."""
 
-    def __init__(self, netlab, letter, nat, host_names):
+    def __init__(self, netlab, letter, nat, host_names, late_drop=False):
         assert nat in NAT_TYPES, nat
         self.netlab, self.letter, self.nat = netlab, letter, nat
         cfg = SITES[letter]
@@ -213,7 +223,7 @@ class Site:
             netlab.etc_dirs.append(etc)
             (etc / "hosts").write_text(f"127.0.0.1 localhost\n{SERVICE_IP} {LAB_SERVER_NAME}\n")
             self.hosts.append(Host(self, hname, ns, ip))
-        run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip))
+        run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip, late_drop))
 
     def probe(self, host=None):
         """Runs the NAT-type probe on a host; returns its JSON result."""
@@ -376,11 +386,11 @@ class NetLab:
     def relay_url(self):
         return f"ws://{SERVICE_IP}:{MAILBOX_PORT}/v1"
 
-    def add_site(self, letter, nat, host_names):
+    def add_site(self, letter, nat, host_names, late_drop=False):
         assert letter not in self.sites
         before = len(self.namespaces)
         try:
-            site = Site(self, letter, nat, host_names)
+            site = Site(self, letter, nat, host_names, late_drop)
         except BaseException:
             # Undo the half-built site so that the next test can build one.
             run(["ip", "-n", self.wan.name, "link", "del", f"to-{letter}"], check=False)
