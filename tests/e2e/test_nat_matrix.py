@@ -248,6 +248,22 @@ def test_nat_with_100ms_rtt(netlab, sites, a_nat, b_nat):
                  f"alice: the rtt must show the added 100 ms: {pa['line']}")
 
 
+@pytest.mark.deadline(300)
+def test_nat_with_loss(netlab, sites):
+    """2 % loss on every crossing of wan's edge (about 4 % per round trip) and
+    40 ms more RTT: ICE, QUIC and auth retransmit; the data arrives intact."""
+    a = sites("a", "restricted", ["alice"])
+    b = sites("b", "cone", ["bob"])
+    netlab.impair(rtt_ms=40, loss_percent=2)
+    try:
+        pa, pb, setup = transfer(netlab, a.hosts[0], b.hosts[0], 1 << 20)
+    finally:
+        netlab.clear_impairment()
+    _extra["restricted × cone, +40 ms RTT, 2 % loss per crossing, 1 MiB"] = dict(path=pa, setup=setup,
+                                                                                   expected="direct")
+    netlab.check(pa["kind"] == "direct", f"alice: expected a direct path, got: {pa['line']}")
+
+
 @pytest.mark.deadline(120)
 @pytest.mark.parametrize("how", ["no-turn-server", "no-relay-flag"])
 def test_no_path_fails_in_bounded_time(netlab, sites, how):
