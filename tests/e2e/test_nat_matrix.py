@@ -199,6 +199,20 @@ def test_same_lan_uses_host_candidates(netlab, sites):
 
 
 @pytest.mark.deadline(300)
+def test_same_lan_with_100ms_rtt_on_one_host(netlab, sites):
+    """Per-host impairment: alice's own link adds 100 ms RTT to everything,
+    the LAN path included (setup time recorded, not asserted)."""
+    a = sites("a", "restricted", ["alice", "alice2"])
+    alice, alice2 = a.hosts
+    alice.impair(rtt_ms=100)
+    pa, pb, setup = transfer(netlab, alice, alice2, 1 << 20)
+    _extra["same LAN, +100 ms RTT on alice's link, 1 MiB"] = dict(path=pa, setup=setup, expected="direct, host candidates")
+    netlab.check(pa["kind"] == "direct" and pa["remote"].startswith(alice2.ip + ":"),
+                 f"same-LAN peers must connect directly over the LAN, got: {pa['line']}")
+    netlab.check(pa["rtt"] is not None and int(pa["rtt"]) >= 95, f"the rtt must show the added 100 ms: {pa['line']}")
+
+
+@pytest.mark.deadline(300)
 def test_force_relay_relays_even_when_direct_works(netlab, sites):
     a = sites("a", "cone", ["alice"])
     b = sites("b", "none", ["bob"])

@@ -30,7 +30,8 @@
 
 Impairments: NetLab.impair(rtt_ms, loss_percent) delays/drops everything
 crossing wan's edge through NFQUEUE and nfq-delay (this kernel has no
-sch_netem); Host.rate(mbit) limits a host's rate with tbf.
+sch_netem); Host.impair() does the same on one host's link; Host.rate(mbit)
+limits a host's rate with tbf.
 
 By hand: `/usr/bin/python3 tests/netlab/netlab.py up --alice cone --bob symmetric`
 (see tests/netlab/README.md).
@@ -165,6 +166,21 @@ class Host:
 
     def start(self, name, argv, **kw):
         return self.site.netlab.start(name, argv, self.ns, **kw)
+
+    def impair(self, rtt_ms=0, loss_percent=0, timeout=10):
+        """Delay/loss for everything this host sends or receives on its LAN
+        interface (rtt_ms/2 each way), through nfq-delay in its namespace."""
+        tool = nfq_delay_bin()
+        if not os.path.exists(tool):
+            self.site.netlab.fail(f"{tool} is missing (built by meson when libnetfilter-queue-dev is installed)")
+        p = self.start(f"nfq-delay {self.name}", [tool, "--queue", "1", "--delay-ms", str(int(rtt_ms // 2)),
+                                                  "--loss-percent", str(int(loss_percent))])
+        p.wait_line(r"^ready$", timeout, stream="stdout", what="nfq-delay to bind its queue")
+        for chain, iface in (("PREROUTING", "-i"), ("OUTPUT", "-o")):
+            run(["ip", "netns", "exec", self.ns.name, "iptables", "-t", "mangle", "-A", chain, iface, "eth0",
+                 "-j", "NFQUEUE", "--queue-num", "1"])
+        self.site.netlab.note(f"impairment on {self.name}: +{rtt_ms} ms RTT, {loss_percent}% loss each way")
+        return p
 
     def rate(self, mbit):
         """Limits this host's outgoing rate (tbf on its LAN interface)."""
