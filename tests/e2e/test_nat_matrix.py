@@ -372,3 +372,19 @@ def write_matrix_doc():
         MATRIX_DOC.write_text("\n".join(lines))
     except OSError as e:
         print(f"cannot write {MATRIX_DOC}: {e}", file=sys.stderr)
+
+
+@pytest.mark.deadline(90)
+def test_silent_rendezvous_server_times_out(netlab, sites):
+    """A mailbox address whose packets vanish (no refusal, no ICMP): the
+    rendezvous connect timeout ends the run with exit 6, no hang."""
+    a = sites("a", "restricted", ["alice"])
+    argv = [nl.e2e.peersock_bin(), "--relay", "ws://203.0.113.99:4000/v1", "--stun", "", "--turn", "", "stdio-a"]
+    p = a.hosts[0].start("peersock stdio-a (alice)", argv, env=netlab.peer_env())
+    t0 = time.monotonic()
+    rc = p.wait_exit(scaled(30), what="an unanswering rendezvous server must fail within 30 s")
+    netlab.check(rc == 6, f"{p.name} exited with {rc}, expected 6 (rendezvous server unreachable)")
+    netlab.check(p.find(r"^peersock: ") is not None, f"{p.name}: no 'peersock: ...' error line")
+    _extra["rendezvous server silent (packets dropped)"] = dict(
+        path=dict(kind="failed", line=p.find(r"^peersock: ").string), setup=time.monotonic() - t0,
+        expected="exit 6 after the connect timeout")
