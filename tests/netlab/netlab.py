@@ -264,10 +264,25 @@ class Site:
         return result
 
 
+def remove_stale_etc_dirs():
+    """/etc/netns/psk-e2e-PID-* of runs whose process is gone (killed runs;
+    their namespaces are removed by the e2e fixtures)."""
+    import re
+    import shutil
+    base = Path("/etc/netns")
+    if not base.is_dir():
+        return
+    for d in base.iterdir():
+        m = re.match(re.escape(e2e.NS_PREFIX) + r"(\d+)-", d.name)
+        if m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class NetLab:
     """The wan namespace with its servers; sites are added with add_site()."""
 
     def __init__(self):
+        remove_stale_etc_dirs()
         self.tmpdir = tempfile.mkdtemp(prefix="peersock-netlab-")
         self.procs = []
         self.namespaces = []
