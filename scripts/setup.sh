@@ -32,6 +32,7 @@ packages=(
   python3-magic-wormhole-mailbox-server python3-mnemonic python3-websocket
   coturn iproute2 nftables iptables openssh-server openssh-client socat
   procps psmisc tmux clang libclang-rt-14-dev
+  zsh groff-base
   python3-pytest
   libnetfilter-queue-dev
 )

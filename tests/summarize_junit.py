@@ -72,6 +72,9 @@ def main(argv=None):
             print(f"summary: {path}: unreadable JUnit XML ({e})")
             p, f, s, names = 0, 1, 0, [f"{path} (unreadable)"]
         per_file[path] = (p, f, s)
+        if path in required:
+            # the same test runs in several stages (normal, sanitizer): say which
+            names = [f"{required[path]}: {n}" for n in names]
         print(f"summary: {path}: {p} passed, {f} failed, {s} skipped")
         passed, failed, skipped = passed + p, failed + f, skipped + s
         failed_names += names

@@ -24,6 +24,7 @@ enum class ExitCode : int {
   relay = 6,          // the rendezvous (mailbox) server failed or refused
   local = 7,          // local socket/stdio problem (port in use, connect refused)
   protocol = 8,       // the peer or relay sent something illegal
+  interrupted = 130,  // Ctrl-C, SIGTERM, SIGHUP (128 + SIGINT, as shells report it)
 };
 
 // A short stable name for each exit code, used in logs (and --json later).

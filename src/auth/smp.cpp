@@ -116,6 +116,11 @@ Secret derive_secret(std::span<const uint8_t> exporter, std::string_view code) {
   return secret;
 }
 
+void wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
 std::vector<uint8_t> encode_frame(std::span<const uint8_t> payload) {
   // Our own messages are at most ~1.7 KB; anything else is a bug here.
   assert(!payload.empty() && payload.size() <= kMaxFramePayload);

@@ -99,6 +99,18 @@ Code parse(std::string_view typed) {
   }
 
   std::vector<std::string> parts;
+  // The typed code is a secret: our working copies are overwritten when
+  // parse returns (also on errors), so that no freed heap block keeps it.
+  // (A moved-from short string keeps its characters in place, hence parts
+  // too.) The caller's own copies are the caller's business.
+  struct Wipe {
+    std::string& normal;
+    std::vector<std::string>& parts;
+    ~Wipe() {
+      OPENSSL_cleanse(normal.data(), normal.capacity());
+      for (auto& p : parts) OPENSSL_cleanse(p.data(), p.capacity());
+    }
+  } wipe{normal, parts};
   size_t start = 0;
   for (;;) {
     const size_t dash = normal.find('-', start);

@@ -13,6 +13,7 @@ std::string_view exit_code_name(ExitCode code) {
     case ExitCode::relay: return "relay";
     case ExitCode::local: return "local";
     case ExitCode::protocol: return "protocol";
+    case ExitCode::interrupted: return "interrupted";
   }
   return "unknown";
 }

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <optional>
 
 #include "peersock/text.hpp"
@@ -79,10 +80,12 @@ std::optional<std::string> read_file(const std::string& path) {
 struct ServerLines {
   std::optional<Endpoint> endpoint;
   std::optional<uint16_t> port;
+  std::string where;  // PATH:LINE of the last line that set either
 
-  void apply(Endpoint& target) const {
+  void apply(Endpoint& target, Origin* origin) const {
     if (endpoint) target = *endpoint;
     if (port) target.port = *port;
+    if ((endpoint || port) && origin != nullptr) *origin = Origin{Source::file, where};
   }
 };
 
@@ -102,12 +105,67 @@ Settings defaults() {
 
 std::string default_path() { return std::string(g_get_user_config_dir()) + "/peersock.conf"; }
 
-void load_file(Settings& settings, const std::string& path) {
+std::string_view source_name(Source source) {
+  switch (source) {
+    case Source::defaults: return "default";
+    case Source::file: return "config file";
+    case Source::environment: return "environment";
+    case Source::flag: return "flag";
+  }
+  return "?";
+}
+
+EnvLookup process_environment() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+void check_relay_url(std::string_view url, std::string_view what) {
+  if (!is_websocket_url(url)) throw UsageError(std::string(what) + ": " + quote(url) + " is not a ws:// or wss:// URL");
+}
+
+void apply_environment(Settings& settings, const EnvLookup& env, Origins* origins) {
+  // Into a copy, so that a bad variable leaves `settings` untouched.
+  Settings result = settings;
+  Origins record = origins != nullptr ? *origins : Origins{};
+  const auto from_env = [](const char* name) { return Origin{Source::environment, name}; };
+  const auto get = [&](const char* name) -> std::optional<std::string> { return env(name); };
+
+  if (auto v = get("PEERSOCK_RELAY"); v && !v->empty()) {
+    check_relay_url(*v, "PEERSOCK_RELAY");
+    result.relay_url = *v;
+    record.relay_url = from_env("PEERSOCK_RELAY");
+  }
+  if (auto v = get("PEERSOCK_STUN")) {
+    result.stun = parse_endpoint(*v, kDefaultStunPort, "PEERSOCK_STUN");
+    record.stun = from_env("PEERSOCK_STUN");
+  }
+  if (auto v = get("PEERSOCK_TURN")) {
+    result.turn = parse_endpoint(*v, kDefaultStunPort, "PEERSOCK_TURN");
+    record.turn = from_env("PEERSOCK_TURN");
+  }
+  if (auto v = get("PEERSOCK_TURN_USER"); v && !v->empty()) {
+    result.turn_user = *v;
+    record.turn_user = from_env("PEERSOCK_TURN_USER");
+  }
+  if (auto v = get("PEERSOCK_TURN_PASSWORD"); v && !v->empty()) {
+    result.turn_password = *v;
+    record.turn_password = from_env("PEERSOCK_TURN_PASSWORD");
+  }
+  settings = std::move(result);
+  if (origins != nullptr) *origins = std::move(record);
+}
+
+void load_file(Settings& settings, const std::string& path, Origins* origins) {
   const std::optional<std::string> contents = read_file(path);
   if (!contents) return;
 
   // Parse into a copy so that an error half-way leaves `settings` untouched.
   Settings result = settings;
+  Origins record = origins != nullptr ? *origins : Origins{};
   ServerLines stun;
   ServerLines turn;
   Section section = Section::none;
@@ -119,7 +177,8 @@ void load_file(Settings& settings, const std::string& path) {
     const std::string_view line = trim(rest.substr(0, newline));
     rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
 
-    const std::string where = path + ":" + std::to_string(number) + ": ";
+    const std::string here = path + ":" + std::to_string(number);
+    const std::string where = here + ": ";
     if (line.empty() || line.front() == '#' || line.front() == ';') continue;
 
     if (line.front() == '[') {
@@ -154,16 +213,22 @@ void load_file(Settings& settings, const std::string& path) {
 
     if (section == Section::ice && key == "stun") {
       stun.endpoint = parse_endpoint(value, kDefaultStunPort, where + "stun");
+      stun.where = here;
     } else if (section == Section::ice && key == "stun-port") {
       stun.port = port_of(key);
+      stun.where = here;
     } else if (section == Section::ice && key == "turn") {
       turn.endpoint = parse_endpoint(value, kDefaultStunPort, where + "turn");
+      turn.where = here;
     } else if (section == Section::ice && key == "turn-port") {
       turn.port = port_of(key);
+      turn.where = here;
     } else if (section == Section::ice && key == "turn-user") {
       result.turn_user = value;
+      record.turn_user = Origin{Source::file, here};
     } else if (section == Section::ice && key == "turn-password") {
       result.turn_password = value;
+      record.turn_password = Origin{Source::file, here};
     } else if (section == Section::ice && (key == "force-relay" || key == "no-relay")) {
       bool flag = false;
       if (value == "true" || value == "yes" || value == "1") {
@@ -177,15 +242,17 @@ void load_file(Settings& settings, const std::string& path) {
         throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");
       }
       result.relay_url = value;
+      record.relay_url = Origin{Source::file, here};
     } else {
       throw UsageError(where + "unknown key " + quote(key) + " in [" +
                        (section == Section::ice ? "ice" : "rendezvous") + "]");
     }
   }
 
-  stun.apply(result.stun);
-  turn.apply(result.turn);
+  stun.apply(result.stun, &record.stun);
+  turn.apply(result.turn, &record.turn);
   settings = std::move(result);
+  if (origins != nullptr) *origins = std::move(record);
 }
 
 Endpoint parse_endpoint(std::string_view value, uint16_t default_port, std::string_view what) {
@@ -216,6 +283,11 @@ Endpoint parse_endpoint(std::string_view value, uint16_t default_port, std::stri
   }
 
   if (host.empty()) throw UsageError(context + "empty host in " + quote(value));
+  // Found by fuzz_config: a host with a newline or other control bytes went
+  // unquoted into later error messages ("cannot resolve ...").
+  for (char c : host) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) throw UsageError(context + "bad host " + quote(host));
+  }
   Endpoint endpoint{std::string(host), default_port};
   if (port_text) {
     const std::optional<uint16_t> port = parse_port(*port_text);

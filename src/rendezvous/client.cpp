@@ -63,6 +63,7 @@ void Client::on_connected(GObject* source, GAsyncResult* result, gpointer self) 
   soup_websocket_connection_set_max_incoming_payload_size(connection, kMaxFrameBytes);
   g_signal_connect(connection, "message", G_CALLBACK(&Client::on_message), client);
   g_signal_connect(connection, "closed", G_CALLBACK(&Client::on_closed), client);
+  g_signal_connect(connection, "error", G_CALLBACK(&Client::on_error), client);
   log::debug(Layer::rendezvous, "connected");
   if (client->callbacks_.connected) client->callbacks_.connected();
 }
@@ -80,10 +81,26 @@ void Client::on_message(SoupWebsocketConnection*, gint type, GBytes* message, gp
   if (client->callbacks_.text) client->callbacks_.text(std::string_view(data, size));
 }
 
+void Client::on_error(SoupWebsocketConnection*, GError* error, gpointer self) {
+  auto* client = static_cast<Client*>(self);
+  log::debug(Layer::rendezvous, "websocket error: {}", error ? error->message : "?");
+  if (error && error->domain == SOUP_WEBSOCKET_ERROR && error->code == SOUP_WEBSOCKET_CLOSE_TOO_BIG) {
+    client->frame_too_big_ = true;
+  }
+}
+
 void Client::on_closed(SoupWebsocketConnection*, gpointer self) {
   auto* client = static_cast<Client*>(self);
   client->closed_ = true;
   log::debug(Layer::rendezvous, "websocket closed");
+  // libsoup closes the connection itself (after an "error" signal with code
+  // 1009) when a frame exceeds our limit: the relay's illegal input, not a
+  // server shutdown.
+  if (client->frame_too_big_) {
+    client->fail(CounterpartyError(fmt::format("the rendezvous server sent a websocket frame over the limit of {} KiB",
+                                               kMaxFrameBytes / 1024)));
+    return;
+  }
   client->fail(Error(ExitCode::relay, "the rendezvous server closed the connection"));
 }
 

@@ -103,7 +103,7 @@ std::string random_side() {
 Protocol::Protocol(Role role, std::string side, std::string nameplate)
     : role_(role), side_(std::move(side)), nameplate_(role == Role::consumer ? std::move(nameplate) : std::string()) {
   assert(!side_.empty());
-  assert(role_ == Role::generator || !nameplate_.empty());
+  assert(role_ != Role::consumer || !nameplate_.empty());
 }
 
 Output Protocol::on_text(std::string_view text) {
@@ -147,7 +147,9 @@ Output Protocol::on_text(std::string_view text) {
                                {"side", side_},
                                {"client_version", json::array({"peersock", kClientVersion})}}
                               .dump());
-    if (role_ == Role::generator) {
+    if (role_ == Role::lister) {
+      state_ = State::bound;
+    } else if (role_ == Role::generator) {
       out.to_send.push_back(json{{"type", "allocate"}}.dump());
       state_ = State::wait_allocated;
     } else {
@@ -157,6 +159,31 @@ Output Protocol::on_text(std::string_view text) {
       nameplate_claimed_ = true;
       state_ = State::wait_claimed;
     }
+    if (list_pending_) {
+      list_pending_ = false;
+      out.to_send.push_back(json{{"type", "list"}}.dump());
+    }
+    return out;
+  }
+
+  if (type == "nameplates") {
+    if (state_ == State::wait_welcome) bad("nameplates before welcome");
+    auto it = msg.find("nameplates");
+    if (it == msg.end()) bad("nameplates without \"nameplates\"");
+    if (!it->is_array()) bad(std::string("nameplates field \"nameplates\" must be an array, got ") + it->type_name());
+    if (it->size() > kMaxListedNameplates) {
+      bad("nameplates lists " + std::to_string(it->size()) + " entries, more than " +
+          std::to_string(kMaxListedNameplates));
+    }
+    event::Nameplates listed;
+    for (const json& entry : *it) {
+      if (!entry.is_object()) bad(std::string("nameplates entry must be an object, got ") + entry.type_name());
+      const std::string& id = string_field(entry, "nameplates entry", "id");
+      // Another client of the same app id may use non-numeric nameplates;
+      // they cannot be part of a peersock code, so they are not offered.
+      if (is_valid_nameplate(id)) listed.ids.push_back(id);
+    }
+    out.events.emplace_back(std::move(listed));
     return out;
   }
 
@@ -220,6 +247,17 @@ Output Protocol::on_text(std::string_view text) {
 
   // released, ack, pong: replies needing no action. Anything else is a newer
   // server's addition, which the protocol tells clients to ignore.
+  return out;
+}
+
+Output Protocol::list_nameplates() {
+  Output out;
+  if (state_ == State::finished) return out;
+  if (state_ == State::wait_welcome) {
+    list_pending_ = true;
+  } else {
+    out.to_send.push_back(json{{"type", "list"}}.dump());
+  }
   return out;
 }
 

@@ -24,6 +24,8 @@
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
 #include "peersock/session/ping.hpp"
+#include "peersock/session/stream_header.hpp"
+#include "peersock/ui/status.hpp"
 
 namespace peersock::session {
 namespace {
@@ -36,8 +38,6 @@ constexpr guint kHandshakeAndAuthDeadlineMs = 20000;
 constexpr guint kShutdownDeadlineMs = 5000;
 constexpr guint kPathReportWaitMs = 3000;  // longest wait for the RTT before the path line
 
-constexpr uint8_t kDataStreamMagic = 'X';  // first byte of every data stream (protocol-v1 §6.1)
-constexpr uint8_t kDoneMarker = 'D';       // v2 stdio: "I have delivered all your data" on stream 0
 
 // Opens the TCP listening socket for `listen` before rendezvous, so that a
 // port in use is reported before anyone is bothered with a code.
@@ -79,7 +79,7 @@ std::string hint_for_other_side(const Mode& mode, const std::string& code) {
 
 class Session {
  public:
-  explicit Session(const Options& options) : options_(options) {}
+  explicit Session(const Options& options) : options_(options), status_(is_stdio()) {}
   ~Session() {
     if (deadline_id_ != 0) g_source_remove(deadline_id_);
     if (accept_watch_ != 0) g_source_remove(accept_watch_);
@@ -144,7 +144,12 @@ class Session {
         generator() ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
         generator() ? std::string() : options_.code->nameplate);
     if (!generator()) code_text_ = options_.code->text;
-    log::say("Contacting the rendezvous server...");
+    status_.phase(ui::Phase::contacting);
+    status_.set_sampler([this] {
+      std::vector<ui::ConnectionSample> samples;
+      for (const auto& p : pumps_) samples.push_back({p.get(), p->bytes_sent(), p->bytes_received()});
+      return samples;
+    });
     client_ = std::make_unique<rendezvous::Client>(
         options_.settings.relay_url,
         rendezvous::ClientCallbacks{
@@ -160,15 +165,12 @@ class Session {
     client_->send(out.to_send);
     for (const auto& event : out.events) {
       if (auto* motd = std::get_if<rendezvous::event::Motd>(&event)) {
-        std::string clean;
-        for (char c : motd->text) clean += (static_cast<unsigned char>(c) < 0x20 && c != '\n') ? '?' : c;
-        log::say("Message from the rendezvous server: {}", clean);
+        status_.motd(motd->text);
       } else if (auto* allocated = std::get_if<rendezvous::event::NameplateAllocated>(&event)) {
         code_text_ = code::generate(allocated->nameplate, options_.code_words);
-        log::say("Connection code: {}", code_text_);
-        log::say("On the other side run: {}", hint_for_other_side(options_.mode, code_text_));
+        status_.code(code_text_, hint_for_other_side(options_.mode, code_text_));
       } else if (std::holds_alternative<rendezvous::event::MailboxOpen>(event)) {
-        log::say("Waiting for the other side...");
+        status_.phase(ui::Phase::waiting);
       } else if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&event)) {
         on_peer_ice(ice->body);
       }
@@ -197,7 +199,7 @@ class Session {
   void on_peer_ice(const std::string& body) {
     auto remote = ice::decode(body);
     peer_version_ = remote.version;
-    log::say("The other side is here; finding a network path...");
+    status_.phase(ui::Phase::finding_path);
     log::debug(Layer::ice, "peer protocol version {}, {} candidates", remote.version, remote.candidates.size());
     make_endpoint();
     set_deadline(kIceDeadlineMs, ExitCode::no_path,
@@ -263,7 +265,7 @@ class Session {
     if (info.is_app && info.error_code == quic::kErrorNone) {
       bool complete = !is_stdio() || peer_version_ < 2 || stdio_done_;
       if (complete) {
-        log::say("The other side closed the connection.");
+        status_.peer_closed();
         finish(ExitCode::ok, {});
       } else {
         finish(ExitCode::peer_gone, "the other side closed the connection before all data was delivered");
@@ -278,12 +280,19 @@ class Session {
     handshake_handled_ = true;
     auto exporter = endpoint_->export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
     auth::Secret secret = auth::derive_secret(exporter, code_text_);
+    // One session, one derivation: the code is not needed any more (issue 5).
+    auth::wipe(code_text_);
+    if (options_.code) {
+      auth::wipe(options_.code->text);
+      for (auto& word : options_.code->words) auth::wipe(word);
+    }
     OPENSSL_cleanse(exporter.data(), exporter.size());
     auto role = quic_role() == quic::Role::client ? auth::Role::alice : auth::Role::bob;
     smp_ = std::make_unique<auth::Smp>(role, secret);
     OPENSSL_cleanse(secret.data(), secret.size());
     log::debug(Layer::quic, "handshake complete; authenticating");
-    log::say("Authenticating...");
+    log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter", role == auth::Role::alice ? "initiator" : "responder");
+    status_.phase(ui::Phase::authenticating);
     if (role == auth::Role::alice) {
       // Stream 0 (keep-alive / control) and stream 4 (auth), as the original.
       control_.reset(SSL_new_stream(endpoint_->connection(), 0));
@@ -307,7 +316,14 @@ class Session {
     // Alice opens streams 0 and 4 herself and has no reason to take a peer
     // stream before auth; leaving them queued avoids the original's race
     // (protocol-v1 §7.4).
-    if (quic_role() == quic::Role::client && !authenticated_) return;
+    if (quic_role() == quic::Role::client && !authenticated_) {
+      // ...but the server can only have verified us after our msg3: a
+      // stream it opened before that is data before auth (issue 5).
+      if (smp_ && !smp_->peer_can_have_succeeded() && SSL_get_accept_stream_queue_len(endpoint_->connection()) > 0) {
+        throw CounterpartyError("the peer opened a stream before authentication");
+      }
+      return;
+    }
     while (SSL* raw = SSL_accept_stream(endpoint_->connection(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
       quic::SslPtr stream(raw);
       uint64_t id = SSL_get_stream_id(raw);
@@ -325,7 +341,7 @@ class Session {
 
   // ---- auth -----------------------------------------------------------------
   void poll_auth() {
-    if (!auth_ || authenticated_) return;
+    if (!auth_ || authenticated_ || !smp_) return;
     uint8_t buf[4096];
     for (;;) {
       size_t n = 0;
@@ -337,8 +353,10 @@ class Session {
       frames_.feed({buf, n});
       while (auto frame = frames_.next()) {
         auto step = smp_->on_message(*frame);
+        log::debug(Layer::auth, "SMP message of {} bytes in, {} bytes out", frame->size(), step.reply.size());
         if (!step.reply.empty()) write_all(auth_.get(), auth::encode_frame(step.reply));
         if (step.status == auth::Status::mismatch) {
+          smp_.reset();  // wipes the secret
           finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
           return;
         }
@@ -362,22 +380,22 @@ class Session {
     }
     switch (options_.mode.kind) {
       case ModeKind::listen:
-        log::say("authenticated; forwarding connections to {}:{} to the other side", options_.mode.bind_address,
-                 options_.mode.port);
+        status_.authenticated(fmt::format("authenticated; forwarding connections to {}:{} to the other side",
+                                          options_.mode.bind_address, options_.mode.port));
         accept_watch_ = g_unix_fd_add(listen_fd_, G_IO_IN, &Session::on_accept, this);
         break;
       case ModeKind::connect:
-        log::say("authenticated; the other side's connections go to {}", options_.mode.target);
+        status_.authenticated(fmt::format("authenticated; the other side's connections go to {}", options_.mode.target));
         break;
       case ModeKind::stdio_b: {
-        log::say("authenticated; forwarding stdin/stdout");
+        status_.authenticated("authenticated; forwarding stdin/stdout");
         auto stream = open_data_stream();
         if (!stream) throw Error(ExitCode::peer_gone, "cannot open a stream to the peer");
         make_pump(std::move(stream), 0, 1, false, false);
         break;
       }
       case ModeKind::stdio_a:
-        log::say("authenticated; forwarding stdin/stdout");
+        status_.authenticated("authenticated; forwarding stdin/stdout");
         break;
     }
     accept_streams();
@@ -437,7 +455,7 @@ class Session {
         uint8_t byte = 0;
         size_t n = 0;
         if (SSL_read_ex(p.stream.get(), &byte, 1, &n) == 1 && n == 1) {
-          if (byte != kDataStreamMagic) throw CounterpartyError(fmt::format("data stream starts with 0x{:02x}, expected 'X'", byte));
+          check_data_stream_magic(byte);
           p.magic_seen = true;
         } else {
           int err = SSL_get_error(p.stream.get(), 0);
@@ -509,6 +527,7 @@ class Session {
         [this] { guarded([&] { finish(ExitCode::ok, {}); }); },
     };
     pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events)));
+    status_.connection_opened(pumps_.back().get());
     pumps_.back()->poll();
     driver_->kick();
   }
@@ -532,10 +551,7 @@ class Session {
     session->sweep_id_ = 0;
     auto& pumps = session->pumps_;
     for (auto& p : pumps) {
-      if (p->finished()) {
-        log::debug(Layer::forward, "connection done: {} bytes sent, {} received{}", p->bytes_sent(), p->bytes_received(),
-                   p->clean() ? "" : " (reset)");
-      }
+      if (p->finished()) session->status_.connection_closed(p.get(), p->bytes_sent(), p->bytes_received(), p->clean());
     }
     if (!session->is_stdio()) pumps.erase(std::remove_if(pumps.begin(), pumps.end(), [](auto& p) { return p->finished(); }), pumps.end());
     return G_SOURCE_REMOVE;
@@ -559,7 +575,7 @@ class Session {
     uint8_t buf[64];
     size_t n = 0;
     while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
-      if (peer_version_ >= 2 && std::find(buf, buf + n, kDoneMarker) != buf + n) peer_done_ = true;
+      if (peer_version_ >= 2 && count_done_markers({buf, n}) > 0) peer_done_ = true;
       if (peer_version_ >= 2) on_control_ping_bytes({buf, n});
     }
     flush_markers();
@@ -608,7 +624,9 @@ class Session {
     path_reported_ = true;
     if (path_report_id_ != 0) g_source_remove(path_report_id_);
     path_report_id_ = 0;
-    if (auto path = agent_->selected_path()) log::say("{}", ice::describe(*path, rtt_ms));
+    if (auto path = agent_->selected_path()) {
+      status_.path(*path, rtt_ms < 0 ? std::nullopt : std::optional<double>(rtt_ms), ice::describe(*path, rtt_ms));
+    }
   }
 
   // ---- deadlines, signals, teardown ---------------------------------------
@@ -641,9 +659,10 @@ class Session {
   void finish(ExitCode code, const std::string& message) {
     if (finishing_) return;
     finishing_ = true;
+    log::debug(Layer::session, "ending: {}", exit_code_name(code));
     exit_status_ = static_cast<int>(code);
     clear_deadline();
-    if (code != ExitCode::ok && !message.empty()) log::error_line(message);
+    status_.finished(code, message);
     if (accept_watch_ != 0) {
       g_source_remove(accept_watch_);
       accept_watch_ = 0;
@@ -686,6 +705,7 @@ class Session {
   }
 
   Options options_;
+  ui::Status status_;
   GMainLoop* loop_ = g_main_loop_new(nullptr, FALSE);
   GCancellable* cancellable_ = g_cancellable_new();
   int exit_status_ = 0;

@@ -9,6 +9,7 @@
 Both are torn down (processes killed, namespace deleted) also on failure.
 """
 import os
+import re
 import shutil
 import signal
 import sys
@@ -122,6 +123,32 @@ def _make_lab(request, deadline, with_mailbox):
     return lab
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find
+# something. In the sanitizer pass (tests/run_all.sh) they also change the exit
+# status, but a peer that is stopped by the test (SIGTERM) or whose status the
+# test does not check would hide a report: so every process's stderr is read.
+SANITIZER_REPORT_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |"
+                                 r"WARNING: AddressSanitizer|SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_reports(lab):
+    found = []
+    for p in lab.procs:
+        for line in p.lines("stderr"):
+            if SANITIZER_REPORT_RE.search(line):
+                found.append(f"{p.name}: {line.strip()}")
+                break
+    return found
+
+
+def _close_and_check(lab):
+    lab.close()
+    found = sanitizer_reports(lab)
+    if found:
+        pytest.fail("sanitizer report in a process's stderr:\n  " + "\n  ".join(found) + "\n" + lab.report(),
+                    pytrace=False)
+
+
 @pytest.fixture
 def harness_lab(request, deadline, environment_ok):
     """Lab with mailbox, for the harness's own tests (no peersock binary needed)."""
@@ -129,7 +156,7 @@ def harness_lab(request, deadline, environment_ok):
     try:
         yield lab
     finally:
-        lab.close()
+        _close_and_check(lab)
 
 
 @pytest.fixture
@@ -138,7 +165,7 @@ def ns_lab(request, deadline, peersock_binary):
     try:
         yield lab
     finally:
-        lab.close()
+        _close_and_check(lab)
 
 
 @pytest.fixture
@@ -147,4 +174,4 @@ def lab(request, deadline, peersock_binary):
     try:
         yield lab
     finally:
-        lab.close()
+        _close_and_check(lab)

@@ -478,3 +478,117 @@ TEST(Smp, ThroughFraming) {
 }
 
 }  // namespace
+
+// ---- garbage MPI arrays (issue 5) ------------------------------------------
+// libotr's unserialize_mpi_array checks the count against the expected one
+// before allocating and every length against the bytes left; its step
+// functions range-check group elements and exponents. These inputs go
+// through all of that at every step where the peer speaks, under ASan in the
+// sanitizer pass: each must end as a mismatch (or a CounterpartyError), never
+// a crash, a hang or a reply.
+namespace {
+
+using peersock::auth::wipe;
+
+Bytes be32_bytes(uint32_t v) { return {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)}; }
+
+// count, then (length, magnitude) per MPI.
+Bytes mpi_array(uint32_t count, const std::vector<Bytes>& mpis, std::optional<uint32_t> forced_len = {}) {
+  Bytes out = be32_bytes(count);
+  for (const auto& m : mpis) {
+    const Bytes len = be32_bytes(forced_len.value_or(static_cast<uint32_t>(m.size())));
+    out.insert(out.end(), len.begin(), len.end());
+    out.insert(out.end(), m.begin(), m.end());
+  }
+  return out;
+}
+
+std::vector<Bytes> garbage_messages(uint32_t expected_count) {
+  const Bytes one = {1};
+  const Bytes zero = {};
+  const Bytes p_like(192, 0xff);  // > the 1536-bit modulus: not a group element
+  std::vector<Bytes> all;
+  all.push_back(mpi_array(0xffffffffu, {}));                                       // absurd count
+  all.push_back(mpi_array(expected_count, {}));                                   // count but no MPIs
+  all.push_back(mpi_array(expected_count, {one}, 0xffffffffu));                   // length past the end
+  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, zero)));   // all zero
+  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, one)));    // all one
+  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, p_like))); // out of the group
+  all.push_back(mpi_array(expected_count + 1, std::vector<Bytes>(expected_count + 1, one)));
+  all.push_back(Bytes{0, 0, 0});                                                   // truncated count
+  all.push_back(Bytes(kMaxFramePayload, 0x41));                                    // maximal junk
+  return all;
+}
+
+void expect_rejected_without_reply(Smp& smp, const Bytes& message) {
+  try {
+    const auto step = smp.on_message(message);
+    EXPECT_EQ(step.status, Status::mismatch);
+    EXPECT_TRUE(step.reply.empty());
+  } catch (const CounterpartyError&) {
+    // acceptable: a structural error
+  }
+}
+
+}  // namespace
+
+TEST(SmpGarbage, Msg1AtBob) {
+  for (const auto& m : garbage_messages(6)) {
+    Smp bob(Role::bob, secret_a());
+    expect_rejected_without_reply(bob, m);
+  }
+}
+
+TEST(SmpGarbage, Msg2AtAlice) {
+  for (const auto& m : garbage_messages(11)) {
+    Smp alice(Role::alice, secret_a());
+    alice.start();
+    expect_rejected_without_reply(alice, m);
+  }
+}
+
+TEST(SmpGarbage, Msg3AtBob) {
+  Smp alice0(Role::alice, secret_a());
+  const Bytes msg1 = alice0.start();
+  for (const auto& m : garbage_messages(8)) {
+    Smp bob(Role::bob, secret_a());
+    ASSERT_FALSE(bob.on_message(msg1).reply.empty());
+    expect_rejected_without_reply(bob, m);
+  }
+}
+
+TEST(SmpGarbage, Msg4AtAlice) {
+  for (const auto& m : garbage_messages(3)) {
+    Smp alice(Role::alice, secret_a());
+    Smp bob(Role::bob, secret_a());
+    const Bytes msg2 = bob.on_message(alice.start()).reply;
+    ASSERT_FALSE(alice.on_message(msg2).reply.empty());
+    expect_rejected_without_reply(alice, m);
+  }
+}
+
+TEST(Wipe, ClearsTheCharacters) {
+  std::string code = "7-abandon-zoo-lab-name";
+  const char* data = code.data();
+  const size_t size = code.size();
+  wipe(code);
+  EXPECT_TRUE(code.empty());
+  // The buffer is still ours (clear() keeps the capacity): every byte is 0.
+  for (size_t i = 0; i < size; ++i) EXPECT_EQ(data[i], '\0') << i;
+}
+
+TEST(Smp, PeerCanHaveSucceededOnlyAfterOurLastMessage) {
+  Smp alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  EXPECT_FALSE(alice.peer_can_have_succeeded());
+  EXPECT_FALSE(bob.peer_can_have_succeeded());
+  const Bytes msg1 = alice.start();
+  EXPECT_FALSE(alice.peer_can_have_succeeded());  // Bob has nothing to verify yet
+  const Bytes msg2 = bob.on_message(msg1).reply;
+  EXPECT_FALSE(bob.peer_can_have_succeeded());
+  const Bytes msg3 = alice.on_message(msg2).reply;
+  EXPECT_TRUE(alice.peer_can_have_succeeded());  // msg3 is out: Bob may succeed now
+  const auto step4 = bob.on_message(msg3);
+  EXPECT_EQ(step4.status, Status::success);
+  EXPECT_TRUE(bob.peer_can_have_succeeded());
+}

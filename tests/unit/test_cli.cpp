@@ -3,10 +3,13 @@
 #include <glib/gstdio.h>
 
 #include <fstream>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "peersock/code/code.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::cli {
@@ -20,6 +23,7 @@ class CliTest : public ::testing::Test {
     config_ = std::string(dir_) + "/peersock.conf";
   }
   void TearDown() override {
+    for (auto& f : extra_files_) g_remove(f.c_str());
     g_remove(config_.c_str());
     g_rmdir(dir_);
     g_free(dir_);
@@ -27,10 +31,27 @@ class CliTest : public ::testing::Test {
   void write_config(const std::string& text) { std::ofstream(config_) << text; }
   Parsed parse(std::vector<std::string> args) {
     args.insert(args.begin(), {"peersock", "--config", config_});
+    return parse_raw(std::move(args));
+  }
+  // Without --config; the environment is `env_` only, never the real one.
+  Parsed parse_raw(std::vector<std::string> args) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
-    return parse_args(static_cast<int>(argv.size()), argv.data());
+    auto lookup = [this](std::string_view name) -> std::optional<std::string> {
+      auto it = env_.find(std::string(name));
+      if (it == env_.end()) return std::nullopt;
+      return it->second;
+    };
+    return parse_args(static_cast<int>(argv.size()), argv.data(), lookup);
   }
+  std::string write_file(const std::string& name, const std::string& text) {
+    std::string path = std::string(dir_) + "/" + name;
+    std::ofstream(path) << text;
+    extra_files_.push_back(path);
+    return path;
+  }
+  std::map<std::string, std::string> env_;
+  std::vector<std::string> extra_files_;
   gchar* dir_ = nullptr;
   std::string config_;
 };
@@ -92,6 +113,170 @@ TEST_F(CliTest, MalformedConfigNamesFileAndLine) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find(config_ + ":2"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(CliTest, FlagsBeatEnvironmentWhichBeatsTheFile) {
+  write_config("[ice]\nstun = 192.0.2.1\nturn = 192.0.2.2\nturn-user = fileuser\n");
+  env_ = {{"PEERSOCK_STUN", "192.0.2.3"}, {"PEERSOCK_TURN", "192.0.2.4:1"}, {"PEERSOCK_RELAY", "ws://127.0.0.1:7/v1"}};
+  auto p = parse({"--turn", "192.0.2.5", "stdio-a"});
+  const auto& s = p.options.settings;
+  EXPECT_EQ(s.stun.host, "192.0.2.3");  // environment over file
+  EXPECT_EQ(p.origins.stun.source, config::Source::environment);
+  EXPECT_EQ(s.turn.host, "192.0.2.5");  // flag over environment
+  EXPECT_EQ(s.turn.port, config::kDefaultStunPort);
+  EXPECT_EQ(p.origins.turn.source, config::Source::flag);
+  EXPECT_EQ(p.origins.turn.detail, "--turn");
+  EXPECT_EQ(s.turn_user, "fileuser");  // file over default
+  EXPECT_EQ(p.origins.turn_user.source, config::Source::file);
+  EXPECT_EQ(s.relay_url, "ws://127.0.0.1:7/v1");
+  EXPECT_EQ(s.turn_password, "free");  // default
+  EXPECT_EQ(p.origins.turn_password.source, config::Source::defaults);
+}
+
+TEST_F(CliTest, ConfigPathFromFlagEnvironmentOrDefault) {
+  std::string other = write_file("other.conf", "[ice]\nturn-user = fromenvfile\n");
+  env_ = {{"PEERSOCK_CONFIG", other}};
+  auto p = parse_raw({"peersock", "stdio-a"});
+  EXPECT_EQ(p.options.settings.turn_user, "fromenvfile");
+  EXPECT_EQ(p.config_origin.source, config::Source::environment);
+  write_config("[ice]\nturn-user = fromflagfile\n");
+  p = parse({"stdio-a"});  // --config wins over PEERSOCK_CONFIG
+  EXPECT_EQ(p.options.settings.turn_user, "fromflagfile");
+  EXPECT_EQ(p.config_origin.source, config::Source::flag);
+  env_.clear();
+  p = parse_raw({"peersock", "--print-config"});
+  EXPECT_EQ(p.config_path, config::default_path());
+}
+
+TEST_F(CliTest, CodeSources) {
+  auto argv_code = parse({"listen", "5900", "7-abandon-zoo-lab-name"});
+  EXPECT_EQ(argv_code.code_source, CodeSource::argv);
+  EXPECT_EQ(argv_code.code_argv_index, 5);  // peersock --config FILE listen 5900 CODE
+  EXPECT_EQ(argv_code.secret_args, (std::vector<std::pair<int, size_t>>{{5, 0}}));
+  auto passwords = parse({"--turn-password", "pw1", "--turn-password=pw2", "stdio-a"});
+  EXPECT_EQ(passwords.secret_args, (std::vector<std::pair<int, size_t>>{{4, 0}, {5, 16}}));
+  EXPECT_EQ(passwords.options.settings.turn_password, "pw2");
+
+  auto dash = parse({"listen", "5900", "-"});
+  EXPECT_EQ(dash.code_source, CodeSource::prompt);
+  EXPECT_FALSE(dash.options.code);
+  EXPECT_EQ(parse({"--join", "stdio-b"}).code_source, CodeSource::prompt);
+  EXPECT_EQ(parse({"stdio-b", "-", "--join"}).code_source, CodeSource::prompt);
+
+  std::string file = write_file("code", "  7-Abandon-zoo-lab-name  \nsecond line ignored\n");
+  auto from_file = parse({"--code-file", file, "connect", "localhost:22"});
+  EXPECT_EQ(from_file.code_source, CodeSource::file);
+  ASSERT_TRUE(from_file.options.code);
+  EXPECT_EQ(from_file.options.code->text, "7-abandon-zoo-lab-name");
+
+  env_ = {{"PEERSOCK_CODE", "8-zoo-zoo"}};
+  auto from_env = parse({"stdio-a"});
+  EXPECT_EQ(from_env.code_source, CodeSource::environment);
+  ASSERT_TRUE(from_env.options.code);
+  EXPECT_EQ(from_env.options.code->text, "8-zoo-zoo");
+  // Anything on the command line beats the environment.
+  EXPECT_EQ(parse({"stdio-a", "-"}).code_source, CodeSource::prompt);
+  EXPECT_EQ(parse({"stdio-a", "9-zoo-zoo"}).options.code->text, "9-zoo-zoo");
+  env_ = {{"PEERSOCK_CODE", "  "}};
+  EXPECT_EQ(parse({"stdio-a"}).code_source, CodeSource::generate);  // blank = unset
+}
+
+TEST_F(CliTest, CodeSourceErrors) {
+  auto expect_usage = [&](std::vector<std::string> args, const std::string& needle) {
+    try {
+      parse(args);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  std::string file = write_file("code", "7-abandon-zoo\n");
+  expect_usage({"stdio-a", "7-abandon-zoo", "--join"}, "only one way");
+  expect_usage({"stdio-a", "-", "--code-file", file}, "only one way");
+  expect_usage({"--code-file", std::string(dir_) + "/missing", "stdio-a"}, "cannot open");
+  expect_usage({"--code-file", write_file("empty", "\n"), "stdio-a"}, "is empty");
+  expect_usage({"--code-file", write_file("bad", "7-notaword-zoo\n"), "stdio-a"}, "--code-file: 'notaword' is not a code word");
+  expect_usage({"--code-file", write_file("long", std::string(2000, 'a')), "stdio-a"}, "too long");
+  expect_usage({"--code-words", "3", "stdio-a", "7-abandon-zoo"}, "--code-words applies only");
+  expect_usage({"--code-words", "1", "stdio-a"}, "'1'");
+  expect_usage({"--code-words", "9", "stdio-a"}, "'9'");
+  expect_usage({"--json=yes", "stdio-a"}, "takes no value");
+  expect_usage({"--debug=ice,nope", "stdio-a"}, "'nope'");
+  env_ = {{"PEERSOCK_CODE", "7-notaword-zoo"}};
+  expect_usage({"stdio-a"}, "PEERSOCK_CODE: 'notaword' is not a code word");
+  env_ = {{"PEERSOCK_RELAY", "http://nope"}};
+  expect_usage({"stdio-a"}, "PEERSOCK_RELAY: 'http://nope'");
+}
+
+TEST_F(CliTest, CodeWordsForTheGeneratingSide) {
+  EXPECT_EQ(parse({"stdio-a"}).options.code_words, code::kDefaultWords);
+  EXPECT_EQ(parse({"--code-words", "2", "stdio-a"}).options.code_words, 2);
+  EXPECT_EQ(parse({"--code-words=8", "listen", "1"}).options.code_words, 8);
+}
+
+TEST_F(CliTest, PrintConfigShowsOriginsButNoSecrets) {
+  write_config("[ice]\nturn-password = hunter2\n");
+  env_ = {{"PEERSOCK_CODE", "7-abandon-zoo-lab-name"}, {"PEERSOCK_STUN", ""}};
+  auto p = parse({"--print-config", "--relay", "ws://127.0.0.1:4/v1"});
+  EXPECT_TRUE(p.print_config);
+  for (bool json : {false, true}) {
+    std::string out = format_config(p, json);
+    EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+    EXPECT_EQ(out.find("abandon"), std::string::npos) << out;
+    EXPECT_NE(out.find("ws://127.0.0.1:4/v1"), std::string::npos) << out;
+    EXPECT_NE(out.find("PEERSOCK_STUN"), std::string::npos) << out;
+    EXPECT_NE(out.find("PEERSOCK_CODE"), std::string::npos) << out;
+    EXPECT_NE(out.find(config_ + ":2"), std::string::npos) << out;  // where the password came from
+    EXPECT_NE(out.find("--relay"), std::string::npos) << out;
+  }
+  std::string text = format_config(p, false);
+  EXPECT_NE(text.find("(hidden)"), std::string::npos) << text;
+  EXPECT_NE(text.find("(disabled)"), std::string::npos) << text;
+}
+
+TEST_F(CliTest, OutputFormat) {
+  auto fmt = [&](std::vector<std::string> args, bool tty, std::string_view term = "xterm") {
+    return output_format(parse(std::move(args)), tty, term);
+  };
+  EXPECT_EQ(fmt({"listen", "1"}, true), log::Format::tty);
+  EXPECT_EQ(fmt({"listen", "1"}, false), log::Format::plain);
+  EXPECT_EQ(fmt({"listen", "1"}, true, "dumb"), log::Format::plain);
+  EXPECT_EQ(fmt({"listen", "1"}, true, ""), log::Format::plain);
+  EXPECT_EQ(fmt({"--no-status", "connect", "h:1"}, true), log::Format::plain);
+  // stdio: the terminal may be ssh's (ProxyCommand); only with --status.
+  EXPECT_EQ(fmt({"stdio-b"}, true), log::Format::plain);
+  EXPECT_EQ(fmt({"--status", "stdio-a"}, true), log::Format::tty);
+  EXPECT_EQ(fmt({"--status", "stdio-a"}, false), log::Format::plain);
+  EXPECT_EQ(fmt({"--json", "--status", "listen", "1"}, true), log::Format::json);
+}
+
+TEST_F(CliTest, HelpForEachSubcommand) {
+  for (const auto& c : commands()) {
+    auto p = parse({std::string(c.name), "--help"});
+    EXPECT_TRUE(p.help);
+    ASSERT_EQ(p.command, &c);
+    std::string text = usage_text(p.command);
+    EXPECT_NE(text.find("Usage: peersock [OPTIONS] " + std::string(c.name)), std::string::npos) << text;
+    EXPECT_NE(text.find("Examples:"), std::string::npos) << text;
+    auto h = parse({"help", std::string(c.name)});
+    EXPECT_TRUE(h.help);
+    EXPECT_EQ(h.command, &c);
+  }
+  for (const Command* c : {static_cast<const Command*>(nullptr), &commands()[0], &commands()[1], &commands()[2], &commands()[3]}) {
+    std::string help = usage_text(c);
+    size_t start = 0;
+    while (start < help.size()) {
+      size_t end = help.find('\n', start);
+      if (end == std::string::npos) end = help.size();
+      EXPECT_LE(end - start, 80u) << help.substr(start, end - start);  // fits a terminal
+      start = end + 1;
+    }
+  }
+  auto overview = parse({"--help"});
+  EXPECT_EQ(overview.command, nullptr);
+  std::string text = usage_text(nullptr);
+  for (const auto& c : commands()) EXPECT_NE(text.find(std::string(c.example)), std::string::npos);
+  EXPECT_NE(text.find("PEERSOCK_CODE"), std::string::npos);
 }
 
 TEST_F(CliTest, RelayPolicyFlagsAndConfigKeys) {

@@ -2,6 +2,8 @@
 #include <glib/gstdio.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <string>
 
 #include "peersock/config/config.hpp"
@@ -324,5 +326,81 @@ TEST(ParseEndpoint, Errors) {
   EXPECT_CONTAINS(endpoint_error("[::1]x"), "'[::1]x'");
   EXPECT_CONTAINS(endpoint_error(":3478"), "':3478'");
   EXPECT_CONTAINS(endpoint_error("[]:3478"), "'[]:3478'");
+  // Control bytes and spaces in the host (found by fuzz_config) are refused, quoted.
+  EXPECT_EQ(endpoint_error("ice][\nstun"), "--stun: bad host 'ice][\\x0astun'");
+  EXPECT_CONTAINS(endpoint_error("a b:3478"), "bad host 'a b'");
+  EXPECT_CONTAINS(endpoint_error("[\x1b]:3478"), "bad host '\\x1b'");
   for (const std::string v : {"host:x", "[::1", ":1"}) EXPECT_EQ(endpoint_error(v).rfind("--stun: ", 0), 0u) << v;
+}
+
+// ---- environment layer and origins (--print-config) ------------------------
+
+namespace {
+
+cfg::EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+}  // namespace
+
+TEST(Environment, OverridesFileAndRecordsOrigins) {
+  TempConfig file;
+  cfg::Settings s = cfg::defaults();
+  cfg::Origins o;
+  cfg::load_file(s, file.write("[ice]\nstun = 192.0.2.1\nturn-user = filed\n[rendezvous]\nurl = ws://127.0.0.1:9/v1\n"), &o);
+  EXPECT_EQ(o.stun.source, cfg::Source::file);
+  EXPECT_EQ(o.stun.detail, file.path() + ":2");
+  EXPECT_EQ(o.turn_user.detail, file.path() + ":3");
+  EXPECT_EQ(o.relay_url.detail, file.path() + ":5");
+  EXPECT_EQ(o.turn.source, cfg::Source::defaults);
+
+  cfg::apply_environment(s, env_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "wss://example.invalid/v1"},
+                                    {"PEERSOCK_TURN_PASSWORD", "pw"}, {"PEERSOCK_TURN_USER", ""}}),
+                         &o);
+  EXPECT_EQ(s.stun.host, "127.0.0.1");  // environment beats file
+  EXPECT_EQ(s.stun.port, 1);
+  EXPECT_EQ(o.stun.source, cfg::Source::environment);
+  EXPECT_EQ(o.stun.detail, "PEERSOCK_STUN");
+  EXPECT_EQ(s.relay_url, "wss://example.invalid/v1");
+  EXPECT_EQ(s.turn_password, "pw");
+  EXPECT_EQ(s.turn_user, "filed");  // empty variable = unset
+  EXPECT_EQ(o.turn_user.source, cfg::Source::file);
+  EXPECT_EQ(s.turn.host, "freestun.net");  // untouched default
+  EXPECT_EQ(o.turn.source, cfg::Source::defaults);
+}
+
+TEST(Environment, EmptyStunOrTurnDisables) {
+  cfg::Settings s = cfg::defaults();
+  cfg::apply_environment(s, env_of({{"PEERSOCK_STUN", ""}, {"PEERSOCK_TURN", ""}}));
+  EXPECT_FALSE(s.stun.enabled());
+  EXPECT_FALSE(s.turn.enabled());
+}
+
+TEST(Environment, BadValuesNameTheVariable) {
+  auto error_of = [](std::map<std::string, std::string> vars) -> std::string {
+    cfg::Settings s = cfg::defaults();
+    const cfg::Settings before = s;
+    try {
+      cfg::apply_environment(s, env_of(std::move(vars)));
+    } catch (const peersock::UsageError& e) {
+      EXPECT_EQ(s.relay_url, before.relay_url);  // nothing applied
+      EXPECT_EQ(s.stun.host, before.stun.host);
+      return e.what();
+    }
+    ADD_FAILURE() << "no error";
+    return {};
+  };
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "http://x"}}), "PEERSOCK_RELAY: 'http://x'");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_TURN", "host:99999"}}), "PEERSOCK_TURN: bad port '99999'");
+}
+
+TEST(Environment, SourceNames) {
+  EXPECT_EQ(cfg::source_name(cfg::Source::defaults), "default");
+  EXPECT_EQ(cfg::source_name(cfg::Source::file), "config file");
+  EXPECT_EQ(cfg::source_name(cfg::Source::environment), "environment");
+  EXPECT_EQ(cfg::source_name(cfg::Source::flag), "flag");
 }

@@ -321,3 +321,72 @@ TEST(Rendezvous, RandomSide) {
 
 }  // namespace
 }  // namespace peersock::rendezvous
+
+namespace peersock::rendezvous {
+namespace {
+
+// ---- list / nameplates (code completion at the prompt) ---------------------
+
+std::vector<std::string> listed(const Output& out) {
+  for (const auto& e : out.events) {
+    if (auto* n = std::get_if<event::Nameplates>(&e)) return n->ids;
+  }
+  ADD_FAILURE() << "no Nameplates event";
+  return {};
+}
+
+TEST(RendezvousList, ListerBindsAndListsOnly) {
+  Protocol p(Role::lister, "aaaaaaaaaa");
+  // Asked before welcome: held until bound.
+  EXPECT_TRUE(p.list_nameplates().to_send.empty());
+  Output out = p.on_text(R"({"type":"welcome","welcome":{}})");
+  EXPECT_EQ(out.to_send, (std::vector<std::string>{
+                             R"({"appid":"peersock.namepad.de","client_version":["peersock","0.1.0"],"side":"aaaaaaaaaa","type":"bind"})",
+                             R"({"type":"list"})"}));
+  out = p.on_text(R"({"type":"nameplates","nameplates":[{"id":"4"},{"id":"17"},{"id":"x9"},{"id":"1234567890"}]})");
+  // Non-numeric and over-long ids cannot be in a code: not offered.
+  EXPECT_EQ(listed(out), (std::vector<std::string>{"4", "17"}));
+  EXPECT_EQ(p.list_nameplates().to_send, (std::vector<std::string>{R"({"type":"list"})"}));
+  out = p.on_text(R"({"type":"nameplates","nameplates":[]})");
+  EXPECT_TRUE(listed(out).empty());
+  // Nothing claimed, nothing opened: finishing sends nothing.
+  EXPECT_TRUE(p.finish("happy").to_send.empty());
+  EXPECT_TRUE(p.list_nameplates().to_send.empty());
+}
+
+TEST(RendezvousList, ConsumerMayListToo) {
+  Protocol p(Role::consumer, "bbbbbbbbbb", "7");
+  p.on_text(R"({"type":"welcome","welcome":{}})");
+  EXPECT_EQ(p.list_nameplates().to_send, (std::vector<std::string>{R"({"type":"list"})"}));
+  EXPECT_EQ(listed(p.on_text(R"({"type":"nameplates","nameplates":[{"id":"7","extra":1}]})")),
+            (std::vector<std::string>{"7"}));
+}
+
+TEST(RendezvousList, MalformedListsAreCounterpartyErrors) {
+  for (const char* bad : {
+           R"({"type":"nameplates"})",
+           R"({"type":"nameplates","nameplates":{"id":"1"}})",
+           R"({"type":"nameplates","nameplates":["1"]})",
+           R"({"type":"nameplates","nameplates":[{"id":1}]})",
+           R"({"type":"nameplates","nameplates":[{}]})",
+       }) {
+    Protocol p(Role::lister, "aaaaaaaaaa");
+    p.on_text(R"({"type":"welcome","welcome":{}})");
+    auto [code, what] = thrown([&] { p.on_text(bad); });
+    EXPECT_EQ(code, ExitCode::protocol) << bad;
+    EXPECT_NE(what.find("nameplates"), std::string::npos) << what;
+  }
+  // Before welcome it makes no sense either.
+  Protocol early(Role::lister, "aaaaaaaaaa");
+  EXPECT_EQ(thrown([&] { early.on_text(R"({"type":"nameplates","nameplates":[]})"); }).first, ExitCode::protocol);
+  // A list longer than any real server's is refused, not stored.
+  std::string huge = R"({"type":"nameplates","nameplates":[)";
+  for (size_t i = 0; i <= kMaxListedNameplates; ++i) huge += std::string(i ? "," : "") + R"({"id":"1"})";
+  huge += "]}";
+  Protocol p(Role::lister, "aaaaaaaaaa");
+  p.on_text(R"({"type":"welcome","welcome":{}})");
+  EXPECT_EQ(thrown([&] { p.on_text(huge); }).first, ExitCode::protocol);
+}
+
+}  // namespace
+}  // namespace peersock::rendezvous

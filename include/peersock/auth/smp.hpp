@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,12 @@ using Secret = std::array<uint8_t, 32>;
 
 // S = SHA-256(exporter || code || "CONNAUTH").
 Secret derive_secret(std::span<const uint8_t> exporter, std::string_view code);
+
+// Overwrites the characters of `s` (OPENSSL_cleanse, which the compiler may
+// not optimise away) and empties it. For the code once the secret is derived.
+// Copies made earlier (argv, reallocations while the string grew) are out of
+// its reach; docs/security.md lists them.
+void wipe(std::string& s);
 
 // 2-byte big-endian length + payload. Asserts payload size in [1, kMaxFramePayload].
 std::vector<uint8_t> encode_frame(std::span<const uint8_t> payload);
@@ -63,6 +70,12 @@ class Smp {
   Step on_message(std::span<const uint8_t> message);
 
   Status status() const { return status_; }
+
+  // Whether the peer can already have verified us: Bob succeeds on msg3, so
+  // for Alice that is once msg3 is sent; Alice only succeeds after Bob, so
+  // for Bob never before his own verdict. Anything the peer does that needs
+  // its success (opening data streams) before this is a protocol violation.
+  bool peer_can_have_succeeded() const { return role_ == Role::alice ? step_ >= 2 : status_ == Status::success; }
 
  private:
   struct State;

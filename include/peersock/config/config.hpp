@@ -1,4 +1,4 @@
-// Settings: built-in defaults < config file < command-line flags.
+// Settings: built-in defaults < config file < environment < command-line flags.
 //
 // File: $XDG_CONFIG_HOME/peersock.conf (g_get_user_config_dir()), INI style,
 // compatible with the original peersock's [ice] keys:
@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,6 +36,26 @@ struct Settings {
 
 inline constexpr uint16_t kDefaultStunPort = 3478;
 
+// Where an effective value came from, for `peersock --print-config`.
+enum class Source { defaults, file, environment, flag };
+std::string_view source_name(Source source);  // "default", "config file", "environment", "flag"
+
+struct Origin {
+  Source source = Source::defaults;
+  std::string detail;  // "PATH:LINE", "PEERSOCK_STUN", "--stun"; empty for defaults
+};
+
+// One Origin per Settings field, updated by load_file, apply_environment and
+// the CLI's flags as each layer overrides a value.
+struct Origins {
+  Origin relay_url, stun, turn, turn_user, turn_password;
+};
+
+// Looks up an environment variable (std::getenv in the binary, a map in
+// tests). nullopt = not set.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+EnvLookup process_environment();
+
 // The public defaults users need (the original's servers). Tests always
 // override them.
 Settings defaults();
@@ -45,7 +67,19 @@ std::string default_path();
 // the fields it sets. Errors: UsageError "PATH:LINE: ..." naming the key (or
 // the malformed line) and quoting the bad value; an unreadable file is an
 // error too.
-void load_file(Settings& settings, const std::string& path);
+// When `origins` is given, every field the file sets is recorded there.
+void load_file(Settings& settings, const std::string& path, Origins* origins = nullptr);
+
+// The environment layer: PEERSOCK_RELAY, PEERSOCK_STUN, PEERSOCK_TURN,
+// PEERSOCK_TURN_USER, PEERSOCK_TURN_PASSWORD override the file's values. An
+// empty variable counts as unset, except PEERSOCK_STUN / PEERSOCK_TURN, where
+// empty disables the server (like --stun ''). Errors: UsageError naming the
+// variable and quoting its value.
+void apply_environment(Settings& settings, const EnvLookup& env, Origins* origins = nullptr);
+
+// Validates a rendezvous URL (ws:// or wss:// with something after it).
+// Errors: UsageError "WHAT: 'VALUE' is not a ws:// or wss:// URL".
+void check_relay_url(std::string_view url, std::string_view what);
 
 // Parses "HOST:PORT", "HOST" (default_port), "[V6]:PORT", or "" (disabled).
 // Errors: UsageError quoting the value, with `what` ("--stun") as context.

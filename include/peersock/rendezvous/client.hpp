@@ -41,6 +41,7 @@ class Client {
   static void on_connected(GObject* source, GAsyncResult* result, gpointer self);
   static void on_message(SoupWebsocketConnection*, gint type, GBytes* message, gpointer self);
   static void on_closed(SoupWebsocketConnection*, gpointer self);
+  static void on_error(SoupWebsocketConnection*, GError* error, gpointer self);
   static gboolean on_timeout(gpointer self);
   void fail(const Error& error);
 
@@ -53,6 +54,7 @@ class Client {
   bool closing_ = false;
   bool closed_ = false;
   bool failed_ = false;
+  bool frame_too_big_ = false;  // libsoup refused an oversized frame
 };
 
 }  // namespace peersock::rendezvous

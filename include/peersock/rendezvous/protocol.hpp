@@ -21,7 +21,13 @@ namespace peersock::rendezvous {
 inline constexpr std::string_view kAppId = "peersock.namepad.de";
 inline constexpr size_t kMaxFrameBytes = 256 * 1024;
 
-enum class Role { generator, consumer };
+// lister: only binds and lists the claimed nameplates (`list` ->
+// `nameplates`), for completing the nameplate while the user types a code.
+enum class Role { generator, consumer, lister };
+
+// At most this many nameplates are taken from a `nameplates` message; a
+// longer list is a broken or hostile server.
+inline constexpr size_t kMaxListedNameplates = 10000;
 
 namespace event {
 struct Motd { std::string text; };                 // welcome.motd, to show the user
@@ -29,9 +35,10 @@ struct NameplateAllocated { std::string nameplate; };  // generator: build the c
 struct MailboxOpen {};                              // waiting for the other side
 struct PeerIce { std::string body; };               // the peer's ice body (raw)
 struct Closed {};                                   // server confirmed close
+struct Nameplates { std::vector<std::string> ids; };  // reply to list_nameplates(), valid ids only
 }  // namespace event
 using Event = std::variant<event::Motd, event::NameplateAllocated, event::MailboxOpen, event::PeerIce,
-                           event::Closed>;
+                           event::Closed, event::Nameplates>;
 
 struct Output {
   std::vector<std::string> to_send;  // text frames, in order
@@ -56,6 +63,11 @@ class Protocol {
   // mailbox is open (immediately if it already is). Call once.
   Output send_ice(std::string body);
 
+  // Asks the server for the nameplates currently claimed (any role; sent
+  // once bound, i.e. right after welcome if called before it). Each call
+  // sends one `list`; each reply is one event::Nameplates.
+  Output list_nameplates();
+
   // Releases the nameplate (if claimed) and closes the mailbox (if open) with
   // `mood` (happy, lonely, scary, errory). Idempotent.
   Output finish(std::string_view mood);
@@ -64,7 +76,7 @@ class Protocol {
   const std::string& side() const { return side_; }
 
  private:
-  enum class State { wait_welcome, wait_allocated, wait_claimed, open, finished };
+  enum class State { wait_welcome, wait_allocated, wait_claimed, open, bound, finished };
   Role role_;
   std::string side_;
   std::string nameplate_;
@@ -75,6 +87,7 @@ class Protocol {
   bool peer_ice_received_ = false;
   bool nameplate_claimed_ = false;
   bool nameplate_released_ = false;
+  bool list_pending_ = false;  // list_nameplates() before welcome
 };
 
 }  // namespace peersock::rendezvous

@@ -1,0 +1,77 @@
+# bash completion for peersock (installed as
+# share/bash-completion/completions/peersock; or source this file).
+# Completes subcommands, options, option values that have a fixed set of
+# choices, files for --config/--code-file, and `-` (type the code at the
+# prompt, with completion there) where a code goes.
+
+_peersock() {
+    local cur prev
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD-1]}
+    local subcommands="connect listen stdio-a stdio-b help"
+    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --bind --config --code-file
+        --code-words --join --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
+    local layers="all rendezvous ice quic auth forward session"
+
+    # --debug=LIST: bash splits at '=', so the list is its own word.
+    if [[ $prev == = && ${COMP_WORDS[COMP_CWORD-2]} == --debug ]] || [[ $cur == --debug=* ]]; then
+        local list=${cur#--debug=} head=
+        [[ $list == *,* ]] && head=${list%,*},
+        local IFS=$' \t\n'
+        COMPREPLY=($(compgen -P "$head" -W "$layers" -- "${list##*,}"))
+        compopt -o nospace 2>/dev/null
+        return
+    fi
+
+    case $prev in
+        --config|--code-file)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        --relay)
+            COMPREPLY=($(compgen -W "ws:// wss://" -- "$cur"))
+            compopt -o nospace 2>/dev/null
+            return ;;
+        --code-words)
+            COMPREPLY=($(compgen -W "2 3 4 5 6 7 8" -- "$cur"))
+            return ;;
+        --stun|--turn|--turn-user|--turn-password|--bind)
+            return ;;
+    esac
+
+    # The subcommand and how many positional words follow it.
+    local i word sub= npos=0
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        case $word in
+            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words)
+                ((i++)) ;;
+            -*) ;;
+            *)
+                if [[ -z $sub ]]; then sub=$word; else ((npos++)); fi ;;
+        esac
+    done
+
+    if [[ $cur == -?* ]]; then
+        COMPREPLY=($(compgen -W "$options" -- "$cur"))
+        [[ ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
+        return
+    fi
+    case $sub in
+        "")
+            COMPREPLY=($(compgen -W "$subcommands" -- "$cur")) ;;
+        help)
+            ((npos == 0)) && COMPREPLY=($(compgen -W "connect listen stdio-a stdio-b" -- "$cur")) ;;
+        connect)
+            if ((npos == 0)); then
+                COMPREPLY=($(compgen -W "localhost: 127.0.0.1:" -- "$cur"))
+                compopt -o nospace 2>/dev/null
+            elif ((npos == 1)); then
+                COMPREPLY=($(compgen -W "-" -- "$cur"))
+            fi ;;
+        listen)
+            ((npos == 1)) && COMPREPLY=($(compgen -W "-" -- "$cur")) ;;
+        stdio-a|stdio-b)
+            ((npos == 0)) && COMPREPLY=($(compgen -W "-" -- "$cur")) ;;
+    esac
+}
+complete -F _peersock peersock

@@ -1,0 +1,60 @@
+// Pure pieces of the live status: byte and rate formatting, a rate meter fed
+// with (timestamp, total) samples, and the status line built from a snapshot.
+// No I/O and no clock: times are passed in, so all of it is unit-tested.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace peersock::ui {
+
+// The states a run goes through, in order.
+enum class Phase { contacting, waiting, finding_path, authenticating, connected, closing };
+std::string_view phase_name(Phase phase);  // stable names used in JSON: "contacting", "finding-path", ...
+
+// 1023 -> "1023 B", 1536 -> "1.5 KiB", 10 MiB -> "10.0 MiB"; never more than 9 characters.
+std::string format_bytes(uint64_t bytes);
+// bytes per second -> "340 KiB/s".
+std::string format_rate(double bytes_per_second);
+// 5 -> "5s", 65 -> "1m05s", 3725 -> "1h02m".
+std::string format_duration(double seconds);
+
+// Current rate of a growing counter: the slope over the samples of the last
+// `window_us` (about two seconds), so a one-second refresh shows a steady
+// number instead of jumping with every burst.
+class RateMeter {
+ public:
+  explicit RateMeter(int64_t window_us = 2'000'000) : window_us_(window_us) {}
+  // `total` must not decrease; `now_us` must not go backwards.
+  void add(int64_t now_us, uint64_t total);
+  double bytes_per_second() const;
+
+ private:
+  struct Sample {
+    int64_t at_us;
+    uint64_t total;
+  };
+  int64_t window_us_;
+  std::deque<Sample> samples_;
+};
+
+struct Snapshot {
+  Phase phase = Phase::contacting;
+  double phase_seconds = 0;        // time spent in the current phase
+  std::optional<bool> relayed;     // known once ICE has a path: true = via TURN
+  std::optional<double> rtt_ms;    // when the session measures it
+  uint64_t sent = 0, received = 0;
+  double send_rate = 0, receive_rate = 0;  // bytes per second
+  size_t open_connections = 0;
+  bool stdio = false;              // one stdin/stdout stream: connection count means nothing
+};
+
+// The status line for a terminal `width` columns wide (cut to fit: a
+// wrapped line could not be redrawn in place). ASCII only.
+std::string status_line(const Snapshot& snapshot, size_t width);
+
+}  // namespace peersock::ui

@@ -1,0 +1,22 @@
+#include "peersock/session/stream_header.hpp"
+
+#include <algorithm>
+#include <string_view>
+
+#include "peersock/error.hpp"
+#include "peersock/text.hpp"
+
+namespace peersock::session {
+
+void check_data_stream_magic(uint8_t first) {
+  if (first == kDataStreamMagic) return;
+  const char c = static_cast<char>(first);
+  throw CounterpartyError("data stream starts with " + text::quote(std::string_view(&c, 1)) +
+                          ", expected 'X'");
+}
+
+size_t count_done_markers(std::span<const uint8_t> bytes) {
+  return static_cast<size_t>(std::count(bytes.begin(), bytes.end(), kDoneMarker));
+}
+
+}  // namespace peersock::session

@@ -1,0 +1,95 @@
+"""Hostile relay input, end to end (issue 5): the relay (psk-attacker in
+`inject` mode, a proxy in front of the real mailbox server) replaces the frame
+that carries the generator's `ice` body to the consumer with something broken.
+The consumer must end with exactly one `peersock: ...` line that says what was
+wrong and the documented exit code -- no crash, no hang, no sanitizer report
+(the same test runs against the ASan/UBSan build)."""
+import json
+import re
+
+import pytest
+
+from lab import CODE_RE, EXIT_PROTOCOL, EXIT_RENDEZVOUS, scaled
+from test_attacks import PROXY_PORT, attacker_bin, wait_event
+from test_failures import check_one_error_line
+
+SIDE = "0123456789"  # any side other than the consumer's own
+
+
+def cand(i, **kw):
+    c = {"f": str(i + 1), "a": "127.0.0.1", "p": 10000 + i % 50000, "tr": 0, "l": 2130706431 - i, "t": 0}
+    c.update(kw)
+    return c
+
+
+def body(candidates=None, **kw):
+    b = {"u": "abcd", "p": "a" * 22, "c": [cand(0)] if candidates is None else candidates, "v": 2}
+    b.update(kw)
+    return json.dumps(b, separators=(",", ":"))
+
+
+def ice_frame(body_value):
+    return json.dumps({"type": "message", "side": SIDE, "phase": "ice", "body": body_value, "id": "x",
+                       "server_rx": 1.0})
+
+
+CASES = [
+    # the ice body
+    pytest.param(ice_frame(body([cand(i) for i in range(100)])), EXIT_PROTOCOL, r"100 candidates exceed",
+                 id="ice-100-candidates"),
+    pytest.param(ice_frame(body([cand(i) for i in range(3000)])), EXIT_PROTOCOL, r"exceeds the limit",
+                 id="ice-3000-candidates-oversized"),
+    pytest.param(ice_frame(body([cand(0, a="999.1.1.1")])), EXIT_PROTOCOL, r"not a numeric IPv4 or IPv6",
+                 id="ice-bad-address"),
+    pytest.param(ice_frame(body([cand(0, a="fe80::1%eth0")])), EXIT_PROTOCOL, r"not a numeric IPv4 or IPv6",
+                 id="ice-scoped-address"),
+    pytest.param(ice_frame(body([cand(0, p=70000)])), EXIT_PROTOCOL, r"port 70000 out of range",
+                 id="ice-port-70000"),
+    pytest.param(ice_frame(body([cand(0, t=9)])), EXIT_PROTOCOL, r"type 9 out of range", id="ice-type-enum"),
+    pytest.param(ice_frame(body([cand(0, tr="udp")])), EXIT_PROTOCOL, r"must be an integer", id="ice-wrong-type"),
+    pytest.param(ice_frame(body(u="x" * 10000)), EXIT_PROTOCOL, r"ufrag", id="ice-huge-ufrag"),
+    pytest.param(ice_frame("[" * 5000 + "]" * 5000), EXIT_PROTOCOL, r"nested deeper", id="ice-deep-nesting"),
+    pytest.param(ice_frame("{not json"), EXIT_PROTOCOL, r"not valid JSON", id="ice-not-json"),
+    pytest.param(ice_frame(json.dumps({"u": "abcd", "p": "a" * 22})), EXIT_PROTOCOL, r'missing "c"',
+                 id="ice-missing-key"),
+    # the mailbox frame itself
+    pytest.param(json.dumps({"type": "message", "side": SIDE, "phase": "ice", "body": 7}), EXIT_PROTOCOL,
+                 r'"body" must be a string', id="frame-body-number"),
+    pytest.param(json.dumps({"type": "message", "phase": "ice", "body": "x"}), EXIT_PROTOCOL, r'without "side"',
+                 id="frame-missing-side"),
+    pytest.param("[" * 100000, EXIT_PROTOCOL, r"nested deeper", id="frame-deep-nesting"),
+    pytest.param("\x1b[31mnot json", EXIT_PROTOCOL, r"not valid JSON", id="frame-not-json"),
+    pytest.param(json.dumps({"type": "error", "error": "\x1b]0;owned\x07" + "e" * 1000}), EXIT_RENDEZVOUS,
+                 r"rendezvous server error: \?\]0;owned\?e+\.\.\.$", id="frame-error-escape-sequence"),
+    pytest.param("BINARY", EXIT_PROTOCOL, r"binary websocket frame", id="frame-binary"),
+    pytest.param(json.dumps({"type": "message", "side": SIDE, "phase": "ice", "body": "b" * (300 << 10)}),
+                 EXIT_PROTOCOL, r"websocket frame over the limit of 256 KiB", id="frame-over-256kib"),
+]
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("frame,expected_rc,says", CASES)
+def test_hostile_relay_frame_ends_session_cleanly(lab, frame, expected_rc, says):
+    path = f"{lab.tmpdir}/frame"
+    with open(path, "w") as f:
+        f.write(frame)
+    argv = [attacker_bin(), "mitm", "--mode", "inject", "--inject-to", "consumer", "--frame-file", path,
+            "--listen-port", str(PROXY_PORT), "--upstream", lab.relay_url, "--timeout", str(int(scaled(80)))]
+    if frame == "BINARY":
+        argv.append("--binary")
+    attacker = lab.start("hostile relay", argv)
+    wait_event(attacker, "listening", scaled(20))
+    relay = f"ws://127.0.0.1:{PROXY_PORT}/v1"
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], relay=relay, stdio=True)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    cons = lab.peersock("peersock stdio-b", ["stdio-b", code], relay=relay, stdio=True)
+    rc = cons.wait_exit(scaled(30), what="hostile relay input must end the session promptly")
+    lab.check(events_injected(attacker), "the relay never injected its frame")
+    lab.check(rc == expected_rc, f"{cons.name} exited with status {rc}, expected {expected_rc}")
+    line = check_one_error_line(lab, cons)
+    lab.check(re.search(says, line) is not None, f"the error line does not say /{says}/: {line!r}")
+    lab.check(len(line) < 400, f"the error line is not bounded ({len(line)} characters)")
+
+
+def events_injected(attacker):
+    return any('"injected"' in l for l in attacker.lines("stdout"))

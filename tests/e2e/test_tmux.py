@@ -1,0 +1,156 @@
+"""peersock used as a person would, in a terminal (tmux): type the code at the
+prompt with Tab completion of the nameplate and the words, watch the status
+line, use the tunnel, press Ctrl-C."""
+import re
+import shlex
+
+import pytest
+
+import lab as labmod
+
+from lab import (CODE_RE, LISTEN_PORT, TARGET_PORT, peersock_bin, scaled)
+from tmuxpane import TmuxPane
+
+
+def pane_command(lab, args):
+    """The shell command for the pane: peersock inside the test's namespace,
+    with the test's relay and no STUN/TURN, and a clean environment."""
+    env = lab.peer_env()
+    keep = {k: env[k] for k in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "LC_ALL", "PATH") if k in env}
+    argv = ["ip", "netns", "exec", lab.ns.name, "env", *[f"{k}={v}" for k, v in keep.items()],
+            peersock_bin(), "--relay", lab.relay_url, "--stun", "", "--turn", "", *args]
+    return shlex.join(argv)
+
+
+@pytest.mark.deadline(90)
+def test_prompt_with_tab_completion_and_status_line(lab):
+    nbytes = 1 << 20
+    target = lab.helper("target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(nbytes),
+                                          "--timeout", str(int(scaled(80)))])
+    target.wait_event("listening", scaled(15), what="the target server to listen")
+    gen = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}"])
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    nameplate, *words = code.split("-")
+    lab.note(f"code {code}")
+
+    pane = TmuxPane(lab, pane_command(lab, ["listen", str(LISTEN_PORT), "-"]))
+    try:
+        pane.wait_screen(r"Enter the connection code \(Tab completes\):\s*$", scaled(15), "the code prompt")
+
+        # Tab on the empty line completes the nameplate: it is the only one
+        # claimed on this mailbox server, and the list comes from the server.
+        pane.send_keys("Tab")
+        pane.wait_screen(rf"Tab completes\): {re.escape(nameplate)}-$", scaled(10),
+                         "the nameplate completed by Tab")
+
+        # Each word: its first three letters and Tab when they are unique in
+        # the word list; otherwise Tab twice lists the candidates (checked
+        # once), then the fourth letter (unique in BIP-39) and Tab. A
+        # three-letter word ("act", also the start of "action") is typed
+        # whole, with its dash.
+        wordlist = set(labmod.wordlist())
+        listed_once = False
+        typed = f"{nameplate}-"
+        for i, word in enumerate(words):
+            want = typed + word + "-"
+            screen_re = rf"Tab completes\): {re.escape(want)}$"
+            if len(word) == 3:
+                pane.type(word + "-")
+            elif sum(1 for w in wordlist if w.startswith(word[:3])) == 1:
+                pane.type(word[:3])
+                pane.send_keys("Tab")
+            else:
+                pane.type(word[:3])
+                if not listed_once:
+                    pane.send_keys("Tab", "Tab")
+                    others = sorted(w for w in wordlist if w.startswith(word[:3]) and w != word)
+                    pane.wait_screen(rf"(?<![a-z-]){re.escape(others[0])}(?![a-z-])", scaled(5),
+                                     f"the candidates for {word[:3]!r} listed after two Tabs")
+                    listed_once = True
+                pane.type(word[3])
+                pane.send_keys("Tab")
+            pane.wait_screen(screen_re, scaled(5), f"word {i + 1} ({word}) completed")
+            typed = want
+        pane.send_keys("Enter")
+
+        # The status line reaches "connected" (the permanent lines say more).
+        pane.wait_screen(r"^authenticated; forwarding connections", scaled(30), "the authenticated line")
+        pane.wait_screen(r"^connected, direct.*\| sent .*\| received .*\| \d+ connections?", scaled(10),
+                         "the status line in state connected")
+
+        client = lab.helper("tcp client", ["client", "--port", str(LISTEN_PORT), "--bytes", str(nbytes),
+                                           "--connect-timeout", str(int(scaled(10))), "--timeout", str(int(scaled(60)))])
+        done = client.wait_event("done", scaled(60), what="the transfer through the tunnel")
+        lab.check(done.get("sent") == nbytes and done.get("recv") == nbytes,
+                  f"transfer incomplete: {done}")
+        # The counters on the status line reach the megabyte sent each way.
+        pane.wait_screen(r"sent 1\.0 MiB .*received 1\.0 MiB", scaled(10),
+                         "the status line counting 1.0 MiB each way")
+
+        pane.send_keys("C-c")
+        rc = pane.wait_exit(scaled(10), "Ctrl-C must end peersock")
+        lab.check(rc == 130, f"peersock exited with status {rc} after Ctrl-C, expected 130")
+        screen = pane.screen()
+        lab.check(re.search(r"^Sent 1\.0 MiB, received 1\.0 MiB in ", screen, re.MULTILINE) is not None,
+                  "no closing summary line after Ctrl-C:\n" + screen)
+    finally:
+        pane.close()
+
+
+@pytest.mark.deadline(60)
+def test_prompt_reports_typo_and_keeps_the_line(lab):
+    pane = TmuxPane(lab, pane_command(lab, ["listen", str(LISTEN_PORT), "--join"]))
+    try:
+        pane.wait_screen(r"Enter the connection code \(Tab completes\):\s*$", scaled(15), "the code prompt")
+        pane.type("7-notaword-zoo")
+        pane.send_keys("Enter")
+        pane.wait_screen(r"'notaword' is not a code word", scaled(5), "the error under the prompt")
+        pane.wait_screen(r"Tab completes\): 7-notaword-zoo$", scaled(5), "the line kept for correcting")
+        # Ctrl-W removes the last word, Ctrl-U the rest; Ctrl-C cancels with 130.
+        pane.send_keys("C-w")
+        pane.wait_screen(r"Tab completes\): 7-notaword-$", scaled(5), "Ctrl-W deleting one word")
+        pane.send_keys("C-c")
+        rc = pane.wait_exit(scaled(10), "Ctrl-C at the prompt")
+        lab.check(rc == 130, f"exit status {rc} after Ctrl-C at the prompt, expected 130")
+    finally:
+        pane.close()
+
+
+@pytest.mark.deadline(60)
+def test_generating_side_status_line_counts_while_waiting(lab):
+    pane = TmuxPane(lab, pane_command(lab, ["connect", f"127.0.0.1:{TARGET_PORT}"]))
+    try:
+        m = pane.wait_screen(r"^Connection code: (\d+-[a-z-]+)$", scaled(15), "the code line")
+        pane.wait_screen(rf"^On the other side run: peersock listen {TARGET_PORT} {re.escape(m.group(1))}$",
+                         scaled(5), "the command for the other side")
+        # The status line is redrawn every second: its counter moves on.
+        pane.wait_screen(r"^waiting for the other side\.\.\. 0s$", scaled(10), "the waiting status line")
+        pane.wait_screen(r"^waiting for the other side\.\.\. [2-9]s$", scaled(10), "the status line counting")
+        pane.send_keys("C-c")
+        rc = pane.wait_exit(scaled(10), "Ctrl-C while waiting")
+        lab.check(rc == 130, f"exit status {rc} after Ctrl-C, expected 130")
+        lab.check(re.search(r"waiting for the other side\.\.\. \d+s\n\[exit", pane.screen()) is None,
+                  "the status line was left on the screen:\n" + pane.screen())
+    finally:
+        pane.close()
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("flag", [None, "--status"])
+def test_stdio_status_line_only_on_request(lab, flag):
+    """stdio-a/stdio-b may be an ssh ProxyCommand whose stderr is ssh's own
+    terminal: no redrawn line there unless --status asks for it."""
+    args = ([flag] if flag else []) + ["stdio-a"]
+    pane = TmuxPane(lab, pane_command(lab, args) + " < /dev/null > /dev/null")
+    try:
+        pane.wait_screen(r"^Connection code: \d+-[a-z-]+$", scaled(15), "the code line")
+        if flag:
+            pane.wait_screen(r"^waiting for the other side\.\.\. [1-9]s$", scaled(10), "the status line, counting")
+        else:
+            pane.wait_screen(r"^Waiting for the other side\.\.\.$", scaled(10), "the plain 'Waiting' line")
+            lab.check(re.search(r"waiting for the other side\.\.\. \d+s", pane.screen()) is None,
+                      "a status line was drawn for stdio without --status:\n" + pane.screen())
+        pane.send_keys("C-c")
+        lab.check(pane.wait_exit(scaled(10), "Ctrl-C") == 130, "not exit 130 after Ctrl-C")
+    finally:
+        pane.close()
