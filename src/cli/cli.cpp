@@ -112,6 +112,8 @@ Options (flags > environment > config file > defaults):
   --stun HOST[:PORT]   STUN server ('' disables)
   --turn HOST[:PORT]   TURN server ('' disables)
   --turn-user USER, --turn-password PASSWORD
+  --force-relay        relay via TURN only (needs --turn); hides your addresses
+  --no-relay           never use TURN: direct paths only
   --bind ADDR          listen: address to accept on (default 127.0.0.1)
   --config FILE        config file (default $XDG_CONFIG_HOME/peersock.conf)
   --print-config       show each setting and where it came from, then exit
@@ -270,6 +272,9 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
       }
       parsed.options.code_words = n;
       parsed.code_words_given = true;
+    } else if (name == "--force-relay" || name == "--no-relay") {
+      if (has_value) throw UsageError(fmt::format("option {} takes no value", name));
+      overrides.push_back({name, {}});
     } else if (name == "--relay" || name == "--stun" || name == "--turn" || name == "--turn-user" ||
                name == "--turn-password") {
       const int option_index = i;
@@ -320,6 +325,12 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     } else if (o.name == "--turn") {
       settings.turn = config::parse_endpoint(o.value, config::kDefaultStunPort, "--turn");
       parsed.origins.turn = flag;
+    } else if (o.name == "--force-relay") {
+      settings.force_relay = true;
+      settings.no_relay = false;
+    } else if (o.name == "--no-relay") {
+      settings.no_relay = true;
+      settings.force_relay = false;
     } else if (o.name == "--turn-user") {
       settings.turn_user = o.value;
       parsed.origins.turn_user = flag;
@@ -329,6 +340,12 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     }
   }
 
+  if (settings.force_relay && settings.no_relay) {
+    throw UsageError("force-relay and no-relay contradict each other (check the config file)");
+  }
+  if (settings.force_relay && !settings.turn.enabled()) {
+    throw UsageError("--force-relay needs a TURN server (--turn HOST[:PORT])");
+  }
   // --print-config needs no subcommand (but takes one, to show its code).
   std::vector<std::string> rest;
   size_t used = 0;
