@@ -34,6 +34,7 @@ packages=(
   procps psmisc tmux clang libclang-rt-14-dev
   zsh groff-base
   python3-pytest
+  libnetfilter-queue-dev
 )
 
 missing=()

@@ -135,6 +135,8 @@ Options (flags > environment > config file > defaults):
   --stun HOST[:PORT]   STUN server ('' disables)
   --turn HOST[:PORT]   TURN server ('' disables)
   --turn-user USER, --turn-password PASSWORD
+  --force-relay        relay via TURN only (needs --turn); hides your addresses
+  --no-relay           never use TURN: direct paths only
   --bind ADDR          listen: address to accept on (default 127.0.0.1)
   --config FILE        config file (default $XDG_CONFIG_HOME/peersock.conf)
   --print-config       show each setting and where it came from, then exit
@@ -158,6 +160,8 @@ path, 5 peer gone, 6 rendezvous server failed, 7 local socket error,
 std::string read_code_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) throw UsageError(fmt::format("--code-file: cannot open {}: {}", text::quote(path), std::strerror(errno)));
+  // Unbuffered: stdio's own buffer would keep a copy of the code in freed heap.
+  std::setvbuf(f, nullptr, _IONBF, 0);
   char buf[512];
   size_t n = std::fread(buf, 1, sizeof buf, f);
   const bool read_error = std::ferror(f) != 0;
@@ -291,6 +295,9 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
       }
       parsed.options.code_words = n;
       parsed.code_words_given = true;
+    } else if (name == "--force-relay" || name == "--no-relay") {
+      if (has_value) throw UsageError(fmt::format("option {} takes no value", name));
+      overrides.push_back({name, {}});
     } else if (name == "--relay" || name == "--stun" || name == "--turn" || name == "--turn-user" ||
                name == "--turn-password") {
       const int option_index = i;
@@ -341,6 +348,12 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     } else if (o.name == "--turn") {
       settings.turn = config::parse_endpoint(o.value, config::kDefaultStunPort, "--turn");
       parsed.origins.turn = flag;
+    } else if (o.name == "--force-relay") {
+      settings.force_relay = true;
+      settings.no_relay = false;
+    } else if (o.name == "--no-relay") {
+      settings.no_relay = true;
+      settings.force_relay = false;
     } else if (o.name == "--turn-user") {
       settings.turn_user = o.value;
       parsed.origins.turn_user = flag;
@@ -350,6 +363,12 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     }
   }
 
+  if (settings.force_relay && settings.no_relay) {
+    throw UsageError("force-relay and no-relay contradict each other (check the config file)");
+  }
+  if (settings.force_relay && !settings.turn.enabled()) {
+    throw UsageError("--force-relay needs a TURN server (--turn HOST[:PORT])");
+  }
   // --print-config needs no subcommand (but takes one, to show its code).
   std::vector<std::string> rest;
   size_t used = 0;
@@ -375,6 +394,14 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   // The code: at most one of CODE / `-` / --join / --code-file; then
   // PEERSOCK_CODE; else this side generates one.
   std::optional<std::string> typed;
+  // The typed code is overwritten when parsing ends (also on errors): the
+  // session wipes its own copy after use, this one must not outlive us.
+  struct WipeTyped {
+    std::optional<std::string>& s;
+    ~WipeTyped() {
+      if (s) OPENSSL_cleanse(s->data(), s->capacity());
+    }
+  } wipe_typed{typed};
   int sources = 0;
   if (rest.size() == used + 1) {
     ++sources;
@@ -400,7 +427,7 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   if (sources == 0) {
     if (auto v = env("PEERSOCK_CODE"); v && !text::trim_ascii_space(*v).empty()) {
       parsed.code_source = CodeSource::environment;
-      typed = *v;
+      typed = std::move(*v);
     }
   }
   if (typed) {
@@ -538,7 +565,7 @@ int run(int argc, char** argv) {
                          parsed.options.mode.kind == session::ModeKind::stdio_b;
       parsed.options.code = ui::prompt_code(parsed.options.settings.relay_url, stdio);
     }
-    status = session::run(parsed.options);
+    status = session::run(std::move(parsed.options));  // the session wipes the code: no copy stays here
   } catch (const Error& e) {
     log::fatal(e.code(), e.what());
     status = static_cast<int>(e.code());

@@ -229,6 +229,14 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
     } else if (section == Section::ice && key == "turn-password") {
       result.turn_password = value;
       record.turn_password = Origin{Source::file, here};
+    } else if (section == Section::ice && (key == "force-relay" || key == "no-relay")) {
+      bool flag = false;
+      if (value == "true" || value == "yes" || value == "1") {
+        flag = true;
+      } else if (!(value == "false" || value == "no" || value == "0")) {
+        throw UsageError(where + std::string(key) + ": " + quote(value) + " is not true or false");
+      }
+      (key == "force-relay" ? result.force_relay : result.no_relay) = flag;
     } else if (section == Section::rendezvous && key == "url") {
       if (!is_websocket_url(value)) {
         throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");

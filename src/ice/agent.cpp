@@ -4,6 +4,8 @@
 #include <nice/agent.h>
 #include <nice/interfaces.h>
 
+#include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "peersock/error.hpp"
@@ -14,24 +16,13 @@ namespace {
 
 using log::Layer;
 
-// Resolves a STUN/TURN host to numeric addresses: libnice 0.1.21 wants IP
-// literals. A numeric host needs no lookup.
-// TODO(later): resolve asynchronously; this blocks the loop while DNS answers.
-std::vector<std::string> resolve(const std::string& host, std::string_view what) {
-  if (g_hostname_is_ip_address(host.c_str())) return {host};
-  g_autoptr(GResolver) resolver = g_resolver_get_default();
-  g_autoptr(GError) error = nullptr;
-  GList* addresses = g_resolver_lookup_by_name(resolver, host.c_str(), nullptr, &error);
-  if (addresses == nullptr) {
-    throw Error(ExitCode::usage, fmt::format("cannot resolve {} server '{}': {}", what, host,
-                                             error ? error->message : "no address"));
-  }
+// The numeric addresses of a resolver answer. libnice 0.1.21 wants IP literals.
+std::vector<std::string> address_texts(GList* addresses) {
   std::vector<std::string> out;
   for (GList* l = addresses; l != nullptr; l = l->next) {
     g_autofree char* text = g_inet_address_to_string(G_INET_ADDRESS(l->data));
     out.emplace_back(text);
   }
-  g_resolver_free_addresses(addresses);
   return out;
 }
 
@@ -47,33 +38,55 @@ std::string endpoint_text(const NiceAddress& address) {
   return fmt::format("{}:{}", a, nice_address_get_port(&address));
 }
 
+const char* type_text(NiceCandidateType type) {
+  switch (type) {
+    case NICE_CANDIDATE_TYPE_HOST: return "host";
+    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE: return "srflx";
+    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE: return "prflx";
+    case NICE_CANDIDATE_TYPE_RELAYED: return "relay";
+  }
+  return "?";
+}
+
+// libnice 0.1.21 does not say over which transport a relay candidate reaches
+// its TURN server, but it encodes it in the type preference (the top byte of
+// the priority): 30 for TURN over UDP, 20 for TURN over TCP/TLS.
+constexpr uint32_t kTypePreferenceRelayedUdp = 30;
+
+SelectedPath make_path(const NiceCandidate& local, const NiceCandidate& remote) {
+  SelectedPath path;
+  path.local = endpoint_text(local.addr);
+  path.remote = endpoint_text(remote.addr);
+  path.local_type = type_text(local.type);
+  path.remote_type = type_text(remote.type);
+  path.relayed = local.type == NICE_CANDIDATE_TYPE_RELAYED || remote.type == NICE_CANDIDATE_TYPE_RELAYED;
+  path.transport = local.transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp";
+  if (local.type == NICE_CANDIDATE_TYPE_RELAYED) {
+    NiceAddress server;
+    nice_address_init(&server);
+    nice_candidate_relay_address(&local, &server);
+    if (nice_address_is_valid(&server)) path.relay_server = endpoint_text(server);
+    path.relay_transport = (local.priority >> 24) == kTypePreferenceRelayedUdp ? "udp" : "tcp";
+  }
+  return path;
+}
+
 }  // namespace
 
 Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks callbacks)
-    : callbacks_(std::move(callbacks)) {
+    : callbacks_(std::move(callbacks)), settings_(settings), cancellable_(g_cancellable_new()) {
   agent_ = nice_agent_new(g_main_context_get_thread_default(), NICE_COMPATIBILITY_RFC5245);
   if (agent_ == nullptr) throw Error(ExitCode::failure, "cannot create the ICE agent");
   // ICE-TCP host candidates are off: the datagram path is UDP, and TURN over
   // TCP still covers networks that block UDP.
   g_object_set(agent_, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
 
-  if (settings.stun.enabled()) {
-    auto addresses = resolve(settings.stun.host, "STUN");
-    g_object_set(agent_, "stun-server", addresses.front().c_str(), "stun-server-port",
-                 static_cast<guint>(settings.stun.port), nullptr);
-    stun_ = true;
-  }
   stream_ = nice_agent_add_stream(agent_, 1);
   if (stream_ == 0) throw Error(ExitCode::failure, "cannot add an ICE stream");
-  if (settings.turn.enabled()) {
-    for (const auto& address : resolve(settings.turn.host, "TURN")) {
-      for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
-        nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings.turn.port,
-                                  settings.turn_user.c_str(), settings.turn_password.c_str(), type);
-      }
-    }
-    turn_ = true;
-  }
+  if (settings.force_relay) g_object_set(agent_, "force-relay", TRUE, nullptr);
+  relay_disabled_ = settings.no_relay && settings.turn.enabled();
+  stun_ = settings.stun.enabled();
+  turn_ = settings.turn.enabled() && !settings.no_relay;
 
   // libnice ignores loopback interfaces. On a machine (or namespace) with no
   // other interface, use loopback so that two local peers can still connect.
@@ -92,6 +105,9 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
 }
 
 Agent::~Agent() {
+  // Pending lookups end with G_IO_ERROR_CANCELLED and do not touch `this`.
+  g_cancellable_cancel(cancellable_);
+  g_object_unref(cancellable_);
   if (agent_ != nullptr) {
     nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
     g_signal_handlers_disconnect_by_data(agent_, this);
@@ -100,9 +116,77 @@ Agent::~Agent() {
   }
 }
 
+// Host names are looked up asynchronously (the main loop also runs the
+// rendezvous meanwhile); numeric hosts need no lookup. Gathering starts when
+// every lookup has answered.
 void Agent::gather() {
+  auto lookup = [&](const std::string& host, std::vector<std::string>& out, const char* what) {
+    if (g_hostname_is_ip_address(host.c_str())) {
+      out = {host};
+      return;
+    }
+    ++lookups_pending_;
+    struct Ctx {
+      Agent* agent;
+      std::vector<std::string>* out;
+      std::string host;
+      const char* what;
+    };
+    g_autoptr(GResolver) resolver = g_resolver_get_default();
+    g_resolver_lookup_by_name_async(
+        resolver, host.c_str(), cancellable_,
+        [](GObject* source, GAsyncResult* result, gpointer data) {
+          std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
+          g_autoptr(GError) error = nullptr;
+          GList* addresses = g_resolver_lookup_by_name_finish(G_RESOLVER(source), result, &error);
+          if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;  // agent is gone
+          Agent* agent = ctx->agent;
+          if (addresses == nullptr) {
+            agent->fail_setup(Error(ExitCode::usage, fmt::format("cannot resolve {} server '{}': {}", ctx->what,
+                                                                 ctx->host, error ? error->message : "no address")));
+            return;
+          }
+          *ctx->out = address_texts(addresses);
+          g_resolver_free_addresses(addresses);
+          if (--agent->lookups_pending_ == 0) agent->start_gathering();
+        },
+        new Ctx{this, &out, host, what});
+  };
+  if (stun_) lookup(settings_.stun.host, stun_addresses_, "STUN");
+  if (turn_) lookup(settings_.turn.host, turn_addresses_, "TURN");
+  if (lookups_pending_ == 0) start_gathering();
+}
+
+void Agent::fail_setup(const Error& error) {
+  if (setup_failed_) return;
+  setup_failed_ = true;
+  if (callbacks_.setup_failed) callbacks_.setup_failed(error);
+}
+
+void Agent::start_gathering() {
+  if (setup_failed_) return;
+  if (stun_ && !stun_addresses_.empty()) {
+    // When the STUN server is also our TURN server (same address and port,
+    // e.g. one coturn), libnice hands the binding response to the TURN
+    // socket's handler and the srflx discovery only ends at its 2 s timeout.
+    // The TURN allocation reports the same mapped address and libnice makes
+    // the srflx candidate from it, so the separate STUN request is skipped.
+    const std::string& stun = stun_addresses_.front();
+    bool same_as_turn = turn_ && settings_.stun.port == settings_.turn.port &&
+                        std::find(turn_addresses_.begin(), turn_addresses_.end(), stun) != turn_addresses_.end();
+    if (!same_as_turn) {
+      g_object_set(agent_, "stun-server", stun.c_str(), "stun-server-port", static_cast<guint>(settings_.stun.port),
+                   nullptr);
+    }
+  }
+  for (const auto& address : turn_addresses_) {
+    for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
+      nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings_.turn.port,
+                                settings_.turn_user.c_str(), settings_.turn_password.c_str(), type);
+    }
+  }
   if (!nice_agent_gather_candidates(agent_, stream_)) {
-    throw Error(ExitCode::no_path, "ICE: cannot gather candidates (no usable network interface)");
+    fail_setup(Error(ExitCode::no_path, "ICE: cannot gather candidates (no usable network interface)"));
   }
 }
 
@@ -127,7 +211,10 @@ Description Agent::local_description() const {
     out.transport = static_cast<Transport>(c->transport);
     out.priority = c->priority;
     out.type = static_cast<CandidateType>(c->type);
-    if (nice_address_is_valid(&c->base_addr) && !nice_address_equal(&c->base_addr, &c->addr)) {
+    // A base without a port (relay over TURN-TCP) is left out: it means
+    // nothing to the peer, and earlier builds refuse base port 0.
+    if (nice_address_is_valid(&c->base_addr) && !nice_address_equal(&c->base_addr, &c->addr) &&
+        nice_address_get_port(&c->base_addr) != 0) {
       out.base_address = address_text(c->base_addr);
       out.base_port = nice_address_get_port(&c->base_addr);
     }
@@ -177,10 +264,29 @@ void Agent::send(std::span<const uint8_t> datagram) {
                   reinterpret_cast<const gchar*>(datagram.data()));
 }
 
+std::optional<SelectedPath> Agent::selected_path() const {
+  if (!connected_) return std::nullopt;
+  NiceCandidate* local = nullptr;
+  NiceCandidate* remote = nullptr;
+  if (!nice_agent_get_selected_pair(agent_, stream_, 1, &local, &remote)) return std::nullopt;
+  return make_path(*local, *remote);
+}
+
+std::string describe(const SelectedPath& path, double rtt_ms) {
+  std::string rtt = rtt_ms < 0 ? std::string() : fmt::format(", rtt {:.0f} ms", rtt_ms);
+  if (!path.relayed) return fmt::format("connected directly ({}, {} \u2194 {}){}", path.transport, path.local, path.remote, rtt);
+  if (path.relay_server.empty()) {
+    // Only the peer relays: we talk to its TURN allocation.
+    return fmt::format("connected via the peer's TURN relay {} (direct path not possible){}", path.remote, rtt);
+  }
+  std::string over = path.relay_transport == "tcp" ? "over tcp; " : "";
+  return fmt::format("connected via TURN relay {} ({}direct path not possible){}", path.relay_server, over, rtt);
+}
+
 std::string Agent::tried() const {
   std::string out = "host";
   if (stun_) out += ", srflx";
-  out += turn_ ? ", relay" : "; no TURN server configured";
+  out += turn_ ? ", relay" : relay_disabled_ ? "; TURN disabled by --no-relay" : "; no TURN server configured";
   return out;
 }
 
@@ -198,12 +304,7 @@ void Agent::on_state(NiceAgent* nice, guint stream, guint component, guint state
     SelectedPath path;
     NiceCandidate* local = nullptr;
     NiceCandidate* remote = nullptr;
-    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) {
-      path.local = endpoint_text(local->addr);
-      path.remote = endpoint_text(remote->addr);
-      path.relayed = local->type == NICE_CANDIDATE_TYPE_RELAYED || remote->type == NICE_CANDIDATE_TYPE_RELAYED;
-      path.transport = local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp";
-    }
+    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) path = make_path(*local, *remote);
     if (agent->callbacks_.connected) agent->callbacks_.connected(path);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !agent->failed_) {
     agent->failed_ = true;

@@ -131,7 +131,9 @@ Candidate decode_candidate(const json& c, size_t index) {
   if (has_ba != has_bp) bad(where + "\"ba\" and \"bp\" must be present together");
   if (has_ba) {
     out.base_address = require_address(c, where, "ba");
-    out.base_port = require_port(c, where, "bp", out.transport);
+    // Port 0 is legitimate here: libnice's relay candidate over TURN-TCP has
+    // a base without a port (the TCP socket to the server is the base).
+    out.base_port = static_cast<uint16_t>(require_int(c, where, "bp", 0, 65535, "port"));
   }
   return out;
 }

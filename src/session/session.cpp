@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "peersock/auth/smp.hpp"
@@ -26,6 +27,7 @@
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
+#include "peersock/session/ping.hpp"
 #include "peersock/session/stream_header.hpp"
 #include "peersock/ui/status.hpp"
 
@@ -38,6 +40,7 @@ using log::Layer;
 constexpr guint kIceDeadlineMs = 30000;
 constexpr guint kHandshakeAndAuthDeadlineMs = 20000;
 constexpr guint kShutdownDeadlineMs = 5000;
+constexpr guint kPathReportWaitMs = 3000;  // longest wait for the RTT before the path line
 
 
 std::string hint_for_other_side(const Mode& mode, const std::string& code) {
@@ -56,12 +59,13 @@ std::string hint_for_other_side(const Mode& mode, const std::string& code) {
 
 class Session {
  public:
-  explicit Session(const Options& options) : options_(options), status_(is_stdio()) {}
+  explicit Session(Options options) : options_(std::move(options)), status_(is_stdio()) {}
   ~Session() {
     if (deadline_id_ != 0) g_source_remove(deadline_id_);
     if (accept_watch_ != 0) g_source_remove(accept_watch_);
     if (sweep_id_ != 0) g_source_remove(sweep_id_);
     if (finish_poll_id_ != 0) g_source_remove(finish_poll_id_);
+    if (path_report_id_ != 0) g_source_remove(path_report_id_);
     for (auto id : signal_ids_) g_source_remove(id);
     g_cancellable_cancel(cancellable_);
     g_object_unref(cancellable_);
@@ -118,6 +122,7 @@ class Session {
                                               [this](const ice::SelectedPath& p) { guarded([&] { on_ice_connected(p); }); },
                                               [this] { guarded([&] { on_ice_failed(); }); },
                                               [this](std::span<const uint8_t> d) { guarded([&] { on_datagram(d); }); },
+                                              [this](const Error& e) { finish(e.code(), e.what()); },
                                           });
     protocol_ = std::make_unique<rendezvous::Protocol>(
         generator() ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
@@ -192,7 +197,9 @@ class Session {
   }
 
   void on_ice_connected(const ice::SelectedPath& path) {
-    status_.path(path);
+    // The user-facing path line waits for authentication and the RTT
+    // (report_path); libnice may still switch to a better pair until then.
+    log::debug(Layer::ice, "first pair connected: {}", ice::describe(path, -1));
     set_deadline(kHandshakeAndAuthDeadlineMs, ExitCode::no_path, "the QUIC handshake or authentication with the peer timed out");
     if (driver_) driver_->kick();  // the client starts its handshake now
   }
@@ -355,6 +362,7 @@ class Session {
     authenticated_ = true;
     smp_.reset();  // wipes the secret
     clear_deadline();
+    start_path_report();
     // The mailbox has done its job: release the nameplate, close happily.
     if (client_) {
       client_->send(protocol_->finish("happy").to_send);
@@ -589,6 +597,7 @@ class Session {
     size_t n = 0;
     while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
       if (peer_version_ >= 2 && count_done_markers({buf, n}) > 0) peer_done_ = true;
+      if (peer_version_ >= 2) on_control_ping_bytes({buf, n});
     }
     flush_markers();
     maybe_close_after_stdio();
@@ -596,6 +605,49 @@ class Session {
 
   void maybe_close_after_stdio() {
     if (is_stdio() && stdio_done_ && peer_done_ && done_sent_) finish(ExitCode::ok, {});
+  }
+
+  // ---- path report (issue 3): one line once authenticated, with the RTT ----
+  // v2 peers: the client pings on stream 0 right after auth (the server only
+  // sees stream 0 once the client wrote to it) and the server pings back.
+  // v1 peers get no ping; the line then has no RTT.
+  void start_path_report() {
+    if (peer_version_ >= 2 && control_ && quic_role() == quic::Role::client) {
+      write_all(control_.get(), ping_.ping(g_get_monotonic_time()));
+    }
+    if (peer_version_ < 2) {
+      report_path(-1);
+      return;
+    }
+    if (path_reported_) return;  // the server may have its RTT before its own auth ends
+    path_report_id_ = g_timeout_add(kPathReportWaitMs, &Session::on_path_report_timeout, this);
+  }
+
+  void on_control_ping_bytes(std::span<const uint8_t> bytes) {
+    auto result = ping_.on_bytes(bytes, g_get_monotonic_time());
+    if (!result.reply.empty()) write_all(control_.get(), result.reply);
+    if (quic_role() == quic::Role::server && ping_.pinged_by_peer() && !server_pinged_) {
+      server_pinged_ = true;
+      write_all(control_.get(), ping_.ping(g_get_monotonic_time()));
+    }
+    if (result.rtt_ms) report_path(*result.rtt_ms);
+  }
+
+  static gboolean on_path_report_timeout(gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    session->path_report_id_ = 0;
+    session->report_path(-1);
+    return G_SOURCE_REMOVE;
+  }
+
+  void report_path(double rtt_ms) {
+    if (path_reported_ || finishing_) return;
+    path_reported_ = true;
+    if (path_report_id_ != 0) g_source_remove(path_report_id_);
+    path_report_id_ = 0;
+    if (auto path = agent_->selected_path()) {
+      status_.path(*path, rtt_ms < 0 ? std::nullopt : std::optional<double>(rtt_ms), ice::describe(*path, rtt_ms));
+    }
   }
 
   // ---- deadlines, signals, teardown ---------------------------------------
@@ -713,6 +765,10 @@ class Session {
   bool stdio_done_ = false, peer_done_ = false, done_sent_ = false;
   size_t markers_to_send_ = 0;
 
+  ControlPing ping_;
+  bool server_pinged_ = false, path_reported_ = false;
+  guint path_report_id_ = 0;
+
   guint deadline_id_ = 0;
   ExitCode deadline_code_ = ExitCode::failure;
   std::string deadline_message_;
@@ -720,9 +776,9 @@ class Session {
 
 }  // namespace
 
-int run(const Options& options) {
+int run(Options options) {
   signal(SIGPIPE, SIG_IGN);
-  Session session(options);
+  Session session(std::move(options));
   return session.run();
 }
 

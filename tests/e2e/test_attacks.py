@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,65 @@ def test_sanitizer_reports_in_stderr_are_found(ns_lab):
     ns_lab.procs.remove(p)  # do not fail this test's own teardown
     ns_lab.check(len(found) == 1 and "AddressSanitizer" in found[0], f"not found: {found}")
     ns_lab.check(not conftest.sanitizer_reports(ns_lab), "a clean lab reports something")
+
+
+# ---------------------------------------------------------------- secrets in memory
+
+def _memory_hits(pid, needle):
+    """Where `needle` occurs in the readable memory of process `pid`."""
+    hits = []
+    with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in open(f"/proc/{pid}/maps").read().splitlines():
+            m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)\s+\S+\s+\S+\s+\S+\s*(.*)", line)
+            if not m or "r" not in m.group(3) or m.group(4) in ("[vvar]", "[vsyscall]"):
+                continue
+            start, end = int(m.group(1), 16), int(m.group(2), 16)
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, OverflowError, MemoryError):
+                continue
+            hits += [m.group(4) or "anonymous"] * len(re.findall(re.escape(needle), data))
+    return hits
+
+
+def _is_sanitizer_build(path):
+    return b"__asan_init" in Path(path).read_bytes()
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("how", ["argv", "env", "file"])
+def test_no_copy_of_the_code_in_memory_after_auth(lab, how):
+    """Once both sides have authenticated, the code's words are nowhere in
+    either process's memory (heap, stack, argv, anything readable): the
+    session wiped its copy after deriving the auth secret, the command line
+    was scrubbed, and no parser left one in freed memory. Normal build only:
+    ASan keeps freed blocks in quarantine and maps terabytes of shadow."""
+    if _is_sanitizer_build(peersock_bin()):
+        pytest.skip("memory scan is meaningful on the normal build only")
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], stdio=True)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    args, env = ["stdio-b", code], None
+    if how == "env":
+        args = ["stdio-b"]
+        env = dict(lab.peer_env(), PEERSOCK_CODE=code)
+    elif how == "file":
+        path = os.path.join(lab.tmpdir, "code")
+        with open(path, "w") as f:
+            f.write(code + "\n")
+        args = ["--code-file", path, "stdio-b"]
+    argv = [peersock_bin(), "--relay", lab.relay_url, "--stun", "", "--turn", "", *args]
+    cons = lab.start(f"peersock stdio-b (code from {how})", argv, stdin=subprocess.PIPE, stdout="pipe",
+                     env=env or lab.peer_env())
+    for p in (gen, cons):
+        p.wait_line(AUTH_RE, scaled(20), what="authentication")
+    words = code.split("-", 1)[1].encode()
+    for p in (gen, cons):
+        hits = _memory_hits(p.pid, words)
+        if how == "env" and p is cons:
+            # The environment block itself (visible only to the same user
+            # and root, in /proc/PID/environ) is not ours to rewrite.
+            for _ in range(open(f"/proc/{p.pid}/environ", "rb").read().count(words)):
+                if "[stack]" in hits:
+                    hits.remove("[stack]")
+        lab.check(not hits, f"{p.name}: the code's words are still in memory after auth: {hits}")

@@ -26,6 +26,8 @@ def test_bash_completes_subcommands_and_options(ns_lab):
         pane.type(f"source {BASH_FILE} && complete -p peersock")
         pane.send_keys("Enter")
         pane.wait_screen(r"^complete -F _peersock peersock$", scaled(10), "the completion being registered")
+        # Typing before the next prompt is drawn puts the echo in front of it.
+        pane.wait_screen(r"^\$\s*$", scaled(10), "the next bash prompt")
         pane.type("peersock lis")
         pane.send_keys("Tab")
         # 'listen' and 'listen-unix' share the prefix: Tab stops at 'listen'.
@@ -56,6 +58,7 @@ def test_zsh_completes_subcommands_and_options(ns_lab):
         pane.type(f"fpath=({ZSH_DIR} $fpath); autoload -Uz compinit; compinit -u -D; print -r -- comp=$_comps[peersock]")
         pane.send_keys("Enter")
         pane.wait_screen(r"^comp=_peersock$", scaled(10), "_peersock registered for peersock")
+        pane.wait_screen(r"^\$\s*$", scaled(10), "the next zsh prompt")
         pane.type("peersock stdio-")
         pane.send_keys("Tab")
         # two candidates: zsh lists them with their descriptions

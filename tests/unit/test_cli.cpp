@@ -279,5 +279,25 @@ TEST_F(CliTest, HelpForEachSubcommand) {
   EXPECT_NE(text.find("PEERSOCK_CODE"), std::string::npos);
 }
 
+TEST_F(CliTest, RelayPolicyFlagsAndConfigKeys) {
+  write_config("[ice]\nno-relay = true\n");
+  auto p = parse({"stdio-a"});
+  EXPECT_TRUE(p.options.settings.no_relay);
+  EXPECT_FALSE(p.options.settings.force_relay);
+  auto f = parse({"--force-relay", "stdio-a"});  // the flag overrides the file
+  EXPECT_TRUE(f.options.settings.force_relay);
+  EXPECT_FALSE(f.options.settings.no_relay);
+  write_config("");
+  EXPECT_THROW(parse({"--force-relay", "--turn", "", "stdio-a"}), UsageError);
+  EXPECT_THROW(parse({"--no-relay=yes", "stdio-a"}), UsageError);
+  write_config("[ice]\nforce-relay = maybe\n");
+  try {
+    parse({"stdio-a"});
+    FAIL() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'maybe'"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace peersock::cli

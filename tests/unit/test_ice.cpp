@@ -6,6 +6,7 @@
 #include <string>
 
 #include "peersock/error.hpp"
+#include "peersock/ice/agent.hpp"
 #include "peersock/ice/body.hpp"
 
 namespace peersock::ice {
@@ -94,6 +95,15 @@ TEST(IceBody, OriginalFormatDecodesAsVersion1) {
   EXPECT_EQ(d.candidates[0].port, 3478);
   EXPECT_FALSE(d.candidates[0].base_address);
   EXPECT_FALSE(d.candidates[0].base_port);
+}
+
+TEST(IceBody, RelayOverTcpWithBasePortZeroDecodes) {
+  // libnice's relay candidate over TURN-TCP: the base has no port.
+  Description d = decode(
+      R"({"c":[{"a":"203.0.113.10","ba":"10.1.0.2","bp":0,"f":"3","l":337658111,"p":61898,"t":3,"tr":0}],"p":"xxxxxxxxxxxxxxxxxxxxxxxx","u":"wxyz","v":2})");
+  ASSERT_EQ(d.candidates.size(), 1u);
+  EXPECT_EQ(d.candidates[0].base_port, 0);
+  EXPECT_EQ(d.candidates[0].port, 61898);
 }
 
 // Decoding `body` fails with a CounterpartyError containing `needle`.
@@ -246,3 +256,25 @@ TEST(IceBody, LongestCredentialsAccepted) {
 
 }  // namespace
 }  // namespace peersock::ice
+
+TEST(IcePathLine, DirectRelayedAndPeerRelay) {
+  peersock::ice::SelectedPath direct;
+  direct.transport = "udp";
+  direct.local = "203.0.113.7:41000";
+  direct.remote = "198.51.100.9:52011";
+  EXPECT_EQ(peersock::ice::describe(direct, 12.4),
+            "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011), rtt 12 ms");
+  EXPECT_EQ(peersock::ice::describe(direct, -1), "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011)");
+  peersock::ice::SelectedPath relay = direct;
+  relay.relayed = true;
+  relay.relay_server = "203.0.113.1:3478";
+  relay.relay_transport = "udp";
+  EXPECT_EQ(peersock::ice::describe(relay, 40),
+            "connected via TURN relay 203.0.113.1:3478 (direct path not possible), rtt 40 ms");
+  relay.relay_transport = "tcp";
+  EXPECT_EQ(peersock::ice::describe(relay, 40),
+            "connected via TURN relay 203.0.113.1:3478 (over tcp; direct path not possible), rtt 40 ms");
+  relay.relay_server.clear();
+  EXPECT_EQ(peersock::ice::describe(relay, -1),
+            "connected via the peer's TURN relay 198.51.100.9:52011 (direct path not possible)");
+}

@@ -2,7 +2,8 @@
 //
 // File: $XDG_CONFIG_HOME/peersock.conf (g_get_user_config_dir()), INI style,
 // compatible with the original peersock's [ice] keys:
-//   [ice]        stun, stun-port, turn, turn-port, turn-user, turn-password
+//   [ice]        stun, stun-port, turn, turn-port, turn-user, turn-password,
+//                force-relay, no-relay (true/false; ours, not the original's)
 //   [rendezvous] url
 // '#' and ';' start comment lines. An empty stun/turn value disables that server.
 #pragma once
@@ -27,6 +28,10 @@ struct Settings {
   Endpoint turn;
   std::string turn_user;
   std::string turn_password;
+  // ICE relay policy: force_relay = only TURN relay candidates (hides our
+  // addresses from the peer, tests TURN); no_relay = never use TURN.
+  bool force_relay = false;
+  bool no_relay = false;
 };
 
 inline constexpr uint16_t kDefaultStunPort = 3478;

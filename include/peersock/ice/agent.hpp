@@ -6,13 +6,17 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "peersock/config/config.hpp"
+#include "peersock/error.hpp"
 #include "peersock/ice/body.hpp"
 
 typedef struct _NiceAgent NiceAgent;
+typedef struct _GCancellable GCancellable;
 
 namespace peersock::ice {
 
@@ -21,25 +25,45 @@ struct SelectedPath {
   std::string local;           // "addr:port"
   std::string remote;
   std::string transport;       // "udp" / "tcp"
+  // When relayed through our own TURN allocation: the TURN server
+  // ("addr:port") and how we reach it ("udp" / "tcp"). Empty when only the
+  // peer's candidate is a relay (its server is not ours to name).
+  std::string relay_server;
+  std::string relay_transport;
+  std::string local_type, remote_type;  // "host", "srflx", "prflx", "relay"
 };
+
+// Renders the line the user sees once connected:
+//   connected directly (udp, A ↔ B), rtt 12 ms
+//   connected via TURN relay S (over tcp; direct path not possible), rtt 40 ms
+// rtt_ms < 0 means unknown (not shown).
+std::string describe(const SelectedPath& path, double rtt_ms);
 
 struct AgentCallbacks {
   std::function<void()> gathering_done;
   std::function<void(const SelectedPath&)> connected;  // first CONNECTED/READY
   std::function<void()> failed;
   std::function<void(std::span<const uint8_t>)> datagram;
+  // Set-up failed after gather() returned: a STUN/TURN host name did not
+  // resolve (UsageError-like, exit 2) or gathering could not start.
+  std::function<void(const Error&)> setup_failed;
 };
 
 class Agent {
  public:
-  // Errors: Error(failure) if libnice cannot set up; UsageError if a
-  // STUN/TURN host does not resolve.
+  // Errors: Error(failure) if libnice cannot set up.
   Agent(bool controlling, const config::Settings& settings, AgentCallbacks callbacks);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
+  // Resolves STUN/TURN host names (asynchronously), then gathers. Errors
+  // arrive through callbacks.setup_failed.
   void gather();
+  // The currently selected pair, or nullopt before ICE connected. libnice
+  // (aggressive nomination) may switch to a better pair after the first one
+  // connects, so callers that report the path ask again late.
+  std::optional<SelectedPath> selected_path() const;
   Description local_description() const;
   // Errors: CounterpartyError if libnice rejects the peer's credentials.
   void set_remote(const Description& remote);
@@ -54,11 +78,19 @@ class Agent {
   static void on_state(NiceAgent*, guint, guint, guint state, gpointer self);
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer self);
 
+  void start_gathering();
+  void fail_setup(const Error& error);
+
   NiceAgent* agent_ = nullptr;  // owned (g_object_unref)
   guint stream_ = 0;
   AgentCallbacks callbacks_;
-  bool stun_ = false, turn_ = false;
+  bool stun_ = false, turn_ = false, relay_disabled_ = false;
   bool connected_ = false, failed_ = false;
+  config::Settings settings_;
+  GCancellable* cancellable_ = nullptr;  // owned; made in the constructor
+  int lookups_pending_ = 0;
+  bool setup_failed_ = false;
+  std::vector<std::string> stun_addresses_, turn_addresses_;
 };
 
 }  // namespace peersock::ice

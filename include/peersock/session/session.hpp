@@ -34,6 +34,8 @@ struct Options {
 
 // Runs until the session ends; returns the process exit code. Errors are
 // reported as one line on stderr before returning.
-int run(const Options& options);
+// Takes the options by value: the caller moves them in, so that the session's
+// copy of the code is the only one, and the session wipes it (issue 5).
+int run(Options options);
 
 }  // namespace peersock::session
