@@ -555,6 +555,13 @@ class Session {
 
   void on_pump_finished() {
     if (sweep_id_ == 0) sweep_id_ = g_idle_add(&Session::on_sweep, this);
+    // stdio has exactly one pump. If it ended in a reset (the peer reset the
+    // stream, or stdin/stdout failed), some data was not delivered: saying "D"
+    // or exiting 0 would hide a lost tail from the user.
+    if (is_stdio() && !pumps_.empty() && !pumps_.front()->clean()) {
+      finish(ExitCode::peer_gone, "the data stream was reset before all data was delivered");
+      return;
+    }
     if (peer_version_ < 2) {
       finish(ExitCode::ok, {});
       return;

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from lab import (AUTH_RE, LISTEN_PORT, TARGET_PORT, PYTHON, HELPER, Pump, big_bytes, check_same, mib, scaled)
+from lab import (AUTH_RE, EXIT_PEER_GONE, LISTEN_PORT, TARGET_PORT, PYTHON, HELPER, Pump, big_bytes, check_same, mib, scaled)
 
 
 def many_bytes():
@@ -218,3 +218,23 @@ def test_stdin_eof_with_data_in_flight(lab, sender):
     for p in (gen, cons):
         rc = p.wait_exit(scaled(30), what="stdio must exit once both directions are finished")
         lab.check(rc == 0, f"{p.name} exited with status {rc}, expected 0")
+
+
+@pytest.mark.deadline(300)
+def test_stdio_reports_a_reset_stream_instead_of_exiting_0(lab):
+    """stdio-b <-> connect, and the target resets its TCP connection after
+    1 MiB of a larger transfer. stdio-b's output is then incomplete: it must
+    say so and exit 5 (peer gone), never exit 0 as if everything arrived."""
+    big, cut = 16 << 20, 1 << 20
+    server = lab.helper("target server", ["server", "--port", str(TARGET_PORT), "--once", "--bytes", str(big),
+                                          "--reset-after", str(cut), "--timeout", str(int(scaled(120)))])
+    server.wait_event("listening", scaled(15), what="the target server to listen")
+    acc, opn, _ = lab.start_pair("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}"],
+                                 "peersock stdio-b", ["stdio-b"], cons_stdio=True)
+    pump = Pump(opn, 0, 41)
+    rc = opn.wait_exit(scaled(60), what="stdio-b to end after the target's reset")
+    result = pump.wait(scaled(30))
+    lab.check(result["recv"] < big, f"stdio-b wrote {result['recv']} bytes, the target sent at most {cut}")
+    lab.check(rc == EXIT_PEER_GONE, f"stdio-b exited with status {rc}, expected {EXIT_PEER_GONE} (peer gone)")
+    lab.check(any(line.startswith("peersock: ") and "reset" in line for line in opn.lines()),
+              "stdio-b printed no 'peersock: ... reset ...' line")
