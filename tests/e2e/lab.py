@@ -74,6 +74,19 @@ def mib(n):
     return f"{n / (1 << 20):g} MiB"
 
 
+def peer_env(home):
+    """Environment for a peer: no PEERSOCK_* settings leak in from the caller
+    (except PEERSOCK_BIN), and HOME/XDG dirs point at the test's own home, so
+    no user config file is read."""
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("PEERSOCK_") and k != "PEERSOCK_BIN":
+            del env[k]
+    env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+               XDG_CACHE_HOME=os.path.join(home, ".cache"), LC_ALL="C.UTF-8")
+    return env
+
+
 class LabError(AssertionError):
     pass
 
@@ -330,6 +343,7 @@ class Pump:
         self._chunks = chunks
         self.proc, self.nbytes, self.seed = proc, nbytes, seed
         self.sent = self.recv = 0
+        self.first_byte = None  # monotonic time of the first byte read (setup-time measurements)
         self.send_error = self.recv_error = None
         self.sent_hash, self.recv_hash = hashlib.sha256(), hashlib.sha256()
         self.t_send = threading.Thread(target=self._send, daemon=True)
@@ -360,6 +374,8 @@ class Pump:
                 b = f.read1(1 << 20)
                 if not b:
                     break
+                if self.first_byte is None:
+                    self.first_byte = time.monotonic()
                 self.recv_hash.update(b)
                 self.recv += len(b)
         except (OSError, ValueError) as e:
@@ -423,13 +439,7 @@ class Lab:
         return p
 
     def peer_env(self):
-        env = dict(os.environ)
-        for k in list(env):
-            if k.startswith("PEERSOCK_") and k != "PEERSOCK_BIN":
-                del env[k]
-        env.update(HOME=self.home, XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
-                   XDG_CACHE_HOME=os.path.join(self.home, ".cache"), LC_ALL="C.UTF-8")
-        return env
+        return peer_env(self.home)
 
     def peersock(self, name, args, *, relay=None, stdio=False):
         """Start build/peersock with the test's relay and no STUN/TURN.

@@ -52,28 +52,6 @@ def expected_path(a, b):
     return "relayed" if {a, b} in RELAYED_PAIRS else "direct"
 
 
-class TimedPump(Pump):
-    """Pump that also records when the first byte arrived."""
-
-    def __init__(self, proc, nbytes, seed):
-        self.first_byte = None
-        super().__init__(proc, nbytes, seed)
-
-    def _recv(self):
-        f = self.proc.proc.stdout
-        try:
-            while True:
-                b = f.read1(1 << 20)
-                if not b:
-                    break
-                if self.first_byte is None:
-                    self.first_byte = time.monotonic()
-                self.recv_hash.update(b)
-                self.recv += len(b)
-        except (OSError, ValueError) as e:
-            self.recv_error = f"{type(e).__name__}: {e}"
-
-
 @pytest.fixture(scope="module")
 def netlab(peersock_binary):
     lab = nl.NetLab()
@@ -127,7 +105,7 @@ def transfer(lab, alice, bob, nbytes, *, alice_args=(), bob_args=(), stun=True, 
     t0 = time.monotonic()
     cons = lab.peersock(bob, "peersock stdio-b (bob)", ["stdio-b", code], stdio=True, stun=stun, turn=turn,
                         by_name=by_name, extra=bob_args)
-    pa, pb = TimedPump(gen, nbytes, 11), TimedPump(cons, nbytes, 22)
+    pa, pb = Pump(gen, nbytes, 11), Pump(cons, nbytes, 22)
     limit = scaled(90 + 4 * nbytes / (1 << 20))
     ra, rb = pa.wait(limit), pb.wait(limit)
     for p in (gen, cons):

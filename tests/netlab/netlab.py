@@ -455,13 +455,7 @@ class NetLab:
 
     # -- peersock
     def peer_env(self):
-        env = dict(os.environ)
-        for k in list(env):
-            if k.startswith("PEERSOCK_") and k != "PEERSOCK_BIN":
-                del env[k]
-        env.update(HOME=self.home, XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
-                   XDG_CACHE_HOME=os.path.join(self.home, ".cache"), LC_ALL="C.UTF-8")
-        return env
+        return e2e.peer_env(self.home)
 
     def server_args(self, stun=True, turn=True, by_name=False):
         """--relay/--stun/--turn options pointing at the lab's servers (by
