@@ -87,6 +87,22 @@ def peer_env(home):
     return env
 
 
+def stop_all(procs):
+    """SIGTERM every process first, give them one common grace period of
+    3 s, then stop (kill) whatever is left."""
+    for p in procs:
+        if p.returncode is None:
+            p.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 3
+    for p in procs:
+        try:
+            p.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for p in procs:
+        p.stop(grace=0.5)
+
+
 class LabError(AssertionError):
     pass
 
@@ -520,18 +536,7 @@ class Lab:
         self.closed = True
         if self._on_close:
             self._on_close()
-        # SIGTERM everyone first, then give them a common grace period.
-        for p in self.procs:
-            if p.returncode is None:
-                p.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 3
-        for p in self.procs:
-            try:
-                p.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for p in self.procs:
-            p.stop(grace=0.5)
+        stop_all(self.procs)
         self.ns.delete()
         if not os.environ.get("PEERSOCK_E2E_KEEP_TMP"):
             import shutil

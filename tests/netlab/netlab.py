@@ -483,17 +483,7 @@ class NetLab:
         if self.closed:
             return
         self.closed = True
-        for p in self.procs:
-            if p.returncode is None:
-                p.signal(15)
-        deadline = time.monotonic() + 3
-        for p in self.procs:
-            try:
-                p.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for p in self.procs:
-            p.stop(grace=0.5)
+        e2e.stop_all(self.procs)
         for ns in reversed(self.namespaces):
             ns.delete()
         import shutil
