@@ -155,6 +155,13 @@ void apply_environment(Settings& settings, const EnvLookup& env, Origins* origin
     result.turn_password = *v;
     record.turn_password = from_env("PEERSOCK_TURN_PASSWORD");
   }
+  if (auto v = get("PEERSOCK_PROTOCOL"); v && !v->empty()) {
+    if (v->size() != 1 || (*v)[0] < '1' || (*v)[0] > '0' + kMaxProtocolVersion) {
+      throw UsageError("PEERSOCK_PROTOCOL: " + quote(*v) + " is not a protocol version (1 to " +
+                       std::to_string(kMaxProtocolVersion) + ")");
+    }
+    result.protocol_version = (*v)[0] - '0';
+  }
   settings = std::move(result);
   if (origins != nullptr) *origins = std::move(record);
 }

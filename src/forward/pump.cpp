@@ -8,6 +8,8 @@
 
 #include <openssl/err.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "peersock/log.hpp"
@@ -44,8 +46,16 @@ void Pump::Held::consumed(size_t n) {
   }
 }
 
-Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller)
-    : stream_(std::move(stream)), options_(options), events_(std::move(events)), scratch_(scratch), poller_(poller) {
+Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller,
+           CreditContext* credit)
+    : stream_(std::move(stream)),
+      stream_id_(SSL_get_stream_id(stream_.get())),
+      options_(options),
+      events_(std::move(events)),
+      scratch_(scratch),
+      poller_(poller),
+      credit_(credit) {
+  if (credit_) receive_credit_.emplace(credit_->budget);
   last_progress_us_ = g_get_monotonic_time();  // a new connection counts as busy
   SSL_set_mode(stream_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   set_nonblocking(options_.read_fd);
@@ -73,8 +83,8 @@ void Pump::close_fds() {
 
 void Pump::update_watches() {
   if (finished_ || options_.read_fd < 0) return;  // unwatch() ran
-  bool want_read = !aborted_ && !local_eof_ && out_.len == 0;
-  bool want_write = !aborted_ && !local_write_closed_ && in_.len > 0;
+  bool want_read = may_read_local();
+  bool want_write = !aborted_ && !local_write_closed_ && !in_.empty();
   if (want_read == watch_read_ && want_write == watch_write_) return;
   watch_read_ = want_read;
   watch_write_ = want_write;
@@ -106,17 +116,27 @@ void Pump::on_writable() {
   if (events_.wants_io) events_.wants_io();
 }
 
+bool Pump::may_read_local() const {
+  if (aborted_ || local_eof_ || out_.len > 0) return false;
+  // Out of credit: stop reading, so that TCP slows the local writer. (EOF
+  // is noticed once credit returns; a FIN needs no credit, but we cannot
+  // tell EOF from data without reading.)
+  return !credit_ || send_credit_.available(bytes_sent_) > 0;
+}
+
 // One read from the local side, passed straight to the stream. Returns true
 // if it is worth reading again right away (all of a full chunk went out).
 bool Pump::read_local() {
-  if (aborted_ || local_eof_ || out_.len > 0) return false;
-  ssize_t n = read(options_.read_fd, scratch_.data(), scratch_.size());
+  if (!may_read_local()) return false;
+  size_t want = scratch_.size();
+  if (credit_) want = static_cast<size_t>(std::min<uint64_t>(want, send_credit_.available(bytes_sent_)));
+  ssize_t n = read(options_.read_fd, scratch_.data(), want);
   if (n >= 0) last_progress_us_ = g_get_monotonic_time();
   if (n > 0) {
     size_t written = 0;
     if (!write_stream(scratch_.data(), static_cast<size_t>(n), written)) return false;
     if (written < static_cast<size_t>(n)) out_.keep(scratch_.data() + written, static_cast<size_t>(n) - written);
-    return out_.len == 0 && static_cast<size_t>(n) == scratch_.size();
+    return out_.len == 0 && static_cast<size_t>(n) == want;
   }
   if (n == 0) {
     // After an RST, Linux may report end-of-file first and keep the reset in
@@ -182,14 +202,32 @@ bool Pump::conclude_if_done() {
   return true;
 }
 
+bool Pump::may_read_stream() const {
+  if (aborted_ || peer_fin_) return false;
+  // v3: up to the limit we announced, whatever we hold; older peers: only
+  // when we hold nothing, so that QUIC flow control does the back-pressure.
+  return receive_credit_ ? receive_credit_->readable(bytes_received_) > 0 : in_.empty();
+}
+
 bool Pump::pull_from_stream() {
-  if (aborted_ || peer_fin_ || in_.len > 0) return false;
+  if (!may_read_stream()) return false;
+  size_t limit = receive_credit_ ? static_cast<size_t>(std::min<uint64_t>(receive_credit_->readable(bytes_received_), SIZE_MAX))
+                                 : SIZE_MAX;
   size_t n = 0;
-  if (SSL_read_ex(stream_.get(), scratch_.data(), scratch_.size(), &n) == 1) {
+  if (!in_.empty()) {
+    // Behind a slow local reader: straight into our queue, no scratch copy.
+    auto room = in_.tail_room();
+    if (SSL_read_ex(stream_.get(), room.data(), std::min(room.size(), limit), &n) == 1) {
+      bytes_received_ += n;
+      in_.commit(n);
+      return n > 0;
+    }
+  } else if (SSL_read_ex(stream_.get(), scratch_.data(), std::min(scratch_.size(), limit), &n) == 1) {
     bytes_received_ += n;
     size_t written = 0;
     if (!write_local(scratch_.data(), n, written)) return true;
-    if (written < n) in_.keep(scratch_.data() + written, n - written);
+    if (written < n) in_.append(scratch_.data() + written, n - written);
+    delivered(written);
     return n > 0;
   }
   int err = SSL_get_error(stream_.get(), 0);
@@ -223,19 +261,37 @@ bool Pump::write_local(const uint8_t* data, size_t len, size_t& written) {
 }
 
 bool Pump::flush_to_local() {
-  bool progress = false;
-  if (!aborted_ && in_.len > 0) {
+  size_t total = 0;
+  while (!aborted_ && !in_.empty()) {
+    auto run = in_.front();
     size_t written = 0;
-    if (!write_local(in_.bytes.get() + in_.off, in_.len, written)) return true;
-    in_.consumed(written);
-    progress = written > 0;
+    if (!write_local(run.data(), run.size(), written)) return true;
+    in_.consume(written);
+    total += written;
+    if (written < run.size()) break;  // the local side is full
   }
+  delivered(total);
   close_local_write_if_done();
-  return progress;
+  return total > 0;
+}
+
+// The local side took n more bytes: v3 peers may get more credit.
+void Pump::delivered(size_t n) {
+  if (n == 0 || aborted_) return;
+  bytes_delivered_ += n;
+  if (!receive_credit_) return;
+  if (auto limit = receive_credit_->on_delivered(bytes_delivered_, g_get_monotonic_time(), credit_->rtt_us)) {
+    if (events_.grant) events_.grant(stream_id_, *limit);
+  }
+}
+
+void Pump::on_grant(uint64_t limit) {
+  if (finished_ || !credit_ || !send_credit_.on_grant(limit)) return;
+  update_watches();
 }
 
 void Pump::close_local_write_if_done() {
-  if (aborted_ || !peer_fin_ || in_.len > 0 || local_write_closed_) return;
+  if (aborted_ || !peer_fin_ || !in_.empty() || local_write_closed_) return;
   local_write_closed_ = true;
   if (options_.is_socket) {
     shutdown(options_.write_fd, SHUT_WR);
@@ -269,7 +325,7 @@ void Pump::poll() {
 uint64_t Pump::poll_interest() const {
   if (finished_ || aborted_) return 0;
   uint64_t events = SSL_POLL_EVENT_ER | SSL_POLL_EVENT_EW;
-  if (!peer_fin_ && in_.len == 0) events |= SSL_POLL_EVENT_R;
+  if (may_read_stream()) events |= SSL_POLL_EVENT_R;
   if (out_.len > 0 || (local_eof_ && !fin_sent_)) events |= SSL_POLL_EVENT_W;
   return events;
 }
@@ -343,7 +399,7 @@ void Pump::abort(bool reset_stream) {
     if (options_.owns_fds) close_fds();
   }
   out_ = Held{};
-  in_ = Held{};
+  in_.clear();
   check_finished();
 }
 

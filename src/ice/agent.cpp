@@ -192,7 +192,7 @@ void Agent::start_gathering() {
 
 Description Agent::local_description() const {
   Description d;
-  d.version = kOurVersion;
+  d.version = std::min(kOurVersion, settings_.protocol_version);
   gchar* ufrag = nullptr;
   gchar* pwd = nullptr;
   nice_agent_get_local_credentials(agent_, stream_, &ufrag, &pwd);

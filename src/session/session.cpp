@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
+#include "peersock/session/control.hpp"
 #include "peersock/session/ping.hpp"
 #include "peersock/session/stream_header.hpp"
 #include "peersock/ui/status.hpp"
@@ -41,6 +43,9 @@ constexpr guint kIceDeadlineMs = 30000;
 constexpr guint kHandshakeAndAuthDeadlineMs = 20000;
 constexpr guint kShutdownDeadlineMs = 5000;
 constexpr guint kPathReportWaitMs = 3000;  // longest wait for the RTT before the path line
+// Unsent control-stream bytes beyond this mean the peer no longer reads it
+// (it reads stream 0 eagerly; a grant is 17 bytes per half window).
+constexpr size_t kMaxControlBacklog = 1 << 20;
 
 
 std::string hint_for_other_side(const Mode& mode, const std::string& code) {
@@ -182,7 +187,9 @@ class Session {
 
   void on_peer_ice(const std::string& body) {
     auto remote = ice::decode(body);
-    peer_version_ = remote.version;
+    // Both sides use the lower of the two versions announced.
+    version_ = std::min(remote.version, std::min(ice::kOurVersion, options_.settings.protocol_version));
+    control_reader_.emplace(version_);
     status_.phase(ui::Phase::finding_path);
     log::debug(Layer::ice, "peer protocol version {}, {} candidates", remote.version, remote.candidates.size());
     make_endpoint();
@@ -253,7 +260,7 @@ class Session {
       return;
     }
     if (info.is_app && info.error_code == quic::kErrorNone) {
-      bool complete = !is_stdio() || peer_version_ < 2 || stdio_done_;
+      bool complete = !is_stdio() || version_ < 2 || stdio_done_;
       if (complete) {
         status_.peer_closed();
         finish(ExitCode::ok, {});
@@ -403,13 +410,13 @@ class Session {
     auto* session = static_cast<Session*>(self);
     session->guarded([&] {
       for (;;) {
-        if (session->peer_version_ >= 2 && !session->stream_credit()) {
+        if (session->version_ >= 2 && !session->stream_credit()) {
           session->pause_accepting();
           break;
         }
         int client = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (client < 0) break;
-        if (session->peer_version_ < 2 && session->connections_ >= 1) {
+        if (session->version_ < 2 && session->connections_ >= 1) {
           log::error_line("refusing another connection: the other side runs the original peersock, which carries one");
           close(client);
           continue;
@@ -448,7 +455,7 @@ class Session {
   }
 
   void on_data_stream(quic::SslPtr stream) {
-    bool single = is_stdio() || peer_version_ < 2;
+    bool single = is_stdio() || version_ < 2;
     if (options_.mode.opener() || (single && connections_ + pending_.size() >= 1)) {
       log::debug(Layer::forward, "rejecting unexpected stream {}", SSL_get_stream_id(stream.get()));
       SSL_stream_reset(stream.get(), nullptr, 0);
@@ -526,7 +533,7 @@ class Session {
     pending_.erase(it);
     if (connection == nullptr) {
       std::string message = fmt::format("cannot connect to {}: {}", options_.mode.target, error ? error->message : "failed");
-      if (peer_version_ < 2) throw Error(ExitCode::local, message);
+      if (version_ < 2) throw Error(ExitCode::local, message);
       log::error_line(message);
       SSL_stream_reset(stream.get(), nullptr, 0);
       driver_->kick();
@@ -541,13 +548,16 @@ class Session {
 
   void make_pump(quic::SslPtr stream, int read_fd, int write_fd, bool is_socket, bool owns) {
     ++connections_;
-    forward::PumpOptions opts{read_fd, write_fd, is_socket, owns, peer_version_ >= 2};
+    forward::PumpOptions opts{read_fd, write_fd, is_socket, owns, version_ >= 2};
     forward::PumpEvents events{
         [this] { if (driver_) driver_->kick(); },
         [this] { guarded([&] { on_pump_finished(); }); },
         [this] { guarded([&] { finish(ExitCode::ok, {}); }); },
+        [this](uint64_t id, uint64_t limit) { guarded([&] { send_control(encode_credit({id, limit})); }); },
     };
-    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events), scratch_, poller_));
+    pumps_.push_back(std::make_unique<forward::Pump>(std::move(stream), opts, std::move(events), scratch_, poller_,
+                                                     version_ >= 3 ? &credit_ : nullptr));
+    pumps_by_stream_[pumps_.back()->stream_id()] = pumps_.back().get();
     status_.connection_opened(pumps_.back().get());
     pumps_.back()->poll();
     driver_->kick();
@@ -562,7 +572,7 @@ class Session {
       finish(ExitCode::peer_gone, "the data stream was reset before all data was delivered");
       return;
     }
-    if (peer_version_ < 2) {
+    if (version_ < 2) {
       finish(ExitCode::ok, {});
       return;
     }
@@ -579,7 +589,9 @@ class Session {
     session->sweep_id_ = 0;
     auto& pumps = session->pumps_;
     for (auto& p : pumps) {
-      if (p->finished()) session->status_.connection_closed(p.get(), p->bytes_sent(), p->bytes_received(), p->clean());
+      if (!p->finished()) continue;
+      session->status_.connection_closed(p.get(), p->bytes_sent(), p->bytes_received(), p->clean());
+      if (!session->is_stdio()) session->pumps_by_stream_.erase(p->stream_id());
     }
     if (!session->is_stdio()) pumps.erase(std::remove_if(pumps.begin(), pumps.end(), [](auto& p) { return p->finished(); }), pumps.end());
     return G_SOURCE_REMOVE;
@@ -594,18 +606,48 @@ class Session {
     if (!control_ || markers_to_send_ == 0) return;
     std::vector<uint8_t> markers(markers_to_send_, kDoneMarker);
     markers_to_send_ = 0;
-    write_all(control_.get(), markers);
+    send_control(markers);
     if (stdio_done_) done_sent_ = true;
+  }
+
+  // Everything we say on stream 0 goes through one bounded queue: the
+  // stream may not take it all at once (QUIC flow control), and on the
+  // server it exists only once the client has written to it. The peer
+  // reads stream 0 eagerly, so a queue that keeps growing means it stopped.
+  void send_control(std::span<const uint8_t> bytes) {
+    control_out_.insert(control_out_.end(), bytes.begin(), bytes.end());
+    flush_control();
+  }
+  void flush_control() {
+    if (!control_ || control_out_.empty()) return;
+    size_t written = 0;
+    if (SSL_write_ex(control_.get(), control_out_.data(), control_out_.size(), &written) == 1) {
+      control_out_.erase(control_out_.begin(), control_out_.begin() + static_cast<std::ptrdiff_t>(written));
+      driver_->kick();
+    } else {
+      int err = SSL_get_error(control_.get(), 0);
+      if (err != SSL_ERROR_WANT_WRITE && err != SSL_ERROR_WANT_READ) throw Error(ExitCode::peer_gone, "cannot write to the peer");
+    }
+    if (control_out_.size() > kMaxControlBacklog) {
+      throw Error(ExitCode::peer_gone, "the peer stopped reading the control stream");
+    }
   }
 
   void poll_control() {
     if (!control_) return;
-    uint8_t buf[64];
+    uint8_t buf[4096];
     size_t n = 0;
-    while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
-      if (peer_version_ >= 2 && count_done_markers({buf, n}) > 0) peer_done_ = true;
-      if (peer_version_ >= 2) on_control_ping_bytes({buf, n});
+    while (control_reader_ && SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
+      auto events = control_reader_->feed({buf, n});
+      if (events.done > 0) peer_done_ = true;
+      for (const auto& grant : events.credits) {
+        // Grants for streams already gone (or never ours) are stale or
+        // meaningless: nothing to do.
+        if (auto it = pumps_by_stream_.find(grant.stream_id); it != pumps_by_stream_.end()) it->second->on_grant(grant.limit);
+      }
+      on_control_ping(events.pings, events.pongs);
     }
+    flush_control();
     flush_markers();
     maybe_close_after_stdio();
   }
@@ -619,10 +661,10 @@ class Session {
   // sees stream 0 once the client wrote to it) and the server pings back.
   // v1 peers get no ping; the line then has no RTT.
   void start_path_report() {
-    if (peer_version_ >= 2 && control_ && quic_role() == quic::Role::client) {
-      write_all(control_.get(), ping_.ping(g_get_monotonic_time()));
+    if (version_ >= 2 && control_ && quic_role() == quic::Role::client) {
+      send_control(ping_.ping(g_get_monotonic_time()));
     }
-    if (peer_version_ < 2) {
+    if (version_ < 2) {
       report_path(-1);
       return;
     }
@@ -630,14 +672,17 @@ class Session {
     path_report_id_ = g_timeout_add(kPathReportWaitMs, &Session::on_path_report_timeout, this);
   }
 
-  void on_control_ping_bytes(std::span<const uint8_t> bytes) {
-    auto result = ping_.on_bytes(bytes, g_get_monotonic_time());
-    if (!result.reply.empty()) write_all(control_.get(), result.reply);
+  void on_control_ping(size_t pings, size_t pongs) {
+    auto result = ping_.on_control(pings, pongs, g_get_monotonic_time());
+    if (!result.reply.empty()) send_control(result.reply);
     if (quic_role() == quic::Role::server && ping_.pinged_by_peer() && !server_pinged_) {
       server_pinged_ = true;
-      write_all(control_.get(), ping_.ping(g_get_monotonic_time()));
+      send_control(ping_.ping(g_get_monotonic_time()));
     }
-    if (result.rtt_ms) report_path(*result.rtt_ms);
+    if (result.rtt_ms) {
+      credit_.rtt_us = static_cast<int64_t>(*result.rtt_ms * 1000.0);
+      report_path(*result.rtt_ms);
+    }
   }
 
   static gboolean on_path_report_timeout(gpointer self) {
@@ -752,7 +797,9 @@ class Session {
   bool ice_sent_ = false;
 
   std::unique_ptr<ice::Agent> agent_;
-  int peer_version_ = 1;
+  int version_ = 1;  // negotiated: the lower of ours and the peer's
+  std::optional<ControlReader> control_reader_;  // set with version_
+  std::vector<uint8_t> control_out_;
 
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::Driver> driver_;
@@ -765,7 +812,9 @@ class Session {
   std::vector<std::unique_ptr<Pending>> pending_;
   forward::Scratch scratch_;  // before pumps_: they use these until destroyed
   forward::Poller poller_;
+  forward::CreditContext credit_;  // before pumps_: they use it until destroyed
   std::vector<std::unique_ptr<forward::Pump>> pumps_;
+  std::unordered_map<uint64_t, forward::Pump*> pumps_by_stream_;  // v3 grants find their pump
   forward::StreamPoller stream_poller_{pumps_};
   size_t connections_ = 0;
   guint sweep_id_ = 0;

@@ -15,8 +15,4 @@ void check_data_stream_magic(uint8_t first) {
                           ", expected 'X'");
 }
 
-size_t count_done_markers(std::span<const uint8_t> bytes) {
-  return static_cast<size_t>(std::count(bytes.begin(), bytes.end(), kDoneMarker));
-}
-
 }  // namespace peersock::session

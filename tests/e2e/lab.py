@@ -457,17 +457,19 @@ class Lab:
     def peer_env(self):
         return peer_env(self.home)
 
-    def peersock(self, name, args, *, relay=None, stdio=False):
+    def peersock(self, name, args, *, relay=None, stdio=False, env=None):
         """Start build/peersock with the test's relay and no STUN/TURN.
-        stdio=True gives binary stdin/stdout pipes (for Pump)."""
+        stdio=True gives binary stdin/stdout pipes (for Pump); env adds
+        variables (e.g. PEERSOCK_PROTOCOL) to the clean peer environment."""
         argv = [peersock_bin(), "--relay", relay or self.relay_url or f"ws://127.0.0.1:{CLOSED_PORT}/v1",
                 "--stun", "", "--turn", "", *args]
         extra = os.environ.get("PEERSOCK_E2E_EXTRA_ARGS")
         if extra:
             argv[1:1] = shlex.split(extra)
+        penv = {**self.peer_env(), **(env or {})}
         if stdio:
-            return self.start(name, argv, stdin=subprocess.PIPE, stdout="pipe", env=self.peer_env())
-        return self.start(name, argv, env=self.peer_env())
+            return self.start(name, argv, stdin=subprocess.PIPE, stdout="pipe", env=penv)
+        return self.start(name, argv, env=penv)
 
     def helper(self, name, args):
         return self.start(name, [PYTHON, "-u", str(HELPER), *args])
@@ -492,17 +494,17 @@ class Lab:
         return self.relay_url
 
     def start_pair(self, gen_name, gen_args, cons_name, cons_args, *, gen_stdio=False, cons_stdio=False,
-                   code_timeout=None, between=None):
+                   code_timeout=None, between=None, gen_env=None, cons_env=None):
         """Start the code-generating peer, wait for its `Connection code:` line,
         call between(code) if given, then start the other peer with that code
         appended. Returns (generator, consumer, code)."""
-        gen = self.peersock(gen_name, gen_args, stdio=gen_stdio)
+        gen = self.peersock(gen_name, gen_args, stdio=gen_stdio, env=gen_env)
         m = gen.wait_line(CODE_RE, code_timeout or scaled(20), what="the 'Connection code:' line")
         code = m.group(1)
         self.note(f"connection code from {gen_name}: {code}")
         if between:
             between(code)
-        cons = self.peersock(cons_name, [*cons_args, code], stdio=cons_stdio)
+        cons = self.peersock(cons_name, [*cons_args, code], stdio=cons_stdio, env=cons_env)
         return gen, cons, code
 
     def wait_for(self, cond, timeout, what, fail_if=None):

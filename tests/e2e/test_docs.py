@@ -43,7 +43,7 @@ def test_every_option_is_documented_and_completed(peersock_binary):
         assert re.search(rf"^\.B {code}$", man, re.M), f"exit status {code} missing from the man page"
     readme = (REPO / "README.md").read_text()
     for var in ("PEERSOCK_RELAY", "PEERSOCK_STUN", "PEERSOCK_TURN", "PEERSOCK_TURN_USER", "PEERSOCK_TURN_PASSWORD",
-                "PEERSOCK_CODE", "PEERSOCK_CONFIG"):
+                "PEERSOCK_CODE", "PEERSOCK_CONFIG", "PEERSOCK_PROTOCOL"):
         assert var in readme and var in man, f"{var} is not documented in README.md and the man page"
 
 

@@ -5,6 +5,8 @@ acceptor = `connect HOST:PORT` (forwards to a target server) or `stdio-a`
 Both ends of the tunnel send seeded random data at the same time, then
 half-close; each end hashes what it sent and what it received.
 """
+import re
+
 import pytest
 
 from lab import (AUTH_RE, LISTEN_PORT, TARGET_PORT, Pump, check_same, mib, scaled, big_bytes)
@@ -17,7 +19,9 @@ def transfer_timeout(nbytes):
     return scaled(60 + 3 * nbytes / (1 << 20))
 
 
-def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
+def tunnel_transfer(lab, opener, acceptor, generator, nbytes, older_consumer=None):
+    """older_consumer: a protocol version (PEERSOCK_PROTOCOL) for the side
+    that types the code; both sides must then log that they speak it."""
     assert opener in ("listen", "stdio-b") and acceptor in ("connect", "stdio-a")
     assert generator in ("opener", "acceptor")
     xfer = transfer_timeout(nbytes)
@@ -35,6 +39,10 @@ def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
         acc_args = ["stdio-a"]
     opn_args = ["listen", str(LISTEN_PORT)] if opener == "listen" else ["stdio-b"]
     opn_name, acc_name = f"peersock {opener}", f"peersock {acceptor}"
+    cons_env = None
+    if older_consumer is not None:
+        cons_env = {"PEERSOCK_PROTOCOL": str(older_consumer)}
+        acc_args, opn_args = ["--debug=ice", *acc_args], ["--debug=ice", *opn_args]
 
     client = None
 
@@ -50,10 +58,11 @@ def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
         # forwarded once the tunnel is up.
         opn, acc, code = lab.start_pair(opn_name, opn_args, acc_name, acc_args,
                                         gen_stdio=opener == "stdio-b", cons_stdio=acceptor == "stdio-a",
-                                        between=start_client if opener == "listen" else None)
+                                        between=start_client if opener == "listen" else None, cons_env=cons_env)
     else:
         acc, opn, code = lab.start_pair(acc_name, acc_args, opn_name, opn_args,
-                                        gen_stdio=acceptor == "stdio-a", cons_stdio=opener == "stdio-b")
+                                        gen_stdio=acceptor == "stdio-a", cons_stdio=opener == "stdio-b",
+                                        cons_env=cons_env)
         if opener == "listen":
             start_client()
 
@@ -105,6 +114,12 @@ def tunnel_transfer(lab, opener, acceptor, generator, nbytes):
             lab.check(rc == 0, f"{p.name} exited with status {rc}, expected 0")
     for p in peers:
         lab.check(p.find(AUTH_RE) is not None, f"{p.name} never printed an 'authenticated' line")
+    if older_consumer is not None:
+        # Each side logs the version the other announced: the generator sees
+        # the older one, the consumer ours (and both then use the older).
+        gen, cons = (opn, acc) if generator == "opener" else (acc, opn)
+        lab.check(gen.find(re.compile(rf"peer protocol version {older_consumer}\b")) is not None,
+                  f"{gen.name} did not see protocol version {older_consumer} from its peer")
 
 
 ORIENTATIONS = [pytest.param("opener", id="opener-generates-code"),
@@ -131,3 +146,16 @@ def test_stdio_64mib_each_way(lab, generator):
 ])
 def test_mixed_modes_4mib(lab, opener, acceptor, generator):
     tunnel_transfer(lab, opener, acceptor, generator, 4 << 20)
+
+
+@pytest.mark.deadline(300)
+@pytest.mark.parametrize("opener,acceptor", [
+    pytest.param("listen", "connect", id="listen-connect"),
+    pytest.param("stdio-b", "stdio-a", id="stdio"),
+])
+@pytest.mark.parametrize("generator", ORIENTATIONS)
+def test_peer_speaking_protocol_2_interoperates(lab, opener, acceptor, generator):
+    """A peer from before per-stream credit (it announces "v":2): both sides
+    fall back to v2 (no 'C' frames on stream 0) and the data still arrives
+    complete both ways, with a clean half-close and exit 0 in stdio mode."""
+    tunnel_transfer(lab, opener, acceptor, generator, 8 << 20, older_consumer=2)

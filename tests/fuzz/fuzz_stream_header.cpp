@@ -1,18 +1,47 @@
-// libFuzzer target for the stream headers a peer sends after auth
-// (session/stream_header.hpp): byte 0 is checked as a data stream's first
-// byte, the rest is read as control-stream bytes in chunks. Contract: only
-// CounterpartyError escapes, exactly for a first byte other than 'X', and the
-// marker count is independent of how the control bytes are split.
+// libFuzzer target for what a peer sends after auth outside the data:
+// byte 0 is checked as a data stream's first byte (session/stream_header.hpp),
+// byte 1 picks a protocol version (1..3) and a chunk size, and the rest is
+// fed to a ControlReader (session/control.hpp) whole and in chunks.
+// Contract: only CounterpartyError escapes; for the first byte, exactly when
+// it is not 'X'; for the control bytes, the events and the error (if any)
+// do not depend on how the bytes are split, counts are bounded by the input,
+// and every credit is in QUIC's range.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include "peersock/error.hpp"
+#include "peersock/session/control.hpp"
 #include "peersock/session/stream_header.hpp"
 
+namespace {
+using namespace peersock::session;
+
+struct Outcome {
+  ControlEvents events;
+  bool threw = false;
+};
+
+Outcome run(int version, std::span<const uint8_t> bytes, size_t chunk) {
+  Outcome out;
+  ControlReader reader(version);
+  try {
+    for (size_t pos = 0; pos < bytes.size(); pos += chunk) {
+      auto e = reader.feed(bytes.subspan(pos, std::min(chunk, bytes.size() - pos)));
+      out.events.done += e.done;
+      out.events.pings += e.pings;
+      out.events.pongs += e.pongs;
+      out.events.credits.insert(out.events.credits.end(), e.credits.begin(), e.credits.end());
+    }
+  } catch (const peersock::CounterpartyError&) {
+    out.threw = true;
+  }
+  return out;
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace peersock::session;
   if (size == 0) return 0;
   bool threw = false;
   try {
@@ -21,14 +50,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     threw = true;
   }
   if (threw != (data[0] != kDataStreamMagic)) __builtin_trap();
+  if (size < 2) return 0;
 
-  const std::span<const uint8_t> control(data + 1, size - 1);
-  const size_t whole = count_done_markers(control);
-  const size_t chunk = size > 1 ? (data[1] % 7) + 1 : 1;
-  size_t split = 0;
-  for (size_t pos = 0; pos < control.size(); pos += chunk) {
-    split += count_done_markers(control.subspan(pos, std::min(chunk, control.size() - pos)));
+  const int version = 1 + data[1] % 3;
+  const size_t chunk = (data[1] / 3) % 19 + 1;
+  const std::span<const uint8_t> control(data + 2, size - 2);
+  const Outcome whole = run(version, control, control.size() + 1);
+  const Outcome split = run(version, control, chunk);
+  if (whole.threw != split.threw) __builtin_trap();
+  if (whole.threw && version < 3) __builtin_trap();  // v1/v2 never reject
+  if (!whole.threw) {
+    const auto& a = whole.events;
+    const auto& b = split.events;
+    if (a.done != b.done || a.pings != b.pings || a.pongs != b.pongs || a.credits != b.credits) __builtin_trap();
+    if (a.done + a.pings + a.pongs + a.credits.size() * kCreditFrameBytes > control.size()) __builtin_trap();
+    for (const auto& c : a.credits) {
+      if (c.stream_id > kMaxQuicValue || c.limit > kMaxQuicValue) __builtin_trap();
+    }
   }
-  if (split != whole || whole > control.size()) __builtin_trap();
   return 0;
 }

@@ -396,6 +396,18 @@ TEST(Environment, BadValuesNameTheVariable) {
   };
   EXPECT_CONTAINS(error_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "http://x"}}), "PEERSOCK_RELAY: 'http://x'");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_TURN", "host:99999"}}), "PEERSOCK_TURN: bad port '99999'");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "4"}}), "PEERSOCK_PROTOCOL: '4' is not a protocol version (1 to 3)");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "2x"}}), "PEERSOCK_PROTOCOL: '2x'");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "0"}}), "PEERSOCK_PROTOCOL: '0'");
+}
+
+TEST(Environment, ProtocolVersionCanBeLowered) {
+  cfg::Settings s = cfg::defaults();
+  EXPECT_EQ(s.protocol_version, cfg::kMaxProtocolVersion);
+  cfg::apply_environment(s, env_of({{"PEERSOCK_PROTOCOL", "1"}}));
+  EXPECT_EQ(s.protocol_version, 1);
+  cfg::apply_environment(s, env_of({{"PEERSOCK_PROTOCOL", ""}}));  // empty: unchanged
+  EXPECT_EQ(s.protocol_version, 1);
 }
 
 TEST(Environment, SourceNames) {

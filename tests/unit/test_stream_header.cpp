@@ -1,11 +1,16 @@
-// The stream headers a peer sends after auth (session/stream_header.hpp).
+// The stream headers and control-stream messages a peer sends after auth
+// (session/stream_header.hpp, session/control.hpp).
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <span>
+#include <algorithm>
 #include <vector>
 
 #include "peersock/error.hpp"
+#include "peersock/session/control.hpp"
 #include "peersock/session/stream_header.hpp"
 
 namespace peersock::session {
@@ -29,11 +34,78 @@ TEST(StreamHeader, ErrorQuotesTheByteSafely) {
   }
 }
 
-TEST(StreamHeader, DoneMarkersAreCountedOthersIgnored) {
-  const std::vector<uint8_t> none;
-  EXPECT_EQ(count_done_markers(none), 0u);
-  const std::vector<uint8_t> mixed = {'D', 'x', 0, 'D', 'd', 0xff, 'D'};
-  EXPECT_EQ(count_done_markers(mixed), 3u);
+std::vector<uint8_t> bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+TEST(ControlReader, V1ReadsNothing) {
+  ControlReader reader(1);
+  auto e = reader.feed(bytes("DDPQC\xff"));
+  EXPECT_EQ(e.done + e.pings + e.pongs + e.credits.size(), 0u);
+}
+
+TEST(ControlReader, V2CountsMarkersAndIgnoresUnknownBytes) {
+  ControlReader reader(2);
+  const std::vector<uint8_t> mixed = {'D', 'x', 0, 'D', 'P', 0xff, 'Q', 'C', 'D'};
+  auto e = reader.feed(mixed);
+  EXPECT_EQ(e.done, 3u);
+  EXPECT_EQ(e.pings, 1u);
+  EXPECT_EQ(e.pongs, 1u);
+  EXPECT_TRUE(e.credits.empty());  // 'C' means nothing to v2
+}
+
+TEST(ControlReader, V3CreditFramesSurviveAnySplit) {
+  std::vector<uint8_t> wire = bytes("DP");
+  const CreditGrant a{4, 1 << 20}, b{kMaxQuicValue, kMaxQuicValue};
+  for (auto& g : {a, b}) {
+    auto f = encode_credit(g);
+    ASSERT_EQ(f.size(), kCreditFrameBytes);
+    wire.insert(wire.end(), f.begin(), f.end());
+    wire.push_back('Q');
+  }
+  // A payload full of 'D'/'P' bytes must not count as markers.
+  const CreditGrant tricky{0x4444444444444444 & kMaxQuicValue, 0x0050505050505050};
+  auto f = encode_credit(tricky);
+  wire.insert(wire.end(), f.begin(), f.end());
+  for (size_t chunk = 1; chunk <= wire.size(); ++chunk) {
+    ControlReader reader(3);
+    ControlEvents all;
+    for (size_t pos = 0; pos < wire.size(); pos += chunk) {
+      auto e = reader.feed(std::span(wire).subspan(pos, std::min(chunk, wire.size() - pos)));
+      all.done += e.done;
+      all.pings += e.pings;
+      all.pongs += e.pongs;
+      all.credits.insert(all.credits.end(), e.credits.begin(), e.credits.end());
+    }
+    EXPECT_EQ(all.done, 1u) << chunk;
+    EXPECT_EQ(all.pings, 1u) << chunk;
+    EXPECT_EQ(all.pongs, 2u) << chunk;
+    ASSERT_EQ(all.credits.size(), 3u) << chunk;
+    EXPECT_EQ(all.credits[0], a);
+    EXPECT_EQ(all.credits[1], b);
+    EXPECT_EQ(all.credits[2], tricky);
+  }
+}
+
+TEST(ControlReader, V3RejectsUnknownBytesAndOutOfRangeValues) {
+  {
+    ControlReader reader(3);
+    try {
+      reader.feed(bytes("DD\x1b"));
+      FAIL() << "no error";
+    } catch (const CounterpartyError& e) {
+      EXPECT_EQ(std::string(e.what()), "control stream: unknown message type '\\x1b'");
+      EXPECT_EQ(e.code(), ExitCode::protocol);
+    }
+  }
+  {
+    ControlReader reader(3);
+    auto f = encode_credit({kMaxQuicValue + 1, 5});
+    EXPECT_THROW(reader.feed(f), CounterpartyError);
+  }
+  {
+    ControlReader reader(3);
+    auto f = encode_credit({8, ~uint64_t{0}});
+    EXPECT_THROW(reader.feed(f), CounterpartyError);
+  }
 }
 
 }  // namespace

@@ -22,6 +22,8 @@ struct Endpoint {
   bool enabled() const { return !host.empty(); }
 };
 
+inline constexpr int kMaxProtocolVersion = 3;
+
 struct Settings {
   std::string relay_url;
   Endpoint stun;
@@ -32,6 +34,10 @@ struct Settings {
   // addresses from the peer, tests TURN); no_relay = never use TURN.
   bool force_relay = false;
   bool no_relay = false;
+  // The highest peersock protocol version we announce (PEERSOCK_PROTOCOL,
+  // 1..kMaxProtocolVersion): lower it to behave like an older peer, for
+  // tests or to work around a problem in a newer feature.
+  int protocol_version = kMaxProtocolVersion;
 };
 
 inline constexpr uint16_t kDefaultStunPort = 3478;

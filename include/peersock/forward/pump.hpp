@@ -3,16 +3,21 @@
 //
 // Memory: bytes pass through a Scratch buffer shared by all pumps of a
 // session (one read, then one write of the same bytes, no copy). Only what
-// the destination does not take at once is kept, in a buffer of the pump's
-// own, which exists only while it holds data. An idle connection therefore
-// costs no buffer memory, and a blocked one at most kChunkBytes per
-// direction.
+// the destination does not take at once is kept, in queues of the pump's
+// own (ByteQueue), which hold memory only while they hold data. An idle
+// connection therefore costs no buffer memory.
 //
-// Back-pressure: while a direction's own buffer holds data, the pump stops
-// reading that direction's source. When the local reader stops, we stop
-// reading the stream and QUIC flow control slows the remote writer; when the
-// peer stops (SSL_write makes no progress), we stop reading the local side
-// and TCP flow control slows the local writer.
+// Back-pressure, local -> stream: while the stream does not take what was
+// read (QUIC flow control, or no credit left), the pump stops reading the
+// local side and TCP flow control slows the local writer.
+//
+// Back-pressure, stream -> local: with a v3 peer (credit, see credit.hpp) the
+// pump reads its stream eagerly, up to the limit it announced, into its own
+// queue, and announces more as the local side takes bytes: a stalled local
+// reader holds back only its own stream, by at most one window. With older
+// peers it stops reading the stream while it holds anything, and QUIC flow
+// control slows the remote writer (and, OpenSSL's windows being per
+// connection too, possibly the other streams).
 //
 // EOF: local EOF becomes a stream FIN (if the peer understands FIN, protocol
 // version >= 2) and the peer's FIN becomes shutdown(SHUT_WR) / closing stdout;
@@ -26,16 +31,19 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "peersock/forward/byte_queue.hpp"
+#include "peersock/forward/credit.hpp"
 #include "peersock/forward/poller.hpp"
 #include "peersock/quic/endpoint.hpp"
 
 namespace peersock::forward {
 
-// Largest read or write per call, and the size of a blocked direction's own
-// buffer. 64 KiB fills a few dozen QUIC packets per SSL_write_ex.
-inline constexpr size_t kChunkBytes = 64 * 1024;
+// Largest read or write per call. 64 KiB fills a few dozen QUIC packets per
+// SSL_write_ex.
+inline constexpr size_t kChunkBytes = ByteQueue::kChunk;
 
 // The buffer all pumps of one session read into. One main loop, no threads:
 // a pump uses it only within one call and never keeps data in it.
@@ -56,16 +64,26 @@ struct PumpOptions {
   bool peer_supports_fin = true;
 };
 
+// What the pumps of a session share for credit (v3). Null in PumpOptions:
+// the peer is older, no credit.
+struct CreditContext {
+  WindowBudget budget;
+  int64_t rtt_us = 0;  // last measured round trip (control-stream ping); 0 = unknown
+};
+
 struct PumpEvents {
   std::function<void()> wants_io;                 // we wrote to the stream: run QUIC
   std::function<void()> finished;                 // both directions done (or aborted)
   std::function<void()> local_eof_without_fin;    // v1 peer: caller ends the session
+  std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3: announce on stream 0
 };
 
 class Pump : private Poller::Handler {
  public:
-  // `scratch` and `poller` must outlive the pump.
-  Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller);
+  // `scratch`, `poller` and `credit` (if not null: the peer speaks v3) must
+  // outlive the pump.
+  Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller,
+       CreditContext* credit = nullptr);
   ~Pump();
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
@@ -73,13 +91,17 @@ class Pump : private Poller::Handler {
   // Call after every QUIC event run: moves whatever can move now.
   void poll();
 
+  // v3: the peer's limit for our writing on this stream ('C' on stream 0).
+  void on_grant(uint64_t limit);
+  uint64_t stream_id() const { return stream_id_; }
+
   bool finished() const { return finished_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t bytes_received() const { return bytes_received_; }
   // Both directions done with a clean FIN each way (not reset).
   bool clean() const { return clean_; }
   // Bytes held in the pump's own buffers right now (for tests and stats).
-  size_t buffered() const { return out_.len + in_.len; }
+  size_t buffered() const { return out_.len + in_.size(); }
 
   // The stream, and the SSL_poll events after which poll() may move
   // something (0: none, e.g. finished). See poll_ready().
@@ -107,6 +129,9 @@ class Pump : private Poller::Handler {
   bool pull_from_stream();
   bool write_local(const uint8_t* data, size_t len, size_t& written);
   bool flush_to_local();
+  void delivered(size_t n);
+  bool may_read_stream() const;
+  bool may_read_local() const;
   void close_local_write_if_done();
   void update_watches();
   void abort(bool reset_stream);
@@ -115,6 +140,7 @@ class Pump : private Poller::Handler {
   void unwatch();
 
   quic::SslPtr stream_;
+  uint64_t stream_id_;
   PumpOptions options_;
   PumpEvents events_;
   Scratch& scratch_;
@@ -126,12 +152,17 @@ class Pump : private Poller::Handler {
   bool local_eof_ = false, fin_sent_ = false;
 
   // stream -> local
-  Held in_;
+  ByteQueue in_;
   bool peer_fin_ = false, local_write_closed_ = false;
 
   bool aborted_ = false, finished_ = false, clean_ = false, in_poll_ = false;
   gint64 last_progress_us_ = 0;
-  uint64_t bytes_sent_ = 0, bytes_received_ = 0;
+  uint64_t bytes_sent_ = 0, bytes_received_ = 0, bytes_delivered_ = 0;
+
+  // v3 credit (null context: none)
+  CreditContext* credit_;
+  std::optional<ReceiveCredit> receive_credit_;
+  SendCredit send_credit_;
 };
 
 // Finds the pumps whose streams have something for them after a QUIC run

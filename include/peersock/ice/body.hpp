@@ -36,7 +36,9 @@ struct Description {
   int version = 1;  // "v"; absent = 1 (the original peersock)
 };
 
-inline constexpr int kOurVersion = 2;
+// Protocol versions: 1 = the original; 2 = many streams, FIN, 'D'/'P'/'Q'
+// on stream 0; 3 = per-stream credit ('C' on stream 0, forward/credit.hpp).
+inline constexpr int kOurVersion = 3;
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
 inline constexpr size_t kMaxCandidates = 64;
 

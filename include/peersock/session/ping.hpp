@@ -1,24 +1,23 @@
 // Round-trip time on the control stream (stream 0), v2 peers only.
 //
-// Protocol (peersock v2 control bytes, next to 'D' = "stream delivered"):
+// Protocol (control bytes, see control.hpp):
 //   'P'  ping: the receiver answers with one 'Q' per 'P'
 //   'Q'  pong
 // v2 builds from before this addition ignore both (they only look for 'D'),
 // so a ping may go unanswered: the caller gives up after a deadline. Never
 // sent to an original (v1) peer, which does not expect bytes on stream 0.
 //
-// Pure logic: bytes and timestamps in, bytes and samples out; no I/O, no clock.
+// Pure logic: counts (from ControlReader) and timestamps in, bytes and
+// samples out; no I/O, no clock.
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <vector>
 
-namespace peersock::session {
+#include "peersock/session/control.hpp"
 
-inline constexpr uint8_t kPing = 'P';
-inline constexpr uint8_t kPong = 'Q';
+namespace peersock::session {
 
 class ControlPing {
  public:
@@ -35,19 +34,18 @@ class ControlPing {
     std::optional<double> rtt_ms;      // a pong answered our ping
   };
 
-  // Feeds bytes read from stream 0. Other bytes (e.g. 'D') are ignored here.
-  Result on_bytes(std::span<const uint8_t> bytes, int64_t now_us) {
+  // Feeds the pings and pongs ControlReader found in one read of stream 0.
+  // Bounded: one pong per ping byte received.
+  Result on_control(size_t pings, size_t pongs, int64_t now_us) {
     Result r;
-    for (uint8_t b : bytes) {
-      if (b == kPing) {
-        // Bounded: one pong per ping byte, and the caller writes them at once.
-        r.reply.push_back(kPong);
-        pinged_by_peer_ = true;
-      } else if (b == kPong && sent_us_) {
-        last_rtt_ms_ = static_cast<double>(now_us - *sent_us_) / 1000.0;
-        r.rtt_ms = last_rtt_ms_;
-        sent_us_.reset();
-      }
+    if (pings > 0) {
+      r.reply.assign(pings, kPong);
+      pinged_by_peer_ = true;
+    }
+    if (pongs > 0 && sent_us_) {
+      last_rtt_ms_ = static_cast<double>(now_us - *sent_us_) / 1000.0;
+      r.rtt_ms = last_rtt_ms_;
+      sent_us_.reset();
     }
     return r;
   }
