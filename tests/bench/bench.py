@@ -61,6 +61,16 @@ class Bench:
         sh("ip", "-n", self.b, "addr", "add", f"{B_IP}/24", "dev", self.vb)
         sh("ip", "-n", self.a, "link", "set", self.va, "up")
         sh("ip", "-n", self.b, "link", "set", self.vb, "up")
+        # The kernel marks a new veth RUNNING only when its link watch runs
+        # (up to a second later, more on a busy machine); libnice ignores
+        # interfaces that are not RUNNING and would offer only 127.0.0.1,
+        # so ICE would fail ("no network path").
+        deadline = time.monotonic() + 20
+        for ns, dev in ((self.a, self.va), (self.b, self.vb)):
+            while "state UP" not in sh("ip", "-n", ns, "-o", "link", "show", "dev", dev).stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{dev} in {ns} did not come up")
+                time.sleep(0.05)
 
     def start(self, ns, argv, **kw):
         p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE,
@@ -219,8 +229,7 @@ def main():
                 wait_line(conn, r"authenticated", 60)
                 break
             except RuntimeError as e:
-                # Seen now and then on the loaded machine: "no network path"
-                # (ICE). Not what this benchmark measures: try again.
+                # Not what this benchmark measures: try again (and say so).
                 notes.append(f"tunnel set-up attempt {attempt + 1} failed: {e}")
                 for p in (conn, lis):
                     p.terminate()

@@ -150,6 +150,19 @@ def quiet_rp_filter(ns):
         sysctl(ns, key, 0, check=False)
 
 
+def wait_running(ns, dev, timeout=20):
+    """Waits until the kernel reports dev in ns as RUNNING ("state UP"). A new
+    veth gets there only when the kernel's link watch runs, up to a second
+    later (more on a busy machine); libnice skips interfaces that are not
+    RUNNING, and a host that offers only 127.0.0.1 cannot be reached."""
+    deadline = time.monotonic() + timeout
+    while "state UP" not in subprocess.run(["ip", "-n", ns, "-o", "link", "show", "dev", dev],
+                                           capture_output=True, text=True).stdout:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{dev} in {ns} did not come up within {timeout}s")
+        time.sleep(0.05)
+
+
 class _Place:
     """What e2e.Proc needs from a lab: a namespace, a directory and fail()."""
 
@@ -240,6 +253,8 @@ class Site:
             (etc / "hosts").write_text(f"127.0.0.1 localhost\n{SERVICE_IP} {LAB_SERVER_NAME}\n")
             self.hosts.append(Host(self, hname, ns, ip))
         run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip, late_drop))
+        for host in self.hosts:
+            wait_running(host.ns.name, "eth0")
 
     def probe(self, host=None):
         """Runs the NAT-type probe on a host; returns its JSON result."""
