@@ -286,6 +286,12 @@ void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const uint16_t>
 // libnice may switch pairs after the first one connected (aggressive
 // nomination): follow it, so that we never send past the selected pair.
 void Agent::use_pair(const NiceCandidate& local, const NiceCandidate& remote) {
+  // The first pair is reported twice (signal and state change): keep it.
+  if (direct_ && direct_pair_ && nice_address_equal(&direct_pair_->first, &local.addr) &&
+      nice_address_equal(&direct_pair_->second, &remote.addr)) {
+    return;
+  }
+  direct_pair_.reset();
   direct_.reset();
   if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
   direct_socket_ = nullptr;
@@ -312,6 +318,7 @@ void Agent::use_pair(const NiceCandidate& local, const NiceCandidate& remote) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
   }
   direct_.emplace(fd, to, len);
+  direct_pair_.emplace(local.addr, remote.addr);
   log::debug(Layer::ice, "sending directly on the pair's UDP socket to {}", address_text(remote.addr));
 }
 

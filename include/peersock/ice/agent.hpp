@@ -3,12 +3,14 @@
 #pragma once
 
 #include <glib.h>
+#include <nice/address.h>
 
 #include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peersock/config/config.hpp"
@@ -104,6 +106,7 @@ class Agent {
   // ours, so the fd stays valid), and the sender that uses it.
   GSocket* direct_socket_ = nullptr;
   std::optional<UdpBatchSender> direct_;
+  std::optional<std::pair<NiceAddress, NiceAddress>> direct_pair_;  // local, remote
 };
 
 }  // namespace peersock::ice
