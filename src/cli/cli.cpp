@@ -351,9 +351,11 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
     } else if (o.name == "--force-relay") {
       settings.force_relay = true;
       settings.no_relay = false;
+      parsed.origins.relay_policy = flag;
     } else if (o.name == "--no-relay") {
       settings.no_relay = true;
       settings.force_relay = false;
+      parsed.origins.relay_policy = flag;
     } else if (o.name == "--turn-user") {
       settings.turn_user = o.value;
       parsed.origins.turn_user = flag;
@@ -483,6 +485,8 @@ std::string format_config(const Parsed& p, bool json) {
       {"turn", endpoint_text(s.turn), o.turn},
       {"turn-user", s.turn_user, o.turn_user},
       {"turn-password", s.turn_password.empty() ? "(empty)" : "(hidden)", o.turn_password},
+      {"relay-policy", s.force_relay ? "force-relay" : s.no_relay ? "no-relay" : "any", o.relay_policy},
+      {"protocol", std::to_string(s.protocol_version), o.protocol_version},
       {"config", p.config_path + (config_exists ? "" : " (not found)"), p.config_origin},
       {"code", code_value, code_origin},
       {"code-words", std::to_string(p.options.code_words),

@@ -161,6 +161,7 @@ void apply_environment(Settings& settings, const EnvLookup& env, Origins* origin
                        std::to_string(kMaxProtocolVersion) + ")");
     }
     result.protocol_version = (*v)[0] - '0';
+    record.protocol_version = from_env("PEERSOCK_PROTOCOL");
   }
   settings = std::move(result);
   if (origins != nullptr) *origins = std::move(record);
@@ -244,6 +245,7 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
         throw UsageError(where + std::string(key) + ": " + quote(value) + " is not true or false");
       }
       (key == "force-relay" ? result.force_relay : result.no_relay) = flag;
+      record.relay_policy = Origin{Source::file, here};
     } else if (section == Section::rendezvous && key == "url") {
       if (!is_websocket_url(value)) {
         throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");

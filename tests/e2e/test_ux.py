@@ -235,18 +235,21 @@ def test_print_config_names_each_source(ns_lab, tmp_path):
     conf = tmp_path / "p.conf"
     conf.write_text("[ice]\nturn-user = fileuser\nturn-password = s3cret-pw\n")
     env = ns_lab.peer_env()
-    env.update({"PEERSOCK_CONFIG": str(conf), "PEERSOCK_STUN": "192.0.2.7:7", "PEERSOCK_CODE": "7-abandon-zoo"})
+    env.update({"PEERSOCK_CONFIG": str(conf), "PEERSOCK_STUN": "192.0.2.7:7", "PEERSOCK_CODE": "7-abandon-zoo",
+                "PEERSOCK_PROTOCOL": "2"})
     p = ns_lab.start("peersock --print-config", [peersock_bin(), "--print-config", "--json", "--relay",
-                                                 "ws://127.0.0.1:4001/v1", "--turn", "192.0.2.9"], env=env)
+                                                 "ws://127.0.0.1:4001/v1", "--turn", "192.0.2.9", "--no-relay"], env=env)
     ns_lab.check(p.wait_exit(scaled(10)) == EXIT_OK, "--print-config did not exit 0")
     out = p.text("stdout")
     cfg = json.loads(out)
     want = {"relay": ("flag", "--relay"), "stun": ("environment", "PEERSOCK_STUN"), "turn": ("flag", "--turn"),
             "turn-user": ("config file", f"{conf}:2"), "turn-password": ("config file", f"{conf}:3"),
-            "config": ("environment", "PEERSOCK_CONFIG"), "code": ("environment", "PEERSOCK_CODE")}
+            "config": ("environment", "PEERSOCK_CONFIG"), "code": ("environment", "PEERSOCK_CODE"),
+            "relay-policy": ("flag", "--no-relay"), "protocol": ("environment", "PEERSOCK_PROTOCOL")}
     for key, (source, detail) in want.items():
         ns_lab.check((cfg[key]["source"], cfg[key]["detail"]) == (source, detail), f"{key}: {cfg[key]}")
     ns_lab.check(cfg["stun"]["value"] == "192.0.2.7:7", f"stun: {cfg['stun']}")
+    ns_lab.check(cfg["relay-policy"]["value"] == "no-relay" and cfg["protocol"]["value"] == "2", f"{cfg}")
     ns_lab.check("s3cret-pw" not in out and "abandon" not in out, f"--print-config shows a secret: {out}")
 
 

@@ -55,6 +55,8 @@ struct Origin {
 // the CLI's flags as each layer overrides a value.
 struct Origins {
   Origin relay_url, stun, turn, turn_user, turn_password;
+  Origin relay_policy;  // force-relay / no-relay
+  Origin protocol_version;
 };
 
 // Looks up an environment variable (std::getenv in the binary, a map in
