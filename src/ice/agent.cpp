@@ -120,9 +120,9 @@ Agent::~Agent() {
   }
 }
 
-// Host names are looked up asynchronously (the main loop also runs the
-// rendezvous meanwhile); numeric hosts need no lookup. Gathering starts when
-// every lookup has answered.
+// Host names are looked up asynchronously (the main loop keeps running);
+// numeric hosts need no lookup. Gathering starts when every lookup has
+// answered, after callbacks_.resolved.
 void Agent::gather() {
   auto lookup = [&](const std::string& host, std::vector<std::string>& out, const char* what) {
     if (g_hostname_is_ip_address(host.c_str())) {
@@ -152,13 +152,18 @@ void Agent::gather() {
           }
           *ctx->out = address_texts(addresses);
           g_resolver_free_addresses(addresses);
-          if (--agent->lookups_pending_ == 0) agent->start_gathering();
+          if (--agent->lookups_pending_ == 0) agent->resolved_then_gather();
         },
         new Ctx{this, &out, host, what});
   };
   if (stun_) lookup(settings_.stun.host, stun_addresses_, "STUN");
   if (turn_) lookup(settings_.turn.host, turn_addresses_, "TURN");
-  if (lookups_pending_ == 0) start_gathering();
+  if (lookups_pending_ == 0) resolved_then_gather();
+}
+
+void Agent::resolved_then_gather() {
+  if (callbacks_.resolved) callbacks_.resolved();
+  start_gathering();
 }
 
 void Agent::fail_setup(const Error& error) {

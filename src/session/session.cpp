@@ -128,6 +128,7 @@ class Session {
                                               [this] { guarded([&] { on_ice_failed(); }); },
                                               [this](std::span<const uint8_t> d) { guarded([&] { on_datagram(d); }); },
                                               [this](const Error& e) { finish(e.code(), e.what()); },
+                                              [this] { guarded([&] { start_rendezvous(); }); },
                                           });
     protocol_ = std::make_unique<rendezvous::Protocol>(
         generator() ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
@@ -139,6 +140,14 @@ class Session {
       for (const auto& p : pumps_) samples.push_back({p.get(), p->bytes_sent(), p->bytes_received()});
       return samples;
     });
+    agent_->gather();
+  }
+
+  // Only once the STUN/TURN names resolved: a name that does not resolve is
+  // bad input, and bad input must fail before we contact anyone (and before
+  // a code is shown). ICE gathering then runs while the rendezvous does.
+  void start_rendezvous() {
+    if (client_ || finishing_) return;
     client_ = std::make_unique<rendezvous::Client>(
         options_.settings.relay_url,
         rendezvous::ClientCallbacks{
@@ -146,7 +155,6 @@ class Session {
             [this](std::string_view text) { guarded([&] { handle(protocol_->on_text(text)); }); },
             [this](const Error& e) { guarded([&] { on_relay_failed(e); }); },
         });
-    agent_->gather();
   }
 
   // ---- rendezvous -------------------------------------------------------

@@ -3,10 +3,11 @@ unreadable config file, a target that cannot be resolved. Each gives exactly
 one `peersock: ...` line naming the bad value and the documented exit code,
 before anything is sent to the relay; none crashes or hangs."""
 import re
+from pathlib import Path
 
 import pytest
 
-from lab import (CODE_RE, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, scaled)
+from lab import (CODE_RE, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, PYTHON, scaled)
 
 from test_failures import check_one_error_line
 
@@ -52,3 +53,45 @@ def test_bad_local_input_is_one_line_and_exit_2(ns_lab, args, names_bad_value):
                  f"the error line does not name the bad value (/{names_bad_value}/): {line!r}")
     ns_lab.check(p.find(CODE_RE) is None, "a connection code was printed despite bad input")
     ns_lab.check(sentinel.event("accepted") is None, "peersock contacted the mailbox despite bad input")
+
+
+SILENT_DNS = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+print('{"event": "listening"}', flush=True)
+while True:
+    s.recvfrom(2048)  # never answers
+"""
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("option", ["--stun", "--turn"])
+def test_slow_failing_name_lookup_contacts_nobody(ns_lab, option):
+    """A STUN/TURN name whose lookup takes seconds to fail (a DNS server that
+    never answers): the rendezvous must not start before the lookup ends, so
+    the mailbox is never contacted and no code is shown. (With the lookup
+    running in parallel with the rendezvous, the websocket won this race
+    every time here.)"""
+    etc = Path("/etc/netns") / ns_lab.ns.name
+    etc.mkdir(parents=True, exist_ok=True)
+    try:
+        # `ip netns exec` mounts this over /etc/resolv.conf; /etc/hosts does
+        # not know the name, so the lookup goes to the silent server.
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")
+        dns = ns_lab.start("silent dns", [PYTHON, "-u", "-c", SILENT_DNS])
+        dns.wait_event("listening", scaled(15), what="the silent DNS server")
+        sentinel = ns_lab.helper("mailbox sentinel", ["server", "--port", str(MAILBOX_PORT)])
+        sentinel.wait_event("listening", scaled(15), what="the sentinel to listen")
+        p = ns_lab.peersock("peersock", [option, "stun.example.org", "listen", str(LISTEN_PORT)],
+                            relay=f"ws://127.0.0.1:{MAILBOX_PORT}/v1")
+        rc = p.wait_exit(scaled(30), what="the failed lookup to end peersock")
+        ns_lab.check(rc == EXIT_USAGE, f"exited with status {rc}, expected {EXIT_USAGE}")
+        line = check_one_error_line(ns_lab, p)
+        ns_lab.check("stun.example.org" in line, f"the error line does not name the host: {line!r}")
+        ns_lab.check(p.find(CODE_RE) is None, "a connection code was printed despite bad input")
+        ns_lab.check(sentinel.event("accepted") is None, "peersock contacted the mailbox before its lookup failed")
+    finally:
+        for f in etc.glob("*"):
+            f.unlink()
+        etc.rmdir()

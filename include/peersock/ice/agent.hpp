@@ -52,6 +52,9 @@ struct AgentCallbacks {
   // Set-up failed after gather() returned: a STUN/TURN host name did not
   // resolve (UsageError-like, exit 2) or gathering could not start.
   std::function<void(const Error&)> setup_failed;
+  // Every STUN/TURN host name resolved (or none needed one); gathering
+  // starts now. May run from within gather().
+  std::function<void()> resolved;
 };
 
 class Agent {
@@ -90,6 +93,7 @@ class Agent {
   void use_pair(const NiceCandidate& local, const NiceCandidate& remote);
 
   void start_gathering();
+  void resolved_then_gather();
   void fail_setup(const Error& error);
 
   NiceAgent* agent_ = nullptr;  // owned (g_object_unref)
