@@ -97,6 +97,7 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
     nice_address_init(&lo);
     nice_address_set_from_string(&lo, "127.0.0.1");
     nice_agent_add_local_address(agent_, &lo);
+    loopback_only_ = true;
   }
   g_list_free_full(ips, g_free);
 
@@ -355,6 +356,9 @@ std::string Agent::tried() const {
   std::string out = "host";
   if (stun_) out += ", srflx";
   out += turn_ ? ", relay" : relay_disabled_ ? "; TURN disabled by --no-relay" : "; no TURN server configured";
+  // libnice skips interfaces that are down or not yet running (e.g. right
+  // after boot or in a fresh container): say so, it is the likely cause.
+  if (loopback_only_) out += "; no network interface was up, so this side offered only 127.0.0.1";
   return out;
 }
 

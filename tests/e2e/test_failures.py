@@ -1,10 +1,11 @@
 """Failure paths: wrong code, unreachable mailbox, malformed codes, busy port."""
 import re
+import subprocess
 import time
 
 import pytest
 
-from lab import (CLOSED_PORT, CODE_RE, ERROR_LINE_RE, EXIT_LOCAL_SOCKET, EXIT_MISMATCH,
+from lab import (CLOSED_PORT, CODE_RE, ERROR_LINE_RE, EXIT_LOCAL_SOCKET, EXIT_MISMATCH, EXIT_NO_PATH,
                  EXIT_RENDEZVOUS, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, TARGET_PORT,
                  scaled, wrong_words_code)
 
@@ -118,3 +119,19 @@ def test_listen_port_in_use_exits_7(lab):
     check_one_error_line(lab, p)
     lab.check(p.find(CODE_RE) is None, "listen printed a connection code although its port could not be "
                                        "bound (it must bind before rendezvous)")
+
+
+@pytest.mark.deadline(90)
+def test_no_interface_up_says_so(lab):
+    """Both peers in a namespace with only lo (no interface up besides it),
+    and UDP on lo dropped: ICE cannot work. Each side exits 4 with one line
+    that names the likely cause: it could offer only 127.0.0.1."""
+    subprocess.run(["ip", "netns", "exec", lab.ns.name, "iptables", "-A", "INPUT", "-i", "lo", "-p", "udp",
+                    "-j", "DROP"], check=True)
+    gen, cons, _ = lab.start_pair("peersock stdio-a", ["stdio-a"], "peersock stdio-b", ["stdio-b"])
+    for p in (gen, cons):
+        rc = p.wait_exit(scaled(45), what="ICE to give up")
+        lab.check(rc == EXIT_NO_PATH, f"{p.name} exited with status {rc}, expected {EXIT_NO_PATH}")
+        line = check_one_error_line(lab, p)
+        lab.check("no network path" in line and "offered only 127.0.0.1" in line,
+                  f"{p.name}: the error line does not name the cause: {line!r}")

@@ -101,6 +101,7 @@ class Agent {
   AgentCallbacks callbacks_;
   bool stun_ = false, turn_ = false, relay_disabled_ = false;
   bool connected_ = false, failed_ = false;
+  bool loopback_only_ = false;  // no interface but lo was up at start
   config::Settings settings_;
   GCancellable* cancellable_ = nullptr;  // owned; made in the constructor
   int lookups_pending_ = 0;
