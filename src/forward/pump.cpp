@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <openssl/err.h>
 
 #include <algorithm>
@@ -283,6 +284,20 @@ void Pump::delivered(size_t n) {
   if (auto limit = receive_credit_->on_delivered(bytes_delivered_, g_get_monotonic_time(), credit_->rtt_us)) {
     if (events_.grant) events_.grant(stream_id_, *limit);
   }
+}
+
+std::string Pump::describe() const {
+  uint64_t wsize = 0, wused = 0, wavail = 0;
+  SSL_get_stream_write_buf_size(stream_.get(), &wsize);
+  SSL_get_stream_write_buf_used(stream_.get(), &wused);
+  SSL_get_stream_write_buf_avail(stream_.get(), &wavail);
+  ERR_clear_error();
+  return fmt::format("[wbuf size {} used {} avail {}] ", wsize, wused, wavail) + fmt::format(
+      "stream {}: sent {} (limit {}), received {} (limit {}), delivered {}, held out {} in {}, "
+      "eof {} fin_sent {} peer_fin {} write_closed {} aborted {} finished {}, watching r{} w{}, interest {:#x}",
+      stream_id_, bytes_sent_, credit_ ? send_credit_.limit() : 0, bytes_received_,
+      receive_credit_ ? receive_credit_->limit() : 0, bytes_delivered_, out_.len, in_.size(), local_eof_, fin_sent_,
+      peer_fin_, local_write_closed_, aborted_, finished_, watch_read_, watch_write_, poll_interest());
 }
 
 void Pump::on_grant(uint64_t limit) {

@@ -114,6 +114,8 @@ class Session {
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
       signal_ids_.push_back(g_unix_signal_add(sig, &Session::on_signal, this));
     }
+    // SIGUSR1: one line per open connection on stderr (for bug reports).
+    signal_ids_.push_back(g_unix_signal_add(SIGUSR1, &Session::on_dump_signal, this));
     if (options_.mode.kind == ModeKind::listen) {
       listener_.emplace(options_.mode.unix_path.empty()
                             ? forward::LocalListener::tcp(options_.mode.bind_address, options_.mode.port)
@@ -728,6 +730,14 @@ class Session {
     session->deadline_id_ = 0;
     session->finish(session->deadline_code_, session->deadline_message_);
     return G_SOURCE_REMOVE;
+  }
+
+  static gboolean on_dump_signal(gpointer self) {
+    auto* session = static_cast<Session*>(self);
+    fmt::print(stderr, "peersock: state: protocol v{}, {} connections, {} control bytes unsent\n", session->version_,
+               session->pumps_.size(), session->control_out_.size());
+    for (const auto& p : session->pumps_) fmt::print(stderr, "peersock: state: {}\n", p->describe());
+    return G_SOURCE_CONTINUE;
   }
 
   static gboolean on_signal(gpointer self) {

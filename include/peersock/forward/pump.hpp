@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "peersock/forward/byte_queue.hpp"
@@ -94,6 +95,8 @@ class Pump : private Poller::Handler {
   // v3: the peer's limit for our writing on this stream ('C' on stream 0).
   void on_grant(uint64_t limit);
   uint64_t stream_id() const { return stream_id_; }
+  // One line with the counters, credit and flags (SIGUSR1 dump, bug reports).
+  std::string describe() const;
 
   bool finished() const { return finished_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
