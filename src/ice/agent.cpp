@@ -1,7 +1,6 @@
 #include "peersock/ice/agent.hpp"
 
 #include <gio/gio.h>
-#include <sys/socket.h>
 #include <nice/agent.h>
 #include <nice/interfaces.h>
 
@@ -103,7 +102,6 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
 
   g_signal_connect(agent_, "candidate-gathering-done", G_CALLBACK(&Agent::on_gathering_done), this);
   g_signal_connect(agent_, "component-state-changed", G_CALLBACK(&Agent::on_state), this);
-  g_signal_connect(agent_, "new-selected-pair-full", G_CALLBACK(&Agent::on_selected_pair), this);
   nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), &Agent::on_recv, this);
 }
 
@@ -111,8 +109,6 @@ Agent::~Agent() {
   // Pending lookups end with G_IO_ERROR_CANCELLED and do not touch `this`.
   g_cancellable_cancel(cancellable_);
   g_object_unref(cancellable_);
-  direct_.reset();
-  if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
   if (agent_ != nullptr) {
     nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
     g_signal_handlers_disconnect_by_data(agent_, this);
@@ -274,65 +270,6 @@ void Agent::send(std::span<const uint8_t> datagram) {
                   reinterpret_cast<const gchar*>(datagram.data()));
 }
 
-void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const uint16_t> sizes) {
-  if (!connected_) return;
-  if (direct_) {
-    if (direct_->send(bytes, sizes)) return;
-    // The socket failed us: libnice from now on (it knows what to do).
-    log::debug(Layer::ice, "direct UDP sending stopped; using libnice");
-    direct_.reset();
-  }
-  size_t off = 0;
-  for (uint16_t size : sizes) {
-    nice_agent_send(agent_, stream_, 1, size, reinterpret_cast<const gchar*>(bytes.data() + off));
-    off += size;
-  }
-}
-
-// libnice may switch pairs after the first one connected (aggressive
-// nomination): follow it, so that we never send past the selected pair.
-void Agent::use_pair(const NiceCandidate& local, const NiceCandidate& remote) {
-  // The first pair is reported twice (signal and state change): keep it.
-  if (direct_ && direct_pair_ && nice_address_equal(&direct_pair_->first, &local.addr) &&
-      nice_address_equal(&direct_pair_->second, &remote.addr)) {
-    return;
-  }
-  direct_pair_.reset();
-  direct_.reset();
-  if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
-  direct_socket_ = nullptr;
-  if (local.type == NICE_CANDIDATE_TYPE_RELAYED || local.transport != NICE_CANDIDATE_TRANSPORT_UDP ||
-      remote.transport != NICE_CANDIDATE_TRANSPORT_UDP) {
-    return;  // TURN (libnice frames it) or TCP: libnice sends
-  }
-  direct_socket_ = nice_agent_get_selected_socket(agent_, stream_, 1);
-  if (direct_socket_ == nullptr) return;
-  sockaddr_storage to{};
-  nice_address_copy_to_sockaddr(&remote.addr, reinterpret_cast<sockaddr*>(&to));
-  socklen_t len = to.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  int fd = g_socket_get_fd(direct_socket_);
-  // A bulk transfer arrives in bursts (the sender's GSO batches); the
-  // default receive buffer (208 KiB) overflowed now and then, and every
-  // drop halves OpenSSL's congestion window (NewReno). Ask for 4 MiB: the
-  // forced variant needs CAP_NET_ADMIN, the plain one is capped by
-  // net.core.rmem_max / wmem_max.
-  int want = 4 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
-  }
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-  }
-  direct_.emplace(fd, to, len);
-  direct_pair_.emplace(local.addr, remote.addr);
-  log::debug(Layer::ice, "sending directly on the pair's UDP socket to {}", address_text(remote.addr));
-}
-
-void Agent::on_selected_pair(NiceAgent*, guint, guint, NiceCandidate* local, NiceCandidate* remote, gpointer self) {
-  auto* agent = static_cast<Agent*>(self);
-  if (local != nullptr && remote != nullptr) agent->use_pair(*local, *remote);
-}
-
 std::optional<SelectedPath> Agent::selected_path() const {
   if (!connected_) return std::nullopt;
   NiceCandidate* local = nullptr;
@@ -376,10 +313,7 @@ void Agent::on_state(NiceAgent* nice, guint stream, guint component, guint state
     SelectedPath path;
     NiceCandidate* local = nullptr;
     NiceCandidate* remote = nullptr;
-    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) {
-      path = make_path(*local, *remote);
-      agent->use_pair(*local, *remote);
-    }
+    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) path = make_path(*local, *remote);
     if (agent->callbacks_.connected) agent->callbacks_.connected(path);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !agent->failed_) {
     agent->failed_ = true;

@@ -332,31 +332,6 @@ void Endpoint::update_state() {
 }
 
 void Endpoint::drain_outgoing() {
-  if (send_batch_) {
-    // Read each datagram straight to the end of the batch; send when less
-    // than a largest datagram's room is left, and at the end.
-    constexpr size_t kBatchBytes = 256 * 1024, kRoom = 65536;
-    if (batch_bytes_.empty()) batch_bytes_.resize(kBatchBytes);
-    size_t used = 0;
-    batch_sizes_.clear();
-    for (;;) {
-      int n = BIO_read(app_bio_.get(), batch_bytes_.data() + used, static_cast<int>(kBatchBytes - used));
-      if (n > 0) {
-        used += static_cast<size_t>(n);
-        batch_sizes_.push_back(static_cast<uint16_t>(n));
-        ++datagrams_sent_;
-        bytes_sent_ += static_cast<uint64_t>(n);
-      }
-      if (n <= 0 || kBatchBytes - used < kRoom) {
-        if (!batch_sizes_.empty()) send_batch_({batch_bytes_.data(), used}, batch_sizes_);
-        used = 0;
-        batch_sizes_.clear();
-        if (n <= 0) break;
-      }
-    }
-    ERR_clear_error();
-    return;
-  }
   std::array<uint8_t, 65536> buf;
   for (;;) {
     int n = BIO_read(app_bio_.get(), buf.data(), static_cast<int>(buf.size()));

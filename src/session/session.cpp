@@ -236,8 +236,6 @@ class Session {
   void make_endpoint() {
     if (endpoint_) return;
     endpoint_ = std::make_unique<quic::Endpoint>(quic_role(), [this](std::span<const uint8_t> d) { agent_->send(d); });
-    endpoint_->set_batch_sender(
-        [this](std::span<const uint8_t> bytes, std::span<const uint16_t> sizes) { agent_->send_batch(bytes, sizes); });
     driver_ = std::make_unique<quic::Driver>(*endpoint_, [this] { guarded([&] { on_quic_events(); }); });
   }
 

@@ -3,25 +3,20 @@
 #pragma once
 
 #include <glib.h>
-#include <nice/address.h>
 
 #include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
 #include "peersock/ice/body.hpp"
-#include "peersock/ice/udp_batch.hpp"
 
 typedef struct _NiceAgent NiceAgent;
 typedef struct _GCancellable GCancellable;
-typedef struct _NiceCandidate NiceCandidate;
-typedef struct _GSocket GSocket;
 
 namespace peersock::ice {
 
@@ -77,10 +72,6 @@ class Agent {
   void set_remote(const Description& remote);
   // Sends one datagram; drops it (as UDP would) when the path is not ready.
   void send(std::span<const uint8_t> datagram);
-  // Sends datagrams laid out back to back in `bytes` (sizes[i] each): on a
-  // direct UDP path straight on the pair's socket in as few system calls as
-  // possible (udp_batch.hpp), otherwise one by one through libnice.
-  void send_batch(std::span<const uint8_t> bytes, std::span<const uint16_t> sizes);
 
   // What was tried, for "no network path" messages: "host, srflx, relay".
   std::string tried() const;
@@ -89,8 +80,6 @@ class Agent {
   static void on_gathering_done(NiceAgent*, guint, gpointer self);
   static void on_state(NiceAgent*, guint, guint, guint state, gpointer self);
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer self);
-  static void on_selected_pair(NiceAgent*, guint, guint, NiceCandidate* local, NiceCandidate* remote, gpointer self);
-  void use_pair(const NiceCandidate& local, const NiceCandidate& remote);
 
   void start_gathering();
   void resolved_then_gather();
@@ -107,11 +96,6 @@ class Agent {
   int lookups_pending_ = 0;
   bool setup_failed_ = false;
   std::vector<std::string> stun_addresses_, turn_addresses_;
-  // The selected pair's socket when the path is direct UDP (a reference of
-  // ours, so the fd stays valid), and the sender that uses it.
-  GSocket* direct_socket_ = nullptr;
-  std::optional<UdpBatchSender> direct_;
-  std::optional<std::pair<NiceAddress, NiceAddress>> direct_pair_;  // local, remote
 };
 
 }  // namespace peersock::ice

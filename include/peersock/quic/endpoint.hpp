@@ -68,8 +68,6 @@ struct EndpointOptions {
 class Endpoint {
  public:
   using SendDatagram = std::function<void(std::span<const uint8_t>)>;
-  // Datagrams back to back in `bytes`, sizes[i] bytes each.
-  using SendBatch = std::function<void(std::span<const uint8_t> bytes, std::span<const uint16_t> sizes)>;
 
   // Creates the SSL objects. The server gets a fresh EC key and self-signed
   // certificate (no key in the source). Errors: Error(failure) with
@@ -79,11 +77,6 @@ class Endpoint {
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
-
-  // From now on, hand what one run produced to `send` as one batch (the
-  // SendDatagram callback is no longer used), so that the path below can
-  // send it with few system calls.
-  void set_batch_sender(SendBatch send) { send_batch_ = std::move(send); }
 
   // A datagram from the peer. Copies it into OpenSSL's receive queue; call
   // handle_events() afterwards (once for a whole batch is enough, and much
@@ -139,9 +132,6 @@ class Endpoint {
 
   Role role_;
   SendDatagram send_;
-  SendBatch send_batch_;
-  std::vector<uint8_t> batch_bytes_;  // allocated on first use
-  std::vector<uint16_t> batch_sizes_;
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_{nullptr, SSL_CTX_free};
   SslPtr listener_;    // server only
   SslPtr connection_;  // client: made at construction; server: accepted
