@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "peersock/log.hpp"
 
@@ -30,22 +29,6 @@ void set_nonblocking(int fd) {
 // the other connections on the loop.
 constexpr int kReadsPerWakeup = 4;
 }  // namespace
-
-void Pump::Held::keep(const uint8_t* data, size_t n) {
-  bytes = std::make_unique_for_overwrite<uint8_t[]>(n);
-  std::memcpy(bytes.get(), data, n);
-  off = 0;
-  len = n;
-}
-
-void Pump::Held::consumed(size_t n) {
-  off += n;
-  len -= n;
-  if (len == 0) {
-    bytes.reset();
-    off = 0;
-  }
-}
 
 Pump::Pump(quic::SslPtr stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller,
            CreditContext* credit)
@@ -118,7 +101,7 @@ void Pump::on_writable() {
 }
 
 bool Pump::may_read_local() const {
-  if (aborted_ || local_eof_ || out_.len > 0) return false;
+  if (aborted_ || local_eof_ || !out_.empty()) return false;
   // Out of credit: stop reading, so that TCP slows the local writer. (EOF
   // is noticed once credit returns; a FIN needs no credit, but we cannot
   // tell EOF from data without reading.)
@@ -136,8 +119,8 @@ bool Pump::read_local() {
   if (n > 0) {
     size_t written = 0;
     if (!write_stream(scratch_.data(), static_cast<size_t>(n), written)) return false;
-    if (written < static_cast<size_t>(n)) out_.keep(scratch_.data() + written, static_cast<size_t>(n) - written);
-    return out_.len == 0 && static_cast<size_t>(n) == want;
+    if (written < static_cast<size_t>(n)) out_.append(scratch_.data() + written, static_cast<size_t>(n) - written);
+    return out_.empty() && static_cast<size_t>(n) == want;
   }
   if (n == 0) {
     // After an RST, Linux may report end-of-file first and keep the reset in
@@ -182,17 +165,19 @@ bool Pump::write_stream(const uint8_t* data, size_t len, size_t& written) {
 // Returns true if anything moved.
 bool Pump::flush_to_stream() {
   bool progress = false;
-  if (!aborted_ && out_.len > 0) {
+  while (!aborted_ && !out_.empty()) {
+    auto run = out_.front();
     size_t written = 0;
-    if (!write_stream(out_.bytes.get() + out_.off, out_.len, written)) return true;
-    out_.consumed(written);
-    progress = written > 0;
+    if (!write_stream(run.data(), run.size(), written)) return true;
+    out_.consume(written);
+    progress |= written > 0;
+    if (written < run.size()) break;  // the stream is full
   }
   return conclude_if_done() || progress;
 }
 
 bool Pump::conclude_if_done() {
-  if (aborted_ || !local_eof_ || out_.len > 0 || fin_sent_) return false;
+  if (aborted_ || !local_eof_ || !out_.empty() || fin_sent_) return false;
   fin_sent_ = true;
   if (options_.peer_supports_fin) {
     SSL_stream_conclude(stream_.get(), 0);
@@ -296,7 +281,7 @@ std::string Pump::describe() const {
       "stream {}: sent {} (limit {}), received {} (limit {}), delivered {}, held out {} in {}, "
       "eof {} fin_sent {} peer_fin {} write_closed {} aborted {} finished {}, watching r{} w{}, interest {:#x}",
       stream_id_, bytes_sent_, credit_ ? send_credit_.limit() : 0, bytes_received_,
-      receive_credit_ ? receive_credit_->limit() : 0, bytes_delivered_, out_.len, in_.size(), local_eof_, fin_sent_,
+      receive_credit_ ? receive_credit_->limit() : 0, bytes_delivered_, out_.size(), in_.size(), local_eof_, fin_sent_,
       peer_fin_, local_write_closed_, aborted_, finished_, watch_read_, watch_write_, poll_interest());
 }
 
@@ -341,7 +326,7 @@ uint64_t Pump::poll_interest() const {
   if (finished_ || aborted_) return 0;
   uint64_t events = SSL_POLL_EVENT_ER | SSL_POLL_EVENT_EW;
   if (may_read_stream()) events |= SSL_POLL_EVENT_R;
-  if (out_.len > 0 || (local_eof_ && !fin_sent_)) events |= SSL_POLL_EVENT_W;
+  if (!out_.empty() || (local_eof_ && !fin_sent_)) events |= SSL_POLL_EVENT_W;
   return events;
 }
 
@@ -413,7 +398,7 @@ void Pump::abort(bool reset_stream) {
     setsockopt(options_.read_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     if (options_.owns_fds) close_fds();
   }
-  out_ = Held{};
+  out_.clear();
   in_.clear();
   check_finished();
 }

@@ -1,6 +1,5 @@
 #include "peersock/session/stream_header.hpp"
 
-#include <algorithm>
 #include <string_view>
 
 #include "peersock/error.hpp"

@@ -104,7 +104,7 @@ class Pump : private Poller::Handler {
   // Both directions done with a clean FIN each way (not reset).
   bool clean() const { return clean_; }
   // Bytes held in the pump's own buffers right now (for tests and stats).
-  size_t buffered() const { return out_.len + in_.size(); }
+  size_t buffered() const { return out_.size() + in_.size(); }
 
   // The stream, and the SSL_poll events after which poll() may move
   // something (0: none, e.g. finished). See poll_ready().
@@ -114,14 +114,6 @@ class Pump : private Poller::Handler {
   bool active_since(gint64 since_us) const { return last_progress_us_ >= since_us; }
 
  private:
-  // What one direction keeps when its destination did not take everything.
-  struct Held {
-    std::unique_ptr<uint8_t[]> bytes;
-    size_t off = 0, len = 0;
-    void keep(const uint8_t* data, size_t n);
-    void consumed(size_t n);
-  };
-
   void on_ready(int fd, bool readable, bool writable) override;
   void on_readable();
   void on_writable();
@@ -151,7 +143,7 @@ class Pump : private Poller::Handler {
   bool watch_read_ = false, watch_write_ = false;  // what the poller watches for us
 
   // local -> stream
-  Held out_;
+  ByteQueue out_;  // what the stream did not take (at most one read's worth)
   bool local_eof_ = false, fin_sent_ = false;
 
   // stream -> local
