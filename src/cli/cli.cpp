@@ -1,7 +1,6 @@
 #include "cli/cli.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/opensslv.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -15,6 +14,7 @@
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
+#include "peersock/quic/endpoint.hpp"
 #include "peersock/session/session.hpp"
 #include "peersock/text.hpp"
 #include "peersock/ui/code_prompt.hpp"
@@ -299,7 +299,7 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
       if (has_value) throw UsageError(fmt::format("option {} takes no value", name));
       overrides.push_back({name, {}});
     } else if (name == "--relay" || name == "--stun" || name == "--turn" || name == "--turn-user" ||
-               name == "--turn-password") {
+               name == "--turn-password" || name == "--congestion") {
       const int option_index = i;
       overrides.push_back({name, take()});
       if (name == "--turn-password") {
@@ -356,6 +356,9 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
       settings.no_relay = true;
       settings.force_relay = false;
       parsed.origins.relay_policy = flag;
+    } else if (o.name == "--congestion") {
+      settings.congestion = config::parse_congestion(o.value, "--congestion");
+      parsed.origins.congestion = flag;
     } else if (o.name == "--turn-user") {
       settings.turn_user = o.value;
       parsed.origins.turn_user = flag;
@@ -487,6 +490,7 @@ std::string format_config(const Parsed& p, bool json) {
       {"turn-password", s.turn_password.empty() ? "(empty)" : "(hidden)", o.turn_password},
       {"relay-policy", s.force_relay ? "force-relay" : s.no_relay ? "no-relay" : "any", o.relay_policy},
       {"protocol", std::to_string(s.protocol_version), o.protocol_version},
+      {"congestion", std::string(config::congestion_name(s.congestion)), o.congestion},
       {"config", p.config_path + (config_exists ? "" : " (not found)"), p.config_origin},
       {"code", code_value, code_origin},
       {"code-words", std::to_string(p.options.code_words),
@@ -550,8 +554,7 @@ int run(int argc, char** argv) {
       return 0;
     }
     if (parsed.version) {
-      fmt::print("peersock {} (built with {}; running {})\n", PEERSOCK_VERSION, OPENSSL_VERSION_TEXT,
-                 OpenSSL_version(OPENSSL_VERSION));
+      fmt::print("peersock {} (QUIC: {})\n", PEERSOCK_VERSION, quic::engine_versions());
       return 0;
     }
     if (parsed.print_config) {

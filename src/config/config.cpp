@@ -89,7 +89,11 @@ struct ServerLines {
   }
 };
 
-enum class Section { none, ice, rendezvous };
+enum class Section { none, ice, rendezvous, quic };
+
+std::string_view section_name(Section s) {
+  return s == Section::ice ? "ice" : s == Section::quic ? "quic" : "rendezvous";
+}
 
 }  // namespace
 
@@ -163,8 +167,20 @@ void apply_environment(Settings& settings, const EnvLookup& env, Origins* origin
     result.protocol_version = (*v)[0] - '0';
     record.protocol_version = from_env("PEERSOCK_PROTOCOL");
   }
+  if (auto v = get("PEERSOCK_CONGESTION"); v && !v->empty()) {
+    result.congestion = parse_congestion(*v, "PEERSOCK_CONGESTION");
+    record.congestion = from_env("PEERSOCK_CONGESTION");
+  }
   settings = std::move(result);
   if (origins != nullptr) *origins = std::move(record);
+}
+
+std::string_view congestion_name(Congestion c) { return c == Congestion::bbr ? "bbr" : "cubic"; }
+
+Congestion parse_congestion(std::string_view value, std::string_view what) {
+  if (value == "bbr") return Congestion::bbr;
+  if (value == "cubic") return Congestion::cubic;
+  throw UsageError(std::string(what) + ": " + quote(value) + " is not bbr or cubic");
 }
 
 void load_file(Settings& settings, const std::string& path, Origins* origins) {
@@ -196,8 +212,10 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
         section = Section::ice;
       } else if (name == "rendezvous") {
         section = Section::rendezvous;
+      } else if (name == "quic") {
+        section = Section::quic;
       } else {
-        throw UsageError(where + "unknown section " + quote(name) + ": expected 'ice' or 'rendezvous'");
+        throw UsageError(where + "unknown section " + quote(name) + ": expected 'ice', 'rendezvous' or 'quic'");
       }
       continue;
     }
@@ -246,6 +264,9 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
       }
       (key == "force-relay" ? result.force_relay : result.no_relay) = flag;
       record.relay_policy = Origin{Source::file, here};
+    } else if (section == Section::quic && key == "congestion") {
+      result.congestion = parse_congestion(value, where + "congestion");
+      record.congestion = Origin{Source::file, here};
     } else if (section == Section::rendezvous && key == "url") {
       if (!is_websocket_url(value)) {
         throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");
@@ -253,8 +274,7 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
       result.relay_url = value;
       record.relay_url = Origin{Source::file, here};
     } else {
-      throw UsageError(where + "unknown key " + quote(key) + " in [" +
-                       (section == Section::ice ? "ice" : "rendezvous") + "]");
+      throw UsageError(where + "unknown key " + quote(key) + " in [" + std::string(section_name(section)) + "]");
     }
   }
 

@@ -270,6 +270,24 @@ void Agent::send(std::span<const uint8_t> datagram) {
                   reinterpret_cast<const gchar*>(datagram.data()));
 }
 
+void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const size_t> sizes) {
+  if (!connected_ || sizes.empty()) return;
+  // One call for the whole batch (libnice's sendmmsg analogue). What the
+  // socket does not take now is dropped, as UDP would: QUIC retransmits.
+  std::vector<GOutputVector> vectors(sizes.size());
+  std::vector<NiceOutputMessage> messages(sizes.size());
+  size_t offset = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    vectors[i] = {bytes.data() + offset, sizes[i]};
+    messages[i] = {&vectors[i], 1};
+    offset += sizes[i];
+  }
+  GError* error = nullptr;
+  gint sent = nice_agent_send_messages_nonblocking(agent_, stream_, 1, messages.data(), messages.size(), nullptr, &error);
+  if (error != nullptr) g_error_free(error);
+  if (sent >= 0 && static_cast<size_t>(sent) < sizes.size()) ++dropped_;
+}
+
 std::optional<SelectedPath> Agent::selected_path() const {
   if (!connected_) return std::nullopt;
   NiceCandidate* local = nullptr;

@@ -1,35 +1,67 @@
 #include "peersock/quic/driver.hpp"
 
+#include <glib-unix.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "peersock/error.hpp"
+
 namespace peersock::quic {
 
+Timestamp now() { return static_cast<Timestamp>(g_get_monotonic_time()) * 1000; }
+
 Driver::Driver(Endpoint& endpoint, std::function<void()> after_events)
-    : endpoint_(endpoint), after_events_(std::move(after_events)) {}
+    : endpoint_(endpoint), after_events_(std::move(after_events)) {
+  // CLOCK_MONOTONIC is the clock g_get_monotonic_time() reads.
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) throw Error(ExitCode::failure, std::string("timerfd_create: ") + std::strerror(errno));
+  timer_watch_ = g_unix_fd_add(timer_fd_, G_IO_IN, &Driver::on_timer, this);
+}
 
 Driver::~Driver() {
-  if (timer_id_ != 0) g_source_remove(timer_id_);
   if (soon_id_ != 0) g_source_remove(soon_id_);
+  if (timer_watch_ != 0) g_source_remove(timer_watch_);
+  if (timer_fd_ >= 0) close(timer_fd_);
+}
+
+void Driver::receive(std::span<const uint8_t> datagram) {
+  endpoint_.receive_datagram(datagram, now());
+  kick_soon();
 }
 
 void Driver::kick_soon() {
   if (soon_id_ != 0) return;
   // Default priority, not idle priority: under load some socket is always
   // ready, and an idle source would starve.
-  soon_id_ = g_idle_add_full(
-      G_PRIORITY_DEFAULT,
-      [](gpointer self) -> gboolean {
-        auto* driver = static_cast<Driver*>(self);
-        driver->soon_id_ = 0;
-        driver->kick();
-        return G_SOURCE_REMOVE;
-      },
-      this, nullptr);
+  soon_id_ = g_idle_add_full(G_PRIORITY_DEFAULT, &Driver::on_soon, this, nullptr);
 }
 
-void Driver::kick() {
-  // after_events_ may write to streams and call kick() again; run the loop
-  // once more instead of recursing.
+gboolean Driver::on_soon(gpointer self) {
+  auto* driver = static_cast<Driver*>(self);
+  driver->soon_id_ = 0;
+  driver->run(false);
+  return G_SOURCE_REMOVE;
+}
+
+void Driver::kick() { run(false); }
+
+gboolean Driver::on_timer(gint fd, GIOCondition, gpointer self) {
+  uint64_t expirations = 0;
+  // Drain the expiration count; EAGAIN means a re-arm already reset it.
+  if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN) return G_SOURCE_CONTINUE;
+  auto* driver = static_cast<Driver*>(self);
+  driver->armed_ = 0;
+  driver->run(true);
+  return G_SOURCE_CONTINUE;
+}
+
+void Driver::run(bool expired) {
+  // after_events_ may write to streams and kick again: loop, don't recurse.
   if (running_) {
-    kick_again_ = true;
+    again_ = true;
     return;
   }
   running_ = true;
@@ -37,43 +69,34 @@ void Driver::kick() {
     g_source_remove(soon_id_);
     soon_id_ = 0;
   }
+  bool first = true;
   do {
-    kick_again_ = false;
-    endpoint_.handle_events();
+    again_ = false;
+    Timestamp t = now();
+    auto expiry = endpoint_.expiry();
+    if ((expired && first) || (expiry && *expiry <= t))
+      endpoint_.handle_expiry(t);  // also writes
+    else
+      endpoint_.write(t);
+    first = false;
     after_events_();
-  } while (kick_again_);
+  } while (again_);
   running_ = false;
   rearm();
 }
 
-// Called after every run, i.e. per datagram: keep the armed source when the
-// deadline has not moved, instead of removing and re-adding it each time.
 void Driver::rearm() {
-  auto timeout = endpoint_.next_timeout();
-  gint64 deadline = -1;  // -1: no timer; 0: run when idle; else monotonic us
-  if (timeout) deadline = timeout->count() <= 0 ? 0 : g_get_monotonic_time() + timeout->count() * 1000;
-  bool same = timer_id_ != 0 && ((deadline == 0 && armed_deadline_us_ == 0) ||
-                                 (deadline > 0 && armed_deadline_us_ > 0 && deadline - armed_deadline_us_ < 1000 &&
-                                  armed_deadline_us_ - deadline < 1000));
-  if (same) return;
-  if (timer_id_ != 0) {
-    g_source_remove(timer_id_);
-    timer_id_ = 0;
+  auto expiry = endpoint_.expiry();
+  Timestamp target = expiry ? std::max<Timestamp>(*expiry, 1) : 0;
+  if (target == armed_) return;
+  armed_ = target;
+  itimerspec spec{};
+  if (target != 0) {
+    // An absolute deadline in the past fires at once, which is what we want.
+    spec.it_value.tv_sec = static_cast<time_t>(target / 1'000'000'000ULL);
+    spec.it_value.tv_nsec = static_cast<long>(target % 1'000'000'000ULL);
   }
-  armed_deadline_us_ = deadline;
-  if (deadline < 0) return;
-  if (deadline == 0) {
-    timer_id_ = g_idle_add(&Driver::on_timer, this);
-  } else {
-    timer_id_ = g_timeout_add(static_cast<guint>(timeout->count()), &Driver::on_timer, this);
-  }
-}
-
-gboolean Driver::on_timer(gpointer self) {
-  auto* driver = static_cast<Driver*>(self);
-  driver->timer_id_ = 0;  // this source ends by returning G_SOURCE_REMOVE
-  driver->kick();
-  return G_SOURCE_REMOVE;
+  timerfd_settime(timer_fd_, target != 0 ? TFD_TIMER_ABSTIME : 0, &spec, nullptr);
 }
 
 }  // namespace peersock::quic

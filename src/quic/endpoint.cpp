@@ -1,411 +1,769 @@
-// QUIC endpoint over an in-memory datagram pair (protocol-v1 §4).
-//
-// OpenSSL's QUIC engine never touches a socket here: it reads and writes one
-// end of a BIO datagram pair, and we shuttle datagrams between the other end
-// and the ICE path (receive_datagram / the SendDatagram callback).
+// The QUIC engine: ngtcp2 fed the way its own examples feed it, minus the
+// sockets (endpoint.hpp says why ngtcp2, and who does the I/O).
 #include "peersock/quic/endpoint.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
+#include <netinet/in.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_ossl.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/quic.h>
 #include <openssl/rand.h>
-#include <openssl/x509.h>
+#include <openssl/ssl.h>
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
-#include <chrono>
+#include <cstring>
 
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
+#include "tls.hpp"
 
 namespace peersock::quic {
 namespace {
 
+using log::Layer;
+
+// ngtcp2 wants a network path for every packet. The ICE layer owns the real
+// addresses and may switch pairs underneath; QUIC sees one constant path, so
+// a pair switch is no migration (no path validation, no new CIDs needed).
+struct FixedPath {
+  sockaddr_in local{}, remote{};
+  ngtcp2_path path{};
+  FixedPath() {
+    local.sin_family = remote.sin_family = AF_INET;
+    local.sin_addr.s_addr = remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    local.sin_port = htons(1);
+    remote.sin_port = htons(2);
+    path.local = {reinterpret_cast<ngtcp2_sockaddr*>(&local), sizeof local};
+    path.remote = {reinterpret_cast<ngtcp2_sockaddr*>(&remote), sizeof remote};
+  }
+};
+const FixedPath& fixed_path() {
+  static const FixedPath p;
+  return p;
+}
+
 // Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP); anything bigger
 // cannot have come from a real datagram path.
 constexpr size_t kMaxDatagram = 65527;
-// Buffer of each direction of the datagram pair. Large enough that a burst
-// OpenSSL emits in one tick (it writes many datagrams before we drain) or a
-// burst of received datagrams is not silently dropped by the pair.
-constexpr size_t kPairBuffer = 1 << 20;
+// Bytes a stream's application may have written that have not been sent yet.
+// Beyond it write() says would_block and the pump stops reading its local
+// socket (TCP back-pressure). In flight is bounded separately by the
+// congestion window and the peer's flow control. 512 KiB is 4 ms at 1 Gbit/s:
+// enough that the write pass never starves between two pump wake-ups.
+constexpr size_t kMaxUnsent = 512 * 1024;
+// Flow control (RFC 9000 §4). ngtcp2 auto-tunes each window up to the max
+// when the reader keeps up within an RTT; 32 MiB per stream carries a
+// 1 Gbit/s path with 200 ms RTT (25 MB in flight).
+constexpr uint64_t kInitialStreamWindow = 1 << 20;
+constexpr uint64_t kInitialConnWindow = 8 << 20;
+constexpr uint64_t kMaxStreamWindow = 32 << 20;
+constexpr uint64_t kMaxConnWindow = 64 << 20;
+// Streams the peer may have open at once (what OpenSSL grants, too); one
+// more is granted each time one of them closes.
+constexpr uint64_t kMaxStreams = 100;
+// How long close() waits for the peer to acknowledge written stream data.
+constexpr Timestamp kCloseFlushNs = 3'000'000'000ULL;
+// Datagrams per write pass at most (one send call).
+constexpr size_t kMaxBatch = 64;
 
-// The server only ever speaks x-peersock, in ALPN wire form ("\x0ax-peersock").
-constexpr auto kAlpnWire = [] {
-  std::array<unsigned char, kAlpn.size() + 1> wire{};
-  wire[0] = static_cast<unsigned char>(kAlpn.size());
-  for (size_t i = 0; i < kAlpn.size(); ++i) wire[i + 1] = static_cast<unsigned char>(kAlpn[i]);
-  return wire;
-}();
-static_assert(kAlpnWire[0] == 10 && kAlpnWire[1] == 'x');
+void random_bytes(uint8_t* dest, size_t len) {
+  if (RAND_bytes(dest, static_cast<int>(len)) != 1) throw Error(ExitCode::failure, "RAND_bytes failed");
+}
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
+ngtcp2_cid random_cid(size_t len) {
+  ngtcp2_cid cid{};
+  cid.datalen = len;
+  random_bytes(cid.data, len);
+  return cid;
+}
 
-// Drains this thread's OpenSSL error queue into one line.
-std::string openssl_errors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    std::array<char, 256> buf{};
-    ERR_error_string_n(e, buf.data(), buf.size());
-    if (!out.empty()) out += "; ";
-    out += buf.data();
+bool local_stream(Role role, int64_t id) {
+  // Bit 0 of a stream id is the initiator: 0 client, 1 server.
+  return ((id & 1) == 0) == (role == Role::client);
+}
+
+std::string describe_ccerr(const ngtcp2_ccerr& e) {
+  std::string reason(reinterpret_cast<const char*>(e.reason), e.reasonlen);
+  if (e.type == NGTCP2_CCERR_TYPE_TRANSPORT) {
+    // 0x100-0x1ff: a TLS alert (RFC 9001 §4.8).
+    if (e.error_code >= 0x100 && e.error_code <= 0x1ff)
+      return fmt::format("handshake alert {}{}", e.error_code - 0x100, reason.empty() ? "" : ": " + reason);
+    return fmt::format("transport error {:#x}{}", e.error_code, reason.empty() ? "" : ": " + reason);
   }
-  return out.empty() ? std::string("no OpenSSL error reported") : out;
-}
-
-[[noreturn]] void fail(std::string_view what) {
-  throw Error(ExitCode::failure, fmt::format("{}: {}", what, openssl_errors()));
-}
-
-void check(int ok, std::string_view what) {
-  if (ok != 1) fail(what);
-}
-
-// Accepts only x-peersock. Returning ALERT_FATAL aborts the handshake with
-// no_application_protocol (QUIC error 0x178). Observed with OpenSSL 3.5.7: a
-// server connection that fails in the client's first flight is discarded
-// without sending CONNECTION_CLOSE, so the client only notices through its
-// idle timeout; the server's Endpoint shows the 0x178 close in closed().
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
-                unsigned int in_len, void*) {
-  unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) !=
-      OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-  *out = chosen;
-  return SSL_TLSEXT_ERR_OK;
-}
-
-// A throwaway self-signed certificate for a fresh P-256 key. The client does
-// not verify it: authentication is SMP bound to the TLS exporter (§5), so the
-// certificate only has to satisfy TLS.
-X509Ptr make_self_signed(EVP_PKEY* key) {
-  X509Ptr cert(X509_new());
-  if (!cert) fail("X509_new");
-  check(X509_set_version(cert.get(), X509_VERSION_3), "X509_set_version");
-  // A random serial, as any CA would; nobody checks it.
-  std::array<unsigned char, 8> serial_bytes{};
-  check(RAND_bytes(serial_bytes.data(), serial_bytes.size()), "RAND_bytes");
-  serial_bytes[0] &= 0x7f;  // keep it positive
-  BnPtr serial(BN_bin2bn(serial_bytes.data(), serial_bytes.size(), nullptr));
-  if (!serial) fail("BN_bin2bn");
-  // Writes into the certificate's own serial field (nothing to free).
-  if (BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr)
-    fail("BN_to_ASN1_INTEGER");
-  // Short validity: the key lives only as long as this process anyway. A
-  // little slack backwards tolerates clock skew should anyone ever look.
-  if (X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
-      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600) == nullptr)
-    fail("X509_gmtime_adj");
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                   reinterpret_cast<const unsigned char*>("dummy"), -1, -1, 0),
-        "X509_NAME_add_entry_by_txt");
-  check(X509_set_issuer_name(cert.get(), name), "X509_set_issuer_name");
-  check(X509_set_pubkey(cert.get(), key), "X509_set_pubkey");
-  if (X509_sign(cert.get(), key, EVP_sha256()) <= 0) fail("X509_sign");
-  return cert;
+  return reason;
 }
 
 }  // namespace
 
-Endpoint::Endpoint(Role role, SendDatagram send) : Endpoint(role, std::move(send), EndpointOptions{}) {}
+std::string engine_versions() {
+  return fmt::format("ngtcp2 {} with {}", ngtcp2_version(0)->version_str, OpenSSL_version(OPENSSL_VERSION));
+}
 
-Endpoint::Endpoint(Role role, SendDatagram send, const EndpointOptions& options)
-    : role_(role), send_(std::move(send)) {
-  ERR_clear_error();
-  // If setup throws, the members built so far free themselves.
-  if (role_ == Role::client)
-    setup_client(options);
-  else
-    setup_server(options);
+struct Endpoint::ConnRef {
+  ngtcp2_crypto_conn_ref ref{};
+};
+
+// ngtcp2's C callbacks. Each finds its Endpoint through user_data and never
+// throws (an exception must not cross ngtcp2's C frames).
+struct Endpoint::Callbacks {
+  static Endpoint& self(void* user_data) { return *static_cast<Endpoint*>(user_data); }
+
+  static void rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx*) {
+    if (RAND_bytes(dest, static_cast<int>(len)) != 1) std::memset(dest, 0, len);  // never fails on Linux
+  }
+
+  static int new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void*) {
+    cid->datalen = cidlen;
+    if (RAND_bytes(cid->data, static_cast<int>(cidlen)) != 1 ||
+        RAND_bytes(token, NGTCP2_STATELESS_RESET_TOKENLEN) != 1)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+  }
+
+  static int handshake_completed(ngtcp2_conn*, void* user_data) {
+    Endpoint& e = self(user_data);
+    e.handshake_done_ = true;
+    log::debug(Layer::quic, "{} handshake done (ALPN '{}')", e.role_ == Role::client ? "client" : "server", e.alpn());
+    return 0;
+  }
+
+  static int stream_open(ngtcp2_conn*, int64_t id, void* user_data) {
+    Endpoint& e = self(user_data);
+    auto [it, fresh] = e.streams_.try_emplace(id);
+    if (fresh) {
+      it->second.id = id;
+      e.accept_queue_.push_back(id);
+    }
+    return 0;
+  }
+
+  static int recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t id, uint64_t, const uint8_t* data,
+                              size_t len, void* user_data, void*) {
+    Endpoint& e = self(user_data);
+    StreamState* s = e.find(id);
+    if (s == nullptr || s->released || s->rx_stopped) {
+      // Nobody will read it: let the flow-control windows move on.
+      ngtcp2_conn_extend_max_stream_offset(e.conn_, id, len);
+      ngtcp2_conn_extend_max_offset(e.conn_, len);
+      return 0;
+    }
+    if (len > 0) s->rx.append(data, len);
+    s->rx_total += len;
+    if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) s->rx_fin = true;
+    e.mark_ready(*s);
+    return 0;
+  }
+
+  static int acked_stream_data_offset(ngtcp2_conn*, int64_t id, uint64_t offset, uint64_t len, void* user_data,
+                                      void*) {
+    Endpoint& e = self(user_data);
+    if (StreamState* s = e.find(id)) {
+      s->tx.acked_to(offset + len);
+      if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) e.mark_ready(*s);
+    }
+    return 0;
+  }
+
+  static int stream_close(ngtcp2_conn* conn, uint32_t, int64_t id, uint64_t, void* user_data, void*) {
+    Endpoint& e = self(user_data);
+    if (!local_stream(e.role_, id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    if (StreamState* s = e.find(id)) {
+      s->closed = true;
+      if (!s->rx_fin) s->rx_reset = true;
+      if (!s->fin_sent) s->tx_reset = true;
+      e.mark_ready(*s);
+      e.graveyard_.push_back(id);  // erased once ngtcp2 has returned (sweep)
+    }
+    return 0;
+  }
+
+  static int stream_reset(ngtcp2_conn*, int64_t id, uint64_t, uint64_t, void* user_data, void*) {
+    Endpoint& e = self(user_data);
+    if (StreamState* s = e.find(id)) {
+      s->rx_reset = true;
+      e.mark_ready(*s);
+    }
+    return 0;
+  }
+
+  static int extend_max_stream_data(ngtcp2_conn*, int64_t id, uint64_t, void* user_data, void*) {
+    Endpoint& e = self(user_data);
+    if (StreamState* s = e.find(id)) {
+      s->blocked = false;
+      e.queue_send(*s);
+    }
+    return 0;
+  }
+
+  static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref) { return static_cast<Endpoint*>(ref->user_data)->conn_; }
+
+  static const ngtcp2_callbacks& table(Role role) {
+    static const ngtcp2_callbacks tables[2] = {make(Role::client), make(Role::server)};
+    return tables[role == Role::client ? 0 : 1];
+  }
+
+  static ngtcp2_callbacks make(Role role) {
+    ngtcp2_callbacks cb{};
+    if (role == Role::client) {
+      cb.client_initial = ngtcp2_crypto_client_initial_cb;
+      cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+    } else {
+      cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    }
+    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+    cb.encrypt = ngtcp2_crypto_encrypt_cb;
+    cb.decrypt = ngtcp2_crypto_decrypt_cb;
+    cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
+    cb.update_key = ngtcp2_crypto_update_key_cb;
+    cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+    cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+    cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+    cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+    cb.rand = rand;
+    cb.get_new_connection_id = new_connection_id;
+    cb.handshake_completed = handshake_completed;
+    cb.stream_open = stream_open;
+    cb.recv_stream_data = recv_stream_data;
+    cb.acked_stream_data_offset = acked_stream_data_offset;
+    cb.stream_close = stream_close;
+    cb.stream_reset = stream_reset;
+    cb.extend_max_stream_data = extend_max_stream_data;
+    return cb;
+  }
+};
+
+Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options, Timestamp now)
+    : role_(role),
+      transmit_(std::move(transmit)),
+      options_(options),
+      created_(now),
+      ctx_(nullptr, SSL_CTX_free),
+      conn_ref_(std::make_unique<ConnRef>()) {
+  conn_ref_->ref.get_conn = &Callbacks::get_conn;
+  conn_ref_->ref.user_data = this;
+  ctx_.reset(tls::make_context(role).release());
+  if (role_ == Role::client) create_client(now);
 }
 
 Endpoint::~Endpoint() {
   if (datagrams_sent_ > 0) {
-    log::debug(log::Layer::quic, "sent {} datagrams, {} bytes, {} bytes on average", datagrams_sent_, bytes_sent_,
+    log::debug(Layer::quic, "sent {} datagrams, {} bytes, {} bytes on average", datagrams_sent_, bytes_sent_,
                bytes_sent_ / datagrams_sent_);
   }
-  // SSL objects first (the connection before the listener that owns its
-  // port), then our end of the pair, then the context they reference.
-  connection_.reset();
-  listener_.reset();
-  app_bio_.reset();
+  // The connection first: freeing it may still reach the TLS objects.
+  if (conn_) ngtcp2_conn_del(conn_);
+  if (ossl_ctx_) ngtcp2_crypto_ossl_ctx_del(ossl_ctx_);
+  if (ssl_) {
+    SSL_set_app_data(ssl_, nullptr);
+    SSL_free(ssl_);
+  }
 }
 
-// The one place that decides how OpenSSL's datagrams reach us. Today a BIO
-// datagram pair; a custom BIO (BIO_sendmmsg/BIO_recvmmsg) can replace it here
-// without changing anything else.
-void Endpoint::attach_datagram_transport(SSL* ssl) {
-  BIO* ossl_end = nullptr;
-  BIO* app_end = nullptr;
-  check(BIO_new_bio_dgram_pair(&ossl_end, kPairBuffer, &app_end, kPairBuffer),
-        "BIO_new_bio_dgram_pair");
-  app_bio_.reset(app_end);
-  // The same BIO for reading and writing: SSL_set_bio takes one reference.
-  SSL_set_bio(ssl, ossl_end, ossl_end);
+namespace {
+void fill_settings(ngtcp2_settings& settings, const EndpointOptions& options, Timestamp now) {
+  ngtcp2_settings_default(&settings);
+  settings.initial_ts = now;
+  settings.cc_algo = options.congestion == Congestion::bbr ? NGTCP2_CC_ALGO_BBR : NGTCP2_CC_ALGO_CUBIC;
+  settings.max_window = kMaxConnWindow;
+  settings.max_stream_window = kMaxStreamWindow;
+  // Our peers' own ICE pair carries more than 1200 bytes almost always;
+  // ngtcp2's PMTUD starts at 1200 and probes upwards, so a path that does
+  // not (a TURN relay inside a 1500-byte MTU) simply stays lower. Towards an
+  // OpenSSL peer the peer's max_udp_payload_size transport parameter caps it.
+  settings.max_tx_udp_payload_size = 1452;
 }
 
-void Endpoint::setup_client(const EndpointOptions& options) {
-  ctx_.reset(SSL_CTX_new(OSSL_QUIC_client_method()));
-  if (!ctx_) fail("SSL_CTX_new(client)");
-  // No certificate verification: the server's certificate is throwaway and
-  // the peer is authenticated afterwards by SMP over the exporter (§5).
-  SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_NONE, nullptr);
+void fill_params(ngtcp2_transport_params& params, const EndpointOptions& options) {
+  ngtcp2_transport_params_default(&params);
+  params.initial_max_stream_data_bidi_local = kInitialStreamWindow;
+  params.initial_max_stream_data_bidi_remote = kInitialStreamWindow;
+  params.initial_max_stream_data_uni = 0;
+  params.initial_max_data = kInitialConnWindow;
+  params.initial_max_streams_bidi = kMaxStreams;
+  params.initial_max_streams_uni = 0;
+  params.max_idle_timeout = static_cast<ngtcp2_duration>(options.idle_timeout.count()) * NGTCP2_MILLISECONDS;
+  params.active_connection_id_limit = 4;
+}
+}  // namespace
 
-  connection_.reset(SSL_new(ctx_.get()));
-  if (!connection_) fail("SSL_new");
-  SSL* c = connection_.get();
-  attach_datagram_transport(c);
-  check(SSL_set_blocking_mode(c, 0), "SSL_set_blocking_mode");
-  check(SSL_set_tlsext_host_name(c, std::string(kSni).c_str()), "SSL_set_tlsext_host_name");
-  if (options.client_alpn.empty() || options.client_alpn.size() > 255)
-    throw Error(ExitCode::failure, "invalid ALPN protocol name");
-  std::string wire(1, static_cast<char>(options.client_alpn.size()));
-  wire += options.client_alpn;
-  // SSL_set_alpn_protos is the odd one out: 0 means success.
-  if (SSL_set_alpn_protos(c, reinterpret_cast<const unsigned char*>(wire.data()),
-                          static_cast<unsigned int>(wire.size())) != 0)
-    fail("SSL_set_alpn_protos");
-  // Streams are explicit (SSL_new_stream / SSL_accept_stream); the
-  // connection object itself never carries stream data.
-  check(SSL_set_default_stream_mode(c, SSL_DEFAULT_STREAM_MODE_NONE), "SSL_set_default_stream_mode");
-  check(SSL_set_incoming_stream_policy(c, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0),
-        "SSL_set_incoming_stream_policy");
-  check(SSL_set_feature_request_uint(c, SSL_VALUE_QUIC_IDLE_TIMEOUT,
-                                     static_cast<uint64_t>(options.idle_timeout.count())),
-        "SSL_set_feature_request_uint(idle timeout)");
-  // No SSL_set1_initial_peer_addr: a datagram pair whose other end (ours)
-  // declares no addressing capabilities puts OpenSSL in "unaddressed mode",
-  // where no peer address is needed. Setting one anyway breaks sending: the
-  // pair refuses addressed writes ("network BIO I/O error") unless our end
-  // claims BIO_DGRAM_CAP_HANDLES_DST_ADDR. The ICE layer owns real addresses.
+void Endpoint::create_client(Timestamp now) {
+  ngtcp2_cid dcid = random_cid(18), scid = random_cid(17);
+  ngtcp2_settings settings;
+  fill_settings(settings, options_, now);
+  ngtcp2_transport_params params;
+  fill_params(params, options_);
+  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &fixed_path().path, NGTCP2_PROTO_VER_V1,
+                                  &Callbacks::table(role_), &settings, &params, nullptr, this);
+  if (rv != 0) throw Error(ExitCode::failure, fmt::format("ngtcp2_conn_client_new: {}", ngtcp2_strerror(rv)));
+  ssl_ = tls::make_session(ctx_.get(), role_, options_.client_alpn);
+  SSL_set_app_data(ssl_, &conn_ref_->ref);
+  if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0) throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
+  ngtcp2_conn_set_tls_native_handle(conn_, ossl_ctx_);
+  ngtcp2_conn_set_keep_alive_timeout(conn_, params.max_idle_timeout / 2);
 }
 
-void Endpoint::setup_server(const EndpointOptions& options) {
-  ctx_.reset(SSL_CTX_new(OSSL_QUIC_server_method()));
-  if (!ctx_) fail("SSL_CTX_new(server)");
-  // A fresh key per Endpoint: nothing secret is in the source or on disk.
-  PkeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) fail("EVP_EC_gen(P-256)");
-  X509Ptr cert = make_self_signed(key.get());
-  check(SSL_CTX_use_certificate(ctx_.get(), cert.get()), "SSL_CTX_use_certificate");
-  check(SSL_CTX_use_PrivateKey(ctx_.get(), key.get()), "SSL_CTX_use_PrivateKey");
-  check(SSL_CTX_check_private_key(ctx_.get()), "SSL_CTX_check_private_key");
-  // The client presents no certificate.
-  SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_alpn_select_cb(ctx_.get(), select_alpn, nullptr);
-
-  // NO_VALIDATE: without it the listener wants to answer the first Initial
-  // with a Retry to prove the client owns its address. ICE connectivity
-  // checks have already validated the path, so that would only cost a round
-  // trip -- and over the unaddressed datagram pair it is fatal: with no peer
-  // address the listener cannot mint a Retry token, sends nothing, and the
-  // handshake never completes (observed with OpenSSL 3.5.7).
-  listener_.reset(SSL_new_listener(ctx_.get(), SSL_LISTENER_FLAG_NO_VALIDATE));
-  if (!listener_) fail("SSL_new_listener");
-  SSL* l = listener_.get();
-  attach_datagram_transport(l);
-  check(SSL_set_blocking_mode(l, 0), "SSL_set_blocking_mode(listener)");
-  // The idle timeout cannot be requested on the server side in OpenSSL
-  // 3.5: the listener refuses it ("conn use only") and an accepted
-  // connection has already sent its transport parameters ("feature not
-  // renegotiable"). The server therefore advertises OpenSSL's default of
-  // 30 s, and since the effective timeout is the minimum of both sides'
-  // values, the client's request (options.idle_timeout) governs both ends.
-  (void)options;
-  check(SSL_listen(l), "SSL_listen");
-}
-
-bool Endpoint::receive_datagram(std::span<const uint8_t> datagram) {
-  if (datagram.empty() || datagram.size() > kMaxDatagram) return true;
-  if (BIO_write(app_bio_.get(), datagram.data(), static_cast<int>(datagram.size())) <= 0) {
-    ERR_clear_error();
-    log::debug(log::Layer::quic, "receive queue full ({}-byte datagram)", datagram.size());
+// The first Initial from the client makes the connection. Anything else
+// before it (stray datagrams, a late packet of an earlier attempt) is dropped.
+bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
+  ngtcp2_pkt_hd hd{};
+  if (ngtcp2_accept(&hd, first.data(), first.size()) != 0) return false;
+  ngtcp2_cid scid = random_cid(17);
+  ngtcp2_settings settings;
+  fill_settings(settings, options_, now);
+  ngtcp2_transport_params params;
+  fill_params(params, options_);
+  params.original_dcid = hd.dcid;
+  params.original_dcid_present = 1;
+  params.stateless_reset_token_present = 1;
+  random_bytes(params.stateless_reset_token, sizeof params.stateless_reset_token);
+  int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &fixed_path().path, hd.version, &Callbacks::table(role_),
+                                  &settings, &params, nullptr, this);
+  if (rv != 0) {
+    log::debug(Layer::quic, "ngtcp2_conn_server_new: {}", ngtcp2_strerror(rv));
+    conn_ = nullptr;
     return false;
   }
+  ssl_ = tls::make_session(ctx_.get(), role_, kAlpn);
+  SSL_set_app_data(ssl_, &conn_ref_->ref);
+  if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0) throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
+  ngtcp2_conn_set_tls_native_handle(conn_, ossl_ctx_);
+  ngtcp2_conn_set_keep_alive_timeout(conn_, params.max_idle_timeout / 2);
+  log::debug(Layer::quic, "accepted a QUIC connection");
   return true;
 }
 
-void Endpoint::accept_connection() {
-  SSL* l = listener_.get();
-  if (!connection_) {
-    SSL* c = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK);
-    if (c == nullptr) return;
-    // OpenSSL 3.5 hands out the connection as soon as the client's first
-    // Initial is processed, before the handshake completes (observed:
-    // SSL_is_init_finished is 0 here); handle_events() watches for the end
-    // of the handshake. Configuring it now is early enough for streams.
-    connection_.reset(c);
-    log::debug(log::Layer::quic, "accepted a QUIC connection");
-    // Streams made from the connection inherit this; nothing may block the
-    // event loop.
-    if (SSL_set_blocking_mode(c, 0) != 1)
-      log::debug(log::Layer::quic, "SSL_set_blocking_mode: {}", openssl_errors());
-    if (SSL_set_incoming_stream_policy(c, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0) != 1)
-      log::debug(log::Layer::quic, "SSL_set_incoming_stream_policy: {}", openssl_errors());
-    if (SSL_set_default_stream_mode(c, SSL_DEFAULT_STREAM_MODE_NONE) != 1)
-      log::debug(log::Layer::quic, "SSL_set_default_stream_mode: {}", openssl_errors());
+void Endpoint::receive_datagram(std::span<const uint8_t> datagram, Timestamp now) {
+  if (datagram.empty() || datagram.size() > kMaxDatagram) return;
+  if (!conn_) {
+    if (role_ != Role::server || close_requested_ || closed_ || !create_server(datagram, now)) return;
+  }
+  if (close_sent_) {
+    // Closing period (RFC 9000 §10.2.1): answer with our close again.
+    if (!close_packet_.empty()) {
+      size_t size = close_packet_.size();
+      transmit(close_packet_, std::span<const size_t>(&size, 1));
+    }
     return;
   }
-  // One connection per Endpoint. The listener keeps accepting (OpenSSL
-  // cannot stop a listener without freeing it, which would also end our
-  // connection), so any further connection is closed at once: a rapid
-  // shutdown plus one tick queues its CONNECTION_CLOSE, which
-  // drain_outgoing() then sends, before the object is freed.
-  while (SSL* extra = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK)) {
-    SslPtr reject(extra);
-    log::debug(log::Layer::quic, "rejecting a second QUIC connection");
-    SSL_SHUTDOWN_EX_ARGS args{kErrorProtocol, "one connection only"};
-    (void)SSL_shutdown_ex(extra, SSL_SHUTDOWN_FLAG_RAPID | SSL_SHUTDOWN_FLAG_NO_BLOCK, &args,
-                          sizeof args);
-    (void)SSL_handle_events(extra);
+  if (closed_ && !close_requested_) return;  // draining, idle or failed: nothing more to read
+  ngtcp2_pkt_info pi{};
+  int rv = ngtcp2_conn_read_pkt(conn_, &fixed_path().path, &pi, datagram.data(), datagram.size(), now);
+  if (rv != 0) on_fatal_read(rv, now);
+  sweep();
+}
+
+void Endpoint::on_fatal_read(int rv, Timestamp now) {
+  switch (rv) {
+    case NGTCP2_ERR_DRAINING: {
+      // The peer closed the connection.
+      const ngtcp2_ccerr* e = ngtcp2_conn_get_ccerr(conn_);
+      CloseInfo info{true, e->type == NGTCP2_CCERR_TYPE_APPLICATION, e->error_code, describe_ccerr(*e)};
+      log::debug(Layer::quic, "the peer closed the connection: app={} code={:#x}", info.is_app, info.error_code);
+      if (!closed_) closed_ = std::move(info);
+      close_sent_ = close_requested_;  // nothing more to send in the draining period
+      return;
+    }
+    case NGTCP2_ERR_CLOSING:
+      return;
+    case NGTCP2_ERR_DROP_CONN:
+      if (!closed_) closed_ = CloseInfo{false, false, 0, "connection dropped"};
+      return;
+    default:
+      fail(rv, now);
   }
 }
 
-void Endpoint::handle_events() {
-  if (role_ == Role::client) {
-    SSL* c = connection_.get();
-    if (!handshake_done_ && !closed_) {
-      // SSL_connect both starts the handshake and advances it.
-      int r = SSL_connect(c);
-      if (r == 1) {
-        handshake_done_ = true;
-        log::debug(log::Layer::quic, "client handshake done");
-      } else {
-        int err = SSL_get_error(c, r);
-        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
-          std::string why = openssl_errors();
-          update_state();  // the peer's CONNECTION_CLOSE, if that was it
-          if (!closed_) closed_ = CloseInfo{false, false, 0, "handshake failed: " + why};
+// A local or protocol error: tell the peer (CONNECTION_CLOSE) and stop.
+void Endpoint::fail(int liberr, Timestamp now) {
+  std::string why = ngtcp2_strerror(liberr);
+  if (liberr == NGTCP2_ERR_CRYPTO) {
+    uint8_t alert = ngtcp2_conn_get_tls_alert(conn_);
+    why = fmt::format("handshake failed (TLS alert {})", alert);
+  }
+  log::debug(Layer::quic, "connection error: {}", why);
+  if (!closed_) closed_ = CloseInfo{false, false, 0, why};
+  if (close_sent_) return;
+  ngtcp2_ccerr ccerr;
+  ngtcp2_ccerr_default(&ccerr);
+  ngtcp2_ccerr_set_liberr(&ccerr, liberr, nullptr, 0);
+  std::array<uint8_t, 1500> buf;
+  ngtcp2_pkt_info pi{};
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf.data(), buf.size(), &ccerr, now);
+  close_requested_ = close_sent_ = true;
+  if (n > 0) {
+    close_packet_.assign(buf.data(), buf.data() + n);
+    size_t size = close_packet_.size();
+    transmit(close_packet_, std::span<const size_t>(&size, 1));
+  }
+}
+
+void Endpoint::handle_expiry(Timestamp now) {
+  if (!conn_ || close_sent_ || (closed_ && !close_requested_)) return;
+  int rv = ngtcp2_conn_handle_expiry(conn_, now);
+  if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+    log::debug(Layer::quic, "idle timeout");
+    if (!closed_) closed_ = CloseInfo{false, false, 0, "no answer from the peer (idle timeout)"};
+    close_sent_ = close_requested_;
+    return;
+  }
+  if (rv != 0) {
+    fail(rv, now);
+    return;
+  }
+  write(now);
+}
+
+std::optional<Timestamp> Endpoint::expiry() const {
+  if (!conn_ || close_sent_ || (closed_ && !close_requested_)) return std::nullopt;
+  Timestamp t = ngtcp2_conn_get_expiry(conn_);
+  if (close_requested_) t = std::min(t, close_deadline_);
+  if (t == UINT64_MAX) return std::nullopt;
+  return t;
+}
+
+bool Endpoint::all_delivered() const {
+  return std::all_of(streams_.begin(), streams_.end(), [](const auto& kv) {
+    const StreamState& s = kv.second;
+    return s.tx_reset || s.closed || s.tx.acked() == s.tx.written();
+  });
+}
+
+void Endpoint::write(Timestamp now) {
+  if (!conn_ || close_sent_ || (closed_ && !close_requested_)) return;
+  if (close_requested_ && (!handshake_done_ || all_delivered() || now >= close_deadline_)) {
+    write_close(now);
+    return;
+  }
+  const size_t max_size = std::max<size_t>(ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_), 1200);
+  const size_t quantum = ngtcp2_conn_get_send_quantum(conn_);
+  const size_t max_pkts = std::clamp<size_t>(quantum / max_size, 1, kMaxBatch);
+  out_.resize(max_pkts * max_size);
+  out_sizes_.clear();
+  size_t used = 0;
+  ngtcp2_pkt_info pi{};
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+
+  // Streams blocked only by the connection's window get another chance
+  // whenever it has room again.
+  if (ngtcp2_conn_get_max_data_left(conn_) > 0) {
+    for (auto& [id, s] : streams_) {
+      if (s.blocked && ngtcp2_conn_get_max_stream_data_left(conn_, id) > 0) {
+        s.blocked = false;
+        queue_send(s);
+      }
+    }
+  }
+
+  while (out_sizes_.size() < max_pkts) {
+    uint8_t* dest = out_.data() + used;
+    size_t cursor = 0;     // next candidate in sendable_ for this packet
+    int64_t last = -1;     // the stream whose data ended the packet
+    ngtcp2_ssize n = 0;
+    for (;;) {
+      StreamState* s = nullptr;
+      while (cursor < sendable_.size()) {
+        s = find(sendable_[cursor]);
+        bool has_work = s && !s->tx_reset && !s->blocked && !s->closed &&
+                        (s->tx.unsent_bytes() > 0 || (s->fin_wanted && !s->fin_sent));
+        if (has_work) break;
+        if (s) s->queued = false;
+        sendable_.erase(sendable_.begin() + static_cast<std::ptrdiff_t>(cursor));
+        s = nullptr;
+      }
+      std::array<std::span<const uint8_t>, 8> runs;
+      std::array<ngtcp2_vec, 8> vec{};
+      size_t nvec = 0, offered = 0;
+      uint32_t flags = s ? NGTCP2_WRITE_STREAM_FLAG_MORE : 0;
+      int64_t sid = -1;
+      if (s) {
+        sid = s->id;
+        nvec = s->tx.unsent(runs);
+        for (size_t i = 0; i < nvec; ++i) {
+          vec[i] = {const_cast<uint8_t*>(runs[i].data()), runs[i].size()};
+          offered += runs[i].size();
         }
+        if (s->fin_wanted && offered == s->tx.unsent_bytes()) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
       }
-    } else {
-      (void)SSL_handle_events(c);
-    }
-  } else {
-    // Ticking the listener ticks the whole QUIC engine (port and every
-    // channel on it), including the accepted connection.
-    (void)SSL_handle_events(listener_.get());
-    if (!close_started_) accept_connection();  // closed before any peer: stay closed
-    if (connection_ && !handshake_done_ && !closed_) {
-      // Accepted connections may still be handshaking (see
-      // accept_connection); on a non-blocking connection this only reports.
-      if (SSL_do_handshake(connection_.get()) == 1) {
-        handshake_done_ = true;
-        log::debug(log::Layer::quic, "server handshake done");
+      ngtcp2_ssize datalen = -1;
+      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, dest, max_size, &datalen, flags, sid, vec.data(), nvec, now);
+      if (s && datalen >= 0) {
+        s->tx.mark_sent(static_cast<size_t>(datalen));
+        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && static_cast<size_t>(datalen) == offered) s->fin_sent = true;
+        if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) mark_ready(*s);
       }
+      if (n == NGTCP2_ERR_WRITE_MORE) {
+        ++cursor;  // this stream gave all it could; room is left for the next
+        continue;
+      }
+      if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+        s->blocked = true;
+        ++cursor;
+        continue;
+      }
+      if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+        // The peer asked us to stop sending (ngtcp2 reset the stream).
+        s->tx_reset = true;
+        s->tx.clear();
+        mark_ready(*s);
+        ++cursor;
+        continue;
+      }
+      if (n < 0) {
+        fail(static_cast<int>(n), now);
+        return;
+      }
+      last = sid;
+      break;
+    }
+    if (n == 0) break;  // nothing left to send, or congestion / pacing limited
+    out_sizes_.push_back(static_cast<size_t>(n));
+    used += static_cast<size_t>(n);
+    // Round robin: the stream that filled this packet goes to the back.
+    if (last >= 0 && !sendable_.empty() && sendable_.front() == last) {
+      sendable_.pop_front();
+      sendable_.push_back(last);
     }
   }
-  if (close_started_ && !shutdown_done_) continue_shutdown();
-  update_state();
-  ERR_clear_error();
-  drain_outgoing();
+  if (!out_sizes_.empty()) transmit(std::span<const uint8_t>(out_.data(), used), out_sizes_);
+  ngtcp2_conn_update_pkt_tx_time(conn_, now);
+  sweep();
 }
 
-void Endpoint::update_state() {
-  if (closed_ || !connection_) return;
-  SSL_CONN_CLOSE_INFO info{};
-  if (SSL_get_conn_close_info(connection_.get(), &info, sizeof info) != 1) return;
-  CloseInfo ci;
-  ci.by_peer = (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) == 0;
-  ci.is_app = (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) == 0;
-  ci.error_code = info.error_code;
-  if (info.reason != nullptr) ci.reason.assign(info.reason, info.reason_len);
-  log::debug(log::Layer::quic, "connection closed: by_peer={} app={} code={:#x} reason '{}'",
-             ci.by_peer, ci.is_app, ci.error_code, ci.reason);
-  closed_ = std::move(ci);
-}
-
-void Endpoint::drain_outgoing() {
-  std::array<uint8_t, 65536> buf;
-  for (;;) {
-    int n = BIO_read(app_bio_.get(), buf.data(), static_cast<int>(buf.size()));
-    if (n <= 0) break;
-    send_(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
-    ++datagrams_sent_;
-    bytes_sent_ += static_cast<uint64_t>(n);
+void Endpoint::write_close(Timestamp now) {
+  ngtcp2_ccerr ccerr;
+  ngtcp2_ccerr_default(&ccerr);
+  ngtcp2_ccerr_set_application_error(&ccerr, close_code_, reinterpret_cast<const uint8_t*>(close_reason_.data()),
+                                     close_reason_.size());
+  std::array<uint8_t, 1500> buf;
+  ngtcp2_pkt_info pi{};
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf.data(), buf.size(), &ccerr, now);
+  close_sent_ = true;
+  if (n > 0) {
+    close_packet_.assign(buf.data(), buf.data() + n);
+    size_t size = close_packet_.size();
+    transmit(close_packet_, std::span<const size_t>(&size, 1));
+  } else if (n < 0) {
+    log::debug(Layer::quic, "write_connection_close: {}", ngtcp2_strerror(static_cast<int>(n)));
   }
-  ERR_clear_error();
 }
 
-std::optional<std::chrono::milliseconds> Endpoint::next_timeout() const {
-  SSL* ticker = role_ == Role::server ? listener_.get() : connection_.get();
-  timeval tv{};
-  int infinite = 0;
-  if (SSL_get_event_timeout(ticker, &tv, &infinite) != 1) {
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  if (infinite) return std::nullopt;
-  // Round up: a deadline 0.3 ms away reported as 0 ("run now") would make
-  // the driver spin until it actually passes.
-  auto us = std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
-  return std::chrono::ceil<std::chrono::milliseconds>(us);
+void Endpoint::transmit(std::span<const uint8_t> bytes, std::span<const size_t> sizes) {
+  datagrams_sent_ += sizes.size();
+  bytes_sent_ += bytes.size();
+  transmit_(Batch{bytes, sizes});
 }
 
-SSL* Endpoint::connection() const { return connection_.get(); }
-
-std::vector<uint8_t> Endpoint::export_keying_material(std::string_view label, size_t length) const {
-  if (!handshake_done_ || !connection_)
-    throw Error(ExitCode::failure, "TLS exporter: handshake not complete");
-  std::vector<uint8_t> out(length);
-  ERR_clear_error();
-  if (SSL_export_keying_material(connection_.get(), out.data(), out.size(), label.data(),
-                                 label.size(), nullptr, 0, /*use_context=*/0) != 1)
-    fail("SSL_export_keying_material");
-  return out;
-}
-
-void Endpoint::close(uint64_t app_error, std::string_view reason) {
-  if (close_started_) return;
-  close_started_ = true;
+void Endpoint::close(uint64_t app_error, std::string_view reason, Timestamp now) {
+  if (close_requested_) return;
+  close_requested_ = true;
   close_code_ = app_error;
-  close_reason_ = std::string(reason);
+  close_reason_ = std::string(reason.substr(0, 256));
+  close_deadline_ = now + kCloseFlushNs;
   if (!closed_) closed_ = CloseInfo{false, true, app_error, close_reason_};
-  if (!connection_) {
-    // Server that never accepted anything: nobody to tell.
-    shutdown_done_ = true;
+  if (!conn_) {
+    close_sent_ = true;  // a server that never heard from anyone: nobody to tell
     return;
   }
-  continue_shutdown();
-  ERR_clear_error();
-  drain_outgoing();
-}
-
-// A normal (not RAPID) shutdown: stream data already written is flushed
-// before CONNECTION_CLOSE, so a close right after the last write loses
-// nothing, and the RFC 9000 closing period runs so a lost CONNECTION_CLOSE is
-// repeated if the peer keeps sending. Both are bounded by the idle timeout.
-void Endpoint::continue_shutdown() {
-  SSL_SHUTDOWN_EX_ARGS args{close_code_, close_reason_.c_str()};
-  int r = SSL_shutdown_ex(connection_.get(), SSL_SHUTDOWN_FLAG_NO_BLOCK, &args, sizeof args);
-  if (r == 1) {
-    shutdown_done_ = true;
-  } else if (r < 0) {
-    // Nothing more can be done on this connection (e.g. it never started).
-    log::debug(log::Layer::quic, "SSL_shutdown_ex: {}", openssl_errors());
-    shutdown_done_ = true;
-  }
+  write(now);
 }
 
 bool Endpoint::shutdown_complete() const {
-  if (close_started_) return shutdown_done_;
+  if (close_requested_) return close_sent_;
   return closed_.has_value();
+}
+
+std::vector<uint8_t> Endpoint::export_keying_material(std::string_view label, size_t length) const {
+  if (!handshake_done_ || ssl_ == nullptr) throw Error(ExitCode::failure, "TLS exporter: handshake not complete");
+  std::vector<uint8_t> out(length);
+  ERR_clear_error();
+  if (SSL_export_keying_material(ssl_, out.data(), out.size(), label.data(), label.size(), nullptr, 0,
+                                 /*use_context=*/0) != 1)
+    throw Error(ExitCode::failure, "SSL_export_keying_material: " + tls::errors());
+  return out;
+}
+
+std::string Endpoint::alpn() const {
+  if (ssl_ == nullptr) return {};
+  const unsigned char* p = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &len);
+  return std::string(reinterpret_cast<const char*>(p), len);
+}
+
+ConnStats Endpoint::stats() const {
+  ConnStats out;
+  if (!conn_) return out;
+  ngtcp2_conn_info info{};
+  ngtcp2_conn_get_conn_info(conn_, &info);
+  if (info.min_rtt != UINT64_MAX) out.rtt_ms = static_cast<double>(info.smoothed_rtt) / 1e6;
+  out.cwnd = info.cwnd;
+  out.bytes_in_flight = info.bytes_in_flight;
+  out.max_datagram = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  return out;
+}
+
+// ---- streams ---------------------------------------------------------------
+
+StreamState* Endpoint::find(int64_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+const StreamState* Endpoint::stream(int64_t id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+void Endpoint::mark_ready(StreamState& s) {
+  if (s.ready || s.released) return;
+  s.ready = true;
+  ready_.push_back(s.id);
+}
+
+void Endpoint::queue_send(StreamState& s) {
+  if (s.queued) return;
+  s.queued = true;
+  sendable_.push_back(s.id);
+}
+
+std::vector<int64_t> Endpoint::take_ready() {
+  std::vector<int64_t> out;
+  out.swap(ready_);
+  for (int64_t id : out) {
+    if (StreamState* s = find(id)) s->ready = false;
+  }
+  return out;
+}
+
+std::optional<int64_t> Endpoint::open_stream() {
+  if (!conn_ || !handshake_done_ || closed_) return std::nullopt;
+  int64_t id = -1;
+  if (ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) != 0) return std::nullopt;
+  streams_[id].id = id;
+  return id;
+}
+
+uint64_t Endpoint::streams_left() const {
+  return conn_ && handshake_done_ && !closed_ ? ngtcp2_conn_get_streams_bidi_left(conn_) : 0;
+}
+
+std::optional<int64_t> Endpoint::accept_stream() {
+  while (!accept_queue_.empty()) {
+    int64_t id = accept_queue_.front();
+    accept_queue_.pop_front();
+    if (find(id)) return id;
+  }
+  return std::nullopt;
+}
+
+void Endpoint::extend_read(StreamState& s, size_t n) {
+  if (n == 0 || !conn_ || s.closed || closed_) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, s.id, n);
+  ngtcp2_conn_extend_max_offset(conn_, n);
+}
+
+IoStatus Endpoint::read_status(int64_t id) const {
+  const StreamState* s = stream(id);
+  if (s == nullptr) return IoStatus::reset;
+  if (!s->rx.empty()) return IoStatus::ok;
+  if (s->rx_reset || s->rx_stopped) return IoStatus::reset;
+  if (s->rx_fin) return IoStatus::fin;
+  if (closed_) return IoStatus::reset;
+  return IoStatus::would_block;
+}
+
+IoResult Endpoint::read(int64_t id, std::span<uint8_t> out) {
+  StreamState* s = find(id);
+  IoStatus status = read_status(id);
+  if (status != IoStatus::ok) return {status, 0};
+  size_t total = 0;
+  while (total < out.size() && !s->rx.empty()) {
+    auto run = s->rx.front();
+    size_t take = std::min(run.size(), out.size() - total);
+    std::memcpy(out.data() + total, run.data(), take);
+    s->rx.consume(take);
+    total += take;
+  }
+  extend_read(*s, total);
+  return {IoStatus::ok, total};
+}
+
+std::span<const uint8_t> Endpoint::peek(int64_t id) const {
+  const StreamState* s = stream(id);
+  return s ? s->rx.front() : std::span<const uint8_t>();
+}
+
+void Endpoint::consume(int64_t id, size_t n) {
+  StreamState* s = find(id);
+  if (s == nullptr) return;
+  n = std::min(n, s->rx.front().size());
+  s->rx.consume(n);
+  extend_read(*s, n);
+}
+
+IoResult Endpoint::write(int64_t id, std::span<const uint8_t> data) {
+  StreamState* s = find(id);
+  if (s == nullptr || s->tx_reset || s->closed || s->fin_wanted || closed_ || close_requested_) return {IoStatus::reset, 0};
+  size_t unsent = s->tx.unsent_bytes();
+  if (unsent >= kMaxUnsent) {
+    s->want_write = true;
+    return {IoStatus::would_block, 0};
+  }
+  size_t take = std::min(data.size(), kMaxUnsent - unsent);
+  s->tx.append(data.first(take));
+  s->want_write = take < data.size();
+  if (take > 0) queue_send(*s);
+  return {IoStatus::ok, take};
+}
+
+void Endpoint::conclude(int64_t id) {
+  StreamState* s = find(id);
+  if (s == nullptr || s->fin_wanted || s->tx_reset) return;
+  s->fin_wanted = true;
+  queue_send(*s);
+}
+
+void Endpoint::reset(int64_t id, uint64_t app_error) {
+  StreamState* s = find(id);
+  if (s == nullptr) return;
+  if (conn_ && !s->closed && !closed_) ngtcp2_conn_shutdown_stream(conn_, 0, id, app_error);
+  s->tx_reset = true;
+  s->rx_stopped = true;
+  s->tx.clear();
+  s->rx.clear();
+}
+
+void Endpoint::release(int64_t id) {
+  StreamState* s = find(id);
+  if (s == nullptr) return;
+  bool tx_done = s->tx_reset || s->fin_wanted;
+  bool rx_done = s->rx_reset || s->rx_stopped || (s->rx_fin && s->rx.empty());
+  if (!(tx_done && rx_done)) reset(id, 0);
+  s->released = true;
+  s->rx.clear();
+  maybe_erase(id);
+}
+
+void Endpoint::sweep() {
+  for (int64_t id : graveyard_) maybe_erase(id);
+  graveyard_.clear();
+}
+
+void Endpoint::maybe_erase(int64_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  // Kept while ngtcp2 may still call back for it (retransmitting from its
+  // send buffer) or while the application holds its handle.
+  if (it->second.released && (it->second.closed || closed_)) streams_.erase(it);
 }
 
 }  // namespace peersock::quic

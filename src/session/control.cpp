@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "peersock/error.hpp"
+#include "peersock/protocol/version.hpp"
 #include "peersock/text.hpp"
 
 namespace peersock::session {
@@ -33,7 +34,7 @@ std::vector<uint8_t> encode_credit(const CreditGrant& grant) {
 
 ControlEvents ControlReader::feed(std::span<const uint8_t> bytes) {
   ControlEvents events;
-  if (version_ < 2) return events;  // v1: stream 0 carries nothing we read
+  if (!protocol::has_control_stream(version_)) return events;  // v1: stream 0 carries nothing we read
   for (uint8_t b : bytes) {
     if (partial_len_ > 0) {
       partial_[partial_len_++] = b;
@@ -54,13 +55,13 @@ ControlEvents ControlReader::feed(std::span<const uint8_t> bytes) {
       case kPing: ++events.pings; break;
       case kPong: ++events.pongs; break;
       case kCredit:
-        if (version_ >= 3) {
+        if (protocol::frames_credit(version_)) {
           partial_[0] = b;
           partial_len_ = 1;
         }
         break;
       default:
-        if (version_ >= 3) {
+        if (protocol::frames_credit(version_)) {
           const char c = static_cast<char>(b);
           throw CounterpartyError("control stream: unknown message type " + text::quote(std::string_view(&c, 1)));
         }

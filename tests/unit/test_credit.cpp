@@ -1,5 +1,5 @@
 // Per-stream credit (forward/credit.hpp) and the queue a receiving pump
-// keeps behind a slow local reader (forward/byte_queue.hpp): pure logic,
+// keeps behind a slow local reader (byte_queue.hpp): pure logic,
 // timestamps passed in.
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <numeric>
 #include <vector>
 
-#include "peersock/forward/byte_queue.hpp"
+#include "peersock/byte_queue.hpp"
 #include "peersock/forward/credit.hpp"
 
 namespace peersock::forward {

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "peersock/protocol/version.hpp"
+
 namespace peersock::config {
 
 struct Endpoint {
@@ -22,7 +24,12 @@ struct Endpoint {
   bool enabled() const { return !host.empty(); }
 };
 
-inline constexpr int kMaxProtocolVersion = 3;
+enum class Congestion { bbr, cubic };
+std::string_view congestion_name(Congestion c);  // "bbr", "cubic"
+// Errors: UsageError "WHAT: 'VALUE' is not bbr or cubic".
+Congestion parse_congestion(std::string_view value, std::string_view what);
+
+inline constexpr int kMaxProtocolVersion = protocol::kCurrent;
 
 struct Settings {
   std::string relay_url;
@@ -38,6 +45,9 @@ struct Settings {
   // 1..kMaxProtocolVersion): lower it to behave like an older peer, for
   // tests or to work around a problem in a newer feature.
   int protocol_version = kMaxProtocolVersion;
+  // QUIC congestion control (--congestion, PEERSOCK_CONGESTION, [quic]
+  // congestion): BBR by default; CUBIC behaves like most TCP stacks.
+  Congestion congestion = Congestion::bbr;
 };
 
 inline constexpr uint16_t kDefaultStunPort = 3478;
@@ -57,6 +67,7 @@ struct Origins {
   Origin relay_url, stun, turn, turn_user, turn_password;
   Origin relay_policy;  // force-relay / no-relay
   Origin protocol_version;
+  Origin congestion;
 };
 
 // Looks up an environment variable (std::getenv in the binary, a map in

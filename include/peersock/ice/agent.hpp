@@ -72,6 +72,11 @@ class Agent {
   void set_remote(const Description& remote);
   // Sends one datagram; drops it (as UDP would) when the path is not ready.
   void send(std::span<const uint8_t> datagram);
+  // Sends datagrams laid back to back in `bytes`, sizes[i] bytes each, with
+  // one call; drops what the socket does not take now.
+  void send_batch(std::span<const uint8_t> bytes, std::span<const size_t> sizes);
+  // Batches of which the socket did not take everything (for the debug log).
+  uint64_t short_batches() const { return dropped_; }
 
   // What was tried, for "no network path" messages: "host, srflx, relay".
   std::string tried() const;
@@ -95,6 +100,7 @@ class Agent {
   GCancellable* cancellable_ = nullptr;  // owned; made in the constructor
   int lookups_pending_ = 0;
   bool setup_failed_ = false;
+  uint64_t dropped_ = 0;
   std::vector<std::string> stun_addresses_, turn_addresses_;
 };
 

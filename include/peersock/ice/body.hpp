@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "peersock/protocol/version.hpp"
+
 namespace peersock::ice {
 
 // libnice's NiceCandidateType / NiceCandidateTransport integer values.
@@ -36,9 +38,8 @@ struct Description {
   int version = 1;  // "v"; absent = 1 (the original peersock)
 };
 
-// Protocol versions: 1 = the original; 2 = many streams, FIN, 'D'/'P'/'Q'
-// on stream 0; 3 = per-stream credit ('C' on stream 0, forward/credit.hpp).
-inline constexpr int kOurVersion = 3;
+// The version we announce in the body's "v" (protocol/version.hpp).
+inline constexpr int kOurVersion = protocol::kCurrent;
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
 inline constexpr size_t kMaxCandidates = 64;
 

@@ -1,10 +1,10 @@
-#include "peersock/forward/byte_queue.hpp"
+#include "peersock/byte_queue.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <cstring>
 
-namespace peersock::forward {
+namespace peersock {
 
 void ByteQueue::append(const uint8_t* data, size_t n) {
   while (n > 0) {
@@ -54,4 +54,4 @@ void ByteQueue::clear() {
   head_ = tail_ = size_ = 0;
 }
 
-}  // namespace peersock::forward
+}  // namespace peersock

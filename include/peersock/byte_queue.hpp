@@ -9,7 +9,7 @@
 #include <memory>
 #include <span>
 
-namespace peersock::forward {
+namespace peersock {
 
 class ByteQueue {
  public:
@@ -39,4 +39,4 @@ class ByteQueue {
   size_t size_ = 0;
 };
 
-}  // namespace peersock::forward
+}  // namespace peersock

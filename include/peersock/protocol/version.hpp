@@ -1,0 +1,22 @@
+// Protocol versions (docs/protocol.md §3) and what each one enables: the one
+// place that knows. Both sides use the lower of the two versions announced.
+#pragma once
+
+namespace peersock::protocol {
+
+// 1: the original peersock: one connection per run, no FIN, stream 0 unused.
+// 2: FIN per direction, several connections, stream 0 carries D/P/Q.
+// 3: per-stream credit ('C' grants on stream 0), for OpenSSL's QUIC stack
+//    whose windows are per connection.
+// 4: QUIC's own per-stream flow control (ngtcp2) instead of 'C' grants.
+inline constexpr int kCurrent = 4;
+inline constexpr int kOldest = 1;
+
+constexpr bool has_fin(int v) { return v >= 2; }
+constexpr bool has_control_stream(int v) { return v >= 2; }
+constexpr bool several_connections(int v) { return v >= 2; }
+// 'C' frames are understood from v3 on; only v3 relies on them.
+constexpr bool frames_credit(int v) { return v >= 3; }
+constexpr bool uses_credit(int v) { return v == 3; }
+
+}  // namespace peersock::protocol
