@@ -1,7 +1,12 @@
 // psk-attacker: the hostile relay and the hostile peer of the attack tests
-// (tests/e2e/test_attacks.py). A test tool built from peersock's own layers
-// (ice::Agent, quic::Endpoint, rendezvous::Protocol/Client, auth::Smp), never
-// installed, never talking to anything but the test's own namespace.
+// (tests/e2e/test_attacks.py), and an honest OpenSSL-QUIC peer for the interop
+// tests (tests/e2e/test_interop.py). A test tool built from peersock's own
+// layers (ice::Agent, rendezvous::Protocol/Client, auth::Smp, the stream-0
+// reader session::ControlReader) and the previous QUIC engine, OpenSSL 3.5's
+// own QUIC stack (tests/tools/ossl_quic, namespace ossl_quic), which lives on
+// only here: every run of this tool against peersock is also an interop test
+// between peersock's ngtcp2 engine and OpenSSL's. Never installed, never
+// talking to anything but the test's own namespace.
 //
 //   psk-attacker mitm --listen-port P --upstream ws://127.0.0.1:4000/v1 --mode terminate|forward
 //       A websocket proxy in front of the real mailbox server. Both peers use
@@ -22,6 +27,9 @@
 //                  side's `ice` body to --inject-to consumer|generator is
 //                  replaced by the contents of --frame-file (sent as a binary
 //                  frame with --binary). Nothing else is touched.
+//       Every rewritten body announces the protocol version ("v") of the body
+//       it replaces: a relay that copies streams or datagrams byte for byte
+//       carries whatever the two peers agree on.
 //
 //   psk-attacker rogue --relay URL --attack ATTACK (--code CODE | --generate) [--smp-code CODE]
 //       A peer that misbehaves. With --code it joins as the consumer (QUIC
@@ -36,16 +44,37 @@
 //         bad-magic     run SMP (pass the right --smp-code to authenticate),
 //                       then open a data stream that starts with 'Y'
 //                       (to test the stream header check after auth)
+//       It announces protocol version 2 and, like a v2 peer, reads stream 0
+//       and answers pings.
 //
-// Output: one JSON object per line on stdout ({"event": ...}), flushed.
-// Exit status: 0 when the run ended (the peers closed), 1 on a tool error or
-// its --timeout.
+//   psk-attacker peer --relay URL (--code CODE | --generate) --mode stdio-a|stdio-b [--protocol 2]
+//       An honest peer (the rogue's machinery with the right code) that
+//       behaves like `peersock stdio-a` (accepts the one data stream) or
+//       `peersock stdio-b` (opens it after auth) at protocol version 2, the
+//       only one it implements: stdin goes to the data stream ('X' + bytes),
+//       the stream to stdout, EOF becomes FIN and FIN closes stdout; on
+//       stream 0 it answers 'P' with 'Q' (the client pings once after auth,
+//       the server pings back once), writes one 'D' when its data stream is
+//       finished (its FIN sent, the peer's FIN seen and everything written to
+//       stdout), and closes the connection (application code 0) once it has
+//       said 'D' and seen the peer's 'D'. Events go to stderr (stdout is the
+//       data). Exit 0 only after such a clean end.
+//
+// Output: one JSON object per line on stdout ({"event": ...}), flushed
+// (stderr in peer mode).
+// Exit status: 0 when the run ended (the peers closed; peer mode: after every
+// byte was delivered both ways), 1 on a tool error or its --timeout.
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <libsoup/soup.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -63,20 +92,28 @@
 #include "peersock/error.hpp"
 #include "peersock/ice/agent.hpp"
 #include "peersock/ice/body.hpp"
-#include "peersock/quic/driver.hpp"
-#include "peersock/quic/endpoint.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
+#include "peersock/session/control.hpp"
+#include "peersock/session/ping.hpp"
+#include "peersock/session/stream_header.hpp"
+#include "ossl_quic/driver.hpp"
+#include "ossl_quic/endpoint.hpp"
 
 namespace {
 
 using json = nlohmann::json;
 using namespace peersock;
 
+// The protocol version the rogue and the honest peer speak (and announce).
+constexpr int kPeerVersion = 2;
+
+FILE* g_events = stdout;  // stderr in peer mode, where stdout carries the data
+
 void emit(json event) {
   std::string line = event.dump();
-  std::fprintf(stdout, "%s\n", line.c_str());
-  std::fflush(stdout);
+  std::fprintf(g_events, "%s\n", line.c_str());
+  std::fflush(g_events);
 }
 
 [[noreturn]] void die(const std::string& why) {
@@ -102,7 +139,7 @@ config::Settings no_servers() {
 // One byte pipe between two QUIC streams (terminate mode), or the read side
 // of a stream the rogue only watches.
 struct Relay {
-  quic::SslPtr from, to;
+  ossl_quic::SslPtr from, to;
   std::string leg_from;
   uint64_t id = 0;
   std::vector<uint8_t> pending;
@@ -148,11 +185,11 @@ bool pump(Relay& r) {
 struct Leg {
   std::string name;
   bool controlling = false;
-  quic::Role role = quic::Role::client;
+  ossl_quic::Role role = ossl_quic::Role::client;
   std::unique_ptr<ice::Agent> agent;
-  std::unique_ptr<quic::Endpoint> endpoint;
-  std::unique_ptr<quic::Driver> driver;
-  std::optional<std::string> local_body;
+  std::unique_ptr<ossl_quic::Endpoint> endpoint;
+  std::unique_ptr<ossl_quic::Driver> driver;
+  std::optional<ice::Description> local;  // set once gathered; "v" is filled in per message
   bool remote_set = false, handshake = false, close_reported = false;
   std::vector<uint8_t> exporter;
 };
@@ -178,10 +215,10 @@ class Attacker {
     }
     gen_.name = "gen";
     gen_.controlling = false;
-    gen_.role = quic::Role::client;
+    gen_.role = ossl_quic::Role::client;
     cons_.name = "cons";
     cons_.controlling = true;
-    cons_.role = quic::Role::server;
+    cons_.role = ossl_quic::Role::server;
     for (Leg* leg : {&gen_, &cons_}) make_agent(*leg);
   }
 
@@ -202,31 +239,35 @@ class Attacker {
   }
 
   void on_gathered(Leg& leg) {
-    if (leg.local_body) return;
-    auto d = leg.agent->local_description();
-    d.version = ice::kOurVersion;
-    leg.local_body = ice::encode(d);
-    emit({{"event", "gathered"}, {"leg", leg.name}, {"candidates", d.candidates.size()}});
-    if (mode_ == "rogue") {
+    if (leg.local) return;
+    leg.local = leg.agent->local_description();
+    emit({{"event", "gathered"}, {"leg", leg.name}, {"candidates", leg.local->candidates.size()}});
+    if (mode_ != "mitm") {
       rogue_send_ice();
       return;
     }
-    if (gen_.local_body && cons_.local_body) start_proxy();
+    if (gen_.local && cons_.local) start_proxy();
   }
 
-  void set_remote(Leg& leg, const std::string& body) {
+  // Our leg's body, announcing `version`.
+  static std::string body_of(const Leg& leg, int version) {
+    ice::Description d = *leg.local;
+    d.version = version;
+    return ice::encode(d);
+  }
+
+  void set_remote(Leg& leg, const ice::Description& remote) {
     if (leg.remote_set) return;
     leg.remote_set = true;
-    emit({{"event", "peer_ice"}, {"leg", leg.name}});
-    auto remote = ice::decode(body);
+    emit({{"event", "peer_ice"}, {"leg", leg.name}, {"version", remote.version}});
     if (terminate_) make_endpoint(leg);
     leg.agent->set_remote(remote);
   }
 
   void make_endpoint(Leg& leg) {
     Leg* l = &leg;
-    leg.endpoint = std::make_unique<quic::Endpoint>(leg.role, [l](std::span<const uint8_t> d) { l->agent->send(d); });
-    leg.driver = std::make_unique<quic::Driver>(*leg.endpoint, [this] {
+    leg.endpoint = std::make_unique<ossl_quic::Endpoint>(leg.role, [l](std::span<const uint8_t> d) { l->agent->send(d); });
+    leg.driver = std::make_unique<ossl_quic::Driver>(*leg.endpoint, [this] {
       try {
         on_quic();
       } catch (const std::exception& e) {
@@ -243,8 +284,13 @@ class Attacker {
       return;
     }
     if (!leg.endpoint) return;
-    leg.endpoint->receive_datagram(d);
-    leg.driver->kick();
+    // One OpenSSL run for all the datagrams the loop has ready (a run per
+    // datagram costs several times the crypto); a full queue runs it now.
+    if (!leg.endpoint->receive_datagram(d)) {
+      leg.driver->kick();
+      leg.endpoint->receive_datagram(d);
+    }
+    leg.driver->kick_soon();
   }
 
   // Both legs' QUIC events (terminate mode) or the rogue's one leg.
@@ -257,17 +303,18 @@ class Attacker {
         leg->handshake = true;
         leg->exporter = leg->endpoint->export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
         emit({{"event", "handshake"}, {"leg", leg->name}, {"exporter", hex(leg->exporter)}});
-        if (mode_ == "rogue") rogue_on_handshake();
+        if (mode_ != "mitm") rogue_on_handshake();
       }
       if (leg->endpoint->closed() && !leg->close_reported) {
         leg->close_reported = true;
         const auto& c = *leg->endpoint->closed();
         emit({{"event", "closed"}, {"leg", leg->name}, {"by_peer", c.by_peer}, {"app", c.is_app},
               {"code", c.error_code}, {"reason", c.reason}});
+        if (honest_) on_peer_closed(c);
         if (mode_ == "mitm" && !silent_) {
           Leg& other = leg == &gen_ ? cons_ : gen_;
           if (other.endpoint && !other.endpoint->closed()) {
-            other.endpoint->close(c.is_app ? c.error_code : quic::kErrorLocal, c.reason);
+            other.endpoint->close(c.is_app ? c.error_code : ossl_quic::kErrorLocal, c.reason);
             other.driver->kick();
           }
         }
@@ -290,9 +337,9 @@ class Attacker {
       Leg* to = from == &cons_ ? &gen_ : &cons_;
       if (from->endpoint->closed() || to->endpoint->closed()) continue;
       while (SSL* raw = SSL_accept_stream(from->endpoint->connection(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
-        quic::SslPtr in(raw);
+        ossl_quic::SslPtr in(raw);
         uint64_t id = SSL_get_stream_id(raw);
-        quic::SslPtr out(SSL_new_stream(to->endpoint->connection(), SSL_STREAM_FLAG_NO_BLOCK));
+        ossl_quic::SslPtr out(SSL_new_stream(to->endpoint->connection(), SSL_STREAM_FLAG_NO_BLOCK));
         if (!out) die("cannot open a relayed stream");
         uint64_t out_id = SSL_get_stream_id(out.get());
         emit({{"event", "stream"}, {"from", from->name}, {"id", id}, {"relayed_as", out_id}});
@@ -303,7 +350,7 @@ class Attacker {
         SSL_up_ref(in_raw);
         SSL_up_ref(out_raw);
         relays_.push_back(std::make_unique<Relay>(Relay{std::move(in), std::move(out), from->name, id}));
-        relays_.push_back(std::make_unique<Relay>(Relay{quic::SslPtr(out_raw), quic::SslPtr(in_raw), to->name, id}));
+        relays_.push_back(std::make_unique<Relay>(Relay{ossl_quic::SslPtr(out_raw), ossl_quic::SslPtr(in_raw), to->name, id}));
       }
     }
     bool moved = false;
@@ -320,6 +367,11 @@ class Attacker {
     }
     if (all_closed && !quitting_) {
       quitting_ = true;
+      if (honest_) {  // until our CONNECTION_CLOSE is out (peersock's rule: at most 5 s)
+        quit_started_us_ = g_get_monotonic_time();
+        g_timeout_add(20, &Attacker::on_quit_poll, this);
+        return;
+      }
       g_timeout_add(300, [](gpointer self) -> gboolean {
         static_cast<Attacker*>(self)->finish(0);
         return G_SOURCE_REMOVE;
@@ -336,8 +388,14 @@ class Attacker {
       streams.push_back({{"from", r->leg_from}, {"id", r->id}, {"bytes", r->bytes}});
       if (r->id != 0 && r->id != 4) app_bytes += r->bytes;
     }
-    emit({{"event", "done"}, {"streams", streams}, {"application_bytes", app_bytes},
-          {"forwarded_datagram_bytes", forwarded_}});
+    json done = {{"event", "done"}, {"streams", streams}, {"application_bytes", app_bytes},
+                 {"forwarded_datagram_bytes", forwarded_}};
+    if (honest_) {
+      done["sent"] = sent_;
+      done["received"] = received_;
+      done["clean"] = peer_ok_;
+    }
+    emit(done);
     status_ = status;
     g_main_loop_quit(loop_);
   }
@@ -439,14 +497,15 @@ class Attacker {
     }
     if (peer_ice && self->inject_) peer_ice = false;  // the other side just gets the real body
     if (peer_ice) {
-      std::string original = j["body"];
       // To the generator goes our "gen" leg's description (the consumer's
-      // body is for our "cons" leg), and the other way round.
+      // body is for our "cons" leg), and the other way round, with the
+      // version the sender announced: we carry its protocol unchanged.
       Leg& faces_sender = c->generator ? self->cons_ : self->gen_;
       Leg& faces_receiver = c->generator ? self->gen_ : self->cons_;
-      j["body"] = *faces_receiver.local_body;
-      emit({{"event", "rewrote_ice"}, {"to", c->generator ? "generator" : "consumer"}});
       try {
+        ice::Description original = ice::decode(j["body"].get<std::string>());
+        j["body"] = body_of(faces_receiver, original.version);
+        emit({{"event", "rewrote_ice"}, {"to", c->generator ? "generator" : "consumer"}, {"version", original.version}});
         self->set_remote(faces_sender, original);
       } catch (const std::exception& e) {
         die(std::string("peer ice body: ") + e.what());
@@ -471,15 +530,30 @@ class Attacker {
     }
   }
 
-  // ---- rogue peer ------------------------------------------------------------
-  void start_rogue() {
-    mode_ = "rogue";
+  // ---- rogue peer and honest peer ------------------------------------------------
+  // One leg ("peer") towards a real peersock. The honest peer is the rogue
+  // that runs SMP on the right code and then forwards stdio.
+  void start_rogue(bool honest = false) {
+    mode_ = honest ? "peer" : "rogue";
+    honest_ = honest;
     terminate_ = true;
     generator_ = opts_.value("generate", false);
-    attack_ = opts_.value("attack", "early-stream");
+    attack_ = honest ? "none" : opts_.value("attack", "early-stream");
+    if (opts_.value("protocol", kPeerVersion) != kPeerVersion) {
+      die("only protocol version " + std::to_string(kPeerVersion) + " is implemented");
+    }
+    if (honest) {
+      std::string mode = opts_.value("mode", "");
+      if (mode != "stdio-a" && mode != "stdio-b") die("peer: --mode stdio-a|stdio-b is required");
+      opener_ = mode == "stdio-b";
+      g_events = stderr;
+      for (int fd : {0, 1}) {
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) die("cannot make stdin/stdout non-blocking");
+      }
+    }
     gen_.name = "peer";
     gen_.controlling = generator_;
-    gen_.role = generator_ ? quic::Role::server : quic::Role::client;
+    gen_.role = generator_ ? ossl_quic::Role::server : ossl_quic::Role::client;
     std::string nameplate;
     if (!generator_) {
       auto code = code::parse(opts_.value("code", ""));
@@ -498,7 +572,7 @@ class Attacker {
   void rogue_send_ice() {
     if (ice_sent_) return;
     ice_sent_ = true;
-    client_->send(protocol_->send_ice(*gen_.local_body).to_send);
+    client_->send(protocol_->send_ice(body_of(gen_, kPeerVersion)).to_send);
   }
 
   void on_mailbox(std::string_view text) {
@@ -518,13 +592,18 @@ class Attacker {
         std::fflush(stderr);
         emit({{"event", "code"}, {"code", code_}});
       } else if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&ev)) {
-        set_remote(gen_, ice->body);
+        try {
+          set_remote(gen_, ice::decode(ice->body));
+        } catch (const std::exception& e) {
+          die(std::string("peer ice body: ") + e.what());
+        }
       }
     }
   }
 
   std::string smp_code() {
     if (opts_.contains("smp_code")) return opts_["smp_code"];
+    if (honest_) return code_;
     // Right nameplate, words that are (almost surely) wrong.
     auto c = code::parse(code_);
     return c.nameplate + "-zoo-zoo-zoo-zoo";
@@ -535,8 +614,10 @@ class Attacker {
     if (SSL_write_ex(s, bytes.data(), bytes.size(), &n) != 1 || n != bytes.size()) die("stream write failed");
   }
 
+  SSL* conn() { return gen_.endpoint->connection(); }
+
   void rogue_early_stream() {
-    quic::SslPtr s(SSL_new_stream(gen_.endpoint->connection(), SSL_STREAM_FLAG_NO_BLOCK));
+    ossl_quic::SslPtr s(SSL_new_stream(conn(), SSL_STREAM_FLAG_NO_BLOCK));
     if (!s) die("cannot open the early data stream");
     std::string payload = "XEARLY-DATA-BEFORE-AUTH";
     write(s.get(), {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
@@ -552,8 +633,11 @@ class Attacker {
     auth::Secret secret = auth::derive_secret(gen_.exporter, smp_code());
     smp_ = std::make_unique<auth::Smp>(generator_ ? auth::Role::bob : auth::Role::alice, secret);
     if (!generator_) {
-      control_.reset(SSL_new_stream(gen_.endpoint->connection(), 0));
-      auth_.reset(SSL_new_stream(gen_.endpoint->connection(), 0));
+      // The client opens stream 0 (control) and stream 4 (auth), as peersock.
+      control_.reset(SSL_new_stream(conn(), 0));
+      auth_.reset(SSL_new_stream(conn(), 0));
+      if (!control_ || !auth_) die("cannot open streams 0 and 4");
+      SSL_set_mode(control_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
       if (attack_ == "garbage-auth") {
         std::vector<uint8_t> junk = {0xff, 0xff, 1, 2, 3, 4};
         write(auth_.get(), junk);
@@ -579,24 +663,51 @@ class Attacker {
         rogue_early_stream();
       }
     }
-    emit({{"event", "attack_sent"}, {"attack", attack_}});
+    if (!honest_) emit({{"event", "attack_sent"}, {"attack", attack_}});
     gen_.driver->kick();
   }
 
+  // After every QUIC run: streams, SMP, stream 0, and (peer) the data.
   void rogue_poll() {
     if (!gen_.handshake || gen_.endpoint->closed()) return;
-    if (generator_ && !auth_) {
-      while (SSL* raw = SSL_accept_stream(gen_.endpoint->connection(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
-        uint64_t id = SSL_get_stream_id(raw);
-        if (id == 4) auth_.reset(raw);
-        else if (id == 0) control_.reset(raw);
-        else SSL_free(raw);
+    accept_streams();
+    poll_auth();
+    if (gen_.endpoint->closed()) return;
+    poll_control();
+    if (honest_) peer_pump();
+  }
+
+  // Like peersock: the server takes streams 0 and 4 (and, after auth, the
+  // acceptor its data stream); the client takes no stream before its own
+  // auth (the rogue client none at all).
+  void accept_streams() {
+    if (!generator_ && !(honest_ && authenticated_)) return;
+    while (SSL* raw = SSL_accept_stream(conn(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
+      uint64_t id = SSL_get_stream_id(raw);
+      if (id == 0 && !control_) {
+        control_.reset(raw);
+        SSL_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+      } else if (id == 4 && !auth_) {
+        auth_.reset(raw);
+      } else if (honest_ && !authenticated_) {
+        SSL_free(raw);
+        peer_fail(ossl_quic::kErrorProtocol, "the peer opened stream " + std::to_string(id) + " before authentication");
+        return;
+      } else if (honest_ && !opener_ && !data_) {
+        data_.reset(raw);
+        SSL_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        emit({{"event", "data_stream"}, {"id", id}, {"opened_by", "peer"}});
+      } else {
+        SSL_free(raw);  // not ours to read (it is reset)
       }
     }
+  }
+
+  void poll_auth() {
     if (!auth_ || !smp_) return;
     uint8_t buf[4096];
     size_t n = 0;
-    while (SSL_read_ex(auth_.get(), buf, sizeof buf, &n) == 1) {
+    while (smp_ && SSL_read_ex(auth_.get(), buf, sizeof buf, &n) == 1) {
       frames_.feed({buf, n});
       while (auto f = frames_.next()) {
         auto step = smp_->on_message(*f);
@@ -605,12 +716,12 @@ class Attacker {
                                           : step.status == auth::Status::mismatch ? "mismatch" : "in_progress"}});
         if (step.status == auth::Status::mismatch) {
           // What peersock does too: tell the other side at once.
-          gen_.endpoint->close(quic::kErrorAuthFailed, "code-mismatch");
+          gen_.endpoint->close(ossl_quic::kErrorAuthFailed, "code-mismatch");
         }
         if (step.status == auth::Status::success && attack_ == "bad-magic") {
           // Authenticated (--smp-code is the right code): now a data stream
           // that does not start with 'X'.
-          quic::SslPtr s(SSL_new_stream(gen_.endpoint->connection(), SSL_STREAM_FLAG_NO_BLOCK));
+          ossl_quic::SslPtr s(SSL_new_stream(conn(), SSL_STREAM_FLAG_NO_BLOCK));
           if (!s) die("cannot open the data stream");
           const std::string payload = "Ynot the magic";
           write(s.get(), {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
@@ -618,8 +729,222 @@ class Attacker {
           early_.push_back(std::move(s));
         }
         gen_.driver->kick();
+        if (step.status == auth::Status::success && honest_) {
+          smp_.reset();
+          on_peer_authenticated();
+          break;
+        }
       }
     }
+    ERR_clear_error();
+  }
+
+  // ---- stream 0 (protocol v2): 'D' delivered, 'P' ping, 'Q' pong ----------
+  void poll_control() {
+    if (!control_) return;
+    uint8_t buf[4096];
+    size_t n = 0;
+    while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
+      auto events = control_reader_.feed({buf, n});
+      if (events.done > 0 && !peer_done_) {
+        peer_done_ = true;
+        emit({{"event", "peer_done"}});
+      }
+      auto now = g_get_monotonic_time();
+      auto pong = ping_.on_control(events.pings, events.pongs, now);
+      send_control(pong.reply);
+      if (generator_ && ping_.pinged_by_peer() && !pinged_back_) {  // the server pings back once
+        pinged_back_ = true;
+        send_control(ping_.ping(now));
+      }
+      if (pong.rtt_ms) emit({{"event", "rtt"}, {"ms", *pong.rtt_ms}});
+    }
+    ERR_clear_error();
+    flush_control();
+    maybe_close_after_stdio();
+  }
+
+  void send_control(std::span<const uint8_t> bytes) {
+    control_out_.insert(control_out_.end(), bytes.begin(), bytes.end());
+    flush_control();
+  }
+  void flush_control() {
+    if (!control_ || control_out_.empty()) return;
+    size_t n = 0;
+    if (SSL_write_ex(control_.get(), control_out_.data(), control_out_.size(), &n) == 1) {
+      control_out_.erase(control_out_.begin(), control_out_.begin() + static_cast<ptrdiff_t>(n));
+      gen_.driver->kick();
+    }
+    ERR_clear_error();
+  }
+
+  // ---- the honest peer's data stream -----------------------------------------
+  void on_peer_authenticated() {
+    authenticated_ = true;
+    emit({{"event", "authenticated"}, {"mode", opener_ ? "stdio-b" : "stdio-a"}});
+    // The mailbox has done its job (as peersock: release it, happily).
+    client_->send(protocol_->finish("happy").to_send);
+    client_->close();
+    if (!generator_) send_control(ping_.ping(g_get_monotonic_time()));  // also makes stream 0 visible to the server
+    if (opener_) {
+      data_.reset(SSL_new_stream(conn(), 0));
+      if (!data_) die("cannot open the data stream");
+      SSL_set_mode(data_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+      write(data_.get(), {&session::kDataStreamMagic, 1});
+      emit({{"event", "data_stream"}, {"id", SSL_get_stream_id(data_.get())}, {"opened_by", "us"}});
+    }
+    accept_streams();  // a client's data stream may be queued already
+    gen_.driver->kick();
+  }
+
+  void peer_fail(uint64_t app_code, const std::string& why) {
+    emit({{"event", "error"}, {"error", why}});
+    std::fprintf(stderr, "psk-attacker: %s\n", why.c_str());
+    if (!gen_.endpoint->closed()) gen_.endpoint->close(app_code, why);
+    gen_.driver->kick();
+  }
+
+  // Moves stdin -> data stream and data stream -> stdout as far as both
+  // sides take, then watches whichever fd it waits for. Runs after every
+  // QUIC run and from the fd watches.
+  void peer_pump() {
+    if (!data_ || gen_.endpoint->closed() || stdio_done_) return;
+    bool wrote = false;
+    for (bool moved = true; moved;) {
+      moved = false;
+      // stdin -> stream
+      while (up_off_ < up_.size()) {
+        size_t n = 0;
+        if (SSL_write_ex(data_.get(), up_.data() + up_off_, up_.size() - up_off_, &n) != 1) {
+          if (SSL_get_error(data_.get(), 0) != SSL_ERROR_WANT_WRITE) {
+            ERR_clear_error();
+            return peer_fail(ossl_quic::kErrorLocal, "the data stream cannot be written (reset by the peer?)");
+          }
+          ERR_clear_error();
+          break;
+        }
+        up_off_ += n;
+        sent_ += n;
+        moved = wrote = true;
+      }
+      if (up_off_ == up_.size() && !stdin_eof_) {
+        up_.resize(kChunk);
+        ssize_t r = read(0, up_.data(), up_.size());
+        up_.resize(r > 0 ? static_cast<size_t>(r) : 0);
+        up_off_ = 0;
+        if (r > 0) moved = true;
+        else if (r == 0) stdin_eof_ = true;
+        else if (errno != EAGAIN && errno != EINTR) die(std::string("stdin: ") + std::strerror(errno));
+      }
+      if (stdin_eof_ && up_off_ == up_.size() && !fin_sent_) {
+        SSL_stream_conclude(data_.get(), 0);
+        fin_sent_ = wrote = true;
+        emit({{"event", "fin_sent"}, {"bytes", sent_}});
+      }
+      // stream -> stdout (the acceptor checks the 'X' first)
+      while (down_off_ < down_.size()) {
+        ssize_t w = ::write(1, down_.data() + down_off_, down_.size() - down_off_);
+        if (w < 0) {
+          if (errno == EAGAIN || errno == EINTR) break;
+          return peer_fail(ossl_quic::kErrorLocal, std::string("stdout: ") + std::strerror(errno));
+        }
+        down_off_ += static_cast<size_t>(w);
+        received_ += static_cast<uint64_t>(w);
+        moved = true;
+      }
+      if (down_off_ == down_.size() && !peer_fin_) {
+        down_.resize(kChunk);
+        size_t n = 0;
+        int ok = SSL_read_ex(data_.get(), down_.data(), down_.size(), &n);
+        down_.resize(ok == 1 ? n : 0);
+        down_off_ = 0;
+        if (ok == 1) {
+          moved = true;
+          if (!opener_ && !magic_seen_) {
+            magic_seen_ = true;
+            if (down_[0] != session::kDataStreamMagic) {
+              return peer_fail(ossl_quic::kErrorProtocol, "the data stream does not start with 'X'");
+            }
+            down_off_ = 1;
+          }
+        } else {
+          int err = SSL_get_error(data_.get(), 0);
+          ERR_clear_error();
+          if (err == SSL_ERROR_ZERO_RETURN) {
+            peer_fin_ = true;
+            emit({{"event", "peer_fin"}, {"bytes", received_}});
+          } else if (err != SSL_ERROR_WANT_READ) {
+            return peer_fail(ossl_quic::kErrorLocal, "the data stream was reset before all data was delivered");
+          }
+        }
+      }
+      if (peer_fin_ && down_off_ == down_.size() && !stdout_closed_) {
+        // Replace stdout with /dev/null: the reader sees EOF.
+        int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, 1) < 0) die("cannot close stdout");
+        close(null_fd);
+        stdout_closed_ = true;
+      }
+    }
+    watch_fd(stdin_watch_, 0, GIOCondition(G_IO_IN | G_IO_HUP | G_IO_ERR), !stdin_eof_ && up_off_ == up_.size());
+    watch_fd(stdout_watch_, 1, GIOCondition(G_IO_OUT | G_IO_ERR), down_off_ < down_.size());
+    if (wrote) gen_.driver->kick();
+    if (fin_sent_ && stdout_closed_) {
+      // Delivered completely both ways: say so once on stream 0.
+      stdio_done_ = true;
+      emit({{"event", "delivered"}, {"sent", sent_}, {"received", received_}});
+      send_control(std::vector<uint8_t>{session::kDoneMarker});
+      maybe_close_after_stdio();
+    }
+  }
+
+  void watch_fd(guint& id, int fd, GIOCondition cond, bool want) {
+    if (want && id == 0) {
+      id = g_unix_fd_add(fd, cond, [](gint fd, GIOCondition, gpointer self_) -> gboolean {
+        auto* self = static_cast<Attacker*>(self_);
+        (fd == 0 ? self->stdin_watch_ : self->stdout_watch_) = 0;  // peer_pump re-adds it if still needed
+        self->peer_pump();
+        return G_SOURCE_REMOVE;
+      }, this);
+    } else if (!want && id != 0) {
+      g_source_remove(id);
+      id = 0;
+    }
+  }
+  void remove_watches() {
+    for (guint* id : {&stdin_watch_, &stdout_watch_}) {
+      if (*id != 0) g_source_remove(*id);
+      *id = 0;
+    }
+  }
+
+  // peersock's rule: a stdio side closes only when it delivered its stream
+  // and the peer said the same, so no tail is lost.
+  void maybe_close_after_stdio() {
+    if (!honest_ || !stdio_done_ || !peer_done_ || !control_out_.empty() || gen_.endpoint->closed()) return;
+    emit({{"event", "closing"}});
+    gen_.endpoint->close(ossl_quic::kErrorNone, "done");
+    gen_.driver->kick();
+  }
+
+  void on_peer_closed(const ossl_quic::CloseInfo& c) {
+    remove_watches();
+    peer_ok_ = c.is_app && c.error_code == ossl_quic::kErrorNone && stdio_done_;
+    if (!peer_ok_) {
+      std::fprintf(stderr, "psk-attacker: the connection ended before all data was delivered (code %#llx, %s)\n",
+                   static_cast<unsigned long long>(c.error_code), c.reason.c_str());
+    }
+  }
+
+  static gboolean on_quit_poll(gpointer self_) {
+    auto* self = static_cast<Attacker*>(self_);
+    bool late = g_get_monotonic_time() - self->quit_started_us_ > 5 * G_USEC_PER_SEC;
+    if (self->gen_.endpoint->shutdown_complete() || late) {
+      self->finish(self->peer_ok_ ? 0 : 1);
+      return G_SOURCE_REMOVE;
+    }
+    self->gen_.driver->kick();
+    return G_SOURCE_CONTINUE;
   }
 
   int status() const { return status_; }
@@ -648,12 +973,30 @@ class Attacker {
   std::unique_ptr<rendezvous::Client> client_;
   std::unique_ptr<auth::Smp> smp_;
   auth::FrameReader frames_;
-  quic::SslPtr control_, auth_;
-  std::vector<quic::SslPtr> early_;
+  bool authenticated_ = false;
+  session::ControlReader control_reader_{kPeerVersion};
+  session::ControlPing ping_;
+  bool pinged_back_ = false, peer_done_ = false;
+  std::vector<uint8_t> control_out_;
+  // streams before gen_ (below in destruction order): they are freed first
+  ossl_quic::SslPtr control_, auth_;
+  std::vector<ossl_quic::SslPtr> early_;
+
+  // honest peer (stdio-a / stdio-b)
+  static constexpr size_t kChunk = 64 * 1024;
+  bool honest_ = false, opener_ = false, peer_ok_ = false;
+  ossl_quic::SslPtr data_;
+  std::vector<uint8_t> up_, down_;  // stdin -> stream, stream -> stdout (one chunk each)
+  size_t up_off_ = 0, down_off_ = 0;
+  uint64_t sent_ = 0, received_ = 0;  // data bytes, without the 'X'
+  bool stdin_eof_ = false, fin_sent_ = false, peer_fin_ = false, stdout_closed_ = false, magic_seen_ = false;
+  bool stdio_done_ = false;
+  guint stdin_watch_ = 0, stdout_watch_ = 0;
+  gint64 quit_started_us_ = 0;
 };
 
 json parse_args(int argc, char** argv) {
-  if (argc < 2) die("usage: psk-attacker mitm|rogue [options] (see the comment at the top of attacker.cpp)");
+  if (argc < 2) die("usage: psk-attacker mitm|rogue|peer [options] (see the comment at the top of attacker.cpp)");
   json o;
   o["command"] = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -674,6 +1017,7 @@ json parse_args(int argc, char** argv) {
     else if (a == "--inject-to") o["inject_to"] = next();
     else if (a == "--frame-file") o["frame_file"] = next();
     else if (a == "--binary") o["binary"] = true;
+    else if (a == "--protocol") o["protocol"] = std::stoi(next());
     else die("unknown option " + a);
   }
   return o;
@@ -690,6 +1034,7 @@ int main(int argc, char** argv) {
     try {
       if (opts["command"] == "mitm") attacker.start_mitm();
       else if (opts["command"] == "rogue") attacker.start_rogue();
+      else if (opts["command"] == "peer") attacker.start_rogue(/*honest=*/true);
       else die("unknown command");
     } catch (const std::exception& e) {
       die(e.what());
