@@ -1,518 +1,812 @@
-// quic::Endpoint against the real OpenSSL QUIC stack, fully in memory.
-//
-// Endpoints are wired back to back: each one's send callback queues
-// datagrams on directed links, and a pump loop in the test plays the part of
-// quic::Driver (handle_events, deliver what was sent, honour next_timeout by
-// sleeping at most that long in small steps). Every wait is bounded.
+// quic::Endpoint (ngtcp2) client and server back to back over a simulated
+// path in virtual time (support/quic_pair.hpp): handshake, exporter, stream
+// data both ways under loss and reordering, resets, flow control per stream,
+// closing, idle timeout, stream limits, readiness, junk input and congestion
+// control. Virtual time makes a 50 ms RTT cost nothing and makes every time
+// bound a statement about the protocol, not about the test machine.
 #include <gtest/gtest.h>
-#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "peersock/auth/smp.hpp"
 #include "peersock/error.hpp"
 #include "peersock/quic/endpoint.hpp"
+#include "peersock/quic/stream.hpp"
+#include "support/quic_pair.hpp"
 
 namespace peersock::quic {
 namespace {
 
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-using Bytes = std::vector<uint8_t>;
+using sim::Bytes;
+using sim::kMs;
+using sim::kSec;
+using sim::LinkOptions;
+using sim::PairOptions;
+using sim::QuicPair;
 
-// A small in-memory network: endpoints plus directed links between them.
-class Net {
- public:
-  struct Link {
-    size_t from = 0, to = 0;
-    std::deque<Bytes> queue;
-    size_t sent = 0;  // datagrams offered to the link
-    std::function<bool(size_t index)> keep;  // empty: lossless
-    bool blackhole = false;
-    bool paused = false;  // queue, but do not deliver yet
-  };
+constexpr Timestamp kRtt = 50 * kMs;  // the pair's default: 25 ms each way
+constexpr size_t kMiB = 1 << 20;
 
-  size_t add(Role role, const EndpointOptions& options = {}) {
-    size_t id = endpoints_.size();
-    endpoints_.push_back(std::make_unique<Endpoint>(
-        role, [this, id](std::span<const uint8_t> d) { on_send(id, d); }, options));
-    return id;
-  }
-  Link& link(size_t from, size_t to) {
-    links_.push_back(std::make_unique<Link>());
-    links_.back()->from = from;
-    links_.back()->to = to;
-    return *links_.back();
-  }
-  Endpoint& operator[](size_t id) { return *endpoints_[id]; }
+PairOptions lossy(double loss, double reorder = 0, uint64_t seed = 1) {
+  PairOptions o;
+  o.up.loss = o.down.loss = loss;
+  o.up.reorder = o.down.reorder = reorder;
+  o.up.seed = seed;
+  o.down.seed = seed + 1000;
+  return o;
+}
 
-  // Ticks every endpoint, then delivers queued datagrams (ticking each
-  // receiver afterwards, as the driver does). Returns whether anything moved.
-  bool step() {
-    for (auto& e : endpoints_) e->handle_events();
-    bool moved = false;
-    for (auto& l : links_) {
-      if (l->queue.empty() || l->paused) continue;
-      moved = true;
-      while (!l->queue.empty()) {
-        Bytes d = std::move(l->queue.front());
-        l->queue.pop_front();
-        endpoints_[l->to]->receive_datagram(d);
-      }
-      endpoints_[l->to]->handle_events();
+// Feeds `data` into a stream as fast as the stream takes it, then (if
+// `finish`) concludes it.
+struct Writer {
+  Bytes data;
+  bool finish = true;
+  size_t offset = 0;
+  bool concluded = false, saw_reset = false;
+
+  void run(Stream& s) {
+    while (offset < data.size() && !saw_reset) {
+      size_t n = std::min<size_t>(data.size() - offset, 100'000);  // not a multiple of anything
+      IoResult r = s.write(std::span<const uint8_t>(data).subspan(offset, n));
+      if (r.status == IoStatus::reset) saw_reset = true;
+      if (r.status != IoStatus::ok) break;
+      EXPECT_GT(r.bytes, 0u);
+      EXPECT_LE(r.bytes, n);
+      offset += r.bytes;
     }
-    return moved;
+    if (finish && offset == data.size() && !concluded && !saw_reset) {
+      s.conclude();
+      concluded = true;
+    }
   }
+  bool done() const { return offset == data.size() && (concluded || !finish); }
+};
 
-  // Pumps until done() (which may also do application I/O) or the limit.
-  bool pump_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    auto deadline = Clock::now() + limit;
-    while (Clock::now() < deadline) {
-      if (done()) return true;
-      if (step()) continue;
-      if (done()) return true;
-      // Idle: sleep until the earliest timer, but in steps of at most 5 ms.
-      auto wait = std::chrono::milliseconds(5);
-      for (auto& e : endpoints_)
-        if (auto t = e->next_timeout()) wait = std::min(wait, *t);
-      if (wait > 0ms) std::this_thread::sleep_for(wait);
+// Reads everything a stream has, remembering how it ended.
+struct Reader {
+  Bytes got;
+  bool fin = false, reset = false;
+
+  void run(Stream& s) {
+    uint8_t buf[40'000];
+    while (!fin && !reset) {
+      IoResult r = s.read(buf);
+      if (r.status == IoStatus::ok) {
+        EXPECT_GT(r.bytes, 0u);
+        got.insert(got.end(), buf, buf + r.bytes);
+      } else if (r.status == IoStatus::fin) {
+        fin = true;
+      } else if (r.status == IoStatus::reset) {
+        reset = true;
+      } else {
+        break;
+      }
+    }
+  }
+};
+
+// One client-opened stream carrying `up` to the server and `down` back, both
+// with FIN, both sides reading as they go.
+struct Exchange {
+  Exchange(QuicPair& p, Bytes up, Bytes down) : p(p) {
+    client_writer.data = std::move(up);
+    server_writer.data = std::move(down);
+  }
+  bool step() {
+    if (!cs) {
+      if (auto id = p.client().open_stream()) cs = Stream(p.client(), *id);
+    }
+    if (!ss) {
+      if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
+    }
+    if (cs) {
+      client_writer.run(cs);
+      client_reader.run(cs);
+    }
+    if (ss) {
+      server_writer.run(ss);
+      server_reader.run(ss);
     }
     return done();
   }
-
-  // Endpoints are destroyed before the links their callbacks write to.
-  ~Net() { endpoints_.clear(); }
-
- private:
-  void on_send(size_t from, std::span<const uint8_t> d) {
-    for (auto& l : links_) {
-      if (l->from != from) continue;
-      size_t index = l->sent++;
-      if (l->blackhole || (l->keep && !l->keep(index))) continue;
-      l->queue.emplace_back(d.begin(), d.end());
-    }
+  bool done() const { return client_writer.done() && server_writer.done() && client_reader.fin && server_reader.fin; }
+  bool run(Timestamp budget) {
+    return p.run_until([&] { return step(); }, budget);
+  }
+  void expect_exact() const {
+    EXPECT_FALSE(client_reader.reset);
+    EXPECT_FALSE(server_reader.reset);
+    EXPECT_EQ(server_reader.got.size(), client_writer.data.size());
+    EXPECT_TRUE(server_reader.got == client_writer.data) << "client -> server bytes differ";
+    EXPECT_EQ(client_reader.got.size(), server_writer.data.size());
+    EXPECT_TRUE(client_reader.got == server_writer.data) << "server -> client bytes differ";
   }
 
-  std::vector<std::unique_ptr<Link>> links_;
-  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  QuicPair& p;
+  Stream cs, ss;
+  Writer client_writer, server_writer;
+  Reader client_reader, server_reader;
 };
 
-// The usual setup: client 0 and server 1, linked both ways.
-struct Pair {
-  explicit Pair(const EndpointOptions& client_options = {}) {
-    client_id = net.add(Role::client, client_options);
-    server_id = net.add(Role::server);
-    up = &net.link(client_id, server_id);
-    down = &net.link(server_id, client_id);
-  }
-  Endpoint& client() { return net[client_id]; }
-  Endpoint& server() { return net[server_id]; }
-  bool handshake(std::chrono::milliseconds limit = 10s) {
-    return net.pump_until([&] { return client().handshake_done() && server().handshake_done(); },
-                          limit);
-  }
-  Net net;
-  size_t client_id = 0, server_id = 0;
-  Net::Link* up = nullptr;
-  Net::Link* down = nullptr;
-};
-
-Bytes random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  Bytes out(n);
-  for (auto& b : out) b = static_cast<uint8_t>(rng());
-  return out;
+void expect_open(QuicPair& p) {
+  EXPECT_FALSE(p.client().closed().has_value()) << p.client().closed()->reason;
+  EXPECT_FALSE(p.server().closed().has_value()) << p.server().closed()->reason;
 }
 
-// Non-blocking stream I/O helpers. Return false on a hard stream error.
-bool write_some(SSL* s, const Bytes& data, size_t& offset) {
-  while (offset < data.size()) {
-    size_t written = 0;
-    size_t chunk = std::min<size_t>(data.size() - offset, 64 * 1024);
-    if (SSL_write_ex(s, data.data() + offset, chunk, &written) == 1) {
-      offset += written;
-      continue;
-    }
-    int err = SSL_get_error(s, 0);
-    return err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ;
-  }
-  return true;
-}
+// ---- handshake ---------------------------------------------------------------
 
-// Appends what is readable to out; sets fin on a clean end of stream.
-bool read_some(SSL* s, Bytes& out, bool& fin) {
-  uint8_t buf[16384];
-  for (;;) {
-    size_t n = 0;
-    if (SSL_read_ex(s, buf, sizeof buf, &n) == 1) {
-      out.insert(out.end(), buf, buf + n);
-      continue;
-    }
-    int err = SSL_get_error(s, 0);
-    if (err == SSL_ERROR_ZERO_RETURN) fin = true;
-    return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_ZERO_RETURN;
-  }
-}
-
-// Client opens a bidi stream and sends payload; the server accepts it, reads
-// until FIN and, if echo, sends everything back. Returns what the server
-// received (and, via echoed, what came back to the client).
-struct Transfer {
-  Bytes server_got, client_got;
-  bool ok = false;
-};
-
-Transfer transfer(Pair& p, const Bytes& payload, bool echo, std::chrono::milliseconds limit) {
-  Transfer t;
-  SslPtr cs(SSL_new_stream(p.client().connection(), SSL_STREAM_FLAG_NO_BLOCK));
-  if (!cs) {
-    ADD_FAILURE() << "SSL_new_stream failed";
-    return t;
-  }
-  SSL_set_mode(cs.get(), SSL_MODE_ENABLE_PARTIAL_WRITE);
-  SslPtr ss;
-  size_t c_off = 0, s_off = 0;
-  bool c_concluded = false, s_concluded = false, s_fin = false, c_fin = false;
-  bool failed = false;
-  t.ok = p.net.pump_until(
-      [&] {
-        if (failed) return true;
-        if (!write_some(cs.get(), payload, c_off)) failed = true;
-        if (c_off == payload.size() && !c_concluded)
-          c_concluded = SSL_stream_conclude(cs.get(), 0) == 1;
-        if (!ss) {
-          ss.reset(SSL_accept_stream(p.server().connection(), SSL_ACCEPT_STREAM_NO_BLOCK));
-          if (ss) SSL_set_mode(ss.get(), SSL_MODE_ENABLE_PARTIAL_WRITE);
-        }
-        if (ss) {
-          if (!s_fin && !read_some(ss.get(), t.server_got, s_fin)) failed = true;
-          if (echo && s_fin) {
-            if (!write_some(ss.get(), t.server_got, s_off)) failed = true;
-            if (s_off == t.server_got.size() && !s_concluded)
-              s_concluded = SSL_stream_conclude(ss.get(), 0) == 1;
-          }
-        }
-        if (echo && !c_fin && !read_some(cs.get(), t.client_got, c_fin)) failed = true;
-        return s_fin && (!echo || c_fin);
-      },
-      limit);
-  EXPECT_FALSE(failed) << "stream I/O error";
-  t.ok = t.ok && !failed;
-  return t;
-}
-
-TEST(Quic, HandshakeCompletesOnBothSides) {
-  Pair p;
+TEST(QuicHandshake, CompletesWithEqualExportersOnBothSides) {
+  QuicPair p;
+  const Timestamp start = p.now();
   EXPECT_FALSE(p.client().handshake_done());
-  EXPECT_EQ(p.server().connection(), nullptr);
   ASSERT_TRUE(p.handshake());
-  ASSERT_NE(p.client().connection(), nullptr);
-  ASSERT_NE(p.server().connection(), nullptr);
-  EXPECT_FALSE(p.client().closed().has_value());
-  EXPECT_FALSE(p.server().closed().has_value());
-  EXPECT_FALSE(p.client().shutdown_complete());
+  // 1-RTT handshake: the server is done when the client's Finished arrives,
+  // 1.5 RTT after the start. No retransmission timer may be involved.
+  EXPECT_LE(p.now() - start, 2 * kRtt);
+  expect_open(p);
+  EXPECT_EQ(p.client().alpn(), kAlpn);
+  EXPECT_EQ(p.server().alpn(), kAlpn);
+  EXPECT_NEAR(p.client().stats().rtt_ms, 50.0, 5.0);
 
-  const unsigned char* alpn = nullptr;
-  unsigned int alpn_len = 0;
-  SSL_get0_alpn_selected(p.client().connection(), &alpn, &alpn_len);
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), alpn_len), kAlpn);
-  SSL_get0_alpn_selected(p.server().connection(), &alpn, &alpn_len);
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), alpn_len), kAlpn);
-  const char* sni = SSL_get_servername(p.server().connection(), TLSEXT_NAMETYPE_host_name);
-  ASSERT_NE(sni, nullptr);
-  EXPECT_EQ(std::string(sni), kSni);
+  auto c = p.client().export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
+  auto s = p.server().export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
+  ASSERT_EQ(c.size(), auth::kExporterBytes);
+  EXPECT_EQ(c, s);
+  EXPECT_NE(c, Bytes(auth::kExporterBytes, 0));
+  EXPECT_NE(p.client().export_keying_material("another label", auth::kExporterBytes), c);
+
+  // Another connection, another secret.
+  QuicPair q;
+  ASSERT_TRUE(q.handshake());
+  auto c2 = q.client().export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
+  EXPECT_EQ(c2, q.server().export_keying_material(auth::kExporterLabel, auth::kExporterBytes));
+  EXPECT_NE(c2, c);
 }
 
-TEST(Quic, JunkAndOversizedDatagramsAreHarmless) {
-  Pair p;
-  Bytes big(70000, 0xab);
-  Bytes junk = random_bytes(1200, 7);
-  EXPECT_NO_THROW({
-    p.server().receive_datagram(big);
-    p.server().receive_datagram(junk);
-    p.server().receive_datagram({});
-    p.server().handle_events();
-    p.client().receive_datagram(junk);
-    p.client().handle_events();
-  });
-  ASSERT_TRUE(p.handshake());
-  EXPECT_NO_THROW({
-    p.client().receive_datagram(junk);
-    p.client().handle_events();
-    p.server().receive_datagram(junk);
-    p.server().handle_events();
-  });
-  EXPECT_FALSE(p.client().closed().has_value());
-  EXPECT_FALSE(p.server().closed().has_value());
+TEST(QuicHandshake, ExporterBeforeTheHandshakeThrows) {
+  QuicPair p;
+  EXPECT_THROW(p.client().export_keying_material(auth::kExporterLabel, auth::kExporterBytes), Error);
+  EXPECT_THROW(p.server().export_keying_material(auth::kExporterLabel, auth::kExporterBytes), Error);
 }
 
-TEST(Quic, ExporterEqualOnBothSidesAndFreshPerSession) {
-  constexpr std::string_view kLabel = "EXPORTER-peersock-test";
-  Pair a;
-  ASSERT_TRUE(a.handshake());
-  auto ca = a.client().export_keying_material(kLabel, 32);
-  auto sa = a.server().export_keying_material(kLabel, 32);
-  ASSERT_EQ(ca.size(), 32u);
-  EXPECT_EQ(ca, sa);
-  EXPECT_NE(ca, Bytes(32, 0));
-  // Another label gives another value.
-  EXPECT_NE(a.client().export_keying_material("EXPORTER-other", 32), ca);
-
-  Pair b;
-  ASSERT_TRUE(b.handshake());
-  auto cb = b.client().export_keying_material(kLabel, 32);
-  EXPECT_EQ(cb, b.server().export_keying_material(kLabel, 32));
-  EXPECT_NE(ca, cb);
+TEST(QuicHandshake, CompletesDespiteHeavyLoss) {
+  QuicPair p(lossy(0.3, 0, 7));
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  EXPECT_GT(p.up().stats().lost + p.down().stats().lost, 0u) << "the seed dropped nothing: pick another";
+  EXPECT_EQ(p.client().export_keying_material(auth::kExporterLabel, 32),
+            p.server().export_keying_material(auth::kExporterLabel, 32));
 }
 
-TEST(Quic, ExporterBeforeHandshakeThrows) {
-  Pair p;
-  EXPECT_THROW(p.client().export_keying_material("EXPORTER-x", 32), Error);
-  EXPECT_THROW(p.server().export_keying_material("EXPORTER-x", 32), Error);
+PairOptions wrong_alpn() {
+  PairOptions o;
+  o.client.client_alpn = "x-notpeersock";
+  return o;
 }
 
-TEST(Quic, OneMiBOverABidiStreamIsEchoedExactly) {
-  Pair p;
-  ASSERT_TRUE(p.handshake());
-  Bytes payload = random_bytes(1 << 20, 1);
-  Transfer t = transfer(p, payload, /*echo=*/true, 20s);
-  ASSERT_TRUE(t.ok);
-  ASSERT_EQ(t.server_got.size(), payload.size());
-  EXPECT_TRUE(t.server_got == payload);
-  ASSERT_EQ(t.client_got.size(), payload.size());
-  EXPECT_TRUE(t.client_got == payload);
-  EXPECT_FALSE(p.client().closed().has_value());
-  EXPECT_FALSE(p.server().closed().has_value());
-}
-
-TEST(Quic, LossOfEveryFifthDatagramIsRecovered) {
-  Pair p;
-  // Both directions, from the first datagram on (so the handshake is hit too).
-  p.up->keep = [](size_t i) { return i % 5 != 4; };
-  p.down->keep = [](size_t i) { return i % 5 != 4; };
-  ASSERT_TRUE(p.handshake(15s));
-  Bytes payload = random_bytes(256 * 1024, 2);
-  Transfer t = transfer(p, payload, /*echo=*/false, 20s);
-  ASSERT_TRUE(t.ok);
-  EXPECT_TRUE(t.server_got == payload);
-  EXPECT_GE(p.up->sent, 5u * 40);  // the filter really dropped a lot
-}
-
-TEST(Quic, AlpnMismatchFailsTheHandshake) {
-  EndpointOptions wrong;
-  wrong.client_alpn = "x-notpeersock";
-  Pair p(wrong);
-  ASSERT_TRUE(p.net.pump_until([&] { return p.server().closed().has_value(); }));
-  // The server aborted with CRYPTO_ERROR carrying TLS alert
-  // no_application_protocol (120).
-  const CloseInfo& s = *p.server().closed();
-  EXPECT_FALSE(s.by_peer);
-  EXPECT_FALSE(s.is_app);
-  EXPECT_EQ(s.error_code, 0x100u + 120u);
-  EXPECT_TRUE(p.server().shutdown_complete());
+TEST(QuicHandshake, WrongAlpnFailsOnBothSidesWithoutHanging) {
+  QuicPair p(wrong_alpn());
+  const Timestamp start = p.now();
+  // Both ends learn it within a few round trips, not an idle timeout.
+  ASSERT_TRUE(p.run_until([&] { return p.client().closed() && p.server().closed(); }, 1 * kSec));
+  EXPECT_LE(p.now() - start, 4 * kRtt);
+  EXPECT_FALSE(p.client().handshake_done());
   EXPECT_FALSE(p.server().handshake_done());
-  // OpenSSL 3.5 discards a connection that fails in the first flight
-  // without sending CONNECTION_CLOSE, so the client is never told; it gives
-  // up only when its idle timer expires, which before the handshake is
-  // OpenSSL's default 30 s whatever we requested (observed; too slow to wait
-  // for here). What matters: it never completes the handshake.
-  p.net.pump_until([] { return false; }, 1500ms);
-  EXPECT_FALSE(p.client().handshake_done());
-  if (p.client().closed()) {
-    EXPECT_FALSE(p.client().closed()->is_app);
-  }
-  EXPECT_THROW(p.client().export_keying_material("EXPORTER-x", 32), Error);
+  const CloseInfo& server = *p.server().closed();
+  EXPECT_FALSE(server.by_peer);
+  EXPECT_FALSE(server.is_app);
+  const CloseInfo& client = *p.client().closed();
+  EXPECT_TRUE(client.by_peer) << "the server's CONNECTION_CLOSE must reach the client";
+  EXPECT_FALSE(client.is_app);
+  EXPECT_TRUE(p.run_until([&] { return p.client().shutdown_complete() && p.server().shutdown_complete(); }, 1 * kSec));
+  EXPECT_FALSE(p.client().open_stream().has_value());
+  EXPECT_EQ(p.client().streams_left(), 0u);
+  EXPECT_THROW(p.client().export_keying_material(auth::kExporterLabel, 32), Error);
+  // Nothing keeps running once both are closed.
+  p.run_for(30 * kSec);
+  EXPECT_FALSE(p.client().expiry().has_value());
+  EXPECT_FALSE(p.server().expiry().has_value());
 }
 
-class AppClose : public ::testing::TestWithParam<Role> {};
+// PRODUCT BUG (DISABLED_ until src/quic/endpoint.cpp is fixed): the client
+// learns transport error 0x0a (PROTOCOL_VIOLATION, "transport error 0xa")
+// instead of 0x178 (CRYPTO_ERROR carrying TLS alert 120,
+// no_application_protocol), which src/quic/tls.cpp promises and RFC 9001
+// §4.8 asks for. Endpoint::fail() knows the alert (it logs "handshake failed
+// (TLS alert 120)") but builds the CONNECTION_CLOSE with
+// ngtcp2_ccerr_set_liberr(NGTCP2_ERR_CRYPTO), which does not carry it; for
+// NGTCP2_ERR_CRYPTO it should use ngtcp2_ccerr_set_tls_alert(&ccerr,
+// ngtcp2_conn_get_tls_alert(conn_), ...), as ngtcp2's examples do. A user
+// running a mismatched client then reads "transport error 0xa" instead of a
+// handshake alert naming the ALPN problem.
+TEST(QuicHandshake, DISABLED_WrongAlpnTellsTheClientNoApplicationProtocol) {
+  QuicPair p(wrong_alpn());
+  ASSERT_TRUE(p.run_until([&] { return p.client().closed().has_value(); }, 1 * kSec));
+  EXPECT_EQ(p.client().closed()->error_code, 0x100u + 120u) << p.client().closed()->reason;
+}
 
-TEST_P(AppClose, IsSeenByThePeer) {
-  Pair p;
+TEST(QuicHandshake, ServerCloseBeforeAnyClientCompletesAtOnce) {
+  Endpoint server(Role::server, [](const Endpoint::Batch&) { ADD_FAILURE() << "nobody to send to"; }, {},
+                  1000 * kSec);
+  EXPECT_FALSE(server.shutdown_complete());
+  server.close(kErrorLocal, "giving up", 1000 * kSec);
+  EXPECT_TRUE(server.shutdown_complete());
+  ASSERT_TRUE(server.closed().has_value());
+  EXPECT_FALSE(server.closed()->by_peer);
+  EXPECT_FALSE(server.expiry().has_value());
+}
+
+TEST(QuicHandshake, ClientCloseBeforeTheServerAnswersEndsAtOnce) {
+  PairOptions o;
+  QuicPair p(o);
+  p.up().set_dead(true);
+  p.run_for(10 * kMs);  // the Initial went out and got lost
+  p.client().close(kErrorLocal, "giving up", p.now());
+  ASSERT_TRUE(p.client().closed().has_value());
+  EXPECT_EQ(p.client().closed()->error_code, kErrorLocal);
+  EXPECT_TRUE(p.run_until([&] { return p.client().shutdown_complete(); }, 1 * kSec));
+  EXPECT_FALSE(p.client().handshake_done());
+}
+
+// ---- stream data ---------------------------------------------------------------
+
+struct PathCase {
+  const char* name;
+  double loss, reorder;
+};
+
+class QuicTransfer : public ::testing::TestWithParam<PathCase> {};
+
+TEST_P(QuicTransfer, EightMiBEachWayWithFinByteExact) {
+  QuicPair p(lossy(GetParam().loss, GetParam().reorder, 42));
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  Exchange x(p, sim::random_bytes(8 * kMiB, 1), sim::random_bytes(8 * kMiB, 2));
+  ASSERT_TRUE(x.run(120 * kSec)) << "client sent " << x.client_writer.offset << ", server got "
+                                 << x.server_reader.got.size() << "; server sent " << x.server_writer.offset
+                                 << ", client got " << x.client_reader.got.size();
+  x.expect_exact();
+  expect_open(p);
+  if (GetParam().loss > 0) {
+    EXPECT_GT(p.up().stats().lost, 100u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Quic, QuicTransfer,
+                         ::testing::Values(PathCase{"Lossless", 0, 0}, PathCase{"Loss2Percent", 0.02, 0},
+                                           PathCase{"Reordered", 0, 0.05}, PathCase{"Loss2PercentReordered", 0.02, 0.05}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(QuicStreams, ResetInEitherDirectionIsSeenByThePeer) {
+  QuicPair p;
   ASSERT_TRUE(p.handshake());
-  bool client_closes = GetParam() == Role::client;
+  // Stream A: the client resets; stream B: the server resets.
+  Stream ca(p.client(), *p.client().open_stream());
+  Stream cb(p.client(), *p.client().open_stream());
+  const Bytes hello = {'h', 'i'};
+  ASSERT_EQ(ca.write(hello).status, IoStatus::ok);
+  ASSERT_EQ(cb.write(hello).status, IoStatus::ok);
+  Stream sa, sb;
+  ASSERT_TRUE(p.run_until([&] {
+    while (auto id = p.server().accept_stream()) (*id == ca.id() ? sa : sb) = Stream(p.server(), *id);
+    return sa && sb && sa.read_status() == IoStatus::ok && sb.read_status() == IoStatus::ok;
+  }));
+  uint8_t buf[16];
+  ASSERT_EQ(sa.read(buf).bytes, 2u);
+  ASSERT_EQ(sb.read(buf).bytes, 2u);
+
+  ca.reset(7);
+  sb.reset(9);
+  // Our own side of a stream we reset is over at once.
+  EXPECT_EQ(ca.read_status(), IoStatus::reset);
+  EXPECT_EQ(ca.write(hello).status, IoStatus::reset);
+  // The peer sees both directions end: reading says reset, and so does
+  // writing (STOP_SENDING), once it has tried.
+  IoStatus sa_write = IoStatus::ok, cb_write = IoStatus::ok;
+  ASSERT_TRUE(p.run_until([&] {
+    if (sa_write != IoStatus::reset) sa_write = sa.write(hello).status;
+    if (cb_write != IoStatus::reset) cb_write = cb.write(hello).status;
+    return sa.read_status() == IoStatus::reset && cb.read_status() == IoStatus::reset && sa_write == IoStatus::reset &&
+           cb_write == IoStatus::reset;
+  }, 2 * kSec)) << "server read " << static_cast<int>(sa.read_status()) << " write " << static_cast<int>(sa_write)
+                << "; client read " << static_cast<int>(cb.read_status()) << " write " << static_cast<int>(cb_write);
+  EXPECT_EQ(sa.read(buf).status, IoStatus::reset);
+  EXPECT_EQ(cb.read(buf).status, IoStatus::reset);
+  expect_open(p);  // a stream reset is not a connection error
+}
+
+TEST(QuicStreams, AReaderThatStopsHoldsBackOnlyItsOwnStream) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  const Bytes stalled_data = sim::random_bytes(4 * kMiB, 3), busy_data = sim::random_bytes(16 * kMiB, 4);
+  Stream c_stalled(p.client(), *p.client().open_stream());
+  Stream c_busy(p.client(), *p.client().open_stream());
+  Writer w_stalled{stalled_data}, w_busy{busy_data};
+  Stream s_stalled, s_busy;
+  Reader r_busy;
+  ASSERT_TRUE(p.run_until([&] {
+    w_stalled.run(c_stalled);
+    w_busy.run(c_busy);
+    while (auto id = p.server().accept_stream()) (*id == c_stalled.id() ? s_stalled : s_busy) = Stream(p.server(), *id);
+    if (s_busy) r_busy.run(s_busy);  // s_stalled is never read here
+    return r_busy.fin;
+  }, 60 * kSec)) << "the busy stream got " << r_busy.got.size() << " bytes";
+  EXPECT_TRUE(r_busy.got == busy_data);
+  // The stalled stream holds at most its flow-control window at the reader
+  // (1 MiB at first; it grows only while its reader keeps up).
+  ASSERT_TRUE(s_stalled);
+  const StreamState* st = p.server().stream(s_stalled.id());
+  ASSERT_NE(st, nullptr);
+  EXPECT_GT(st->rx.size(), 0u);
+  EXPECT_LE(st->rx.size(), 1 * kMiB);
+  EXPECT_LT(w_stalled.offset, stalled_data.size());
+
+  // Once read again, it delivers everything.
+  Reader r_stalled;
+  ASSERT_TRUE(p.run_until([&] {
+    w_stalled.run(c_stalled);
+    r_stalled.run(s_stalled);
+    return r_stalled.fin;
+  }, 60 * kSec));
+  EXPECT_TRUE(r_stalled.got == stalled_data);
+  expect_open(p);
+}
+
+TEST(QuicStreams, LimitIsOneHundredAndOneMoreOpensWhenOneCloses) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  EXPECT_EQ(p.client().streams_left(), 100u);
+  std::vector<Stream> streams;
+  while (auto id = p.client().open_stream()) {
+    streams.emplace_back(p.client(), *id);
+    ASSERT_LE(streams.size(), 100u);
+  }
+  EXPECT_EQ(streams.size(), 100u);
+  EXPECT_EQ(p.client().streams_left(), 0u);
+  // The server grants its own 100 as well.
+  EXPECT_EQ(p.server().streams_left(), 100u);
+
+  // Finish the first stream both ways (FIN each way, all read).
+  streams.front().conclude();
+  Stream accepted;
+  Reader client_side, server_side;
+  ASSERT_TRUE(p.run_until([&] {
+    if (!accepted) {
+      if (auto id = p.server().accept_stream()) {
+        accepted = Stream(p.server(), *id);
+        accepted.conclude();
+      }
+    }
+    if (accepted) server_side.run(accepted);
+    client_side.run(streams.front());
+    return client_side.fin && server_side.fin;
+  }));
+  EXPECT_EQ(accepted.id(), streams.front().id());
+  // The server grants one more once the stream is closed on its side.
+  ASSERT_TRUE(p.run_until([&] { return p.client().streams_left() > 0; }, 2 * kSec));
+  EXPECT_EQ(p.client().streams_left(), 1u);
+  auto id = p.client().open_stream();
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(*id, streams.back().id() + 4) << "client bidi stream ids go up by 4";
+  EXPECT_EQ(p.client().streams_left(), 0u);
+  EXPECT_FALSE(p.client().open_stream().has_value());
+  expect_open(p);
+}
+
+TEST(QuicStreams, TakeReadyReportsArrivalsAndRoomToWriteOnce) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  p.client().take_ready();
+  p.server().take_ready();
+  Stream cs(p.client(), *p.client().open_stream());
+  const Bytes hello = {'h', 'e', 'l', 'l', 'o'};
+  ASSERT_EQ(cs.write(hello).bytes, hello.size());
+  std::vector<int64_t> ready;
+  ASSERT_TRUE(p.run_until([&] {
+    auto r = p.server().take_ready();
+    ready.insert(ready.end(), r.begin(), r.end());
+    return !ready.empty();
+  }));
+  EXPECT_EQ(ready, std::vector<int64_t>{cs.id()});
+  EXPECT_TRUE(p.server().take_ready().empty()) << "each once";
+  Stream ss(p.server(), *p.server().accept_stream());
+  uint8_t buf[16];
+  EXPECT_EQ(ss.read(buf).bytes, hello.size());
+
+  // Fill the client's stream until it refuses, then it must be reported
+  // once there is room again.
+  const Bytes chunk(256 * 1024, 0x5a);
+  size_t written = 0;
+  while (cs.write(chunk).status == IoStatus::ok) {
+    written += chunk.size();
+    ASSERT_LT(written, 64 * kMiB) << "write() never says would_block";
+  }
+  EXPECT_EQ(cs.write(chunk).status, IoStatus::would_block);
+  p.client().take_ready();
+  bool reported = false;
+  Reader server_side;
+  ASSERT_TRUE(p.run_until([&] {
+    server_side.run(ss);
+    for (int64_t id : p.client().take_ready()) reported |= id == cs.id();
+    return reported;
+  }));
+  EXPECT_EQ(cs.write(chunk).status, IoStatus::ok) << "reported ready but still no room";
+}
+
+TEST(QuicStreams, ReleasingAnUnfinishedStreamResetsItOnThePeer) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  const Bytes data = sim::random_bytes(1000, 5);
+  auto cs = std::make_unique<Stream>(p.client(), *p.client().open_stream());
+  ASSERT_EQ(cs->write(data).bytes, data.size());  // no FIN
+  Stream ss;
+  Reader r;
+  ASSERT_TRUE(p.run_until([&] {
+    if (!ss) {
+      if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
+    }
+    if (ss) r.run(ss);
+    return r.got.size() == data.size();
+  }));
+  cs.reset();  // the handle goes away
+  IoStatus write_status = IoStatus::ok;
+  ASSERT_TRUE(p.run_until([&] {
+    r.run(ss);
+    if (write_status != IoStatus::reset) write_status = ss.write(data).status;
+    return r.reset && write_status == IoStatus::reset;
+  }, 2 * kSec)) << "the peer never learned the stream was abandoned";
+  EXPECT_FALSE(r.fin);
+  EXPECT_TRUE(r.got == data);
+  expect_open(p);
+}
+
+TEST(QuicStreams, ReleasingAFinishedStreamIsClean) {
+  QuicPair p(lossy(0.05, 0, 11));
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  const Bytes data = sim::random_bytes(300'000, 6);
+  auto cs = std::make_unique<Stream>(p.client(), *p.client().open_stream());
+  ASSERT_EQ(cs->write(data).bytes, data.size());
+  cs->conclude();
+  Stream ss;
+  Reader server_side, client_side;
+  // The server finishes its direction at once; the client drops its handle
+  // as soon as it has read that FIN, with its own data maybe still unacked.
+  ASSERT_TRUE(p.run_until([&] {
+    if (!ss) {
+      if (auto id = p.server().accept_stream()) {
+        ss = Stream(p.server(), *id);
+        ss.conclude();
+      }
+    }
+    if (cs) {
+      client_side.run(*cs);
+      if (client_side.fin) cs.reset();
+    }
+    if (ss) server_side.run(ss);
+    return server_side.fin || server_side.reset;
+  }, 30 * kSec));
+  EXPECT_FALSE(server_side.reset);
+  EXPECT_TRUE(server_side.got == data);
+  expect_open(p);
+}
+
+// ---- closing -------------------------------------------------------------------
+
+class QuicClose : public ::testing::TestWithParam<Role> {};
+
+TEST_P(QuicClose, PeerReadsAllDataThenSeesTheAppClose) {
+  QuicPair p(lossy(0.02, 0, 3));
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  const bool client_closes = GetParam() == Role::client;
   Endpoint& closer = client_closes ? p.client() : p.server();
   Endpoint& other = client_closes ? p.server() : p.client();
+  // The server may write only on a stream the client opened.
+  Stream cs(p.client(), *p.client().open_stream());
+  ASSERT_EQ(cs.write(Bytes{'x'}).status, IoStatus::ok);
+  Stream ss;
+  ASSERT_TRUE(p.run_until([&] {
+    if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
+    return bool(ss);
+  }));
+  uint8_t one;
+  ASSERT_EQ(ss.read({&one, 1}).bytes, 1u);
+  Stream& out = client_closes ? cs : ss;
+  Stream& in = client_closes ? ss : cs;
 
-  closer.close(kErrorAuthFailed, "connection code mismatch");
+  // 400 KB is taken in one write (under the endpoint's unsent limit), so all
+  // of it is written before close() and none of it is on the wire yet.
+  const Bytes data = sim::random_bytes(400'000, 7);
+  ASSERT_EQ(out.write(data).bytes, data.size());
+  out.conclude();
+  closer.close(kErrorAuthFailed, "connection code mismatch", p.now());
   ASSERT_TRUE(closer.closed().has_value());
   EXPECT_FALSE(closer.closed()->by_peer);
   EXPECT_TRUE(closer.closed()->is_app);
   EXPECT_EQ(closer.closed()->error_code, kErrorAuthFailed);
-  closer.close(kErrorLocal, "again");  // idempotent
+  closer.close(kErrorLocal, "again", p.now());  // idempotent
   EXPECT_EQ(closer.closed()->error_code, kErrorAuthFailed);
+  EXPECT_EQ(out.write(data).status, IoStatus::reset) << "no writing after close()";
 
-  ASSERT_TRUE(p.net.pump_until([&] { return other.closed().has_value(); }));
+  Reader r;
+  bool data_before_close = true;
+  ASSERT_TRUE(p.run_until([&] {
+    if (other.closed() && !r.fin) data_before_close = false;
+    r.run(in);
+    return r.fin && other.closed().has_value();
+  }, 10 * kSec)) << "got " << r.got.size() << " of " << data.size();
+  EXPECT_TRUE(r.got == data);
+  EXPECT_TRUE(data_before_close) << "the close overtook stream data";
   const CloseInfo& ci = *other.closed();
   EXPECT_TRUE(ci.by_peer);
   EXPECT_TRUE(ci.is_app);
   EXPECT_EQ(ci.error_code, kErrorAuthFailed);
   EXPECT_EQ(ci.reason, "connection code mismatch");
-  EXPECT_TRUE(other.shutdown_complete());
-
-  // The closer finishes its closing period in bounded time.
-  EXPECT_TRUE(p.net.pump_until([&] { return closer.shutdown_complete(); }, 5s));
+  EXPECT_TRUE(p.run_until([&] { return closer.shutdown_complete() && other.shutdown_complete(); }, 5 * kSec));
+  // The stream stays finished after the connection is gone.
+  uint8_t buf[8];
+  EXPECT_EQ(in.read(buf).status, IoStatus::fin);
 }
 
-INSTANTIATE_TEST_SUITE_P(Quic, AppClose, ::testing::Values(Role::client, Role::server),
-                         [](const auto& info) {
-                           return info.param == Role::client ? "ByClient" : "ByServer";
-                         });
+INSTANTIATE_TEST_SUITE_P(Quic, QuicClose, ::testing::Values(Role::client, Role::server),
+                         [](const auto& info) { return info.param == Role::client ? "ByClient" : "ByServer"; });
 
-TEST(Quic, CloseAfterWritingFlushesStreamDataFirst) {
-  // With loss, the last stream data needs retransmitting; a normal shutdown
-  // must deliver it before CONNECTION_CLOSE ends the connection.
-  Pair p;
+// PRODUCT BUG (DISABLED_ until src/quic/endpoint.cpp is fixed): close()
+// after conclude() on a stream whose data the peer has already acknowledged
+// sends CONNECTION_CLOSE at once without the FIN, so the peer sees the
+// stream reset instead of finished. Endpoint::all_delivered() checks only
+// tx.acked() == tx.written(), not that a wanted FIN was sent and
+// acknowledged. A pump that concludes its stream after its last bytes were
+// acknowledged (local EOF arriving later than the data) and a session that
+// then closes loses the clean end: stdio reports "the data stream was reset
+// before all data was delivered".
+TEST(QuicCloseFin, DISABLED_CloseAfterConcludeOfAcknowledgedDataDeliversTheFin) {
+  QuicPair p;
   ASSERT_TRUE(p.handshake());
-  p.up->keep = [](size_t i) { return i % 5 != 2; };
-  Bytes payload = random_bytes(128 * 1024, 3);
-  SslPtr cs(SSL_new_stream(p.client().connection(), SSL_STREAM_FLAG_NO_BLOCK));
-  ASSERT_NE(cs, nullptr);
-  SSL_set_mode(cs.get(), SSL_MODE_ENABLE_PARTIAL_WRITE);
-  size_t off = 0;
-  // Hand everything to OpenSSL's stream buffer without pumping, then close.
-  ASSERT_TRUE(write_some(cs.get(), payload, off));
-  ASSERT_EQ(off, payload.size()) << "stream buffer smaller than the test assumes";
-  ASSERT_EQ(SSL_stream_conclude(cs.get(), 0), 1);
-  p.client().close(kErrorNone, "done");
-
-  SslPtr ss;
-  Bytes got;
-  bool fin = false;
-  ASSERT_TRUE(p.net.pump_until([&] {
-    if (!ss) ss.reset(SSL_accept_stream(p.server().connection(), SSL_ACCEPT_STREAM_NO_BLOCK));
-    if (ss && !fin) read_some(ss.get(), got, fin);
-    return fin && p.server().closed().has_value();
-  }));
-  EXPECT_TRUE(got == payload);
-  EXPECT_TRUE(p.server().closed()->is_app);
-  EXPECT_EQ(p.server().closed()->error_code, kErrorNone);
-  EXPECT_TRUE(p.net.pump_until([&] { return p.client().shutdown_complete(); }, 5s));
-}
-
-TEST(Quic, NextTimeoutAfterHandshakeIsNulloptOrFinite) {
-  Pair p;
-  ASSERT_TRUE(p.handshake());
-  for (Endpoint* e : {&p.client(), &p.server()}) {
-    auto t = e->next_timeout();
-    if (t) {
-      EXPECT_GE(t->count(), 0);
-      EXPECT_LE(*t, 30s);  // nothing is ever later than the idle timeout
+  Stream cs(p.client(), *p.client().open_stream());
+  const Bytes data = sim::random_bytes(10'000, 8);
+  ASSERT_EQ(cs.write(data).bytes, data.size());
+  Stream ss;
+  Reader r;
+  ASSERT_TRUE(p.run_until([&] {
+    if (!ss) {
+      if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
     }
-  }
-  // While the handshake has not started, the client asks to run right away
-  // or soon, never "never".
-  Pair fresh;
-  fresh.client().handle_events();
-  auto t = fresh.client().next_timeout();
-  ASSERT_TRUE(t.has_value());
-  EXPECT_LE(*t, 5s);
+    if (ss) r.run(ss);
+    return r.got.size() == data.size() && cs.unacked() == 0;
+  }));
+  cs.conclude();
+  p.client().close(kErrorNone, "done", p.now());
+  ASSERT_TRUE(p.run_until([&] {
+    r.run(ss);
+    return (r.fin || r.reset) && p.server().closed().has_value();
+  }, 5 * kSec));
+  EXPECT_TRUE(r.fin) << "the peer saw a reset instead of the FIN";
+  EXPECT_FALSE(r.reset);
+  EXPECT_TRUE(r.got == data);
 }
 
-TEST(Quic, IdleTimeoutDetectsAVanishedPeer) {
-  EndpointOptions opts;
-  opts.idle_timeout = 1000ms;
-  Pair p(opts);
+// ---- idle timeout ----------------------------------------------------------------
+
+PairOptions short_idle(std::chrono::milliseconds idle) {
+  PairOptions o;
+  o.client.idle_timeout = idle;
+  o.server.idle_timeout = idle;
+  return o;
+}
+
+TEST(QuicIdle, DeadPathDuringATransferClosesBothWithinTheIdleTimeout) {
+  constexpr auto kIdle = std::chrono::milliseconds(2000);
+  constexpr Timestamp kIdleNs = 2 * kSec;
+  PairOptions o = short_idle(kIdle);
+  // 8 MiB take a while at 10 Mbit/s. The buffer is one bandwidth-delay
+  // product: a deeper one inflates the RTT, and the idle timeout is at least
+  // three PTOs (RFC 9000 §10.1).
+  o.up.bits_per_second = o.down.bits_per_second = 10'000'000;
+  o.up.queue_bytes = o.down.queue_bytes = 62'500;
+  QuicPair p(o);
   ASSERT_TRUE(p.handshake());
-  p.up->blackhole = true;
-  p.down->blackhole = true;
-  auto start = Clock::now();
-  ASSERT_TRUE(p.net.pump_until(
-      [&] { return p.client().closed().has_value() && p.server().closed().has_value(); }, 10s));
-  auto took = Clock::now() - start;
-  // The negotiated value is the smaller one, so the server (which cannot
-  // request its own) times out after 1 s as well.
-  EXPECT_GE(took, 900ms);
-  EXPECT_LT(took, 5s);
+  Exchange x(p, sim::random_bytes(8 * kMiB, 1), sim::random_bytes(8 * kMiB, 2));
+  p.run_for(1 * kSec, [&] { x.step(); });
+  ASSERT_GT(x.server_reader.got.size(), 0u);
+  ASSERT_FALSE(x.done());
+  p.up().set_dead(true);
+  p.down().set_dead(true);
+  const Timestamp cut = p.now();
+  std::optional<Timestamp> client_at, server_at;
+  ASSERT_TRUE(p.run_until([&] {
+    x.step();
+    if (!client_at && p.client().closed()) client_at = p.now();
+    if (!server_at && p.server().closed()) server_at = p.now();
+    return client_at && server_at;
+  }, 30 * kSec));
+  for (auto [who, at] : {std::pair{"client", *client_at}, std::pair{"server", *server_at}}) {
+    SCOPED_TRACE(who);
+    // The idle timer runs from the last packet received (just before the
+    // cut) or the first ack-eliciting one sent after it: at once while the
+    // congestion window has room, else the first probe, one PTO later
+    // (smoothed RTT, up to 100 ms with the queue full, + 4 RTT variations +
+    // 25 ms ACK delay).
+    EXPECT_GE(at - cut, kIdleNs - kRtt);
+    EXPECT_LE(at - cut, kIdleNs + 4 * kRtt);
+  }
+  RecordProperty("client_ms", std::to_string((*client_at - cut) / kMs));
+  RecordProperty("server_ms", std::to_string((*server_at - cut) / kMs));
   for (Endpoint* e : {&p.client(), &p.server()}) {
-    const CloseInfo& ci = *e->closed();
-    EXPECT_FALSE(ci.by_peer);
-    EXPECT_FALSE(ci.is_app);
+    EXPECT_FALSE(e->closed()->by_peer);
+    EXPECT_FALSE(e->closed()->is_app);
     EXPECT_TRUE(e->shutdown_complete());
+    EXPECT_FALSE(e->expiry().has_value());
   }
+  // The streams say so too.
+  EXPECT_TRUE(x.client_reader.reset);
+  EXPECT_TRUE(x.server_reader.reset);
 }
 
-TEST(Quic, KeepAlivePingsHoldAnIdleConnectionOpen) {
-  // Nothing is written for three idle timeouts; OpenSSL's own PINGs (sent
-  // without any option when it is ticked) must keep the connection alive.
-  EndpointOptions opts;
-  opts.idle_timeout = 1000ms;
-  Pair p(opts);
+// How long after the cut a quiet connection (keep-alives only) notices it,
+// for cuts at several points between two keep-alives.
+std::vector<Timestamp> quiet_cut_detection(std::chrono::milliseconds idle) {
+  std::vector<Timestamp> out;
+  for (Timestamp quiet : {100 * kMs, 400 * kMs, 700 * kMs, 1000 * kMs, 1300 * kMs, 1600 * kMs}) {
+    QuicPair q(short_idle(idle));
+    if (!q.handshake()) return {};
+    q.run_for(5 * kSec + quiet);  // keep-alives only
+    if (q.client().closed() || q.server().closed()) return {};
+    q.up().set_dead(true);
+    q.down().set_dead(true);
+    const Timestamp cut = q.now();
+    if (!q.run_until([&] { return q.client().closed() && q.server().closed(); }, 30 * kSec)) return {};
+    if (q.client().closed()->by_peer || q.server().closed()->by_peer) return {};
+    out.push_back(q.now() - cut);
+  }
+  return out;
+}
+
+TEST(QuicIdle, DeadPathOnAQuietConnectionClosesWithinOneAndAHalfIdleTimeouts) {
+  // RFC 9000 §10.1: the idle timer restarts with the first ack-eliciting
+  // packet sent after the last one received. A keep-alive PING (at half the
+  // idle timeout) sent into the dead path is such a packet, so detection
+  // takes up to idle + idle/2.
+  auto took = quiet_cut_detection(std::chrono::milliseconds(2000));
+  ASSERT_EQ(took.size(), 6u) << "a connection closed early, or by the peer";
+  for (Timestamp t : took) EXPECT_LE(t, 3 * kSec + kRtt);
+}
+
+// PRODUCT BUG (documentation vs. behaviour; DISABLED_ until one of them is
+// changed): EndpointOptions::idle_timeout promises "15 s: a killed peer or a
+// cut link is noticed within 15 s", but on a quiet connection a cut is
+// noticed up to 1.5 idle timeouts later (22.5 s with the default; here 2.1
+// to 2.98 s with 2 s), because the keep-alive PING sent at idle/2 into the
+// dead path restarts the idle timer (test above). Either advertise a shorter
+// max_idle_timeout (idle * 2/3, keep-alives at a third) or document the real
+// bound.
+TEST(QuicIdle, DISABLED_DeadPathOnAQuietConnectionClosesWithinTheIdleTimeout) {
+  auto took = quiet_cut_detection(std::chrono::milliseconds(2000));
+  ASSERT_EQ(took.size(), 6u) << "a connection closed early, or by the peer";
+  for (Timestamp t : took) EXPECT_LE(t, 2 * kSec + kRtt);
+}
+
+TEST(QuicIdle, KeepAlivesHoldAQuietConnectionOpen) {
+  QuicPair p(short_idle(std::chrono::milliseconds(1000)));
   ASSERT_TRUE(p.handshake());
-  size_t before = p.up->sent + p.down->sent;
-  EXPECT_FALSE(p.net.pump_until(
-      [&] { return p.client().closed().has_value() || p.server().closed().has_value(); }, 3s));
-  EXPECT_GT(p.up->sent + p.down->sent, before + 2) << "no keep-alive traffic";
+  const uint64_t before = p.up().stats().offered + p.down().stats().offered;
+  p.run_for(10 * kSec);
+  expect_open(p);
+  // Keep-alive PINGs at half the idle timeout, from at least one side.
+  EXPECT_GE(p.up().stats().offered + p.down().stats().offered - before, 10u);
 }
 
-TEST(Quic, ServerAcceptsOnlyOneConnection) {
-  Net net;
-  size_t c1 = net.add(Role::client);
-  size_t s = net.add(Role::server);
-  size_t c2 = net.add(Role::client);
-  net.link(c1, s);
-  net.link(s, c1);
-  Net::Link& second_up = net.link(c2, s);
-  net.link(s, c2);  // without addresses, the server's datagrams reach both
-  second_up.paused = true;  // the second client's Initial waits
-  ASSERT_TRUE(net.pump_until([&] { return net[c1].handshake_done() && net[s].handshake_done(); }));
-  SSL* first = net[s].connection();
-  second_up.paused = false;
-  ASSERT_TRUE(net.pump_until([&] { return net[c2].closed().has_value(); }));
-  const CloseInfo& ci = *net[c2].closed();
-  EXPECT_TRUE(ci.by_peer);
-  // An application close during the handshake goes out as the transport
-  // error APPLICATION_ERROR (0x0c), as RFC 9000 s. 10.2.3 requires.
-  EXPECT_TRUE((ci.is_app && ci.error_code == kErrorProtocol) ||
-              (!ci.is_app && ci.error_code == 0x0c))
-      << "is_app=" << ci.is_app << " code=" << ci.error_code << " reason=" << ci.reason;
-  EXPECT_EQ(net[s].connection(), first);
-  // The first connection is untouched and still carries data.
-  net.pump_until([] { return false; }, 200ms);
-  EXPECT_FALSE(net[c1].closed().has_value());
-  EXPECT_FALSE(net[s].closed().has_value());
-  EXPECT_EQ(net[c1].export_keying_material("EXPORTER-x", 16),
-            net[s].export_keying_material("EXPORTER-x", 16));
+// ---- junk input ----------------------------------------------------------------
+
+TEST(QuicGarbage, JunkBeforeTheHandshakeIsHarmless) {
+  QuicPair p;
+  std::mt19937_64 rng(99);
+  for (int i = 0; i < 300; ++i) {
+    size_t n = 1 + rng() % 1500;
+    Bytes junk = sim::random_bytes(n, rng());
+    if (i % 3 == 0) junk[0] |= 0xc0;  // long header form, as an Initial would have
+    if (i % 3 == 1) junk[0] = (junk[0] & 0x7f) | 0x40;  // short header form
+    p.inject_to_server(junk);
+    p.inject_to_client(junk);
+  }
+  p.inject_to_server(Bytes(70000, 0xab));  // larger than any UDP datagram
+  p.inject_to_server({});
+  ASSERT_TRUE(p.handshake());
+  expect_open(p);
 }
 
-TEST(Quic, ServerCloseBeforeAnyConnectionCompletesAtOnce) {
-  Endpoint server(Role::server, [](std::span<const uint8_t>) {});
-  EXPECT_FALSE(server.shutdown_complete());
-  server.close(kErrorLocal, "giving up");
-  EXPECT_TRUE(server.shutdown_complete());
-  ASSERT_TRUE(server.closed().has_value());
-  EXPECT_FALSE(server.closed()->by_peer);
+TEST(QuicGarbage, MangledPacketsDuringATransferNeverCloseTheConnection) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  std::vector<Bytes> seen_up, seen_down;  // real packets to mangle
+  p.up().observer = [&](std::span<const uint8_t> d) {
+    if (seen_up.size() < 2000) seen_up.emplace_back(d.begin(), d.end());
+  };
+  p.down().observer = [&](std::span<const uint8_t> d) {
+    if (seen_down.size() < 2000) seen_down.emplace_back(d.begin(), d.end());
+  };
+  Exchange x(p, sim::random_bytes(4 * kMiB, 1), sim::random_bytes(4 * kMiB, 2));
+  std::mt19937_64 rng(5);
+  auto mangle = [&](const Bytes& real) {
+    Bytes d = real;
+    switch (rng() % 4) {
+      case 0:  // truncated
+        d.resize(rng() % d.size());
+        break;
+      case 1:  // one bit flipped
+        d[rng() % d.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+        break;
+      case 2:  // the real header (first byte and connection id), random rest
+        for (size_t i = 1 + 18; i < d.size(); ++i) d[i] = static_cast<uint8_t>(rng());
+        break;
+      default:  // random bytes of the same size
+        d = sim::random_bytes(d.size(), rng());
+    }
+    return d;
+  };
+  uint64_t injected = 0;
+  ASSERT_TRUE(p.run_until([&] {
+    if (!seen_up.empty() && !seen_down.empty()) {
+      for (int i = 0; i < 2; ++i) {
+        p.inject_to_server(mangle(seen_up[rng() % seen_up.size()]));
+        p.inject_to_client(mangle(seen_down[rng() % seen_down.size()]));
+        injected += 2;
+      }
+    }
+    return x.step();
+  }, 120 * kSec));
+  EXPECT_GT(injected, 1000u);
+  x.expect_exact();
+  expect_open(p);
 }
 
-TEST(Quic, ClientCloseBeforeTheHandshakeEndsInBoundedTime) {
-  Pair p;
-  p.client().handle_events();  // Initial sent, nothing answered yet
-  p.client().close(kErrorLocal, "giving up");
-  ASSERT_TRUE(p.client().closed().has_value());
-  EXPECT_EQ(p.client().closed()->error_code, kErrorLocal);
-  EXPECT_TRUE(p.net.pump_until([&] { return p.client().shutdown_complete(); }, 5s));
-  EXPECT_FALSE(p.client().handshake_done());
+// ---- congestion control ----------------------------------------------------------
+
+class QuicCongestion : public ::testing::TestWithParam<Congestion> {};
+
+TEST_P(QuicCongestion, TransfersOverABottleneckWithLoss) {
+  PairOptions o = lossy(0.01, 0, 21);
+  o.client.congestion = o.server.congestion = GetParam();
+  o.up.bits_per_second = o.down.bits_per_second = 20'000'000;
+  o.up.queue_bytes = o.down.queue_bytes = 125'000;  // one BDP at 50 ms
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  Exchange x(p, sim::random_bytes(2 * kMiB, 1), sim::random_bytes(2 * kMiB, 2));
+  ASSERT_TRUE(x.run(120 * kSec));
+  x.expect_exact();
+  expect_open(p);
 }
 
-TEST(Quic, EachServerHasItsOwnCertificateKey) {
-  Pair a, b;
-  ASSERT_TRUE(a.handshake());
-  ASSERT_TRUE(b.handshake());
-  X509* ca = SSL_get0_peer_certificate(a.client().connection());
-  X509* cb = SSL_get0_peer_certificate(b.client().connection());
-  ASSERT_NE(ca, nullptr);
-  ASSERT_NE(cb, nullptr);
-  EXPECT_NE(EVP_PKEY_eq(X509_get0_pubkey(ca), X509_get0_pubkey(cb)), 1);
-  char cn[64] = {};
-  X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn, sizeof cn);
-  EXPECT_STREQ(cn, "dummy");
+INSTANTIATE_TEST_SUITE_P(Quic, QuicCongestion, ::testing::Values(Congestion::bbr, Congestion::cubic),
+                         [](const auto& info) { return info.param == Congestion::bbr ? "Bbr" : "Cubic"; });
+
+TEST(QuicThroughput, BbrKeepsALossyLinkBusy) {
+  // 100 Mbit/s with a buffer of one bandwidth-delay product, 50 ms RTT and
+  // 0.5 % random loss each way: BBR must not read loss as congestion (a
+  // loss-based controller gets about MSS/RTT * 1.22/sqrt(p) = 0.5 MB/s here).
+  constexpr uint64_t kBps = 100'000'000;
+  PairOptions o = lossy(0.005, 0, 77);
+  o.client.congestion = o.server.congestion = Congestion::bbr;
+  o.up.bits_per_second = o.down.bits_per_second = kBps;
+  o.up.queue_bytes = o.down.queue_bytes = kBps / 8 * kRtt / kSec;
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  const size_t size = 32 * kMiB;
+  Exchange x(p, sim::random_bytes(size, 1), {});
+  const Timestamp start = p.now();
+  ASSERT_TRUE(x.run(120 * kSec));
+  const Timestamp took = p.now() - start;
+  x.expect_exact();
+  // The link's own time for the bytes (plus ~4 % QUIC/UDP overhead) and the
+  // start-up: at least 60 % of the link rate overall, plus ten round trips.
+  const Timestamp wire = static_cast<Timestamp>(size * 8 * 1.04 / kBps * kSec);
+  EXPECT_LE(took, wire * 10 / 6 + 10 * kRtt)
+      << "took " << took / kMs << " ms, the link needs " << wire / kMs << " ms";
+  RecordProperty("virtual_ms", std::to_string(took / kMs));
 }
 
 }  // namespace
