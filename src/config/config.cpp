@@ -167,6 +167,10 @@ void apply_environment(Settings& settings, const EnvLookup& env, Origins* origin
     result.protocol_version = (*v)[0] - '0';
     record.protocol_version = from_env("PEERSOCK_PROTOCOL");
   }
+  if (auto v = get("PEERSOCK_UDP_GSO"); v && !v->empty()) {
+    if (*v != "0" && *v != "1") throw UsageError("PEERSOCK_UDP_GSO: " + quote(*v) + " is not 0 or 1");
+    result.direct_send = *v == "1";
+  }
   if (auto v = get("PEERSOCK_CONGESTION"); v && !v->empty()) {
     result.congestion = parse_congestion(*v, "PEERSOCK_CONGESTION");
     record.congestion = from_env("PEERSOCK_CONGESTION");

@@ -1,6 +1,7 @@
 #include "peersock/ice/agent.hpp"
 
 #include <gio/gio.h>
+#include <sys/socket.h>
 #include <nice/agent.h>
 #include <nice/interfaces.h>
 
@@ -102,6 +103,7 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
 
   g_signal_connect(agent_, "candidate-gathering-done", G_CALLBACK(&Agent::on_gathering_done), this);
   g_signal_connect(agent_, "component-state-changed", G_CALLBACK(&Agent::on_state), this);
+  g_signal_connect(agent_, "new-selected-pair-full", G_CALLBACK(&Agent::on_selected_pair), this);
   nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), &Agent::on_recv, this);
 }
 
@@ -109,6 +111,8 @@ Agent::~Agent() {
   // Pending lookups end with G_IO_ERROR_CANCELLED and do not touch `this`.
   g_cancellable_cancel(cancellable_);
   g_object_unref(cancellable_);
+  direct_.reset();
+  if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
   if (agent_ != nullptr) {
     nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
     g_signal_handlers_disconnect_by_data(agent_, this);
@@ -272,6 +276,12 @@ void Agent::send(std::span<const uint8_t> datagram) {
 
 void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const size_t> sizes) {
   if (!connected_ || sizes.empty()) return;
+  if (direct_) {
+    if (direct_->send(bytes, sizes)) return;
+    // The socket failed us: libnice from now on (it knows what to do).
+    log::debug(Layer::ice, "direct UDP sending stopped; using libnice");
+    direct_.reset();
+  }
   // One call for the whole batch (libnice's sendmmsg analogue). What the
   // socket does not take now is dropped, as UDP would: QUIC retransmits.
   std::vector<GOutputVector> vectors(sizes.size());
@@ -286,6 +296,42 @@ void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const size_t> s
   gint sent = nice_agent_send_messages_nonblocking(agent_, stream_, 1, messages.data(), messages.size(), nullptr, &error);
   if (error != nullptr) g_error_free(error);
   if (sent >= 0 && static_cast<size_t>(sent) < sizes.size()) ++dropped_;
+}
+
+// libnice may switch pairs after the first one connected (aggressive
+// nomination): follow it, so that we never send past the selected pair.
+void Agent::use_pair(const NiceCandidate& local, const NiceCandidate& remote) {
+  direct_.reset();
+  if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
+  direct_socket_ = nullptr;
+  if (!settings_.direct_send || local.type == NICE_CANDIDATE_TYPE_RELAYED ||
+      local.transport != NICE_CANDIDATE_TRANSPORT_UDP || remote.transport != NICE_CANDIDATE_TRANSPORT_UDP) {
+    return;  // TURN (libnice frames it) or TCP: libnice sends
+  }
+  direct_socket_ = nice_agent_get_selected_socket(agent_, stream_, 1);
+  if (direct_socket_ == nullptr) return;
+  sockaddr_storage to{};
+  nice_address_copy_to_sockaddr(&remote.addr, reinterpret_cast<sockaddr*>(&to));
+  socklen_t len = to.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  int fd = g_socket_get_fd(direct_socket_);
+  // Bursts of a fast transfer (a write pass sends up to 64 datagrams at
+  // once) overflowed the default 208 KiB receive buffer now and then. Ask
+  // for 4 MiB: the forced variant needs CAP_NET_ADMIN, the plain one is
+  // capped by net.core.rmem_max / wmem_max.
+  int want = 4 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+  }
+  direct_.emplace(fd, to, len);
+  log::debug(Layer::ice, "sending directly on the pair's UDP socket");
+}
+
+void Agent::on_selected_pair(NiceAgent*, guint, guint, NiceCandidate* local, NiceCandidate* remote, gpointer self) {
+  auto* agent = static_cast<Agent*>(self);
+  if (local != nullptr && remote != nullptr && agent->connected_) agent->use_pair(*local, *remote);
 }
 
 std::optional<SelectedPath> Agent::selected_path() const {
@@ -331,7 +377,10 @@ void Agent::on_state(NiceAgent* nice, guint stream, guint component, guint state
     SelectedPath path;
     NiceCandidate* local = nullptr;
     NiceCandidate* remote = nullptr;
-    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) path = make_path(*local, *remote);
+    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) {
+      path = make_path(*local, *remote);
+      agent->use_pair(*local, *remote);
+    }
     if (agent->callbacks_.connected) agent->callbacks_.connected(path);
   } else if (state == NICE_COMPONENT_STATE_FAILED && !agent->failed_) {
     agent->failed_ = true;

@@ -48,6 +48,10 @@ struct Settings {
   // QUIC congestion control (--congestion, PEERSOCK_CONGESTION, [quic]
   // congestion): BBR by default; CUBIC behaves like most TCP stacks.
   Congestion congestion = Congestion::bbr;
+  // Direct UDP pairs: send QUIC's batches on the pair's own socket with UDP
+  // GSO instead of through libnice (PEERSOCK_UDP_GSO=0 turns it off, for
+  // troubleshooting and for measuring what it brings).
+  bool direct_send = true;
 };
 
 inline constexpr uint16_t kDefaultStunPort = 3478;

@@ -14,9 +14,12 @@
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
 #include "peersock/ice/body.hpp"
+#include "peersock/ice/udp_batch.hpp"
 
 typedef struct _NiceAgent NiceAgent;
 typedef struct _GCancellable GCancellable;
+typedef struct _NiceCandidate NiceCandidate;
+typedef struct _GSocket GSocket;
 
 namespace peersock::ice {
 
@@ -72,8 +75,10 @@ class Agent {
   void set_remote(const Description& remote);
   // Sends one datagram; drops it (as UDP would) when the path is not ready.
   void send(std::span<const uint8_t> datagram);
-  // Sends datagrams laid back to back in `bytes`, sizes[i] bytes each, with
-  // one call; drops what the socket does not take now.
+  // Sends datagrams laid back to back in `bytes`, sizes[i] bytes each: on a
+  // direct UDP pair straight on the pair's socket with UDP GSO
+  // (udp_batch.hpp), otherwise with one libnice call. Drops what the socket
+  // does not take now, as UDP would.
   void send_batch(std::span<const uint8_t> bytes, std::span<const size_t> sizes);
   // Batches of which the socket did not take everything (for the debug log).
   uint64_t short_batches() const { return dropped_; }
@@ -85,6 +90,8 @@ class Agent {
   static void on_gathering_done(NiceAgent*, guint, gpointer self);
   static void on_state(NiceAgent*, guint, guint, guint state, gpointer self);
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer self);
+  static void on_selected_pair(NiceAgent*, guint, guint, NiceCandidate* local, NiceCandidate* remote, gpointer self);
+  void use_pair(const NiceCandidate& local, const NiceCandidate& remote);
 
   void start_gathering();
   void resolved_then_gather();
@@ -101,6 +108,10 @@ class Agent {
   int lookups_pending_ = 0;
   bool setup_failed_ = false;
   uint64_t dropped_ = 0;
+  // The selected pair's socket when the path is direct UDP (a reference of
+  // ours, so the fd stays valid), and the sender that uses it.
+  GSocket* direct_socket_ = nullptr;
+  std::optional<UdpBatchSender> direct_;
   std::vector<std::string> stun_addresses_, turn_addresses_;
 };
 
