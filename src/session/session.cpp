@@ -147,6 +147,15 @@ class Session {
       for (const auto& p : pumps_) samples.push_back({p.get(), p->bytes_sent(), p->bytes_received()});
       return samples;
     });
+    status_.set_path_sampler([this] {
+      ui::PathSample p;
+      if (!endpoint_ || !endpoint_->handshake_done()) return p;
+      auto st = endpoint_->stats();
+      if (st.rtt_ms >= 0) p.rtt_ms = st.rtt_ms;
+      p.cwnd = st.cwnd;
+      p.bytes_in_flight = st.bytes_in_flight;
+      return p;
+    });
     agent_->gather();
   }
 

@@ -58,6 +58,11 @@ double RateMeter::bytes_per_second() const {
   return static_cast<double>(last.total - first.total) * 1e6 / static_cast<double>(last.at_us - first.at_us);
 }
 
+double cwnd_rate(uint64_t cwnd, std::optional<double> rtt_ms) {
+  if (cwnd == 0 || !rtt_ms || *rtt_ms <= 0) return 0;
+  return static_cast<double>(cwnd) / (*rtt_ms / 1000.0);
+}
+
 std::string status_line(const Snapshot& s, size_t width) {
   std::string line;
   const std::string waited = format_duration(s.phase_seconds);
@@ -74,6 +79,10 @@ std::string status_line(const Snapshot& s, size_t width) {
       line = s.phase == Phase::connected ? "connected" : "closing";
       if (path) line += fmt::format(", {}", path);
       if (s.rtt_ms) line += fmt::format(", rtt {:.0f} ms", *s.rtt_ms);
+      if (double max = cwnd_rate(s.cwnd, s.rtt_ms); max > 0) {
+        line += fmt::format(", window {} ({} max), {} in flight", format_bytes(s.cwnd), format_rate(max),
+                            format_bytes(s.bytes_in_flight));
+      }
       line += fmt::format(" | sent {} {} | received {} {}", format_bytes(s.sent), format_rate(s.send_rate),
                           format_bytes(s.received), format_rate(s.receive_rate));
       if (!s.stdio) {

@@ -45,6 +45,8 @@ void Status::set_sampler(Sampler sampler) { sampler_ = std::move(sampler); }
 
 void Status::set_rtt(std::optional<double> ms) { rtt_ms_ = ms; }
 
+void Status::set_path_sampler(PathSampler sampler) { path_sampler_ = std::move(sampler); }
+
 gboolean Status::on_tick(gpointer self) {
   static_cast<Status*>(self)->tick();
   return G_SOURCE_CONTINUE;
@@ -59,13 +61,20 @@ void Status::tick() {
                    {"send_rate", std::llround(s.send_rate)},
                    {"receive_rate", std::llround(s.receive_rate)},
                    {"connections", s.open_connections},
-                   {"rtt_ms", s.rtt_ms ? json(*s.rtt_ms) : json(nullptr)}};
+                   {"rtt_ms", s.rtt_ms ? json(*s.rtt_ms) : json(nullptr)},
+                   {"cwnd", s.cwnd},
+                   {"cwnd_rate", std::llround(cwnd_rate(s.cwnd, s.rtt_ms))},
+                   {"bytes_in_flight", s.bytes_in_flight}};
     log::json_line(event_json("stats", std::move(fields)));
   }
   redraw();
 }
 
 void Status::sample() {
+  if (path_sampler_) {
+    path_sample_ = path_sampler_();
+    if (path_sample_.rtt_ms) rtt_ms_ = path_sample_.rtt_ms;
+  }
   if (sampler_) {
     for (const ConnectionSample& c : sampler_()) {
       auto it = open_.find(c.id);
@@ -91,6 +100,8 @@ Snapshot Status::snapshot() const {
   s.phase_seconds = static_cast<double>(g_get_monotonic_time() - phase_started_us_) / 1e6;
   s.relayed = relayed_;
   s.rtt_ms = rtt_ms_;
+  s.cwnd = path_sample_.cwnd;
+  s.bytes_in_flight = path_sample_.bytes_in_flight;
   s.sent = sent_;
   s.received = received_;
   s.send_rate = send_meter_.bytes_per_second();

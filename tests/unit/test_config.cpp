@@ -396,7 +396,9 @@ TEST(Environment, BadValuesNameTheVariable) {
   };
   EXPECT_CONTAINS(error_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "http://x"}}), "PEERSOCK_RELAY: 'http://x'");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_TURN", "host:99999"}}), "PEERSOCK_TURN: bad port '99999'");
-  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "4"}}), "PEERSOCK_PROTOCOL: '4' is not a protocol version (1 to 3)");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "5"}}), "PEERSOCK_PROTOCOL: '5' is not a protocol version (1 to 4)");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_CONGESTION", "reno"}}), "PEERSOCK_CONGESTION: 'reno' is not bbr or cubic");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_UDP_GSO", "yes"}}), "PEERSOCK_UDP_GSO: 'yes' is not 0 or 1");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "2x"}}), "PEERSOCK_PROTOCOL: '2x'");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "0"}}), "PEERSOCK_PROTOCOL: '0'");
 }
@@ -415,4 +417,16 @@ TEST(Environment, SourceNames) {
   EXPECT_EQ(cfg::source_name(cfg::Source::file), "config file");
   EXPECT_EQ(cfg::source_name(cfg::Source::environment), "environment");
   EXPECT_EQ(cfg::source_name(cfg::Source::flag), "flag");
+}
+
+TEST(LoadFile, QuicCongestion) {
+  EXPECT_EQ(cfg::defaults().congestion, cfg::Congestion::bbr);
+  EXPECT_EQ(load("[quic]\ncongestion = cubic\n").congestion, cfg::Congestion::cubic);
+  EXPECT_EQ(load("[quic]\ncongestion = bbr\n").congestion, cfg::Congestion::bbr);
+  std::string path;
+  const std::string msg = load_error("[quic]\ncongestion = reno\n", &path);
+  EXPECT_CONTAINS(msg, path + ":2: ");
+  EXPECT_CONTAINS(msg, "'reno' is not bbr or cubic");
+  // Keys belong to their section.
+  EXPECT_CONTAINS(load_error("[ice]\ncongestion = bbr\n"), "'congestion'");
 }

@@ -70,7 +70,7 @@ TEST(IceBody, ExactEncoding) {
             R"("p":"0123456789abcdefghij/+","u":"AbC+"})");
   d.version = kOurVersion;
   d.candidates.clear();
-  EXPECT_EQ(encode(d), R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","v":3})");
+  EXPECT_EQ(encode(d), R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","v":4})");
 }
 
 TEST(IceBody, RoundTrip) {
@@ -78,7 +78,7 @@ TEST(IceBody, RoundTrip) {
   expect_same(decode(encode(d)), d);
   d.version = kOurVersion;
   Description back = decode(encode(d));
-  EXPECT_EQ(back.version, 3);
+  EXPECT_EQ(back.version, 4);
   expect_same(back, d);
   d.version = 1000;
   EXPECT_EQ(decode(encode(d)).version, 1000);

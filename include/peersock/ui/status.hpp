@@ -41,6 +41,10 @@ class Status {
 
   using Sampler = std::function<std::vector<ConnectionSample>()>;
   void set_sampler(Sampler sampler);
+  // The transport's view of the path (RTT, congestion window, bytes in
+  // flight), pulled once a second like the traffic.
+  using PathSampler = std::function<PathSample()>;
+  void set_path_sampler(PathSampler sampler);
   // Round-trip time, for whoever measures it (QUIC keep-alives); nullopt =
   // unknown. Shown in the status line and in "stats" events.
   void set_rtt(std::optional<double> ms);
@@ -80,6 +84,8 @@ class Status {
   bool json_;
   guint timer_ = 0;
   Sampler sampler_;
+  PathSampler path_sampler_;
+  PathSample path_sample_;
   Phase phase_ = Phase::contacting;
   gint64 phase_started_us_ = g_get_monotonic_time();
   gint64 connected_us_ = 0;
