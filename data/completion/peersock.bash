@@ -9,7 +9,7 @@ _peersock() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix help"
-    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --bind --config --code-file
+    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --congestion --bind --config --code-file
         --code-words --join --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
@@ -30,6 +30,9 @@ _peersock() {
         --relay)
             COMPREPLY=($(compgen -W "ws:// wss://" -- "$cur"))
             compopt -o nospace 2>/dev/null
+            return ;;
+        --congestion)
+            COMPREPLY=($(compgen -W "bbr cubic" -- "$cur"))
             return ;;
         --code-words)
             COMPREPLY=($(compgen -W "2 3 4 5 6 7 8" -- "$cur"))

@@ -137,6 +137,7 @@ Options (flags > environment > config file > defaults):
   --turn-user USER, --turn-password PASSWORD
   --force-relay        relay via TURN only (needs --turn); hides your addresses
   --no-relay           never use TURN: direct paths only
+  --congestion bbr|cubic  QUIC congestion control (default bbr)
   --bind ADDR          listen: address to accept on (default 127.0.0.1)
   --config FILE        config file (default $XDG_CONFIG_HOME/peersock.conf)
   --print-config       show each setting and where it came from, then exit

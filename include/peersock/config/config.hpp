@@ -5,6 +5,7 @@
 //   [ice]        stun, stun-port, turn, turn-port, turn-user, turn-password,
 //                force-relay, no-relay (true/false; ours, not the original's)
 //   [rendezvous] url
+//   [quic]       congestion (bbr or cubic; ours)
 // '#' and ';' start comment lines. An empty stun/turn value disables that server.
 #pragma once
 
