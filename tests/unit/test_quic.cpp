@@ -140,6 +140,99 @@ void expect_open(QuicPair& p) {
   EXPECT_FALSE(p.server().closed().has_value()) << p.server().closed()->reason;
 }
 
+// ---- the simulated path itself ---------------------------------------------------
+// The tests below rely on it: a "2 % loss" test that lost nothing would
+// prove nothing.
+
+std::vector<std::pair<Timestamp, uint8_t>> drain(sim::Link& link, Timestamp until) {
+  std::vector<std::pair<Timestamp, uint8_t>> out;
+  while (auto t = link.next_arrival()) {
+    if (*t > until) break;
+    auto d = link.pop_due(*t);
+    if (d) out.emplace_back(*t, (*d)[0]);
+  }
+  return out;
+}
+
+TEST(SimLink, DelaysEachDatagramByTheOneWayDelay) {
+  sim::Link link(LinkOptions{});
+  const uint8_t a[] = {1}, b[] = {2};
+  link.send(a, 1000 * kSec);
+  link.send(b, 1000 * kSec + 3 * kMs);
+  EXPECT_FALSE(link.pop_due(1000 * kSec + 24 * kMs).has_value());
+  auto got = drain(link, 2000 * kSec);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], std::pair(1000 * kSec + 25 * kMs, uint8_t{1}));
+  EXPECT_EQ(got[1], std::pair(1000 * kSec + 28 * kMs, uint8_t{2}));
+}
+
+TEST(SimLink, BottleneckSpacesDatagramsAndDropsWhenItsQueueIsFull) {
+  LinkOptions o;
+  o.delay = 0;
+  o.bits_per_second = 8'000'000;  // one byte per microsecond
+  o.queue_bytes = 3000;
+  sim::Link link(o);
+  Bytes d(1000, 7);
+  for (int i = 0; i < 6; ++i) link.send(d, 1000 * kSec);
+  auto got = drain(link, 2000 * kSec);
+  // 3000 bytes fit (the one on the wire included), the rest is dropped.
+  ASSERT_EQ(got.size(), 3u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].first, 1000 * kSec + (i + 1) * 1000 * sim::kUs);
+  EXPECT_EQ(link.stats().overflowed, 3u);
+  // Once the queue has drained, the bottleneck takes datagrams again.
+  link.send(d, 1000 * kSec + 10 * kMs);
+  EXPECT_EQ(drain(link, 2000 * kSec).size(), 1u);
+}
+
+TEST(SimLink, LossFollowsItsRateAndItsSeed) {
+  auto pattern = [](uint64_t seed) {
+    LinkOptions o;
+    o.loss = 0.02;
+    o.seed = seed;
+    sim::Link link(o);
+    const uint8_t d[] = {0};
+    std::vector<bool> kept;
+    for (int i = 0; i < 20000; ++i) {
+      uint64_t before = link.stats().lost;
+      link.send(d, 1000 * kSec);
+      kept.push_back(link.stats().lost == before);
+    }
+    return std::pair(kept, link.stats().lost);
+  };
+  auto [a, lost] = pattern(1);
+  EXPECT_GT(lost, 300u);  // 2 % of 20000 is 400
+  EXPECT_LT(lost, 500u);
+  EXPECT_EQ(pattern(1).first, a) << "the same seed must drop the same datagrams";
+  EXPECT_NE(pattern(2).first, a);
+}
+
+TEST(SimLink, ReorderingLetsLaterDatagramsOvertake) {
+  LinkOptions o;
+  o.reorder = 0.1;
+  sim::Link link(o);
+  for (int i = 0; i < 200; ++i) {
+    const uint8_t d[] = {static_cast<uint8_t>(i)};
+    link.send(d, 1000 * kSec + static_cast<Timestamp>(i) * 100 * sim::kUs);
+  }
+  auto got = drain(link, 2000 * kSec);
+  ASSERT_EQ(got.size(), 200u);
+  int overtaken = 0;
+  for (size_t i = 1; i < got.size(); ++i) overtaken += got[i].second < got[i - 1].second;
+  EXPECT_GT(overtaken, 5);
+  EXPECT_TRUE(std::is_sorted(got.begin(), got.end(), [](auto& x, auto& y) { return x.first < y.first; }));
+}
+
+TEST(SimLink, ADeadLinkDropsWhatIsAlreadyOnItsWay) {
+  sim::Link link(LinkOptions{});
+  const uint8_t d[] = {1};
+  link.send(d, 1000 * kSec);
+  link.set_dead(true);
+  EXPECT_FALSE(link.pop_due(2000 * kSec).has_value());
+  link.set_dead(false);
+  link.send(d, 2000 * kSec);
+  EXPECT_TRUE(link.pop_due(2001 * kSec).has_value());
+}
+
 // ---- handshake ---------------------------------------------------------------
 
 TEST(QuicHandshake, CompletesWithEqualExportersOnBothSides) {

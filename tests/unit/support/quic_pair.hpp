@@ -45,7 +45,8 @@ struct LinkOptions {
   double reorder = 0;          // probability that a datagram is held back...
   Timestamp reorder_delay = 10 * kMs;  // ...by up to this much, so later ones overtake it
   uint64_t bits_per_second = 0;        // bottleneck rate; 0: unlimited
-  size_t queue_bytes = 0;              // bottleneck buffer (drop-tail); 0: unbounded
+  size_t queue_bytes = 0;              // bottleneck buffer (drop-tail), the datagram on the
+                                       // wire included; 0: unbounded
   uint64_t seed = 1;
 };
 
