@@ -90,13 +90,13 @@
 #include "peersock/code/code.hpp"
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
+#include "peersock/forward/stream_header.hpp"
 #include "peersock/ice/agent.hpp"
 #include "peersock/ice/body.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
 #include "peersock/session/control.hpp"
 #include "peersock/session/ping.hpp"
-#include "peersock/session/stream_header.hpp"
 #include "ossl_quic/driver.hpp"
 #include "ossl_quic/endpoint.hpp"
 
@@ -790,7 +790,7 @@ class Attacker {
       data_.reset(SSL_new_stream(conn(), 0));
       if (!data_) die("cannot open the data stream");
       SSL_set_mode(data_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-      write(data_.get(), {&session::kDataStreamMagic, 1});
+      write(data_.get(), {&forward::kDataStreamMagic, 1});
       emit({{"event", "data_stream"}, {"id", SSL_get_stream_id(data_.get())}, {"opened_by", "us"}});
     }
     accept_streams();  // a client's data stream may be queued already
@@ -862,7 +862,7 @@ class Attacker {
           moved = true;
           if (!opener_ && !magic_seen_) {
             magic_seen_ = true;
-            if (down_[0] != session::kDataStreamMagic) {
+            if (down_[0] != forward::kDataStreamMagic) {
               return peer_fail(ossl_quic::kErrorProtocol, "the data stream does not start with 'X'");
             }
             down_off_ = 1;
