@@ -588,6 +588,46 @@ TEST(QuicStreams, ReleasingAFinishedStreamIsClean) {
   expect_open(p);
 }
 
+// Streams discarded with unread bytes at the reader (reset or released by
+// the application) must give those bytes back to the connection's
+// flow-control window: else every such stream shrinks it for good, and once
+// the discarded bytes add up to the window, no stream moves at all. (Checked
+// to fail at the ninth stream when the streams are kept open unread.)
+void discard_streams_with_unread_data(bool by_release) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  const Bytes data = sim::random_bytes(1 * kMiB, 9);  // one stream window each
+  for (int i = 0; i < 12; ++i) {  // 12 MiB in all, beyond the 8 MiB connection window
+    SCOPED_TRACE(i);
+    Stream cs(p.client(), *p.client().open_stream());
+    Writer w{data, /*finish=*/false};
+    Stream ss;
+    ASSERT_TRUE(p.run_until([&] {
+      w.run(cs);
+      if (!ss) {
+        if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
+      }
+      // The server does not read: it waits until the stream's window is full.
+      return ss && p.server().stream(ss.id())->rx.size() >= data.size() / 2;
+    }, 10 * kSec)) << "stream " << i << " never got data: the connection window is gone";
+    if (by_release) {
+      ss = Stream();  // dropped unread
+    } else {
+      ss.reset(1);
+    }
+    cs.reset(1);
+  }
+  expect_open(p);
+}
+
+TEST(QuicStreams, ResetStreamsWithUnreadDataGiveBackTheConnectionWindow) {
+  discard_streams_with_unread_data(false);
+}
+
+TEST(QuicStreams, ReleasedStreamsWithUnreadDataGiveBackTheConnectionWindow) {
+  discard_streams_with_unread_data(true);
+}
+
 // ---- closing -------------------------------------------------------------------
 
 class QuicClose : public ::testing::TestWithParam<Role> {};
