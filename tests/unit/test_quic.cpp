@@ -347,6 +347,23 @@ TEST(QuicHandshake, ClientCloseBeforeTheServerAnswersEndsAtOnce) {
   EXPECT_FALSE(p.client().handshake_done());
 }
 
+TEST(QuicHandshake, ClientCloseDuringTheHandshakeReachesTheServer) {
+  QuicPair p;
+  // Until the server has answered the client's Initial: the server has a
+  // connection, the client has no 1-RTT keys yet.
+  ASSERT_TRUE(p.run_until([&] { return p.down().stats().offered > 0; }, 1 * kSec));
+  ASSERT_FALSE(p.client().handshake_done());
+  p.client().close(kErrorLocal, "giving up", p.now());
+  ASSERT_TRUE(p.run_until([&] { return p.server().closed().has_value(); }, 2 * kSec));
+  const CloseInfo& ci = *p.server().closed();
+  EXPECT_TRUE(ci.by_peer);
+  // RFC 9000 §10.2.3: an application close cannot go out in Initial or
+  // Handshake packets; it becomes transport error APPLICATION_ERROR (0x0c).
+  EXPECT_TRUE((ci.is_app && ci.error_code == kErrorLocal) || (!ci.is_app && ci.error_code == 0x0c))
+      << "is_app=" << ci.is_app << " code=" << ci.error_code << " reason=" << ci.reason;
+  EXPECT_TRUE(p.run_until([&] { return p.client().shutdown_complete() && p.server().shutdown_complete(); }, 5 * kSec));
+}
+
 // ---- stream data ---------------------------------------------------------------
 
 struct PathCase {
@@ -897,6 +914,30 @@ TEST(QuicGarbage, MangledPacketsDuringATransferNeverCloseTheConnection) {
   expect_open(p);
 }
 
+TEST(QuicGarbage, AnotherClientsInitialDoesNotDisturbTheConnection) {
+  QuicPair p;
+  ASSERT_TRUE(p.handshake());
+  std::vector<Bytes> initials;
+  Endpoint stranger(
+      Role::client,
+      [&](const Endpoint::Batch& b) {
+        size_t at = 0;
+        for (size_t n : b.sizes) {
+          initials.emplace_back(b.bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                                b.bytes.begin() + static_cast<std::ptrdiff_t>(at + n));
+          at += n;
+        }
+      },
+      {}, p.now());
+  stranger.write(p.now());
+  ASSERT_FALSE(initials.empty());
+  for (const Bytes& d : initials) p.inject_to_server(d);
+  Exchange x(p, sim::random_bytes(1 * kMiB, 1), sim::random_bytes(1 * kMiB, 2));
+  ASSERT_TRUE(x.run(30 * kSec));
+  x.expect_exact();
+  expect_open(p);
+}
+
 // ---- congestion control ----------------------------------------------------------
 
 class QuicCongestion : public ::testing::TestWithParam<Congestion> {};
@@ -939,6 +980,27 @@ TEST(QuicThroughput, BbrKeepsALossyLinkBusy) {
   const Timestamp wire = static_cast<Timestamp>(size * 8 * 1.04 / kBps * kSec);
   EXPECT_LE(took, wire * 10 / 6 + 10 * kRtt)
       << "took " << took / kMs << " ms, the link needs " << wire / kMs << " ms";
+  RecordProperty("virtual_ms", std::to_string(took / kMs));
+}
+
+TEST(QuicThroughput, FlowControlWindowsGrowOnALongFatPath) {
+  // 1 Gbit/s at 200 ms RTT holds 25 MB in flight. A stream window stuck at
+  // its initial 1 MiB would allow 5 MB/s (64 MiB in 13 s); ngtcp2 grows the
+  // windows (up to 32 MiB per stream, 64 MiB per connection) while the
+  // reader keeps up.
+  constexpr uint64_t kBps = 1'000'000'000;
+  PairOptions o;
+  o.up.delay = o.down.delay = 100 * kMs;
+  o.up.bits_per_second = o.down.bits_per_second = kBps;
+  o.up.queue_bytes = o.down.queue_bytes = kBps / 8 / 5;  // one BDP
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake());
+  Exchange x(p, sim::random_bytes(64 * kMiB, 1), {});
+  const Timestamp start = p.now();
+  ASSERT_TRUE(x.run(60 * kSec));
+  const Timestamp took = p.now() - start;
+  x.expect_exact();
+  EXPECT_LE(took, 6 * kSec) << "took " << took / kMs << " ms";
   RecordProperty("virtual_ms", std::to_string(took / kMs));
 }
 
