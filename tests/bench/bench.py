@@ -1,36 +1,74 @@
 #!/usr/bin/python3
-"""peersock benchmark: one tunnel between two network namespaces joined by a
-veth pair, compared in the same run with direct TCP and with socat as a
-plain relay. Prints a Markdown table; never asserts anything.
+"""peersock benchmark: tunnels between two network namespaces joined by one
+veth pair, against direct TCP (CUBIC and BBR), a socat relay and ssh -L, all
+measured in the same run on the same link. Prints Markdown tables; never
+asserts anything (a goal that is missed is printed as "no").
 
 Run it with tests/bench/run.sh (builds release binaries first), as root.
 
   ns A (10.77.0.1): mailbox server, target server (netio.py serve :5001),
-                    `peersock connect 127.0.0.1:5001` (generates the code)
-  ns B (10.77.0.2): `peersock listen 6000 CODE`, socat 6001 -> 10.77.0.1:5001,
-                    the clients
+                    sshd :2222, `peersock connect 127.0.0.1:5001` (twice:
+                    BBR and CUBIC; each generates a code)
+  ns B (10.77.0.2): `peersock listen 6000 CODE` (BBR), `peersock listen 6003
+                    CODE` (CUBIC), socat 6001 -> 10.77.0.1:5001, ssh -L
+                    6002 -> 127.0.0.1:5001 via sshd, and the clients
 
-direct  = client in B -> 10.77.0.1:5001
-tunnel  = client in B -> 127.0.0.1:6000 -> QUIC over UDP -> A -> 127.0.0.1:5001
-socat   = client in B -> 127.0.0.1:6001 -> TCP -> A:5001
+direct  = client in B -> 10.77.0.1:5001 (TCP over the veth)
+peersock = client in B -> 127.0.0.1:6000 -> QUIC/UDP over the veth -> A -> 127.0.0.1:5001
+socat   = client in B -> 127.0.0.1:6001 -> socat -> TCP over the veth -> A:5001
+ssh -L  = client in B -> 127.0.0.1:6002 -> ssh -> TCP over the veth -> sshd -> 127.0.0.1:5001
+
+Bulk data flows from B to A, so the senders on the link are in B. Every
+address used is 127.0.0.1 inside a namespace or a veth address of the two
+namespaces this script creates.
 """
 import argparse
 import json
 import os
 import platform
+import pwd
 import re
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 NETIO = HERE / "netio.py"
 PY = "/usr/bin/python3"
-A_IP, B_IP = "10.77.0.1", "10.77.0.2"
-TARGET, LISTEN, SOCAT = 5001, 6000, 6001
+A_IP, B_IP, NET = "10.77.0.1", "10.77.0.2", "10.77.0.0/24"
+TARGET, LISTEN, SOCAT, SSH_FWD, LISTEN_CUBIC, SSHD, MAILBOX = 5001, 6000, 6001, 6002, 6003, 2222, 4000
 CLK = os.sysconf("SC_CLK_TCK")
+
+
+class Row:
+    def __init__(self, key, label, rate=None, delay_ms=None, loss=None, seconds=10.0, mib=1024):
+        self.key, self.label = key, label
+        self.rate, self.delay_ms, self.loss = rate, delay_ms, loss
+        self.seconds, self.mib = seconds, mib
+
+    @property
+    def impaired(self):
+        return bool(self.delay_ms or self.loss)
+
+
+# One-way delay and loss are applied on both namespaces' input (so each
+# direction gets delay_ms and loss): RTT = 2 x delay_ms.
+ROWS = [
+    Row("unshaped", "unshaped", mib=2048),
+    Row("1gbit", "1 Gbit/s (tbf)", rate="1gbit", mib=1024),
+    Row("50ms", "50 ms RTT", delay_ms=25),
+    Row("50ms-0.5", "50 ms RTT + 0.5 % loss", delay_ms=25, loss=0.005),
+    Row("20ms-0.1", "20 ms RTT + 0.1 % loss", delay_ms=10, loss=0.001),
+    Row("200ms-1", "200 ms RTT + 1 % loss", delay_ms=100, loss=0.01),
+]
+
+COLUMNS = ["tcp-cubic", "tcp-bbr", "socat", "ssh", "peersock", "peersock-cubic"]
+TITLES = {"tcp-cubic": "TCP CUBIC", "tcp-bbr": "TCP BBR", "socat": "socat relay", "ssh": "ssh -L",
+          "peersock": "peersock (BBR)", "peersock-cubic": "peersock (CUBIC)"}
 
 
 def sh(*argv, check=True):
@@ -40,14 +78,34 @@ def sh(*argv, check=True):
     return r
 
 
+def until(what, pred, timeout, interval=0.05, alive=()):
+    """Polls pred() until it returns something true, for at most timeout s;
+    fails early if one of the processes in alive exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        for p in alive:
+            if p.poll() is not None:
+                raise RuntimeError(f"{what}: process {p.args[3:5]} exited with {p.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
 class Bench:
-    def __init__(self, binary, log):
+    def __init__(self, a):
         tag = f"{os.getpid() % 100000}"
         self.a, self.b = f"psk-bench-{tag}-a", f"psk-bench-{tag}-b"
         self.va, self.vb = f"pb{tag}a", f"pb{tag}b"
-        self.bin = binary
+        self.args = a
         self.procs = []
-        self.log = log
+        self.delayers = []
+        self.tmp = tempfile.mkdtemp(prefix="psk-bench-")
+        self.notes = []
+        self.cc = None
+        self.offloads = True
         for ns in (self.a, self.b):
             sh("ip", "netns", "add", ns)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
@@ -65,17 +123,16 @@ class Bench:
         # (up to a second later, more on a busy machine); libnice ignores
         # interfaces that are not RUNNING and would offer only 127.0.0.1,
         # so ICE would fail ("no network path").
-        deadline = time.monotonic() + 20
         for ns, dev in ((self.a, self.va), (self.b, self.vb)):
-            while "state UP" not in sh("ip", "-n", ns, "-o", "link", "show", "dev", dev).stdout:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{dev} in {ns} did not come up")
-                time.sleep(0.05)
+            until(f"{dev} up", lambda: "state UP" in sh("ip", "-n", ns, "-o", "link", "show", "dev", dev).stdout, 20)
 
-    def start(self, ns, argv, **kw):
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE,
-                             stderr=kw.pop("stderr", subprocess.PIPE), stdin=kw.pop("stdin", subprocess.DEVNULL),
-                             text=True, **kw)
+    def ns_of(self, side):
+        return self.a if side == "a" else self.b
+
+    def start(self, ns, argv, log=None, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL):
+        err = open(os.path.join(self.tmp, log), "w") if log else subprocess.DEVNULL
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=stdout, stderr=err, stdin=stdin, text=True)
+        p.log = os.path.join(self.tmp, log) if log else None
         self.procs.append(p)
         return p
 
@@ -83,8 +140,17 @@ class Bench:
         r = subprocess.run(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=timeout)
         if r.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {r.stderr.strip()[-500:]}")
+            raise RuntimeError(f"{' '.join(argv)} failed: {(r.stderr or r.stdout).strip()[-500:]}")
         return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
     def close(self):
         for p in self.procs:
@@ -92,71 +158,142 @@ class Bench:
                 p.terminate()
         for p in self.procs:
             try:
-                p.wait(timeout=5)
+                p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
         for ns in (self.a, self.b):
             sh("ip", "netns", "del", ns, check=False)
+        if self.args.keep_logs:
+            print(f"logs kept in {self.tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def listening(self, ns, port):
+        return bool(sh("ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}").stdout.strip())
+
+    # -- TCP congestion control: per route (RTAX_CC_ALGO). A new namespace
+    # inherits the host's net.ipv4.tcp_congestion_control and cannot change
+    # it, but a route's congctl applies to every TCP connection set up over
+    # that route afterwards (both the connecting and the accepting side).
+    def set_cc(self, name):
+        if name == self.cc:
+            return
+        for ns, dev, ip in ((self.a, self.va, A_IP), (self.b, self.vb, B_IP)):
+            sh("ip", "-n", ns, "route", "replace", NET, "dev", dev, "proto", "kernel", "scope", "link", "src", ip,
+               "congctl", name)
+        self.cc = name
+
+    def tcp_cc_seen(self, port):
+        """The congestion control ss -ti reports for B's established
+        connections to A:port (the sending side), e.g. {'cubic'}."""
+        out = sh("ip", "netns", "exec", self.b, "ss", "-Htin", "state", "established", f"dport = :{port}").stdout
+        return {m.group(1) for m in re.finditer(r"^\s+(cubic|bbr|reno|bbr2|bbr3|dctcp|vegas)\s", out, re.M)}
 
     # -- link conditions
-    def shape(self, rate=None, loss=None, delay_ms=None, nfq_delay=None):
+    def set_offloads(self, on):
+        """TSO/GSO/GRO/UDP segmentation on the veth. Off for the delay and
+        loss rows: with offloads on, TCP crosses the veth as up-to-64 KiB
+        segments, so iptables' per-packet random loss would drop 44
+        segments at a time (far fewer loss events per byte than for QUIC's
+        1200-1452-byte datagrams) and nfq-delay would handle a fraction of
+        the packets; with them off, every packet on the link is wire-sized."""
+        if on == self.offloads:
+            return
+        v = "on" if on else "off"
+        for ns, dev in ((self.a, self.va), (self.b, self.vb)):
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", v, "gso", v, "gro", "off",
+               "tx-udp-segmentation", v, check=False)
+        self.offloads = on
+
+    def shape(self, row):
         """rate: tbf on both veth ends; loss: iptables random drop on both
         ends' input; delay_ms (one way): nfq-delay on both ends' input (this
         kernel has no sch_netem)."""
-        for p in getattr(self, "delayers", []):
-            p.terminate()
-            p.wait(timeout=10)
+        for ns in (self.a, self.b):
+            sh("ip", "netns", "exec", ns, "iptables", "-F", "INPUT", check=False)
+        for p in self.delayers:
+            self.stop(p)
         self.delayers = []
+        self.set_offloads(not row.impaired)
         for ns, dev in ((self.a, self.va), (self.b, self.vb)):
             sh("tc", "-n", ns, "qdisc", "del", "dev", dev, "root", check=False)
-            if rate:
-                sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "1mb",
+            if row.rate:
+                sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", row.rate, "burst", "1mb",
                    "latency", "20ms")
-            sh("ip", "netns", "exec", ns, "iptables", "-F", "INPUT", check=False)
-            if delay_ms:
-                # nfq-delay takes whole loss percentages: the loss comes from
-                # the statistic match before the queue instead.
-                if loss:
-                    sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode",
-                       "random", "--probability", str(loss), "-j", "DROP")
-                p = self.start(ns, [nfq_delay, "--queue", "0", "--delay-ms", str(delay_ms)])
+            if row.loss:
+                sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode",
+                   "random", "--probability", str(row.loss), "-j", "DROP")
+            if row.delay_ms:
+                p = self.start(ns, [self.args.nfq_delay, "--queue", "0", "--delay-ms", str(row.delay_ms)],
+                               log=f"nfq-delay-{ns}.log", stdout=subprocess.PIPE)
                 if p.stdout.readline().strip() != "ready":
                     raise RuntimeError("nfq-delay did not start")
                 self.delayers.append(p)
                 sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-j", "NFQUEUE",
                    "--queue-num", "0")
-            elif loss:
-                sh("ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode",
-                   "random", "--probability", str(loss), "-j", "DROP")
+
+    # -- counters
+    def link_bytes(self):
+        total = 0
+        for ns, dev in ((self.a, self.va), (self.b, self.vb)):
+            j = json.loads(sh("ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev).stdout)
+            total += j[0]["stats64"]["tx"]["bytes"]
+        return total
+
+    def wait_quiet(self, what):
+        """Waits (up to 60 s) until the veth carries under 64 KiB in 300 ms, so
+        that nothing left from the previous run overlaps the next one."""
+        deadline = time.monotonic() + 60
+        prev = self.link_bytes()
+        while True:
+            time.sleep(0.3)
+            cur = self.link_bytes()
+            if cur - prev < 65536:
+                return
+            prev = cur
+            if time.monotonic() > deadline:
+                self.notes.append(f"before {what}: the link was still busy after 60 s")
+                return
+
+    def udp_counters(self):
+        """Udp InErrors, RcvbufErrors, SndbufErrors of each namespace."""
+        out = {}
+        for side in ("a", "b"):
+            lines = [l.split() for l in sh("ip", "netns", "exec", self.ns_of(side), "cat", "/proc/net/snmp").stdout
+                     .splitlines() if l.startswith("Udp:")]
+            d = dict(zip(lines[0][1:], map(int, lines[1][1:])))
+            out[side] = (d["InErrors"], d["RcvbufErrors"], d["SndbufErrors"])
+        return out
+
+    def nfq_counters(self):
+        """Packets each namespace's NFQUEUE dropped (queue full + failed to
+        reach nfq-delay)."""
+        n = 0
+        for ns in (self.a, self.b):
+            for line in sh("ip", "netns", "exec", ns, "cat", "/proc/net/netfilter/nfnetlink_queue",
+                           check=False).stdout.splitlines():
+                f = line.split()
+                if len(f) >= 7:
+                    n += int(f[5]) + int(f[6])
+        return n
 
 
-def wait_line(p, pattern, timeout, stream="stderr"):
-    f = getattr(p, stream)
-    fd = f.fileno()
-    os.set_blocking(fd, False)
-    deadline = time.monotonic() + timeout
-    rx = re.compile(pattern)
-    lines = []
-    buf = p.__dict__.setdefault("_psk_buf", {}).get(stream, "")
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            buf += chunk.decode("utf-8", "replace")
-            *done, buf = buf.split("\n")
-            for i, line in enumerate(done):
-                lines.append(line)
-                m = rx.search(line)
-                if m:
-                    p._psk_buf[stream] = "\n".join(done[i + 1:] + [buf])
-                    return m
-        elif chunk == b"" or p.poll() is not None:
-            break
-        else:
-            time.sleep(0.05)
-    raise RuntimeError(f"waited for {pattern!r}; got: {lines[-20:]}")
+def json_event(p, name, timeout, alive=()):
+    """The first --json event called name in p's stderr log."""
+    def find():
+        with open(p.log) as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("event") == name:
+                    return e
+                if e.get("event") in ("error", "exit"):
+                    raise RuntimeError(f"peersock: {line.strip()}")
+        return None
+    return until(f"peersock event {name!r}", find, timeout, alive=alive or (p,))
 
 
 def cpu_seconds(pid):
@@ -171,196 +308,392 @@ def rss_kib(pid, key="VmRSS"):
     return 0
 
 
-def peersock_pid(wrapper):
-    """The peersock process under `ip netns exec` (exec'd in place)."""
-    return wrapper.pid
-
-
 def machine():
     model = "unknown CPU"
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, load average {os.getloadavg()[0]:.2f} at start"
+    la = os.getloadavg()
+    return (f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, "
+            f"load average {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} (1/5/15 min) at start")
+
+
+def source_state(src, rev=None):
+    if not src:
+        return "unknown"
+    if rev:
+        subj = sh("git", "-C", src, "log", "-1", "--format=%s", rev, check=False).stdout.strip()
+        return f"{rev[:12]} ({subj[:80]}), built from a clean export of that commit"
+    head = sh("git", "-C", src, "rev-parse", "--short=12", "HEAD", check=False).stdout.strip()
+    dirty = sh("git", "-C", src, "status", "--porcelain", "--", "src", "include", "meson.build",
+               "meson_options.txt", check=False).stdout.split("\n")
+    dirty = [l[3:] for l in dirty if l.strip()]
+    subj = sh("git", "-C", src, "log", "-1", "--format=%s", check=False).stdout.strip()
+    s = f"{head} ({subj[:80]})"
+    if dirty:
+        s += f" plus uncommitted changes in {', '.join(dirty)}"
+    return s
+
+
+def fmt_rate(x):
+    if x is None:
+        return "-"
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
+class Tunnel:
+    def __init__(self, bench, name, port, extra):
+        self.name, self.port = name, port
+        b, a = bench, bench.args
+        common = ["--json", "--no-status", "--relay", f"ws://{A_IP}:{MAILBOX}/v1", "--stun", "", "--turn", "",
+                  *extra]
+        for attempt in range(3):
+            self.conn = b.start(b.a, [a.bin, *common, "connect", f"127.0.0.1:{TARGET}"],
+                                log=f"{name}-connect-{attempt}.log")
+            code = json_event(self.conn, "code", 30)["code"]
+            self.lis = b.start(b.b, [a.bin, *common, "listen", str(port), code], log=f"{name}-listen-{attempt}.log")
+            try:
+                json_event(self.lis, "authenticated", 60, alive=(self.lis, self.conn))
+                json_event(self.conn, "authenticated", 60, alive=(self.lis, self.conn))
+                until(f"{name} listening", lambda: b.listening(b.b, port), 20, alive=(self.lis,))
+                self.path = json_event(self.lis, "path", 10, alive=(self.lis,))
+                break
+            except RuntimeError as e:
+                # Not what this benchmark measures: try again (and say so).
+                b.notes.append(f"{name}: tunnel set-up attempt {attempt + 1} failed: {e}")
+                b.stop(self.conn)
+                b.stop(self.lis)
+        else:
+            raise RuntimeError(f"could not set up the {name} tunnel")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
-    ap.add_argument("--mib", type=int, default=512, help="bulk size per unshaped run (MiB)")
-    ap.add_argument("--shaped-mib", type=int, default=256)
-    ap.add_argument("--lossy-mib", type=int, default=128)
+    ap.add_argument("--nfq-delay", required=True, metavar="PATH", help="the NFQUEUE delay tool (tests/netlab)")
+    ap.add_argument("--src", help="source tree (for the commit measured)")
+    ap.add_argument("--rev", help="the commit the binary was built from (run.sh --commit)")
+    ap.add_argument("--rows", default=",".join(r.key for r in ROWS),
+                    help="comma-separated rows to run (default all: %(default)s)")
+    ap.add_argument("--columns", default=",".join(COLUMNS), help="comma-separated columns (default %(default)s)")
+    ap.add_argument("--seconds", type=float, default=None, help="time bound of every transfer (default 10 s)")
+    ap.add_argument("--relay-cc", default="cubic", choices=["cubic", "bbr"],
+                    help="TCP congestion control of the socat and ssh -L legs over the link (default cubic)")
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--pings", type=int, default=2000)
-    ap.add_argument("--delay-mib", type=int, default=8, help="bulk size with 50 ms RTT and loss (MiB)")
-    ap.add_argument("--nfq-delay", metavar="PATH", default=None,
-                    help="the NFQUEUE delay tool of tests/netlab (default: build/tests/netlab/nfq-delay if built)")
-    ap.add_argument("--perf", metavar="DIR", help="record `perf record` of both peersock processes during the "
-                                                  "unshaped tunnel run into DIR (perf.listen, perf.connect)")
-    ap.add_argument("--perf-phase", choices=["bulk", "idle-connections"], default="bulk",
-                    help="which tunnel run --perf records: the unshaped bulk run, or the bulk run with the idle "
-                         "connections open")
-    ap.add_argument("--only-unshaped", action="store_true", help="skip the shaped/lossy runs and the RSS runs")
+    ap.add_argument("--no-rss", action="store_true", help="skip the idle-connections (RSS) test")
+    ap.add_argument("--no-ping", action="store_true", help="skip the round-trip test")
+    ap.add_argument("--perf", metavar="DIR", help="`perf record -g` both peersock (BBR) processes during the "
+                                                  "peersock column of --perf-row into DIR (perf.listen, perf.connect)")
+    ap.add_argument("--perf-row", default="unshaped")
+    ap.add_argument("--keep-logs", action="store_true")
     a = ap.parse_args()
-    rows = []
-    notes = []
-    b = Bench(a.bin, sys.stderr)
+    rows = [r for r in ROWS if r.key in a.rows.split(",")]
+    columns = [c for c in COLUMNS if c in a.columns.split(",")]
+    if a.seconds:
+        for r in rows:
+            r.seconds = a.seconds
+    header = [f"machine: {machine()}", f"peersock: {a.bin}, commit {source_state(a.src, a.rev)}",
+              f"started: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"]
+    for h in header:
+        print(h, file=sys.stderr)
+    results = {}   # (row, column) -> dict
+    extra = {}
+    b = Bench(a)
     try:
-        mailbox = b.start(b.a, ["twistd3", "-n", "--pidfile=", "wormhole-mailbox",
-                                f"--port=tcp:4000:interface={A_IP}", f"--channel-db={os.path.join('/tmp', b.a + '.sqlite')}"])
-        b.start(b.a, [PY, str(NETIO), "serve", "--port", str(TARGET)])
-        b.start(b.b, ["socat", f"TCP-LISTEN:{SOCAT},reuseaddr,fork,backlog=1024", f"TCP:{A_IP}:{TARGET}"])
-        # the mailbox needs a moment: retry its port from B
-        deadline = time.monotonic() + 30
-        while subprocess.run(["ip", "netns", "exec", b.b, PY, "-c",
-                              f"import socket; socket.create_connection(('{A_IP}', 4000), 1)"],
-                             capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("mailbox did not start")
-            time.sleep(0.2)
-        common = ["--relay", f"ws://{A_IP}:4000/v1", "--stun", "", "--turn", ""]
-        for attempt in range(3):
-            conn = b.start(b.a, [a.bin, *common, "connect", f"127.0.0.1:{TARGET}"])
-            code = wait_line(conn, r"Connection code: (\S+)", 30).group(1)
-            lis = b.start(b.b, [a.bin, *common, "listen", str(LISTEN), code])
-            try:
-                wait_line(lis, r"authenticated", 60)
-                wait_line(conn, r"authenticated", 60)
-                break
-            except RuntimeError as e:
-                # Not what this benchmark measures: try again (and say so).
-                notes.append(f"tunnel set-up attempt {attempt + 1} failed: {e}")
-                for p in (conn, lis):
-                    p.terminate()
-                    p.wait(timeout=10)
-        else:
-            raise RuntimeError("could not set up the tunnel")
-        time.sleep(1)  # let both settle (mailbox closed, timers quiet) before reading idle RSS
-        idle = {"connect": rss_kib(conn.pid), "listen": rss_kib(lis.pid)}
-        idle_anon = {"connect": rss_kib(conn.pid, "RssAnon"), "listen": rss_kib(lis.pid, "RssAnon")}
+        b.set_cc(a.relay_cc)  # ssh's one connection is set up now, with this
+        b.start(b.a, ["twistd3", "-n", "--pidfile=", "wormhole-mailbox",
+                      f"--port=tcp:{MAILBOX}:interface={A_IP}",
+                      f"--channel-db={os.path.join(b.tmp, 'mailbox.sqlite')}"], log="mailbox.log")
+        srv = b.start(b.a, [PY, str(NETIO), "serve", "--port", str(TARGET)])
+        until("target server", lambda: b.listening(b.a, TARGET), 20, alive=(srv,))
+        b.start(b.b, ["socat", "-t", "600", f"TCP-LISTEN:{SOCAT},reuseaddr,fork,backlog=1024",
+                      f"TCP:{A_IP}:{TARGET}"], log="socat.log")
+        ssh = start_ssh(b) if "ssh" in columns else None
+        until("mailbox server", lambda: b.listening(b.a, MAILBOX), 30)
+        tunnels = {}
+        if "peersock" in columns or not (a.no_rss and a.no_ping):
+            tunnels["peersock"] = Tunnel(b, "peersock", LISTEN, [])
+        if "peersock-cubic" in columns:
+            tunnels["peersock-cubic"] = Tunnel(b, "peersock-cubic", LISTEN_CUBIC, ["--congestion", "cubic"])
+        until("socat listening", lambda: b.listening(b.b, SOCAT), 10)
+        if "peersock" in tunnels:
+            t = tunnels["peersock"]
+            # Idle RSS: both sides have just authenticated; one second for the
+            # mailbox close and the first timers to finish (a settle time, not
+            # a wait for an event: there is no "idle" event).
+            time.sleep(1)
+            extra["idle"] = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in
+                             (("listen", t.lis), ("connect", t.conn))}
+        for t in tunnels.values():
+            extra.setdefault("paths", {})[t.name] = f"{t.path.get('local')} -> {t.path.get('remote')}"
 
-        def start_perf():
-            perfs = []
-            if a.perf:
-                os.makedirs(a.perf, exist_ok=True)
-                for name, proc in (("listen", lis), ("connect", conn)):
-                    perfs.append(subprocess.Popen(["perf", "record", "-q", "-p", str(proc.pid), "-o",
-                                                   os.path.join(a.perf, f"perf.{name}")],
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                time.sleep(1)
-            return perfs
+        for row in rows:
+            b.shape(row)
+            print(f"row {row.label}", file=sys.stderr)
+            for col in columns:
+                b.wait_quiet(f"{row.label} / {col}")
+                r = measure(b, a, row, col, tunnels)
+                results[(row.key, col)] = r
+                print(f"  {col}: {r.get('mbytes_per_s')} MB/s {r.get('note', '')}", file=sys.stderr)
+        b.shape(Row("unshaped", "unshaped"))
 
-        def stop_perf(perfs):
-            for pr in perfs:
-                pr.send_signal(2)
-                pr.wait(timeout=60)
+        if not a.no_ping:
+            b.wait_quiet("round trips")
+            pings = {}
+            targets = [("direct TCP", A_IP, TARGET), ("socat relay", "127.0.0.1", SOCAT)]
+            if ssh:
+                targets.append(("ssh -L", "127.0.0.1", SSH_FWD))
+            for name, t in tunnels.items():
+                targets.append((TITLES[name], "127.0.0.1", t.port))
+            for name, host, port in targets:
+                pings[name] = b.run(b.b, [PY, str(NETIO), "pingpong", "--host", host, "--port", str(port),
+                                          "--count", str(a.pings)])
+            extra["pings"] = pings
 
-        def bulk(host, port, nbytes):
-            return b.run(b.b, [PY, str(NETIO), "bulk", "--host", host, "--port", str(port), "--bytes", str(nbytes)])
-
-        def trio(label, nbytes, measure_cpu=False):
-            d = bulk(A_IP, TARGET, nbytes)
-            perfs = start_perf() if measure_cpu and a.perf_phase == "bulk" else []
-            c0 = (cpu_seconds(conn.pid), cpu_seconds(lis.pid))
-            t = bulk("127.0.0.1", LISTEN, nbytes)
-            c1 = (cpu_seconds(conn.pid), cpu_seconds(lis.pid))
-            stop_perf(perfs)
-            s = bulk("127.0.0.1", SOCAT, nbytes)
-            def rate(x):
-                return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
-            rows.append((f"throughput, {label}: tunnel / direct TCP",
-                         f"{rate(t['mbytes_per_s'])} / {rate(d['mbytes_per_s'])} MB/s",
-                         f"{t['mbytes_per_s'] / d['mbytes_per_s']:.2g}"))
-            rows.append((f"throughput, {label}: socat relay / direct TCP",
-                         f"{rate(s['mbytes_per_s'])} / {rate(d['mbytes_per_s'])} MB/s",
-                         f"{s['mbytes_per_s'] / d['mbytes_per_s']:.2g}"))
-            if measure_cpu:
-                gib = nbytes / (1 << 30)
-                rows.append(("CPU per GiB through the tunnel, sending side (listen)",
-                             f"{(c1[1] - c0[1]) / gib:.2f} core-s/GiB", ""))
-                rows.append(("CPU per GiB through the tunnel, receiving side (connect)",
-                             f"{(c1[0] - c0[0]) / gib:.2f} core-s/GiB", ""))
-
-        b.shape()
-        trio("unshaped veth", a.mib << 20, measure_cpu=True)
-        p_direct = b.run(b.b, [PY, str(NETIO), "pingpong", "--host", A_IP, "--port", str(TARGET), "--count", str(a.pings)])
-        p_tunnel = b.run(b.b, [PY, str(NETIO), "pingpong", "--host", "127.0.0.1", "--port", str(LISTEN),
-                               "--count", str(a.pings)])
-        rows.append(("request/response round trip (64 B, median): tunnel / direct",
-                     f"{p_tunnel['median_us']:.0f} / {p_direct['median_us']:.0f} us",
-                     f"{p_tunnel['median_us'] / p_direct['median_us']:.2f}"))
-        if a.only_unshaped:
-            return print_table(rows, notes, a)
-        b.shape(rate="1gbit")
-        trio("1 Gbit/s tbf", a.shaped_mib << 20)
-        b.shape(loss=0.005)
-        trio("0.5 % random loss, no added delay", a.lossy_mib << 20)
-        nfq = a.nfq_delay or str(Path(__file__).resolve().parents[2] / os.environ.get("BUILD_DIR", "build") /
-                                 "tests" / "netlab" / "nfq-delay")
-        if os.access(nfq, os.X_OK):
-            b.shape(delay_ms=25, loss=0.005, nfq_delay=nfq)
-            trio("50 ms RTT (25 ms each way) + 0.5 % loss each way (nfq-delay)", a.delay_mib << 20)
-        else:
-            notes.append(f"50 ms RTT with 0.5 % loss: not measured: no delay tool ({nfq} not built; sch_netem is "
-                         "absent on this kernel)")
-            rows.append(("throughput, 50 ms RTT + 0.5 % loss", "not measured: no delay tool", ""))
-        b.shape()
-
-        after_bulk = {"connect": rss_kib(conn.pid), "listen": rss_kib(lis.pid)}
-        after_bulk_anon = {"connect": rss_kib(conn.pid, "RssAnon"), "listen": rss_kib(lis.pid, "RssAnon")}
-        holder = b.start(b.b, [PY, str(NETIO), "hold", "--port", str(LISTEN), "--count", str(a.connections),
-                               "--wait", "30"], stdin=subprocess.PIPE)
-        line = holder.stdout.readline()
-        held = json.loads(line)
-        many = {"connect": rss_kib(conn.pid), "listen": rss_kib(lis.pid)}
-        many_anon = {"connect": rss_kib(conn.pid, "RssAnon"), "listen": rss_kib(lis.pid, "RssAnon")}
-        peak = {"connect": rss_kib(conn.pid, "VmHWM"), "listen": rss_kib(lis.pid, "VmHWM")}
-        # One bulk run while all those connections stay open: every QUIC run
-        # polls every connection, so this shows what many idle ones cost.
-        perfs = start_perf() if a.perf_phase == "idle-connections" else []
-        t_idle = bulk("127.0.0.1", LISTEN, (a.mib << 20) // 2)
-        stop_perf(perfs)
-        rows.append((f"throughput, unshaped, with the {held['echoed']} idle connections open: tunnel",
-                     f"{t_idle['mbytes_per_s']:.0f} MB/s", ""))
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        def mib2(d):
-            return f"{d['listen'] / 1024:.1f} / {d['connect'] / 1024:.1f} MiB"
-        rows.append(("RSS idle (after auth): listen / connect", mib2(idle), ""))
-        rows.append(("  of which private (RssAnon; the rest is shared library pages)", mib2(idle_anon), ""))
-        rows.append(("RSS after the bulk runs: listen / connect",
-                     f"{after_bulk['listen'] / 1024:.1f} / {after_bulk['connect'] / 1024:.1f} MiB", ""))
-        n = max(1, held["echoed"])
-        rows.append((f"RSS with {a.connections} connections opened ({held['echoed']} carried at once): listen / connect",
-                     f"{many['listen'] / 1024:.1f} / {many['connect'] / 1024:.1f} MiB", ""))
-        rows.append(("  of which private (RssAnon)", mib2(many_anon), ""))
-        rows.append(("RSS per extra open (carried) connection, vs after bulk: listen / connect",
-                     f"{(many['listen'] - after_bulk['listen']) / n:.1f} / {(many['connect'] - after_bulk['connect']) / n:.1f} KiB", ""))
-        rows.append(("RssAnon per extra open (carried) connection: listen / connect",
-                     f"{(many_anon['listen'] - after_bulk_anon['listen']) / n:.1f} / "
-                     f"{(many_anon['connect'] - after_bulk_anon['connect']) / n:.1f} KiB", ""))
-        rows.append(("peak RSS (VmHWM) over the whole run: listen / connect",
-                     f"{peak['listen'] / 1024:.1f} / {peak['connect'] / 1024:.1f} MiB", ""))
-        if held["echoed"] < held["opened"]:
-            notes.append(f"only {held['echoed']} of {held['opened']} connections were carried at once: OpenSSL 3.5 "
-                         "lets a peer open 100 streams at a time (2 are control and auth); the rest wait in the "
-                         "kernel's accept queue until streams end")
+        if not a.no_rss and "peersock" in tunnels:
+            extra["rss"] = rss_test(b, a, tunnels["peersock"])
     finally:
         b.close()
-    print_table(rows, notes, a)
+    la = os.getloadavg()
+    header.append(f"finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average {la[0]:.2f} / {la[1]:.2f} / "
+                  f"{la[2]:.2f}")
+    report(a, header, rows, columns, results, extra, b.notes)
 
 
-def print_table(rows, notes, a):
-    print(f"machine: {machine()}")
-    print(f"binary: {a.bin}")
-    print()
-    print("| measurement | value | ratio |")
-    print("|---|---|---|")
+def start_ssh(b):
+    """sshd inside ns A on a test port with a throwaway host key, and
+    ssh -L from ns B with a throwaway user key (both in the temp dir)."""
+    t = b.tmp
+    for k in ("host_key", "user_key"):
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "peersock-bench", "-f", os.path.join(t, k))
+    shutil.copy(os.path.join(t, "user_key.pub"), os.path.join(t, "authorized_keys"))
+    user = pwd.getpwuid(os.getuid()).pw_name
+    with open(os.path.join(t, "sshd_config"), "w") as f:
+        f.write(f"""Port {SSHD}
+ListenAddress {A_IP}
+HostKey {t}/host_key
+PidFile none
+AuthorizedKeysFile {t}/authorized_keys
+AuthenticationMethods publickey
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+AllowTcpForwarding local
+X11Forwarding no
+PrintMotd no
+Ciphers aes128-gcm@openssh.com
+""")
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    sshd = b.start(b.a, ["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(t, "sshd_config")], log="sshd.log")
+    until("sshd listening", lambda: b.listening(b.a, SSHD), 20, alive=(sshd,))
+    ssh = b.start(b.b, ["ssh", "-N", "-F", "/dev/null", "-i", os.path.join(t, "user_key"), "-p", str(SSHD),
+                        "-c", "aes128-gcm@openssh.com", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                        "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={t}/known_hosts",
+                        "-o", "ExitOnForwardFailure=yes", "-o", "Compression=no",
+                        "-L", f"127.0.0.1:{SSH_FWD}:127.0.0.1:{TARGET}", f"{user}@{A_IP}"], log="ssh.log")
+    until("ssh -L listening", lambda: b.listening(b.b, SSH_FWD), 30, alive=(ssh,))
+    return ssh
+
+
+def measure(b, a, row, col, tunnels):
+    """One time/byte-bounded transfer for one column on the current link."""
+    out = {}
+    if col in ("tcp-cubic", "tcp-bbr"):
+        b.set_cc(col.split("-")[1])
+        host, port, ssport = A_IP, TARGET, TARGET
+    elif col == "socat":
+        b.set_cc(a.relay_cc)
+        host, port, ssport = "127.0.0.1", SOCAT, TARGET
+    elif col == "ssh":
+        host, port, ssport = "127.0.0.1", SSH_FWD, SSHD
+    else:
+        if col not in tunnels:
+            return {"note": "not run"}
+        t = tunnels[col]
+        host, port, ssport = "127.0.0.1", t.port, None
+    out["cc"] = set()
+    udp0 = b.udp_counters() if ssport is None else None
+    nfq0 = b.nfq_counters()
+    perfs = []
+    if ssport is None and a.perf and col == "peersock" and row.key == a.perf_row:
+        os.makedirs(a.perf, exist_ok=True)
+        for name, proc in (("listen", t.lis), ("connect", t.conn)):
+            pf = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(proc.pid), "-o",
+                                   os.path.join(a.perf, f"perf.{name}")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            perfs.append(pf)
+        time.sleep(1)  # perf attaches asynchronously; it prints nothing to wait for
+    if ssport is None:
+        c0 = (cpu_seconds(t.lis.pid), cpu_seconds(t.conn.pid))
+    client = subprocess.Popen(["ip", "netns", "exec", b.b, PY, str(NETIO), "timed", "--host", host,
+                               "--port", str(port), "--seconds", str(row.seconds), "--bytes", str(row.mib << 20)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if ssport is not None:
+        # Which congestion control the link's sending socket really uses.
+        deadline = time.monotonic() + min(5, row.seconds)
+        while time.monotonic() < deadline and client.poll() is None and not out["cc"]:
+            out["cc"] = b.tcp_cc_seen(ssport)
+            time.sleep(0.1)
+    try:
+        so, se = client.communicate(timeout=row.seconds + 180)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        so, se = client.communicate()
+    if ssport is None:
+        c1 = (cpu_seconds(t.lis.pid), cpu_seconds(t.conn.pid))
+    for pf in perfs:
+        pf.send_signal(2)
+        pf.wait(timeout=120)
+    if client.returncode != 0:
+        out["note"] = f"failed: {se.strip()[-300:]}"
+        b.notes.append(f"{row.label} / {TITLES[col]}: transfer failed: {se.strip()[-300:]}")
+        return out
+    r = json.loads(so.strip().splitlines()[-1])
+    out.update(r)
+    if ssport is None:
+        out["udp"] = {s: tuple(x - y for x, y in zip(b.udp_counters()[s], udp0[s])) for s in ("a", "b")}
+        gib = r["bytes"] / (1 << 30)
+        out["cpu"] = ((c1[0] - c0[0]) / gib if gib else None, (c1[1] - c0[1]) / gib if gib else None)
+    out["nfq_drops"] = b.nfq_counters() - nfq0
+    return out
+
+
+def rss_test(b, a, t):
+    res = {}
+    after = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in (("listen", t.lis), ("connect", t.conn))}
+    holder = b.start(b.b, [PY, str(NETIO), "hold", "--port", str(t.port), "--count", str(a.connections),
+                           "--wait", "60"], stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    held = json.loads(holder.stdout.readline())
+    many = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in (("listen", t.lis), ("connect", t.conn))}
+    peak = {s: rss_kib(p.pid, "VmHWM") for s, p in (("listen", t.lis), ("connect", t.conn))}
+    # One bulk transfer while all those connections stay open.
+    b.wait_quiet("the bulk run with idle connections")
+    bulk = b.run(b.b, [PY, str(NETIO), "timed", "--port", str(t.port), "--seconds", "10",
+                       "--bytes", str(1 << 30)])
+    holder.stdin.close()
+    holder.wait(timeout=60)
+    res.update(after=after, many=many, peak=peak, held=held, bulk=bulk)
+    return res
+
+
+def report(a, header, rows, columns, results, extra, notes):
+    out = []
+    p = out.append
+    for h in header:
+        p(h)
+    p("")
+    cc_used = {"tcp-cubic": "cubic", "tcp-bbr": "bbr", "socat": a.relay_cc, "ssh": a.relay_cc}
+    p("Congestion control per column: TCP CUBIC and TCP BBR set with `ip route replace ... congctl` on the route "
+      f"both namespaces use; socat and ssh -L legs over the link: {a.relay_cc} (same way); peersock: its own "
+      "QUIC congestion control (ngtcp2), BBR by default, `--congestion cubic` on both sides for the CUBIC column. "
+      "`ss -ti` on B's sending socket during each TCP transfer showed:")
+    for col in columns:
+        if col in cc_used:
+            seen = [",".join(sorted(results.get((r.key, col), {}).get("cc") or {"(none seen)"})) for r in rows]
+            p(f"- {TITLES[col]} (route congctl {cc_used[col]}): {'; '.join(sorted(set(seen)))}")
+    p("")
+    p("Delay and loss apply to each direction (both namespaces' input); RTT = 2 x one-way delay. Rows with delay "
+      "or loss run with TSO/GSO/GRO off on the veth (wire-sized packets); unshaped and 1 Gbit/s rows with the "
+      "defaults. Each transfer: until the sink counted the row's MiB or for its seconds, whichever came first, "
+      "measured by the sink from its first to its last counted byte.")
+    p("")
+    p("| link | " + " | ".join(TITLES[c] for c in columns) + " | peersock / best TCP | peersock CUBIC / best TCP |")
+    p("|---" * (len(columns) + 3) + "|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+        cells = []
+        for c in columns:
+            x = results.get((r.key, c), {})
+            cells.append(fmt_rate(x.get("mbytes_per_s")) if "mbytes_per_s" in x else x.get("note", "-")[:40])
+        best = max([results.get((r.key, c), {}).get("mbytes_per_s") or 0 for c in ("tcp-cubic", "tcp-bbr")])
+        ratios = []
+        for c in ("peersock", "peersock-cubic"):
+            v = results.get((r.key, c), {}).get("mbytes_per_s")
+            ratios.append(f"{v / best:.2f}" if v is not None and best else "-")
+        p(f"| {r.label} ({r.mib} MiB / {r.seconds:g} s) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    p("")
+    p("MB/s = 10^6 bytes/s of payload at the sink. Which bound ended each transfer (b = bytes, t = time):")
+    for r in rows:
+        p(f"- {r.label}: " + ", ".join(f"{TITLES[c]} {results.get((r.key, c), {}).get('bound', '?')[0]}"
+                                       for c in columns))
+    p("")
+    p("UDP errors during the peersock transfers (Udp InErrors / RcvbufErrors / SndbufErrors, /proc/net/snmp, "
+      "after minus before) and packets NFQUEUE dropped itself (all columns of the row):")
+    p("")
+    p("| link | column | ns A (connect, receiving) | ns B (listen, sending) | NFQUEUE drops |")
+    p("|---|---|---|---|---|")
+    for r in rows:
+        for c in columns:
+            x = results.get((r.key, c), {})
+            if "udp" in x:
+                p(f"| {r.label} | {TITLES[c]} | {' / '.join(map(str, x['udp']['a']))} | "
+                  f"{' / '.join(map(str, x['udp']['b']))} | {x.get('nfq_drops', '-')} |")
+    tcp_nfq = [(r.label, TITLES[c], results[(r.key, c)].get("nfq_drops")) for r in rows for c in columns
+               if (r.key, c) in results and results[(r.key, c)].get("nfq_drops") and "udp" not in results[(r.key, c)]]
+    for lbl, c, n in tcp_nfq:
+        p(f"\nNFQUEUE dropped {n} packets during {lbl} / {c}.")
+    p("")
+    p("| measurement | value |")
+    p("|---|---|")
+    for c in ("peersock", "peersock-cubic"):
+        x = results.get(("unshaped", c), {})
+        if x.get("cpu") and x["cpu"][0] is not None:
+            p(f"| CPU per GiB, unshaped, {TITLES[c]}: sending side (listen) / receiving side (connect) | "
+              f"{x['cpu'][0]:.2f} / {x['cpu'][1]:.2f} core-s/GiB |")
+    for name, pth in extra.get("paths", {}).items():
+        p(f"| ICE path, {name} (listen side) | {pth} |")
+    if "pings" in extra:
+        for name, v in extra["pings"].items():
+            p(f"| 64-byte request/response round trip, median (mean): {name} | {v['median_us']:.0f} "
+              f"({v['mean_us']:.0f}) us |")
+    if "idle" in extra:
+        i = extra["idle"]
+        p(f"| RSS idle (after auth): listen / connect | {i['listen'][0] / 1024:.1f} / {i['connect'][0] / 1024:.1f}"
+          f" MiB (RssAnon {i['listen'][1] / 1024:.1f} / {i['connect'][1] / 1024:.1f}) |")
+    if "rss" in extra:
+        rs = extra["rss"]
+        n = max(1, rs["held"]["echoed"])
+        af, mn = rs["after"], rs["many"]
+        p(f"| RSS after the transfers: listen / connect | {af['listen'][0] / 1024:.1f} / "
+          f"{af['connect'][0] / 1024:.1f} MiB |")
+        p(f"| RSS with {rs['held']['opened']} connections opened ({rs['held']['echoed']} carried at once): "
+          f"listen / connect | {mn['listen'][0] / 1024:.1f} / {mn['connect'][0] / 1024:.1f} MiB |")
+        p(f"| RSS per extra open connection: listen / connect | {(mn['listen'][0] - af['listen'][0]) / n:.1f} / "
+          f"{(mn['connect'][0] - af['connect'][0]) / n:.1f} KiB (RssAnon "
+          f"{(mn['listen'][1] - af['listen'][1]) / n:.1f} / {(mn['connect'][1] - af['connect'][1]) / n:.1f}) |")
+        p(f"| peak RSS (VmHWM): listen / connect | {rs['peak']['listen'] / 1024:.1f} / "
+          f"{rs['peak']['connect'] / 1024:.1f} MiB |")
+        p(f"| throughput, unshaped, with the {rs['held']['echoed']} idle connections open: peersock (BBR) | "
+          f"{fmt_rate(rs['bulk']['mbytes_per_s'])} MB/s |")
+        if rs["held"]["echoed"] < rs["held"]["opened"]:
+            notes.append(f"only {rs['held']['echoed']} of {rs['held']['opened']} connections were carried at once")
+    p("")
+    p("Goals (printed, not asserted):")
+    def best_tcp(key):
+        return max([results.get((key, c), {}).get("mbytes_per_s") or 0 for c in ("tcp-cubic", "tcp-bbr")])
+    for r in rows:
+        ps = results.get((r.key, "peersock"), {}).get("mbytes_per_s")
+        if r.key == "unshaped" or ps is None or not best_tcp(r.key):
+            continue
+        goal = 0.95 if r.key == "1gbit" else 0.9
+        ratio = ps / best_tcp(r.key)
+        p(f"- {r.label}: peersock (BBR) / best TCP >= {goal}: {ratio:.2f}, {'met' if ratio >= goal else 'not met'}")
+    x = results.get(("unshaped", "peersock"), {})
+    if "mbytes_per_s" in x:
+        p(f"- unshaped >= 300 MB/s: {x['mbytes_per_s']:.0f}, {'met' if x['mbytes_per_s'] >= 300 else 'not met'}")
+    if x.get("cpu") and x["cpu"][0] is not None:
+        ok = max(x["cpu"]) <= 1.5
+        p(f"- <= 1.5 CPU-s/GiB per side: {x['cpu'][0]:.2f} / {x['cpu'][1]:.2f}, {'met' if ok else 'not met'}")
+    if "pings" in extra and "ssh -L" in extra["pings"] and TITLES["peersock"] in extra["pings"]:
+        ps, ss = extra["pings"][TITLES["peersock"]]["median_us"], extra["pings"]["ssh -L"]["median_us"]
+        p(f"- 64-byte round trip <= ssh -L's: {ps:.0f} vs {ss:.0f} us, {'met' if ps <= ss else 'not met'}")
     for n_ in notes:
-        print(f"\nnote: {n_}")
+        p(f"\nnote: {n_}")
+    print("\n".join(out))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,20 @@
 
   serve  --port P        target server. The first byte of each connection picks
                          the job: 'B' read to EOF, then close (bulk sink);
+                         'T' timed sink (see `timed`);
                          'E' echo everything (latency); 'H' echo one byte, then
                          wait for EOF (an idle open connection).
   bulk   --host H --port P --bytes N
                          connect, send 'B' + N bytes, half-close, wait for the
                          server's close; prints seconds and MB/s end to end.
+  timed  --host H --port P --seconds S --bytes N
+                         connect, send 'T', then data until the sink has counted
+                         N bytes or S seconds have passed since its first byte,
+                         whichever comes first. The sink measures (bytes that
+                         arrived, from the first to the last counted byte) and
+                         sends a JSON line back; the client then aborts the
+                         connection (RST), so nothing still buffered along the
+                         path is drained into the next measurement.
   pingpong --host H --port P --count N [--size S]
                          N request/response round trips of S bytes; prints the
                          median and mean round trip in microseconds.
@@ -21,6 +30,7 @@ import json
 import selectors
 import socket
 import statistics
+import struct
 import sys
 import threading
 import time
@@ -47,6 +57,8 @@ def serve(a):
                 buf = bytearray(1 << 20)
                 while c.recv_into(buf):
                     pass
+            elif kind == b"T":
+                timed_sink(c)
             elif kind == b"E":
                 c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 while True:
@@ -68,6 +80,50 @@ def serve(a):
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
 
+def timed_sink(c):
+    """'T' SECONDS BYTES newline, then data: count until BYTES arrived, the
+    client half-closed, or SECONDS passed since the header; report; drain
+    until the client aborts; then reset the connection."""
+    hdr = b""
+    while not hdr.endswith(b"\n"):
+        d = c.recv(1)
+        if not d:
+            return
+        hdr += d
+    seconds, limit = hdr.split()
+    seconds, limit = float(seconds), int(limit)
+    buf = bytearray(1 << 20)
+    t0 = time.monotonic()
+    end = t0 + seconds
+    got, last, eof = 0, t0, False
+    while got < limit:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        c.settimeout(left)
+        try:
+            n = c.recv_into(buf, min(len(buf), limit - got))
+        except socket.timeout:
+            break
+        if not n:
+            eof = True
+            break
+        got += n
+        last = time.monotonic()
+    if got >= limit or eof:
+        bound, elapsed = "bytes", last - t0
+    else:
+        bound, elapsed = "time", min(time.monotonic(), end) - t0
+    c.settimeout(60)
+    c.sendall((json.dumps({"bytes": got, "seconds": round(elapsed, 4), "bound": bound}) + "\n").encode())
+    try:
+        while c.recv_into(buf):
+            pass
+    except OSError:
+        pass
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def connect(a):
     s = socket.create_connection((a.host, a.port), timeout=60)
     s.settimeout(None)
@@ -87,6 +143,44 @@ def bulk(a):
     s.recv(1)  # the server closes after reading everything
     dt = time.monotonic() - t0
     emit(bytes=a.bytes, seconds=round(dt, 4), mbytes_per_s=round(a.bytes / dt / 1e6, 2))
+
+
+def timed(a):
+    s = connect(a)
+    s.sendall(f"T{a.seconds} {a.bytes}\n".encode())
+    s.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    sent, reply = 0, b""
+    deadline = time.monotonic() + a.seconds + a.grace
+    while not reply.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SystemExit(f"no report from the sink {a.grace} s after the window ({sent} bytes sent)")
+        for _, ev in sel.select(left):
+            if ev & selectors.EVENT_READ:
+                try:
+                    d = s.recv(4096)
+                except BlockingIOError:
+                    d = None
+                if d == b"":
+                    raise SystemExit(f"the sink closed without a report ({sent} bytes sent)")
+                if d:
+                    reply += d
+            if ev & selectors.EVENT_WRITE and sent < a.bytes:
+                try:
+                    sent += s.send(BUF[:min(len(BUF), a.bytes - sent)])
+                except BlockingIOError:
+                    pass
+                if sent >= a.bytes:
+                    s.shutdown(socket.SHUT_WR)
+                    sel.modify(s, selectors.EVENT_READ)
+    # Abort: whatever is still queued along the path is thrown away.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    r = json.loads(reply)
+    mbps = r["bytes"] / r["seconds"] / 1e6 if r["seconds"] > 0 else 0.0
+    emit(bytes=r["bytes"], seconds=r["seconds"], bound=r["bound"], sent=sent, mbytes_per_s=round(mbps, 3))
 
 
 def pingpong(a):
@@ -137,15 +231,17 @@ def hold(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["serve", "bulk", "pingpong", "hold"])
+    p.add_argument("mode", choices=["serve", "bulk", "timed", "pingpong", "hold"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--bytes", type=int, default=1 << 30)
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--wait", type=float, default=20)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--grace", type=float, default=60, help="timed: how long to wait for the report after the window")
     a = p.parse_args()
-    {"serve": serve, "bulk": bulk, "pingpong": pingpong, "hold": hold}[a.mode](a)
+    {"serve": serve, "bulk": bulk, "timed": timed, "pingpong": pingpong, "hold": hold}[a.mode](a)
 
 
 if __name__ == "__main__":
