@@ -230,6 +230,9 @@ struct App {
   bool bad_byte = false;
   std::vector<uint8_t> out;  // generated, not yet written
   size_t out_at = 0;
+  // Writing to a pipe instead of to `fd` (stdin of a stdio pump): ending it
+  // closes the pipe.
+  int pipe_fd = -1;
 
   void run() {
     while (sent < to_send && !shut) {
@@ -238,14 +241,18 @@ struct App {
         for (size_t i = 0; i < out.size(); ++i) out[i] = content(sent + i, send_salt);
         out_at = 0;
       }
-      ssize_t w = write(fd, out.data() + out_at, out.size() - out_at);
+      ssize_t w = write(pipe_fd >= 0 ? pipe_fd : fd, out.data() + out_at, out.size() - out_at);
       if (w <= 0) break;
       sent += static_cast<uint64_t>(w);
       out_at += static_cast<size_t>(w);
     }
     uint8_t buf[65536];
     if (sent == to_send && shut_after && !shut) {
-      shutdown(fd, SHUT_WR);
+      if (pipe_fd >= 0) {
+        close(std::exchange(pipe_fd, -1));
+      } else {
+        shutdown(fd, SHUT_WR);
+      }
       shut = true;
     }
     while (reading && !eof && read_error == 0) {
@@ -413,6 +420,37 @@ TEST(Pump, LocalEofTowardsAPeerWithoutFinIsReportedNotSent) {
   EXPECT_FALSE(server.eof) << "a FIN went to a peer that does not understand it";
 }
 
+TEST(Pump, StdioPipesHalfCloseWithoutSockets) {
+  // The stdio pump: reads stdin, writes stdout, two pipes. The peer's FIN
+  // closes "stdout" (replaced by /dev/null, so the fd number stays valid).
+  PumpRig rig;
+  int in[2], out[2];
+  ASSERT_EQ(pipe2(in, O_CLOEXEC | O_NONBLOCK), 0);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC | O_NONBLOCK), 0);
+  Fd stdout_reader(out[0]);
+  LocalPair s = socket_pair();
+  rig.expect_server(rig.options(s.pump));
+  PumpOptions o;
+  o.read_fd = in[0];
+  o.write_fd = out[1];
+  o.is_socket = false;
+  o.owns_fds = true;
+  rig.start_client(o);
+  App client{stdout_reader.fd, 1, 2, 100'000}, server{s.app.fd, 2, 1, 50'000};
+  client.pipe_fd = in[1];  // closed by the App once everything is written
+  server.shut_after = true;
+  ASSERT_TRUE(rig.run_until([&] {
+    client.run();
+    server.run();
+    return client.eof && server.eof && rig.client_finished && rig.server_finished;
+  })) << "stdin -> peer " << server.received << ", peer -> stdout " << client.received;
+  EXPECT_EQ(server.received, 100'000u);
+  EXPECT_EQ(client.received, 50'000u);
+  EXPECT_FALSE(server.bad_byte || client.bad_byte);
+  EXPECT_TRUE(rig.client_pump->clean());
+  EXPECT_TRUE(rig.server_pump->clean());
+}
+
 class PumpReset : public ::testing::TestWithParam<quic::Role> {};
 
 TEST_P(PumpReset, LocalResetBecomesStreamResetBecomesLocalReset) {
@@ -507,8 +545,8 @@ TEST(Pump, AStalledLocalReaderHoldsTheSenderBackWithBoundedBuffers) {
 }
 
 TEST(Pump, CreditV3PacesTheSenderByGrants) {
+  CreditContext client_credit, server_credit;  // outlive the rig's pumps
   PumpRig rig;
-  CreditContext client_credit, server_credit;
   LocalPair c = socket_pair(), s = socket_pair();
   rig.expect_server(rig.options(s.pump), &server_credit);
   rig.start_client(rig.options(c.pump), &client_credit);
