@@ -1,11 +1,11 @@
-#include "peersock/session/stream_header.hpp"
+#include "peersock/forward/stream_header.hpp"
 
 #include <string_view>
 
 #include "peersock/error.hpp"
 #include "peersock/text.hpp"
 
-namespace peersock::session {
+namespace peersock::forward {
 
 void check_data_stream_magic(uint8_t first) {
   if (first == kDataStreamMagic) return;
@@ -14,4 +14,4 @@ void check_data_stream_magic(uint8_t first) {
                           ", expected 'X'");
 }
 
-}  // namespace peersock::session
+}  // namespace peersock::forward

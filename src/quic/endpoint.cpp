@@ -56,11 +56,13 @@ constexpr size_t kMaxDatagram = 65527;
 // enough that the write pass never starves between two pump wake-ups.
 constexpr size_t kMaxUnsent = 512 * 1024;
 // Flow control (RFC 9000 §4). ngtcp2 auto-tunes each window up to the max
-// when the reader keeps up within an RTT; 32 MiB per stream carries a
-// 1 Gbit/s path with 200 ms RTT (25 MB in flight).
+// when the reader keeps up within an RTT. 16 MiB per stream carries 1 Gbit/s
+// at 130 ms RTT; it is also what a stalled local reader can make us hold for
+// its stream (32 MiB let a stalled reader's whole 32 MiB test download be
+// buffered: the window grew while the local socket buffers filled).
 constexpr uint64_t kInitialStreamWindow = 1 << 20;
 constexpr uint64_t kInitialConnWindow = 8 << 20;
-constexpr uint64_t kMaxStreamWindow = 32 << 20;
+constexpr uint64_t kMaxStreamWindow = 16 << 20;
 constexpr uint64_t kMaxConnWindow = 64 << 20;
 // Streams the peer may have open at once (what OpenSSL grants, too); one
 // more is granted each time one of them closes.

@@ -1,5 +1,5 @@
 // libFuzzer target for what a peer sends after auth outside the data:
-// byte 0 is checked as a data stream's first byte (session/stream_header.hpp),
+// byte 0 is checked as a data stream's first byte (forward/stream_header.hpp),
 // byte 1 picks a protocol version (1..3) and a chunk size, and the rest is
 // fed to a ControlReader (session/control.hpp) whole and in chunks.
 // Contract: only CounterpartyError escapes; for the first byte, exactly when
@@ -13,10 +13,11 @@
 
 #include "peersock/error.hpp"
 #include "peersock/session/control.hpp"
-#include "peersock/session/stream_header.hpp"
+#include "peersock/forward/stream_header.hpp"
 
 namespace {
 using namespace peersock::session;
+using namespace peersock::forward;
 
 struct Outcome {
   ControlEvents events;

@@ -1,5 +1,5 @@
 // The stream headers and control-stream messages a peer sends after auth
-// (session/stream_header.hpp, session/control.hpp).
+// (forward/stream_header.hpp, session/control.hpp).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -11,10 +11,12 @@
 
 #include "peersock/error.hpp"
 #include "peersock/session/control.hpp"
-#include "peersock/session/stream_header.hpp"
+#include "peersock/forward/stream_header.hpp"
 
 namespace peersock::session {
 namespace {
+using forward::check_data_stream_magic;
+using forward::kDataStreamMagic;
 
 TEST(StreamHeader, OnlyXStartsADataStream) {
   EXPECT_NO_THROW(check_data_stream_magic('X'));

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <span>
 
-namespace peersock::session {
+namespace peersock::forward {
 
 inline constexpr uint8_t kDataStreamMagic = 'X';  // first byte of every data stream
 
@@ -18,4 +18,4 @@ void check_data_stream_magic(uint8_t first);
 
 // The control stream (stream 0) has its own reader: session/control.hpp.
 
-}  // namespace peersock::session
+}  // namespace peersock::forward

@@ -1,0 +1,74 @@
+// Stream 0, the control stream (docs/protocol.md §6): one bounded queue for
+// everything we say on it ('D' delivery markers, 'P'/'Q' pings, v3 'C'
+// grants) and one reader (ControlReader, control.hpp) for what the peer says.
+//
+// The QUIC client opens stream 0 right after the handshake; the server sees
+// it only once the client has written to it, so what we say before then
+// waits in the queue. The peer reads stream 0 eagerly, so a queue that keeps
+// growing means it stopped: beyond kMaxBacklog the session ends.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "peersock/quic/stream.hpp"
+#include "peersock/session/control.hpp"
+#include "peersock/session/ping.hpp"
+
+namespace peersock::session {
+
+struct ControlChannelEvents {
+  std::function<void()> wants_io;                           // we wrote: run QUIC
+  std::function<void()> peer_delivered;                     // a 'D' from the peer
+  std::function<void(double rtt_ms)> rtt;                   // our ping was answered
+  std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3 'C'
+};
+
+class ControlChannel {
+ public:
+  // A grant is 17 bytes per half window: a megabyte of them unsent means the
+  // peer no longer reads.
+  static constexpr size_t kMaxBacklog = 1 << 20;
+
+  // `version`: the negotiated protocol version (v1 peers get nothing).
+  // `quic_server`: the server answers the client's first ping with one of
+  // its own, so that both sides learn the RTT.
+  ControlChannel(int version, bool quic_server, ControlChannelEvents events);
+
+  // Stream 0, opened (client) or accepted (server).
+  void attach(quic::Stream stream);
+  bool attached() const { return static_cast<bool>(stream_); }
+
+  void send_delivered();                 // one 'D'
+  void send_grant(uint64_t stream_id, uint64_t limit);
+  void start_ping(int64_t now_us);       // one RTT measurement
+
+  // Reads and dispatches what the peer said, then flushes our queue.
+  // Errors: CounterpartyError for a malformed frame (v3); Error(peer_gone)
+  // when the stream failed or the backlog passed kMaxBacklog.
+  void poll(int64_t now_us);
+
+  // We queued a 'D' and everything queued has gone into the stream (which
+  // delivers it before the connection closes).
+  bool delivered_sent() const { return markers_ > 0 && attached() && out_.empty(); }
+  size_t unsent() const { return out_.size(); }
+
+ private:
+  void send(std::span<const uint8_t> bytes);
+  void flush();
+
+  int version_;
+  bool quic_server_;
+  ControlChannelEvents events_;
+  quic::Stream stream_;
+  ControlReader reader_;
+  ControlPing ping_;
+  bool pinged_back_ = false;
+  std::vector<uint8_t> out_;
+  size_t markers_ = 0;  // 'D's queued so far
+};
+
+}  // namespace peersock::session

@@ -1,0 +1,107 @@
+#include "peersock/session/auth_gate.hpp"
+
+#include <openssl/crypto.h>
+
+#include <fmt/core.h>
+
+#include "peersock/error.hpp"
+#include "peersock/log.hpp"
+
+namespace peersock::session {
+
+using log::Layer;
+
+namespace {
+// Stream ids of the client's first two bidirectional streams (§5.5).
+constexpr int64_t kControlStream = 0;
+constexpr int64_t kAuthStream = 4;
+}  // namespace
+
+AuthGate::AuthGate(quic::Endpoint& endpoint, protocol::Sides sides, std::function<void()> wants_io)
+    : endpoint_(endpoint), sides_(sides), wants_io_(std::move(wants_io)) {}
+
+void AuthGate::write(quic::Stream& stream, std::span<const uint8_t> bytes) {
+  // Auth messages are small: the stream always has room for them, or it is gone.
+  auto r = stream.write(bytes);
+  if (r.status != quic::IoStatus::ok || r.bytes != bytes.size()) throw Error(ExitCode::peer_gone, "cannot write to the peer");
+  if (wants_io_) wants_io_();
+}
+
+quic::Stream AuthGate::begin(std::string& code) {
+  begun_ = true;
+  auto exporter = endpoint_.export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
+  auth::Secret secret = auth::derive_secret(exporter, code);
+  // One session, one derivation: the code is not needed any more.
+  auth::wipe(code);
+  OPENSSL_cleanse(exporter.data(), exporter.size());
+  auto role = sides_.smp_initiator() ? auth::Role::alice : auth::Role::bob;
+  smp_ = std::make_unique<auth::Smp>(role, secret);
+  OPENSSL_cleanse(secret.data(), secret.size());
+  log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter", sides_.smp_initiator() ? "initiator" : "responder");
+  if (!sides_.smp_initiator()) {
+    smp_->start();
+    return {};
+  }
+  // Stream 0 (control) and stream 4 (auth), in that order, as the original.
+  auto control = endpoint_.open_stream();
+  auto auth = endpoint_.open_stream();
+  if (!control || !auth) throw Error(ExitCode::failure, "cannot open the QUIC auth stream");
+  auth_ = quic::Stream(endpoint_, *auth);
+  write(auth_, auth::encode_frame(smp_->start()));
+  control_taken_ = true;
+  return quic::Stream(endpoint_, *control);
+}
+
+void AuthGate::admit(const std::function<void(quic::Stream)>& control,
+                     const std::function<void(quic::Stream)>& data) {
+  if (!begun_) return;
+  // The initiator opens streams 0 and 4 itself and has no reason to take a
+  // peer stream before auth; leaving them queued avoids the original's race
+  // (protocol-v1 §7.4). But the responder can only have verified us after
+  // our msg3: a stream it opened before that is data before auth.
+  if (sides_.smp_initiator() && !authenticated()) {
+    if (smp_ && !smp_->peer_can_have_succeeded() && endpoint_.accept_queue_size() > 0) {
+      throw CounterpartyError("the peer opened a stream before authentication");
+    }
+    return;
+  }
+  while (auto accepted = endpoint_.accept_stream()) {
+    quic::Stream stream(endpoint_, *accepted);
+    int64_t id = stream.id();
+    if (id == kControlStream && !control_taken_) {
+      // The server sees stream 0 once the client first writes to it, which
+      // may be before or after the server's own verdict.
+      control_taken_ = true;
+      control(std::move(stream));
+    } else if (id == kAuthStream && !auth_ && !authenticated()) {
+      auth_ = std::move(stream);
+    } else if (!authenticated()) {
+      throw CounterpartyError(fmt::format("the peer opened stream {} before authentication", id));
+    } else {
+      data(std::move(stream));
+    }
+  }
+}
+
+AuthGate::Verdict AuthGate::poll() {
+  if (!auth_ || verdict_ != Verdict::pending || !smp_) return verdict_;
+  uint8_t buf[4096];
+  for (;;) {
+    auto r = auth_.read(buf);
+    if (r.status == quic::IoStatus::would_block) break;
+    if (r.status != quic::IoStatus::ok) throw CounterpartyError("the peer closed the authentication stream");
+    frames_.feed({buf, r.bytes});
+    while (auto frame = frames_.next()) {
+      auto step = smp_->on_message(*frame);
+      log::debug(Layer::auth, "SMP message of {} bytes in, {} bytes out", frame->size(), step.reply.size());
+      if (!step.reply.empty()) write(auth_, auth::encode_frame(step.reply));
+      if (step.status == auth::Status::in_progress) continue;
+      smp_.reset();  // wipes the secret
+      verdict_ = step.status == auth::Status::success ? Verdict::success : Verdict::mismatch;
+      return verdict_;
+    }
+  }
+  return verdict_;
+}
+
+}  // namespace peersock::session
