@@ -7,6 +7,7 @@
 // that ends its own source calls fired() first.
 #pragma once
 
+#include <gio/gio.h>
 #include <glib-object.h>
 #include <glib.h>
 
@@ -67,5 +68,32 @@ struct MainLoopUnref {
 using MainLoopPtr = std::unique_ptr<GMainLoop, MainLoopUnref>;
 
 inline MainLoopPtr new_main_loop() { return MainLoopPtr(g_main_loop_new(nullptr, FALSE)); }
+
+struct SourceDestroy {
+  void operator()(GSource* source) const {
+    g_source_destroy(source);
+    g_source_unref(source);
+  }
+};
+// A GSource made with g_source_new (custom source functions) and attached:
+// detached (destroyed) and released together.
+using SourcePtr = std::unique_ptr<GSource, SourceDestroy>;
+
+// A GCancellable for the async calls an object starts; cancelled when the
+// object goes away, so that a callback still pending sees
+// G_IO_ERROR_CANCELLED and knows not to touch it.
+class Cancellable {
+ public:
+  Cancellable() : cancellable_(g_cancellable_new()) {}
+  ~Cancellable() { cancel(); }
+  Cancellable(const Cancellable&) = delete;
+  Cancellable& operator=(const Cancellable&) = delete;
+
+  GCancellable* get() const { return cancellable_.get(); }
+  void cancel() { g_cancellable_cancel(cancellable_.get()); }
+
+ private:
+  ObjectPtr<GCancellable> cancellable_;
+};
 
 }  // namespace peersock::glib
