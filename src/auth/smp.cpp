@@ -192,15 +192,13 @@ struct Smp::State {
 //          2 = msg3 sent / msg4 expected, 3 = done.
 //   Bob:   0 = msg1 expected, 1 = msg2 sent / msg3 expected, 2 = done.
 
-Smp::Smp(Role role, const Secret& secret) : role_(role), secret_(secret), state_(nullptr) {
+Smp::Smp(Role role, const Secret& secret) : role_(role), secret_(secret) {
   init_libraries();
-  state_ = new State();
+  state_ = std::make_unique<State>();
 }
 
-Smp::~Smp() {
-  delete state_;
-  OPENSSL_cleanse(secret_.data(), secret_.size());
-}
+// state_ frees libotr's state after this.
+Smp::~Smp() { OPENSSL_cleanse(secret_.data(), secret_.size()); }
 
 std::vector<uint8_t> Smp::start() {
   if (role_ == Role::bob) return {};  // Bob only answers.

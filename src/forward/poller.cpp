@@ -27,18 +27,15 @@ Poller::Poller() {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw Error(ExitCode::failure, fmt::format("epoll_create1: {}", g_strerror(errno)));
   static GSourceFuncs funcs = {nullptr, nullptr, &Poller::dispatch, nullptr, nullptr, nullptr};
-  source_ = g_source_new(&funcs, sizeof(PollerSource));
-  reinterpret_cast<PollerSource*>(source_)->poller = this;
-  g_source_add_unix_fd(source_, epfd_, G_IO_IN);
-  g_source_attach(source_, nullptr);
+  source_.reset(g_source_new(&funcs, sizeof(PollerSource)));
+  reinterpret_cast<PollerSource*>(source_.get())->poller = this;
+  g_source_add_unix_fd(source_.get(), epfd_, G_IO_IN);
+  g_source_attach(source_.get(), nullptr);
 }
 
 Poller::~Poller() {
-  for (auto& [fd, entry] : entries_) {
-    if (entry.fallback != 0) g_source_remove(entry.fallback);
-  }
-  g_source_destroy(source_);
-  g_source_unref(source_);
+  entries_.clear();  // their fallback watches
+  source_.reset();   // before its fd closes
   close(epfd_);
 }
 
@@ -47,19 +44,18 @@ void Poller::set(int fd, bool want_read, bool want_write, Handler* handler) {
   if (!want_read && !want_write) {
     if (it == entries_.end()) return;
     if (it->second.in_epoll) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-    if (it->second.fallback != 0) g_source_remove(it->second.fallback);
-    entries_.erase(it);
+    entries_.erase(it);  // and its fallback watch
     return;
   }
   Entry& entry = entries_[fd];
   if (entry.handler == handler && entry.read == want_read && entry.write == want_write &&
-      (entry.in_epoll || entry.fallback != 0)) {
+      (entry.in_epoll || entry.fallback)) {
     return;
   }
   entry.handler = handler;
   entry.read = want_read;
   entry.write = want_write;
-  if (entry.fallback == 0) {
+  if (!entry.fallback) {
     epoll_event ev{};
     ev.events = (want_read ? EPOLLIN | EPOLLRDHUP : 0u) | (want_write ? EPOLLOUT : 0u);
     ev.data.fd = fd;
@@ -70,8 +66,7 @@ void Poller::set(int fd, bool want_read, bool want_write, Handler* handler) {
     if (entry.in_epoll) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     entry.in_epoll = false;
   } else {
-    g_source_remove(entry.fallback);
-    entry.fallback = 0;
+    entry.fallback.reset();
   }
   // epoll refused the fd (EPERM: a regular file; or a bad fd): a GLib watch
   // reports it ready, and the handler's read or write finds out the rest.

@@ -75,16 +75,17 @@ SelectedPath make_path(const NiceCandidate& local, const NiceCandidate& remote) 
 }  // namespace
 
 Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks callbacks)
-    : callbacks_(std::move(callbacks)), settings_(settings), cancellable_(g_cancellable_new()) {
-  agent_ = nice_agent_new(g_main_context_get_thread_default(), NICE_COMPATIBILITY_RFC5245);
-  if (agent_ == nullptr) throw Error(ExitCode::failure, "cannot create the ICE agent");
+    : agent_(nice_agent_new(g_main_context_get_thread_default(), NICE_COMPATIBILITY_RFC5245)),
+      callbacks_(std::move(callbacks)),
+      settings_(settings) {
+  if (!agent_) throw Error(ExitCode::failure, "cannot create the ICE agent");
   // ICE-TCP host candidates are off: the datagram path is UDP, and TURN over
   // TCP still covers networks that block UDP.
-  g_object_set(agent_, "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
+  g_object_set(agent_.get(), "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
 
-  stream_ = nice_agent_add_stream(agent_, 1);
+  stream_ = nice_agent_add_stream(agent_.get(), 1);
   if (stream_ == 0) throw Error(ExitCode::failure, "cannot add an ICE stream");
-  if (settings.force_relay) g_object_set(agent_, "force-relay", TRUE, nullptr);
+  if (settings.force_relay) g_object_set(agent_.get(), "force-relay", TRUE, nullptr);
   relay_disabled_ = settings.no_relay && settings.turn.enabled();
   stun_ = settings.stun.enabled();
   turn_ = settings.turn.enabled() && !settings.no_relay;
@@ -96,29 +97,27 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
     NiceAddress lo;
     nice_address_init(&lo);
     nice_address_set_from_string(&lo, "127.0.0.1");
-    nice_agent_add_local_address(agent_, &lo);
+    nice_agent_add_local_address(agent_.get(), &lo);
     loopback_only_ = true;
   }
   g_list_free_full(ips, g_free);
 
-  g_signal_connect(agent_, "candidate-gathering-done", G_CALLBACK(&Agent::on_gathering_done), this);
-  g_signal_connect(agent_, "component-state-changed", G_CALLBACK(&Agent::on_state), this);
-  g_signal_connect(agent_, "new-selected-pair-full", G_CALLBACK(&Agent::on_selected_pair), this);
-  nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), &Agent::on_recv, this);
+  g_signal_connect(agent_.get(), "candidate-gathering-done", G_CALLBACK(&Agent::on_gathering_done), this);
+  g_signal_connect(agent_.get(), "component-state-changed", G_CALLBACK(&Agent::on_state), this);
+  g_signal_connect(agent_.get(), "new-selected-pair-full", G_CALLBACK(&Agent::on_selected_pair), this);
+  nice_agent_attach_recv(agent_.get(), stream_, 1, g_main_context_get_thread_default(), &Agent::on_recv, this);
 }
 
+// The members release themselves (pending lookups end with
+// G_IO_ERROR_CANCELLED and do not touch `this`); the agent must first stop
+// calling us and close its sockets.
 Agent::~Agent() {
-  // Pending lookups end with G_IO_ERROR_CANCELLED and do not touch `this`.
-  g_cancellable_cancel(cancellable_);
-  g_object_unref(cancellable_);
+  cancellable_.cancel();
   direct_.reset();
-  if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
-  if (agent_ != nullptr) {
-    nice_agent_attach_recv(agent_, stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
-    g_signal_handlers_disconnect_by_data(agent_, this);
-    nice_agent_close_async(agent_, nullptr, nullptr);
-    g_object_unref(agent_);
-  }
+  direct_socket_.reset();
+  nice_agent_attach_recv(agent_.get(), stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
+  g_signal_handlers_disconnect_by_data(agent_.get(), this);
+  nice_agent_close_async(agent_.get(), nullptr, nullptr);
 }
 
 // Host names are looked up asynchronously (the main loop keeps running);
@@ -139,7 +138,7 @@ void Agent::gather() {
     };
     g_autoptr(GResolver) resolver = g_resolver_get_default();
     g_resolver_lookup_by_name_async(
-        resolver, host.c_str(), cancellable_,
+        resolver, host.c_str(), cancellable_.get(),
         [](GObject* source, GAsyncResult* result, gpointer data) {
           std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
           g_autoptr(GError) error = nullptr;
@@ -185,17 +184,17 @@ void Agent::start_gathering() {
     bool same_as_turn = turn_ && settings_.stun.port == settings_.turn.port &&
                         std::find(turn_addresses_.begin(), turn_addresses_.end(), stun) != turn_addresses_.end();
     if (!same_as_turn) {
-      g_object_set(agent_, "stun-server", stun.c_str(), "stun-server-port", static_cast<guint>(settings_.stun.port),
+      g_object_set(agent_.get(), "stun-server", stun.c_str(), "stun-server-port", static_cast<guint>(settings_.stun.port),
                    nullptr);
     }
   }
   for (const auto& address : turn_addresses_) {
     for (auto type : {NICE_RELAY_TYPE_TURN_UDP, NICE_RELAY_TYPE_TURN_TCP}) {
-      nice_agent_set_relay_info(agent_, stream_, 1, address.c_str(), settings_.turn.port,
+      nice_agent_set_relay_info(agent_.get(), stream_, 1, address.c_str(), settings_.turn.port,
                                 settings_.turn_user.c_str(), settings_.turn_password.c_str(), type);
     }
   }
-  if (!nice_agent_gather_candidates(agent_, stream_)) {
+  if (!nice_agent_gather_candidates(agent_.get(), stream_)) {
     fail_setup(Error(ExitCode::no_path, "ICE: cannot gather candidates (no usable network interface)"));
   }
 }
@@ -205,12 +204,12 @@ Description Agent::local_description() const {
   d.version = std::min(kOurVersion, settings_.protocol_version);
   gchar* ufrag = nullptr;
   gchar* pwd = nullptr;
-  nice_agent_get_local_credentials(agent_, stream_, &ufrag, &pwd);
+  nice_agent_get_local_credentials(agent_.get(), stream_, &ufrag, &pwd);
   d.ufrag = ufrag ? ufrag : "";
   d.password = pwd ? pwd : "";
   g_free(ufrag);
   g_free(pwd);
-  GSList* candidates = nice_agent_get_local_candidates(agent_, stream_, 1);
+  GSList* candidates = nice_agent_get_local_candidates(agent_.get(), stream_, 1);
   for (GSList* l = candidates; l != nullptr; l = l->next) {
     auto* c = static_cast<NiceCandidate*>(l->data);
     if (d.candidates.size() >= kMaxCandidates) break;
@@ -235,7 +234,7 @@ Description Agent::local_description() const {
 }
 
 void Agent::set_remote(const Description& remote) {
-  if (!nice_agent_set_remote_credentials(agent_, stream_, remote.ufrag.c_str(), remote.password.c_str())) {
+  if (!nice_agent_set_remote_credentials(agent_.get(), stream_, remote.ufrag.c_str(), remote.password.c_str())) {
     throw CounterpartyError("the peer's ICE credentials were rejected");
   }
   GSList* list = nullptr;
@@ -258,7 +257,7 @@ void Agent::set_remote(const Description& remote) {
     }
     list = g_slist_append(list, n);
   }
-  int added = nice_agent_set_remote_candidates(agent_, stream_, 1, list);
+  int added = nice_agent_set_remote_candidates(agent_.get(), stream_, 1, list);
   g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(&nice_candidate_free));
   log::debug(Layer::ice, "peer offered {} candidates, {} accepted", remote.candidates.size(), added);
   if (added <= 0) {
@@ -270,7 +269,7 @@ void Agent::set_remote(const Description& remote) {
 
 void Agent::send(std::span<const uint8_t> datagram) {
   if (!connected_) return;
-  nice_agent_send(agent_, stream_, 1, static_cast<guint>(datagram.size()),
+  nice_agent_send(agent_.get(), stream_, 1, static_cast<guint>(datagram.size()),
                   reinterpret_cast<const gchar*>(datagram.data()));
 }
 
@@ -293,7 +292,7 @@ void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const size_t> s
     offset += sizes[i];
   }
   GError* error = nullptr;
-  gint sent = nice_agent_send_messages_nonblocking(agent_, stream_, 1, messages.data(), messages.size(), nullptr, &error);
+  gint sent = nice_agent_send_messages_nonblocking(agent_.get(), stream_, 1, messages.data(), messages.size(), nullptr, &error);
   if (error != nullptr) g_error_free(error);
   if (sent >= 0 && static_cast<size_t>(sent) < sizes.size()) ++dropped_;
 }
@@ -302,18 +301,17 @@ void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const size_t> s
 // nomination): follow it, so that we never send past the selected pair.
 void Agent::use_pair(const NiceCandidate& local, const NiceCandidate& remote) {
   direct_.reset();
-  if (direct_socket_ != nullptr) g_object_unref(direct_socket_);
-  direct_socket_ = nullptr;
+  direct_socket_.reset();
   if (!settings_.direct_send || local.type == NICE_CANDIDATE_TYPE_RELAYED ||
       local.transport != NICE_CANDIDATE_TRANSPORT_UDP || remote.transport != NICE_CANDIDATE_TRANSPORT_UDP) {
     return;  // TURN (libnice frames it) or TCP: libnice sends
   }
-  direct_socket_ = nice_agent_get_selected_socket(agent_, stream_, 1);
-  if (direct_socket_ == nullptr) return;
+  direct_socket_.reset(nice_agent_get_selected_socket(agent_.get(), stream_, 1));
+  if (!direct_socket_) return;
   sockaddr_storage to{};
   nice_address_copy_to_sockaddr(&remote.addr, reinterpret_cast<sockaddr*>(&to));
   socklen_t len = to.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  int fd = g_socket_get_fd(direct_socket_);
+  int fd = g_socket_get_fd(direct_socket_.get());
   // Bursts of a fast transfer (a write pass sends up to 64 datagrams at
   // once) overflowed the default 208 KiB receive buffer now and then. Ask
   // for 4 MiB: the forced variant needs CAP_NET_ADMIN, the plain one is
@@ -338,7 +336,7 @@ std::optional<SelectedPath> Agent::selected_path() const {
   if (!connected_) return std::nullopt;
   NiceCandidate* local = nullptr;
   NiceCandidate* remote = nullptr;
-  if (!nice_agent_get_selected_pair(agent_, stream_, 1, &local, &remote)) return std::nullopt;
+  if (!nice_agent_get_selected_pair(agent_.get(), stream_, 1, &local, &remote)) return std::nullopt;
   return make_path(*local, *remote);
 }
 

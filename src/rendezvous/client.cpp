@@ -10,25 +10,19 @@ namespace peersock::rendezvous {
 using log::Layer;
 
 Client::Client(std::string url, ClientCallbacks callbacks, guint connect_timeout_ms)
-    : url_(std::move(url)), callbacks_(std::move(callbacks)) {
-  session_ = soup_session_new();
+    : url_(std::move(url)), callbacks_(std::move(callbacks)), session_(soup_session_new()) {
   g_autoptr(SoupMessage) message = soup_message_new("GET", url_.c_str());
   if (message == nullptr) throw UsageError(fmt::format("bad rendezvous URL '{}'", url_));
-  cancellable_ = g_cancellable_new();
-  timeout_id_ = g_timeout_add(connect_timeout_ms, &Client::on_timeout, this);
+  timeout_ = g_timeout_add(connect_timeout_ms, &Client::on_timeout, this);
   log::debug(Layer::rendezvous, "connecting to {}", url_);
-  soup_session_websocket_connect_async(session_, message, nullptr, nullptr, G_PRIORITY_DEFAULT, cancellable_, &Client::on_connected, this);
+  soup_session_websocket_connect_async(session_.get(), message, nullptr, nullptr, G_PRIORITY_DEFAULT,
+                                       cancellable_.get(), &Client::on_connected, this);
 }
 
+// The members release themselves; a pending connect attempt ends with
+// G_IO_ERROR_CANCELLED and does not touch `this`.
 Client::~Client() {
-  if (timeout_id_ != 0) g_source_remove(timeout_id_);
-  g_cancellable_cancel(cancellable_);
-  if (connection_ != nullptr) {
-    g_signal_handlers_disconnect_by_data(connection_, this);
-    g_object_unref(connection_);
-  }
-  g_object_unref(cancellable_);
-  g_object_unref(session_);
+  if (connection_) g_signal_handlers_disconnect_by_data(connection_.get(), this);
 }
 
 void Client::fail(const Error& error) {
@@ -39,8 +33,8 @@ void Client::fail(const Error& error) {
 
 gboolean Client::on_timeout(gpointer self) {
   auto* client = static_cast<Client*>(self);
-  client->timeout_id_ = 0;
-  g_cancellable_cancel(client->cancellable_);
+  client->timeout_.fired();
+  client->cancellable_.cancel();
   client->fail(Error(ExitCode::relay, fmt::format("cannot reach the rendezvous server at {}: timed out", client->url_)));
   return G_SOURCE_REMOVE;
 }
@@ -50,16 +44,13 @@ void Client::on_connected(GObject* source, GAsyncResult* result, gpointer self) 
   SoupWebsocketConnection* connection = soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &error);
   if (error != nullptr && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;  // self may be gone
   auto* client = static_cast<Client*>(self);
-  if (client->timeout_id_ != 0) {
-    g_source_remove(client->timeout_id_);
-    client->timeout_id_ = 0;
-  }
+  client->timeout_.reset();
   if (connection == nullptr) {
     client->fail(Error(ExitCode::relay, fmt::format("cannot reach the rendezvous server at {}: {}", client->url_,
                                                     error ? error->message : "unknown error")));
     return;
   }
-  client->connection_ = connection;
+  client->connection_.reset(connection);
   soup_websocket_connection_set_max_incoming_payload_size(connection, kMaxFrameBytes);
   g_signal_connect(connection, "message", G_CALLBACK(&Client::on_message), client);
   g_signal_connect(connection, "closed", G_CALLBACK(&Client::on_closed), client);
@@ -105,24 +96,20 @@ void Client::on_closed(SoupWebsocketConnection*, gpointer self) {
 }
 
 void Client::send(const std::vector<std::string>& frames) {
-  if (connection_ == nullptr || closed_ || closing_) return;
+  if (!connection_ || closed_ || closing_) return;
   for (const auto& frame : frames) {
     log::debug(Layer::rendezvous, "-> {}", frame);
-    soup_websocket_connection_send_text(connection_, frame.c_str());
+    soup_websocket_connection_send_text(connection_.get(), frame.c_str());
   }
 }
 
 void Client::close() {
   if (closing_) return;
   closing_ = true;
-  if (timeout_id_ != 0) {
-    g_source_remove(timeout_id_);
-    timeout_id_ = 0;
-  }
-  g_cancellable_cancel(cancellable_);
-  if (connection_ != nullptr && !closed_ &&
-      soup_websocket_connection_get_state(connection_) == SOUP_WEBSOCKET_STATE_OPEN) {
-    soup_websocket_connection_close(connection_, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+  timeout_.reset();
+  cancellable_.cancel();
+  if (connection_ && !closed_ && soup_websocket_connection_get_state(connection_.get()) == SOUP_WEBSOCKET_STATE_OPEN) {
+    soup_websocket_connection_close(connection_.get(), SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
   } else {
     closed_ = true;
   }

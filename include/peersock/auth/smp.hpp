@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -81,7 +82,7 @@ class Smp {
   struct State;
   Role role_;
   Secret secret_;
-  State* state_;  // owns an OtrlSMState
+  std::unique_ptr<State> state_;  // libotr's OtrlSMState (freed with it)
   int step_ = 0;
   Status status_ = Status::in_progress;
 };

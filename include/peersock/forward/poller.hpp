@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include "peersock/glib/raii.hpp"
+
 namespace peersock::forward {
 
 class Poller {
@@ -42,14 +44,14 @@ class Poller {
     Handler* handler = nullptr;
     bool read = false, write = false;
     bool in_epoll = false;
-    guint fallback = 0;  // GLib watch when epoll refused the fd
+    glib::SourceId fallback;  // GLib watch when epoll refused the fd
   };
   static gboolean dispatch(GSource* source, GSourceFunc, gpointer);
   static gboolean on_fallback(gint fd, GIOCondition condition, gpointer self);
   void dispatch_ready();
 
   int epfd_ = -1;
-  GSource* source_ = nullptr;
+  glib::SourcePtr source_;  // watches epfd_
   std::unordered_map<int, Entry> entries_;
 };
 

@@ -13,13 +13,12 @@
 
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
+#include "peersock/glib/raii.hpp"
 #include "peersock/ice/body.hpp"
 #include "peersock/ice/udp_batch.hpp"
 
 typedef struct _NiceAgent NiceAgent;
-typedef struct _GCancellable GCancellable;
 typedef struct _NiceCandidate NiceCandidate;
-typedef struct _GSocket GSocket;
 
 namespace peersock::ice {
 
@@ -97,20 +96,21 @@ class Agent {
   void resolved_then_gather();
   void fail_setup(const Error& error);
 
-  NiceAgent* agent_ = nullptr;  // owned (g_object_unref)
+  glib::ObjectPtr<NiceAgent> agent_;
   guint stream_ = 0;
   AgentCallbacks callbacks_;
   bool stun_ = false, turn_ = false, relay_disabled_ = false;
   bool connected_ = false, failed_ = false;
   bool loopback_only_ = false;  // no interface but lo was up at start
   config::Settings settings_;
-  GCancellable* cancellable_ = nullptr;  // owned; made in the constructor
+  glib::Cancellable cancellable_;  // the resolver lookups
   int lookups_pending_ = 0;
   bool setup_failed_ = false;
   uint64_t dropped_ = 0;
   // The selected pair's socket when the path is direct UDP (a reference of
-  // ours, so the fd stays valid), and the sender that uses it.
-  GSocket* direct_socket_ = nullptr;
+  // ours, so the fd stays valid), and the sender that uses it (declared
+  // after the socket: it goes first).
+  glib::ObjectPtr<GSocket> direct_socket_;
   std::optional<UdpBatchSender> direct_;
   std::vector<std::string> stun_addresses_, turn_addresses_;
 };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "peersock/error.hpp"
+#include "peersock/glib/raii.hpp"
 
 typedef struct _SoupSession SoupSession;
 typedef struct _SoupWebsocketConnection SoupWebsocketConnection;
@@ -35,7 +36,7 @@ class Client {
   // Normal close; after it no callback fires. `closed()` turns true when the
   // close handshake finished (or immediately if there is no connection).
   void close();
-  bool closed() const { return connection_ == nullptr || closed_; }
+  bool closed() const { return !connection_ || closed_; }
 
  private:
   static void on_connected(GObject* source, GAsyncResult* result, gpointer self);
@@ -47,10 +48,10 @@ class Client {
 
   std::string url_;
   ClientCallbacks callbacks_;
-  SoupSession* session_ = nullptr;
-  SoupWebsocketConnection* connection_ = nullptr;
-  GCancellable* cancellable_ = nullptr;
-  guint timeout_id_ = 0;
+  glib::ObjectPtr<SoupSession> session_;
+  glib::ObjectPtr<SoupWebsocketConnection> connection_;  // once connected
+  glib::Cancellable cancellable_;  // the connect attempt
+  glib::SourceId timeout_;         // the connect attempt's deadline
   bool closing_ = false;
   bool closed_ = false;
   bool failed_ = false;
