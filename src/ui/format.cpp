@@ -58,6 +58,19 @@ double RateMeter::bytes_per_second() const {
   return static_cast<double>(last.total - first.total) * 1e6 / static_cast<double>(last.at_us - first.at_us);
 }
 
+std::string path_line(const PathInfo& path, std::optional<double> rtt_ms) {
+  const std::string rtt = rtt_ms ? fmt::format(", rtt {:.0f} ms", *rtt_ms) : std::string();
+  if (!path.relayed) {
+    return fmt::format("connected directly ({}, {} \u2194 {}){}", path.transport, path.local, path.remote, rtt);
+  }
+  if (path.relay_server.empty()) {
+    // Only the peer relays: we talk to its TURN allocation.
+    return fmt::format("connected via the peer's TURN relay {} (direct path not possible){}", path.remote, rtt);
+  }
+  const std::string over = path.relay_transport == "tcp" ? "over tcp; " : "";
+  return fmt::format("connected via TURN relay {} ({}direct path not possible){}", path.relay_server, over, rtt);
+}
+
 double cwnd_rate(uint64_t cwnd, std::optional<double> rtt_ms) {
   if (cwnd == 0 || !rtt_ms || *rtt_ms <= 0) return 0;
   return static_cast<double>(cwnd) / (*rtt_ms / 1000.0);

@@ -37,7 +37,6 @@ Status::Status(bool stdio)
 }
 
 Status::~Status() {
-  if (timer_ != 0) g_source_remove(timer_);
   if (draw_) log::set_status_line({});
 }
 
@@ -156,7 +155,7 @@ void Status::code(const std::string& code, const std::string& other_side_command
   log::notice_line(fmt::format("On the other side run: {}", other_side_command));
 }
 
-void Status::path(const ice::SelectedPath& path, std::optional<double> rtt_ms, const std::string& line) {
+void Status::path(const PathInfo& path, std::optional<double> rtt_ms) {
   relayed_ = path.relayed;
   if (rtt_ms) rtt_ms_ = rtt_ms;
   if (json_) {
@@ -165,12 +164,8 @@ void Status::path(const ice::SelectedPath& path, std::optional<double> rtt_ms, c
                                        {"local", path.local},
                                        {"remote", path.remote},
                                        {"rtt_ms", rtt_ms ? json(*rtt_ms) : json(nullptr)}}));
-  } else if (!line.empty()) {
-    log::say_line(line);
-  } else if (path.relayed) {
-    log::say("connected via TURN relay ({}, {} <-> {})", path.transport, path.local, path.remote);
   } else {
-    log::say("connected directly ({}, {} <-> {})", path.transport, path.local, path.remote);
+    log::say_line(path_line(path, rtt_ms));
   }
   redraw();
 }

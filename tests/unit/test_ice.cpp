@@ -256,25 +256,3 @@ TEST(IceBody, LongestCredentialsAccepted) {
 
 }  // namespace
 }  // namespace peersock::ice
-
-TEST(IcePathLine, DirectRelayedAndPeerRelay) {
-  peersock::ice::SelectedPath direct;
-  direct.transport = "udp";
-  direct.local = "203.0.113.7:41000";
-  direct.remote = "198.51.100.9:52011";
-  EXPECT_EQ(peersock::ice::describe(direct, 12.4),
-            "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011), rtt 12 ms");
-  EXPECT_EQ(peersock::ice::describe(direct, -1), "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011)");
-  peersock::ice::SelectedPath relay = direct;
-  relay.relayed = true;
-  relay.relay_server = "203.0.113.1:3478";
-  relay.relay_transport = "udp";
-  EXPECT_EQ(peersock::ice::describe(relay, 40),
-            "connected via TURN relay 203.0.113.1:3478 (direct path not possible), rtt 40 ms");
-  relay.relay_transport = "tcp";
-  EXPECT_EQ(peersock::ice::describe(relay, 40),
-            "connected via TURN relay 203.0.113.1:3478 (over tcp; direct path not possible), rtt 40 ms");
-  relay.relay_server.clear();
-  EXPECT_EQ(peersock::ice::describe(relay, -1),
-            "connected via the peer's TURN relay 198.51.100.9:52011 (direct path not possible)");
-}

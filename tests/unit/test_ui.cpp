@@ -260,7 +260,7 @@ TEST(StatusJson, EventsAreOneObjectPerLine) {
     status.code("7-abandon-zoo", "peersock listen 5900 7-abandon-zoo");
     status.phase(Phase::waiting);
     status.phase(Phase::finding_path);
-    status.path(ice::SelectedPath{false, "10.0.0.1:1", "10.0.0.2:2", "udp"});
+    status.path(PathInfo{false, "10.0.0.1:1", "10.0.0.2:2", "udp"});
     status.phase(Phase::authenticating);
     status.authenticated("authenticated; forwarding stdin/stdout");
     status.connection_opened(&a);
@@ -310,7 +310,7 @@ TEST(StatusPlain, TheLinesScriptsRelyOn) {
     status.phase(Phase::contacting);
     status.code("7-abandon-zoo", "peersock stdio-b 7-abandon-zoo");
     status.phase(Phase::waiting);
-    status.path(ice::SelectedPath{true, "a:1", "b:2", "udp"});
+    status.path(PathInfo{true, "a:1", "b:2", "udp", "203.0.113.1:3478", "udp"});
     status.authenticated("authenticated; forwarding stdin/stdout");
     status.finished(ExitCode::no_path, "no network path to the peer");
   }
@@ -319,7 +319,7 @@ TEST(StatusPlain, TheLinesScriptsRelyOn) {
             "Connection code: 7-abandon-zoo\n"
             "On the other side run: peersock stdio-b 7-abandon-zoo\n"
             "Waiting for the other side...\n"
-            "connected via TURN relay (udp, a:1 <-> b:2)\n"
+            "connected via TURN relay 203.0.113.1:3478 (direct path not possible)\n"
             "authenticated; forwarding stdin/stdout\n"
             "peersock: no network path to the peer\n");
 }
@@ -329,13 +329,50 @@ TEST(StatusPlain, PathLineAndRttFromTheSession) {
   testing::internal::CaptureStderr();
   {
     Status status(false);
-    status.path(ice::SelectedPath{false, "a:1", "b:2", "udp"}, 12.5, "connected directly (udp, a:1 <-> b:2), rtt 12.5 ms");
+    status.path(PathInfo{false, "a:1", "b:2", "udp"}, 12.5);
     EXPECT_EQ(status.snapshot().rtt_ms, 12.5);
     EXPECT_EQ(status.snapshot().relayed, false);
     status.set_rtt(20);
     EXPECT_EQ(status.snapshot().rtt_ms, 20);
   }
-  EXPECT_EQ(testing::internal::GetCapturedStderr(), "connected directly (udp, a:1 <-> b:2), rtt 12.5 ms\n");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "connected directly (udp, a:1 \u2194 b:2), rtt 12 ms\n");
+}
+
+// The transitional overload src/session uses: any struct with PathInfo's
+// fields; the line passed along is not used.
+TEST(StatusPlain, PathFromAPathLikeStruct) {
+  struct Selected {
+    bool relayed = false;
+    std::string local, remote, transport, relay_server, relay_transport;
+    std::string local_type, remote_type;
+  } selected{false, "a:1", "b:2", "udp", "", "", "host", "host"};
+  log::configure({});
+  testing::internal::CaptureStderr();
+  {
+    Status status(false);
+    status.path(selected, std::nullopt, "ignored");
+    EXPECT_EQ(status.snapshot().relayed, false);
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "connected directly (udp, a:1 \u2194 b:2)\n");
+}
+
+TEST(PathLine, DirectRelayedAndPeerRelay) {
+  PathInfo direct;
+  direct.transport = "udp";
+  direct.local = "203.0.113.7:41000";
+  direct.remote = "198.51.100.9:52011";
+  EXPECT_EQ(path_line(direct, 12.4), "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011), rtt 12 ms");
+  EXPECT_EQ(path_line(direct), "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011)");
+  PathInfo relay = direct;
+  relay.relayed = true;
+  relay.relay_server = "203.0.113.1:3478";
+  relay.relay_transport = "udp";
+  EXPECT_EQ(path_line(relay, 40), "connected via TURN relay 203.0.113.1:3478 (direct path not possible), rtt 40 ms");
+  relay.relay_transport = "tcp";
+  EXPECT_EQ(path_line(relay, 40),
+            "connected via TURN relay 203.0.113.1:3478 (over tcp; direct path not possible), rtt 40 ms");
+  relay.relay_server.clear();
+  EXPECT_EQ(path_line(relay), "connected via the peer's TURN relay 198.51.100.9:52011 (direct path not possible)");
 }
 
 TEST(StatusPlain, QuietKeepsTheCodeAndErrors) {

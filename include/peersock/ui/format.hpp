@@ -49,6 +49,26 @@ struct PathSample {
   uint64_t bytes_in_flight = 0;
 };
 
+// The network path the session found (ICE's selected pair), as the user is
+// told about it.
+struct PathInfo {
+  bool relayed = false;   // either side uses a TURN relay candidate
+  std::string local;      // "addr:port"
+  std::string remote;     // "addr:port"
+  std::string transport;  // "udp" / "tcp"
+  // When we relay through our own TURN allocation: the TURN server
+  // ("addr:port") and how we reach it ("udp" / "tcp"). Empty when only the
+  // peer's candidate is a relay (its server is not ours to name).
+  std::string relay_server;
+  std::string relay_transport;
+};
+
+// The line the user sees once connected (rtt_ms shown when known):
+//   connected directly (udp, A ↔ B), rtt 12 ms
+//   connected via TURN relay S (over tcp; direct path not possible), rtt 40 ms
+//   connected via the peer's TURN relay B (direct path not possible)
+std::string path_line(const PathInfo& path, std::optional<double> rtt_ms = std::nullopt);
+
 // The most a congestion window of `cwnd` bytes allows per second at `rtt_ms`
 // (cwnd / RTT); 0 when either is unknown.
 double cwnd_rate(uint64_t cwnd, std::optional<double> rtt_ms);

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "peersock/error.hpp"
-#include "peersock/ice/agent.hpp"
+#include "peersock/glib/raii.hpp"
 #include "peersock/ui/format.hpp"
 
 namespace peersock::ui {
@@ -53,10 +53,16 @@ class Status {
   void motd(std::string_view text);
   // The generating side: the code and the command to run on the other side.
   void code(const std::string& code, const std::string& other_side_command);
-  // The path ICE found. `line` is the plain-text line to show (empty: the
-  // default "connected directly (udp, A <-> B)" / "connected via TURN relay
-  // (...)"); `rtt_ms`, when known, also goes to set_rtt().
-  void path(const ice::SelectedPath& path, std::optional<double> rtt_ms = std::nullopt, const std::string& line = {});
+  // The path ICE found: path_line() (or a "path" event); `rtt_ms`, when
+  // known, also goes to set_rtt().
+  void path(const PathInfo& path, std::optional<double> rtt_ms = std::nullopt);
+  // Transitional, until src/session passes a PathInfo: any path with
+  // PathInfo's fields (ice::SelectedPath), without ui including ice. `line`
+  // is ignored: path_line() renders the same text.
+  template <typename Path>
+  void path(const Path& p, std::optional<double> rtt_ms, const std::string& /*line*/) {
+    path(PathInfo{p.relayed, p.local, p.remote, p.transport, p.relay_server, p.relay_transport}, rtt_ms);
+  }
   // `line` is the plain-text line ("authenticated; forwarding ...").
   void authenticated(const std::string& line);
   void connection_opened(const void* id);
@@ -82,7 +88,7 @@ class Status {
   bool stdio_;
   bool draw_;   // tty format and not --quiet
   bool json_;
-  guint timer_ = 0;
+  glib::SourceId timer_;  // the refresh, with draw_ or json_
   Sampler sampler_;
   PathSampler path_sampler_;
   PathSample path_sample_;
