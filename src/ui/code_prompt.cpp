@@ -10,13 +10,13 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
-#include <memory>
+#include <optional>
+#include <vector>
 #include <openssl/crypto.h>
 
 #include "peersock/error.hpp"
+#include "peersock/glib/raii.hpp"
 #include "peersock/log.hpp"
-#include "peersock/rendezvous/client.hpp"
-#include "peersock/rendezvous/protocol.hpp"
 #include "peersock/text.hpp"
 #include "peersock/ui/completion.hpp"
 #include "peersock/ui/line_editor.hpp"
@@ -78,37 +78,23 @@ std::string accepted_text(std::string_view line) {
 
 class Prompt {
  public:
-  Prompt(int tty, const std::string& relay_url) : tty_(tty), protocol_(rendezvous::Role::lister, rendezvous::random_side()) {
-    loop_ = g_main_loop_new(nullptr, FALSE);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal_ids_.push_back(g_unix_signal_add(sig, &Prompt::on_signal, this));
-    input_id_ = g_unix_fd_add(tty_, G_IO_IN, &Prompt::on_input, this);
+  Prompt(int tty, NameplateLister& nameplates) : tty_(tty), nameplates_(nameplates) {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signals_.emplace_back(g_unix_signal_add(sig, &Prompt::on_signal, this));
+    input_ = g_unix_fd_add(tty_, G_IO_IN, &Prompt::on_input, this);
     // The list is only a convenience: if the server cannot be reached, Tab
     // still completes the words, and the session reports the server later.
-    try {
-      client_ = std::make_unique<rendezvous::Client>(
-          relay_url, rendezvous::ClientCallbacks{
-                         nullptr,
-                         [this](std::string_view text) { on_text(text); },
-                         [this](const Error& e) { on_relay_failed(e.what()); },
-                     });
-      client_ok_ = true;
-      protocol_.list_nameplates();  // sent right after welcome
-    } catch (const std::exception& e) {
-      relay_problem_ = e.what();
-    }
+    lister_ok_ = true;
+    nameplates_.start([this](std::vector<std::string> ids) { on_listed(std::move(ids)); },
+                      [this](const std::string& why) { on_list_failed(why); });
   }
 
-  ~Prompt() {
-    if (input_id_ != 0) g_source_remove(input_id_);
-    for (auto id : signal_ids_) g_source_remove(id);
-    if (client_) client_->close();
-    client_.reset();
-    g_main_loop_unref(loop_);
-  }
+  ~Prompt() { nameplates_.stop(); }
+  Prompt(const Prompt&) = delete;
+  Prompt& operator=(const Prompt&) = delete;
 
   code::Code run() {
     write_all(tty_, editor_.render(kPrompt));
-    g_main_loop_run(loop_);
+    g_main_loop_run(loop_.get());
     write_all(tty_, "\r\n");
     if (failure_) std::rethrow_exception(failure_);
     if (cancelled_) throw Error(ExitCode::interrupted, "no code entered (cancelled)");
@@ -119,7 +105,7 @@ class Prompt {
   static gboolean on_signal(gpointer self) {
     auto* p = static_cast<Prompt*>(self);
     p->cancelled_ = true;
-    g_main_loop_quit(p->loop_);
+    g_main_loop_quit(p->loop_.get());
     return G_SOURCE_CONTINUE;
   }
 
@@ -129,16 +115,16 @@ class Prompt {
     const ssize_t n = read(fd, buf, sizeof buf);
     if (n <= 0) {
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) return G_SOURCE_CONTINUE;
-      p->input_id_ = 0;
+      p->input_.fired();
       p->cancelled_ = true;  // the terminal is gone
-      g_main_loop_quit(p->loop_);
+      g_main_loop_quit(p->loop_.get());
       return G_SOURCE_REMOVE;
     }
     try {
       for (ssize_t i = 0; i < n && !p->done(); ++i) p->on_byte(buf[i]);
     } catch (...) {
       p->failure_ = std::current_exception();
-      g_main_loop_quit(p->loop_);
+      g_main_loop_quit(p->loop_.get());
     }
     OPENSSL_cleanse(buf, sizeof buf);
     return G_SOURCE_CONTINUE;
@@ -158,7 +144,7 @@ class Prompt {
       case LineEditor::Action::complete: complete(); return;
       case LineEditor::Action::cancel:
         cancelled_ = true;
-        g_main_loop_quit(loop_);
+        g_main_loop_quit(loop_.get());
         return;
       case LineEditor::Action::accept: accept(); return;
     }
@@ -176,7 +162,7 @@ class Prompt {
     if (typed.empty()) return;
     try {
       result_ = code::parse(typed);
-      g_main_loop_quit(loop_);
+      g_main_loop_quit(loop_.get());
     } catch (const UsageError& e) {
       // Show what is wrong and keep the line for correcting.
       write_all(tty_, "\r\n");
@@ -188,9 +174,9 @@ class Prompt {
     ++tabs_in_a_row_;
     const bool nameplate = editor_.before_cursor().find('-') == std::string_view::npos;
     if (nameplate) {
-      if (client_ok_ && client_) client_->send(protocol_.list_nameplates().to_send);  // fresh list for next time
+      if (lister_ok_) nameplates_.request();  // fresh list for next time
       if (!have_list_) {
-        if (client_ok_) {
+        if (lister_ok_) {
           pending_tab_ = true;  // completes when the list arrives
           return;
         }
@@ -198,7 +184,7 @@ class Prompt {
         return;
       }
     }
-    const Completion c = complete_code(editor_.before_cursor(), nameplates_);
+    const Completion c = complete_code(editor_.before_cursor(), listed_);
     if (!c.insert.empty()) {
       editor_.insert(c.insert);
       tabs_in_a_row_ = 0;
@@ -208,7 +194,7 @@ class Prompt {
     if (c.choices.empty()) {
       write_all(tty_, "\a");
       if (c.nameplate && tabs_in_a_row_ >= 2) {
-        message(nameplates_.empty() ? "  (the server lists no nameplates in use)" : "  (no such nameplate in use)");
+        message(listed_.empty() ? "  (the server lists no nameplates in use)" : "  (no such nameplate in use)");
       }
       return;
     }
@@ -225,31 +211,22 @@ class Prompt {
     redraw();
   }
 
-  void on_text(std::string_view text) {
-    try {
-      rendezvous::Output out = protocol_.on_text(text);
-      client_->send(out.to_send);
-      for (auto& event : out.events) {
-        if (auto* listed = std::get_if<rendezvous::event::Nameplates>(&event)) {
-          nameplates_ = std::move(listed->ids);
-          have_list_ = true;
-          if (pending_tab_) {
-            pending_tab_ = false;
-            --tabs_in_a_row_;
-            complete();
-          }
-        }
-      }
-    } catch (const std::exception& e) {
-      // A broken server only costs the completion; the session reports it.
-      on_relay_failed(e.what());
+  void on_listed(std::vector<std::string> ids) {
+    listed_ = std::move(ids);
+    have_list_ = true;
+    if (pending_tab_) {
+      pending_tab_ = false;
+      --tabs_in_a_row_;
+      complete();
     }
   }
 
-  void on_relay_failed(const std::string& why) {
+  // A broken or unreachable server only costs the completion; the session
+  // reports it.
+  void on_list_failed(const std::string& why) {
     log::debug(log::Layer::rendezvous, "nameplate list unavailable: {}", why);
     relay_problem_ = why;
-    client_ok_ = false;
+    lister_ok_ = false;
     if (pending_tab_) {
       pending_tab_ = false;
       message(fmt::format("  (no nameplate list: {})", relay_problem_));
@@ -257,15 +234,14 @@ class Prompt {
   }
 
   int tty_;
-  GMainLoop* loop_ = nullptr;
-  std::vector<guint> signal_ids_;
-  guint input_id_ = 0;
+  NameplateLister& nameplates_;
+  glib::MainLoopPtr loop_ = glib::new_main_loop();
+  std::vector<glib::SourceId> signals_;
+  glib::SourceId input_;
   LineEditor editor_{kMaxLine};
-  rendezvous::Protocol protocol_;
-  std::unique_ptr<rendezvous::Client> client_;
-  bool client_ok_ = false;
+  bool lister_ok_ = false;
   std::string relay_problem_ = "the rendezvous server did not answer";
-  std::vector<std::string> nameplates_;
+  std::vector<std::string> listed_;
   bool have_list_ = false;
   bool pending_tab_ = false;
   int tabs_in_a_row_ = 0;
@@ -297,7 +273,7 @@ code::Code read_stdin_line() {
 
 }  // namespace
 
-code::Code prompt_code(const std::string& relay_url, bool stdin_is_data) {
+code::Code prompt_code(NameplateLister& nameplates, bool stdin_is_data) {
   const int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty < 0) {
     if (stdin_is_data) {
@@ -310,7 +286,7 @@ code::Code prompt_code(const std::string& relay_url, bool stdin_is_data) {
     ~Closer() { close(fd); }
   } closer{tty};
   RawTerminal raw(tty);
-  Prompt prompt(tty, relay_url);
+  Prompt prompt(tty, nameplates);
   return prompt.run();
 }
 

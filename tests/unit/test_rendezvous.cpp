@@ -2,12 +2,15 @@
 // are compared as exact strings because the original peer and the server see
 // exactly these bytes.
 #include <gtest/gtest.h>
+#include <libsoup/soup.h>
 
 #include <set>
 #include <string>
 #include <vector>
 
 #include "peersock/error.hpp"
+#include "peersock/glib/raii.hpp"
+#include "peersock/rendezvous/nameplate_lister.hpp"
 #include "peersock/rendezvous/protocol.hpp"
 
 namespace peersock::rendezvous {
@@ -386,6 +389,112 @@ TEST(RendezvousList, MalformedListsAreCounterpartyErrors) {
   Protocol p(Role::lister, "aaaaaaaaaa");
   p.on_text(R"({"type":"welcome","welcome":{}})");
   EXPECT_EQ(thrown([&] { p.on_text(huge); }).first, ExitCode::protocol);
+}
+
+// ---- NameplateLister over a real websocket ---------------------------------
+
+// A mailbox server on loopback that welcomes, and answers every `list` with
+// `lists[n]` (the last one again once they run out).
+class FakeMailbox {
+ public:
+  explicit FakeMailbox(std::vector<std::string> lists) : lists_(std::move(lists)) {
+    server_.reset(soup_server_new(nullptr, nullptr));
+    soup_server_add_websocket_handler(server_.get(), nullptr, nullptr, nullptr, &FakeMailbox::on_socket, this, nullptr);
+    GError* error = nullptr;
+    EXPECT_TRUE(soup_server_listen_local(server_.get(), 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+    if (error != nullptr) g_error_free(error);
+    GSList* uris = soup_server_get_uris(server_.get());
+    url_ = "ws://127.0.0.1:" + std::to_string(g_uri_get_port(static_cast<GUri*>(uris->data))) + "/v1";
+    g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
+  }
+  ~FakeMailbox() {
+    if (socket_) g_signal_handlers_disconnect_by_data(socket_.get(), this);
+  }
+
+  const std::string& url() const { return url_; }
+  int lists_asked() const { return asked_; }
+
+ private:
+  static void on_socket(SoupServer*, SoupServerMessage*, const char*, SoupWebsocketConnection* socket, gpointer self) {
+    auto* m = static_cast<FakeMailbox*>(self);
+    m->socket_.reset(SOUP_WEBSOCKET_CONNECTION(g_object_ref(socket)));
+    g_signal_connect(socket, "message", G_CALLBACK(&FakeMailbox::on_message), m);
+    soup_websocket_connection_send_text(socket, kWelcome);
+  }
+  static void on_message(SoupWebsocketConnection* socket, gint, GBytes* message, gpointer self) {
+    auto* m = static_cast<FakeMailbox*>(self);
+    gsize size = 0;
+    const auto* data = static_cast<const char*>(g_bytes_get_data(message, &size));
+    const std::string text(data, size);
+    if (text.find(R"("type":"list")") == std::string::npos) return;
+    const size_t n = std::min<size_t>(m->asked_++, m->lists_.size() - 1);
+    soup_websocket_connection_send_text(socket, m->lists_[n].c_str());
+  }
+
+  std::vector<std::string> lists_;
+  glib::ObjectPtr<SoupServer> server_;
+  glib::ObjectPtr<SoupWebsocketConnection> socket_;
+  std::string url_;
+  int asked_ = 0;
+};
+
+// Runs the default main context until `done` or 5 s.
+template <typename F>
+bool run_until(F&& done) {
+  const gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  while (!done() && g_get_monotonic_time() < deadline) {
+    if (!g_main_context_iteration(nullptr, FALSE)) g_usleep(1000);
+  }
+  return done();
+}
+
+TEST(NameplateLister, ListsOnStartAndOnRequest) {
+  FakeMailbox mailbox({R"({"type":"nameplates","nameplates":[{"id":"4"},{"id":"17"}]})",
+                       R"({"type":"nameplates","nameplates":[{"id":"5"}]})"});
+  NameplateLister lister(mailbox.url());
+  std::vector<std::vector<std::string>> got;
+  std::string why;
+  lister.start([&](std::vector<std::string> ids) { got.push_back(std::move(ids)); },
+               [&](const std::string& w) { why = w; });
+  ASSERT_TRUE(run_until([&] { return got.size() == 1; })) << why;
+  EXPECT_EQ(got[0], (std::vector<std::string>{"4", "17"}));
+  lister.request();
+  ASSERT_TRUE(run_until([&] { return got.size() == 2; })) << why;
+  EXPECT_EQ(got[1], (std::vector<std::string>{"5"}));
+  lister.stop();
+  lister.request();  // after stop: nothing sent, no callback
+  for (int i = 0; i < 50; ++i) g_main_context_iteration(nullptr, FALSE);
+  EXPECT_EQ(got.size(), 2u);
+  EXPECT_EQ(mailbox.lists_asked(), 2);
+  EXPECT_TRUE(why.empty()) << why;
+}
+
+TEST(NameplateLister, BadUrlFailsFromWithinStart) {
+  NameplateLister lister("not a url");
+  std::string why;
+  bool listed = false;
+  lister.start([&](std::vector<std::string>) { listed = true; }, [&](const std::string& w) { why = w; });
+  EXPECT_NE(why.find("bad rendezvous URL"), std::string::npos) << why;
+  lister.request();
+  EXPECT_FALSE(listed);
+}
+
+TEST(NameplateLister, MalformedListFailsOnce) {
+  FakeMailbox mailbox({R"({"type":"nameplates","nameplates":["1"]})"});
+  NameplateLister lister(mailbox.url());
+  int failures = 0;
+  std::string why;
+  lister.start([&](std::vector<std::string>) { ADD_FAILURE() << "listed"; },
+               [&](const std::string& w) {
+                 ++failures;
+                 why = w;
+               });
+  ASSERT_TRUE(run_until([&] { return failures > 0; }));
+  EXPECT_NE(why.find("nameplates"), std::string::npos) << why;
+  lister.request();  // failed: nothing more is asked
+  for (int i = 0; i < 50; ++i) g_main_context_iteration(nullptr, FALSE);
+  EXPECT_EQ(failures, 1);
+  EXPECT_EQ(mailbox.lists_asked(), 1);
 }
 
 }  // namespace

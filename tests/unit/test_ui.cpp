@@ -9,6 +9,7 @@
 
 #include "peersock/code/code.hpp"
 #include "peersock/log.hpp"
+#include "peersock/ui/code_prompt.hpp"
 #include "peersock/ui/completion.hpp"
 #include "peersock/ui/format.hpp"
 #include "peersock/ui/line_editor.hpp"
@@ -373,6 +374,35 @@ TEST(PathLine, DirectRelayedAndPeerRelay) {
             "connected via TURN relay 203.0.113.1:3478 (over tcp; direct path not possible), rtt 40 ms");
   relay.relay_server.clear();
   EXPECT_EQ(path_line(relay), "connected via the peer's TURN relay 198.51.100.9:52011 (direct path not possible)");
+}
+
+// The adapter forwards all three calls to whatever it wraps.
+TEST(NameplateListerFor, ForwardsToItsSource) {
+  struct Source {
+    NameplateLister::Listed listed;
+    NameplateLister::Failed failed;
+    int requests = 0;
+    bool stopped = false;
+    void start(NameplateLister::Listed l, NameplateLister::Failed f) {
+      listed = std::move(l);
+      failed = std::move(f);
+    }
+    void request() { ++requests; }
+    void stop() { stopped = true; }
+  } source;
+  NameplateListerFor adapter(source);
+  NameplateLister& lister = adapter;
+  std::vector<std::string> got;
+  std::string why;
+  lister.start([&](std::vector<std::string> ids) { got = std::move(ids); }, [&](const std::string& w) { why = w; });
+  lister.request();
+  source.listed({"4", "17"});
+  source.failed("gone");
+  lister.stop();
+  EXPECT_EQ(got, (std::vector<std::string>{"4", "17"}));
+  EXPECT_EQ(why, "gone");
+  EXPECT_EQ(source.requests, 1);
+  EXPECT_TRUE(source.stopped);
 }
 
 TEST(StatusPlain, QuietKeepsTheCodeAndErrors) {
