@@ -165,6 +165,11 @@ struct Endpoint::Callbacks {
     Endpoint& e = self(user_data);
     if (StreamState* s = e.find(id)) {
       s->tx.acked_to(offset + len);
+      // ngtcp2 reports no FIN acknowledgement of its own. A FIN sent with
+      // the last bytes is retransmitted with them, so once every byte is
+      // acknowledged so is the FIN; a FIN sent alone is acknowledged by
+      // the one call without data (ngtcp2 makes it only for a FIN frame).
+      if (s->fin_sent && (s->fin_alone ? len == 0 : s->tx.acked() == s->tx.written())) s->fin_acked = true;
       if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) e.mark_ready(*s);
     }
     return 0;
@@ -391,7 +396,14 @@ void Endpoint::fail(int liberr, Timestamp now) {
   if (close_sent_) return;
   ngtcp2_ccerr ccerr;
   ngtcp2_ccerr_default(&ccerr);
-  ngtcp2_ccerr_set_liberr(&ccerr, liberr, nullptr, 0);
+  if (liberr == NGTCP2_ERR_CRYPTO) {
+    // The TLS alert itself (e.g. 120 no_application_protocol), so that the
+    // peer learns why; ngtcp2_ccerr_set_liberr would say only "protocol
+    // violation".
+    ngtcp2_ccerr_set_tls_alert(&ccerr, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+  } else {
+    ngtcp2_ccerr_set_liberr(&ccerr, liberr, nullptr, 0);
+  }
   std::array<uint8_t, 1500> buf;
   ngtcp2_pkt_info pi{};
   ngtcp2_path_storage ps;
@@ -432,7 +444,8 @@ std::optional<Timestamp> Endpoint::expiry() const {
 bool Endpoint::all_delivered() const {
   return std::all_of(streams_.begin(), streams_.end(), [](const auto& kv) {
     const StreamState& s = kv.second;
-    return s.tx_reset || s.closed || s.tx.acked() == s.tx.written();
+    if (s.tx_reset || s.closed) return true;
+    return s.tx.acked() == s.tx.written() && (!s.fin_wanted || s.fin_acked);
   });
 }
 
@@ -497,7 +510,10 @@ void Endpoint::write(Timestamp now) {
       n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, dest, max_size, &datalen, flags, sid, vec.data(), nvec, now);
       if (s && datalen >= 0) {
         s->tx.mark_sent(static_cast<size_t>(datalen));
-        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && static_cast<size_t>(datalen) == offered) s->fin_sent = true;
+        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && static_cast<size_t>(datalen) == offered) {
+          s->fin_sent = true;
+          s->fin_alone = offered == 0;
+        }
         if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) mark_ready(*s);
       }
       if (n == NGTCP2_ERR_WRITE_MORE) {

@@ -6,9 +6,12 @@ Sizes scale with PEERSOCK_E2E_MANY_MIB (total per direction of the
 many-connections test, default PEERSOCK_E2E_BIG_MIB) and PEERSOCK_E2E_BIG_MIB.
 """
 import os
+import signal
 import subprocess
 
 import pytest
+
+import lab as e2e
 
 from lab import (AUTH_RE, EXIT_PEER_GONE, LISTEN_PORT, TARGET_PORT, PYTHON, HELPER, Pump, big_bytes, check_same, mib, scaled)
 
@@ -67,8 +70,21 @@ def run_many(lab, count, total, *, server_args, client_args, acceptor_args=None,
     lab.note(f"{count} connections, {mib(total)} in all each way, deadline {deadline:.0f}s")
     client = lab.helper("many client", ["mclient", *client_args, "--count", str(count), "--total-bytes", str(total),
                                         "--timeout", str(int(deadline))])
-    lab.wait_for(lambda: client.event("summary") or client.event("timeout"), deadline,
-                 f"{count} connections to finish", fail_if=peers_alive(acc, opn))
+    try:
+        lab.wait_for(lambda: client.event("summary") or client.event("timeout"), deadline,
+                     f"{count} connections to finish", fail_if=peers_alive(acc, opn))
+    except e2e.LabError:
+        # A stall: ask both peers for their per-connection state (SIGUSR1),
+        # so that the report shows where the bytes stopped.
+        for p in (acc, opn):
+            if p.returncode is None:
+                p.signal(signal.SIGUSR1)
+        for p in (acc, opn):
+            try:
+                p.wait_line(r"peersock: state: protocol", 5, what="the SIGUSR1 state dump")
+            except e2e.LabError:
+                pass
+        raise
     # The client can be done before the server has read its last bytes.
     lab.wait_for(lambda: sum(1 for e in server.events() if e.get("event") in ("conn", "conn_failed")) >= count,
                  scaled(60), f"the server to finish all {count} connections", fail_if=peers_alive(acc, opn))
