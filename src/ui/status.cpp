@@ -1,5 +1,7 @@
 #include "peersock/ui/status.hpp"
 
+#include <string.h>
+
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -146,13 +148,23 @@ void Status::motd(std::string_view text) {
 }
 
 void Status::code(const std::string& code, const std::string& other_side_command) {
+  // Every string that holds the code is wiped once printed: a freed heap
+  // block with "...stdio-b 9-industry-initial-cancel-check" in it was found
+  // by the memory scan after auth (tests/e2e/test_attacks.py).
+  auto wiped = [](std::string& s) { explicit_bzero(s.data(), s.capacity()); };
   if (json_) {
-    log::json_line(event_json("code", {{"code", code}, {"command", other_side_command}}));
+    std::string line = event_json("code", {{"code", code}, {"command", other_side_command}});
+    log::json_line(line);
+    wiped(line);
     return;
   }
   // Printed even with --quiet: without it the other side cannot join.
-  log::notice_line(fmt::format("Connection code: {}", code));
-  log::notice_line(fmt::format("On the other side run: {}", other_side_command));
+  std::string code_line = fmt::format("Connection code: {}", code);
+  std::string hint_line = fmt::format("On the other side run: {}", other_side_command);
+  log::notice_line(code_line);
+  log::notice_line(hint_line);
+  wiped(code_line);
+  wiped(hint_line);
 }
 
 void Status::path(const PathInfo& path, std::optional<double> rtt_ms) {
