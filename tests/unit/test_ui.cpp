@@ -362,7 +362,8 @@ TEST(PathLine, DirectRelayedAndPeerRelay) {
   direct.transport = "udp";
   direct.local = "203.0.113.7:41000";
   direct.remote = "198.51.100.9:52011";
-  EXPECT_EQ(path_line(direct, 12.4), "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011), rtt 12 ms");
+  EXPECT_EQ(path_line(direct, 12.4),
+            "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011), rtt 12 ms");
   EXPECT_EQ(path_line(direct), "connected directly (udp, 203.0.113.7:41000 \u2194 198.51.100.9:52011)");
   PathInfo relay = direct;
   relay.relayed = true;
