@@ -1,4 +1,4 @@
-// Authentication layer (protocol-v1 §5): secret derivation, auth-stream
+// Authentication layer (docs/protocol.md §5): secret derivation, auth-stream
 // framing and one SMP run driven through libotr's otrl_sm_step* functions.
 //
 // libotr's SMP functions are pure computations on an OtrlSMState: they do no
@@ -30,7 +30,7 @@ namespace peersock::auth {
 
 namespace {
 
-// "CONNAUTH" without its NUL terminator (protocol-v1 §5.1).
+// "CONNAUTH" without its NUL terminator (docs/protocol.md §5.1).
 constexpr std::string_view kSecretSuffix = "CONNAUTH";
 
 // libgcrypt must be initialised before first use, and libotr's SMP module
@@ -270,7 +270,7 @@ Smp::Step Smp::on_message(std::span<const uint8_t> message) {
       if (err == 0) step_ = 1;
     } else if (step_ == 1) {
       // msg3 -> msg4 + verdict. On a mismatch libotr still builds msg4, but
-      // like the original (protocol-v1 §5.3) we do not send it: produce()
+      // like the original (docs/protocol.md §5.4) we do not send it: produce()
       // only keeps the buffer on success, so reply stays empty.
       err = produce([&](unsigned char** out, int* out_len) { return otrl_sm_step4(sm, in, in_len, out, out_len); },
                     result.reply);

@@ -1,4 +1,4 @@
-// The `ice` body codec (protocol-v1 §2.5). decode() is the first code that
+// The `ice` body codec (docs/protocol.md §2.5). decode() is the first code that
 // touches what the peer sent, relayed by a server we do not trust either, so
 // it checks every field against what libnice could legitimately produce and
 // names the offending candidate and key in its error.

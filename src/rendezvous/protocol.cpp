@@ -1,4 +1,4 @@
-// The mailbox protocol state machine (protocol-v1 §2). Everything the server
+// The mailbox protocol state machine (docs/protocol.md §2). Everything the server
 // sends is untrusted: each frame is size- and depth-checked before nlohmann
 // parses it, and every field we use is type-checked, so a hostile or broken
 // relay can only produce an Error/CounterpartyError, never undefined

@@ -57,7 +57,7 @@ void AuthGate::admit(const std::function<void(quic::Stream)>& control,
   if (!begun_) return;
   // The initiator opens streams 0 and 4 itself and has no reason to take a
   // peer stream before auth; leaving them queued avoids the original's race
-  // (protocol-v1 §7.4). But the responder can only have verified us after
+  // (docs/protocol.md §5.5; the race: ../shared/docs/protocol-v1.md §7.4). But the responder can only have verified us after
   // our msg3: a stream it opened before that is data before auth.
   if (sides_.smp_initiator() && !authenticated()) {
     if (smp_ && !smp_->peer_can_have_succeeded() && endpoint_.accept_queue_size() > 0) {

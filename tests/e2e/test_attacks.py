@@ -1,4 +1,4 @@
-"""Attacks that must fail (issue 5): a man in the middle at the relay, a wrong
+"""Attacks that must fail (docs/protocol.md §5.4, §5.5; docs/security.md): a man in the middle at the relay, a wrong
 code, a nameplate race, a peer that sends data before authentication, and
 garbage in the auth stream. Real peersock binaries, the real mailbox server,
 and the attacker tool tests/tools/attacker.cpp (built next to the binary as

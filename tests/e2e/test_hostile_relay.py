@@ -1,4 +1,4 @@
-"""Hostile relay input, end to end (issue 5): the relay (psk-attacker in
+"""Hostile relay input, end to end (docs/protocol.md §2.4, §2.5; docs/security.md): the relay (psk-attacker in
 `inject` mode, a proxy in front of the real mailbox server) replaces the frame
 that carries the generator's `ice` body to the consumer with something broken.
 The consumer must end with exactly one `peersock: ...` line that says what was

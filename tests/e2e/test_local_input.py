@@ -1,4 +1,4 @@
-"""Bad local input (issue 5): ports, addresses, URLs, unresolvable hosts, an
+"""Bad local input (docs/security.md): ports, addresses, URLs, unresolvable hosts, an
 unreadable config file, a target that cannot be resolved. Each gives exactly
 one `peersock: ...` line naming the bad value and the documented exit code,
 before anything is sent to the relay; none crashes or hangs."""

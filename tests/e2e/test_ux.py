@@ -93,7 +93,7 @@ def test_json_events_from_both_sides(lab):
     for p, first in ((gen, ["contacting", "code", "waiting"]), (cons, ["contacting", "waiting"])):
         events = json_events(lab, p)
         names = [e["event"] for e in events]
-        # "path" comes once authenticated, with the RTT (issue 3), so it may
+        # "path" comes once authenticated, with the RTT (docs/protocol.md §6.4), so it may
         # follow the first connection-opened: checked on its own below.
         want = first + ["finding-path", "authenticating", "authenticated", "connected",
                         "connection-opened", "connection-closed"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails if any tracked file holds a PEM private key or a DER/PKCS#8 key in a
-# C array, so that "no private key in the source" (issue 5) stays true. The
+# C array, so that "no private key in the source" stays true. The
 # original peersock shipped its TLS key in the source; this build makes a
 # fresh key per session (src/quic/endpoint.cpp).
 set -uo pipefail

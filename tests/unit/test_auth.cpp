@@ -88,7 +88,7 @@ TEST(DeriveSecret, EveryInputMatters) {
   EXPECT_NE(base, derive_secret(e, "42-abandon-ability-able-abouT"));
   // The boundary between exporter and code is not encoded: moving a byte
   // across it gives the same hash. Pinning that down shows the input is a
-  // plain concatenation, as protocol-v1 §5.1 specifies.
+  // plain concatenation, as docs/protocol.md §5.1 specifies.
   const Bytes e31(e.begin(), e.end() - 1);
   const std::string moved = std::string(1, static_cast<char>(e.back())) + "42-abandon-ability-able-about";
   EXPECT_EQ(base, derive_secret(e31, moved));
@@ -273,7 +273,7 @@ TEST(Smp, MessageSizesAndMpiCounts) {
   Smp alice(Role::alice, secret_a());
   Smp bob(Role::bob, secret_a());
   const Transcript t = run(alice, bob);
-  // protocol-v1 §8: roughly 860 / 1680 / 1250 / 430 bytes.
+  // the original as measured (../shared/docs/protocol-v1.md §8): roughly 860 / 1680 / 1250 / 430 bytes.
   for (const Bytes* m : {&t.msg1, &t.msg2, &t.msg3, &t.msg4}) {
     EXPECT_GE(m->size(), 300u);
     EXPECT_LE(m->size(), 2000u);
@@ -479,7 +479,7 @@ TEST(Smp, ThroughFraming) {
 
 }  // namespace
 
-// ---- garbage MPI arrays (issue 5) ------------------------------------------
+// ---- garbage MPI arrays (a mismatch, never a crash) ------------------------------------------
 // libotr's unserialize_mpi_array checks the count against the expected one
 // before allocating and every length against the bytes left; its step
 // functions range-check group elements and exponents. These inputs go

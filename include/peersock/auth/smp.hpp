@@ -1,5 +1,5 @@
 // Authentication: the Socialist Millionaires' Protocol (libotr otrl_sm_*)
-// over its own QUIC stream (protocol-v1 §5), bound to the TLS session by an
+// over its own QUIC stream (docs/protocol.md §5), bound to the TLS session by an
 // exporter value. Pure logic: bytes in, bytes out; the session moves them.
 #pragma once
 

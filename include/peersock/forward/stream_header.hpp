@@ -1,5 +1,5 @@
 // What a peer writes at the start of its QUIC streams after authentication
-// (protocol-v1 §6.1). Pure functions, so
+// (docs/protocol.md §7.2). Pure functions, so
 // that the only parsing of peer bytes outside auth has its own unit tests and
 // fuzz target (tests/fuzz/fuzz_stream_header.cpp).
 #pragma once

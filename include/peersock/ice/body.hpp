@@ -1,4 +1,4 @@
-// The `ice` message body exchanged through the mailbox (protocol-v1 §2.5):
+// The `ice` message body exchanged through the mailbox (docs/protocol.md §2.5):
 // a JSON document serialised to a string, keys u, p, c[]{f,a,p,tr,l,t,[ba,bp]}.
 // Newer peers add "v" (peersock protocol version); the original ignores it and
 // sends none, which means version 1.

@@ -1,4 +1,4 @@
-// The magic-wormhole mailbox protocol as peersock uses it (protocol-v1 §2),
+// The magic-wormhole mailbox protocol as peersock uses it (docs/protocol.md §2),
 // as a pure state machine: text frames in, text frames and events out. No I/O
 // and no clock, so it is unit-testable and fuzzable; rendezvous::Client moves
 // the frames over a websocket.

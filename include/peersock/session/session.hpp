@@ -35,7 +35,7 @@ struct Options {
 // Runs until the session ends; returns the process exit code. Errors are
 // reported as one line on stderr before returning.
 // Takes the options by value: the caller moves them in, so that the session's
-// copy of the code is the only one, and the session wipes it (issue 5).
+// copy of the code is the only one, and the session wipes it once the secret is derived (docs/security.md).
 int run(Options options);
 
 }  // namespace peersock::session

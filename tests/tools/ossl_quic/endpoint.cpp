@@ -1,4 +1,4 @@
-// QUIC endpoint over an in-memory datagram pair (protocol-v1 §4).
+// QUIC endpoint over an in-memory datagram pair (docs/protocol.md §4).
 //
 // OpenSSL's QUIC engine never touches a socket here: it reads and writes one
 // end of a BIO datagram pair, and we shuttle datagrams between the other end

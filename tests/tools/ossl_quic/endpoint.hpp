@@ -5,7 +5,7 @@
 // receive_datagram() and leave through the SendDatagram callback; the owner
 // calls handle_events() after each input and when next_timeout() expires
 // (quic::Driver does that on a GLib main loop). Roles: the code consumer is
-// the client, the code generator is the server (protocol-v1 §4).
+// the client, the code generator is the server (docs/protocol.md §4.1).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -58,8 +58,8 @@ struct EndpointOptions {
   // value is the smaller of both sides' and applies once the handshake is
   // done (before that OpenSSL uses its 30 s default). OpenSSL sends
   // keep-alive PINGs on its own well before it expires.
-  // 15 s: a killed peer or a cut link is noticed within 15 s (issue 3 asks
-  // for 30 s at most); keep-alives then go out about every 7 s.
+  // 15 s: a killed peer or a cut link is noticed within 15 s
+  // (docs/protocol.md §4.5); keep-alives then go out about every 7 s.
   std::chrono::milliseconds idle_timeout{15000};
   // Client only: the ALPN protocol offered. The server accepts only kAlpn.
   std::string client_alpn{kAlpn};
