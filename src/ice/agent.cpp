@@ -340,17 +340,6 @@ std::optional<SelectedPath> Agent::selected_path() const {
   return make_path(*local, *remote);
 }
 
-std::string describe(const SelectedPath& path, double rtt_ms) {
-  std::string rtt = rtt_ms < 0 ? std::string() : fmt::format(", rtt {:.0f} ms", rtt_ms);
-  if (!path.relayed) return fmt::format("connected directly ({}, {} \u2194 {}){}", path.transport, path.local, path.remote, rtt);
-  if (path.relay_server.empty()) {
-    // Only the peer relays: we talk to its TURN allocation.
-    return fmt::format("connected via the peer's TURN relay {} (direct path not possible){}", path.remote, rtt);
-  }
-  std::string over = path.relay_transport == "tcp" ? "over tcp; " : "";
-  return fmt::format("connected via TURN relay {} ({}direct path not possible){}", path.relay_server, over, rtt);
-}
-
 std::string Agent::tried() const {
   std::string out = "host";
   if (stun_) out += ", srflx";

@@ -86,6 +86,10 @@ std::string hint_for_other_side(const Mode& mode, const std::string& code) {
   return {};
 }
 
+ui::PathInfo path_info(const ice::SelectedPath& p) {
+  return {p.relayed, p.local, p.remote, p.transport, p.relay_server, p.relay_transport};
+}
+
 uint64_t close_code(ExitCode code) {
   switch (code) {
     case ExitCode::ok: return quic::kErrorNone;
@@ -271,7 +275,7 @@ class Session {
   void on_ice_connected(const ice::SelectedPath& path) {
     // The user-facing path line waits for authentication; libnice may still
     // switch to a better pair until then.
-    log::debug(Layer::ice, "first pair connected: {}", ice::describe(path, -1));
+    log::debug(Layer::ice, "first pair connected: {}", ui::path_line(path_info(path), std::nullopt));
     set_deadline(kHandshakeAndAuthDeadlineMs, ExitCode::no_path,
                  "the QUIC handshake or authentication with the peer timed out");
     link_->kick();  // the client starts its handshake now
@@ -391,7 +395,7 @@ class Session {
   // One line once authenticated, with QUIC's RTT (rtt_ms < 0: unknown).
   void report_path(double rtt_ms) {
     if (auto path = link_->ice().selected_path()) {
-      status_.path(*path, rtt_ms < 0 ? std::nullopt : std::optional<double>(rtt_ms), ice::describe(*path, rtt_ms));
+      status_.path(path_info(*path), rtt_ms < 0 ? std::nullopt : std::optional<double>(rtt_ms));
     }
   }
 

@@ -339,24 +339,6 @@ TEST(StatusPlain, PathLineAndRttFromTheSession) {
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "connected directly (udp, a:1 \u2194 b:2), rtt 12 ms\n");
 }
 
-// The transitional overload src/session uses: any struct with PathInfo's
-// fields; the line passed along is not used.
-TEST(StatusPlain, PathFromAPathLikeStruct) {
-  struct Selected {
-    bool relayed = false;
-    std::string local, remote, transport, relay_server, relay_transport;
-    std::string local_type, remote_type;
-  } selected{false, "a:1", "b:2", "udp", "", "", "host", "host"};
-  log::configure({});
-  testing::internal::CaptureStderr();
-  {
-    Status status(false);
-    status.path(selected, std::nullopt, "ignored");
-    EXPECT_EQ(status.snapshot().relayed, false);
-  }
-  EXPECT_EQ(testing::internal::GetCapturedStderr(), "connected directly (udp, a:1 \u2194 b:2)\n");
-}
-
 TEST(PathLine, DirectRelayedAndPeerRelay) {
   PathInfo direct;
   direct.transport = "udp";

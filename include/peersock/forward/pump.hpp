@@ -83,7 +83,7 @@ class Pump : private Poller::Handler {
   // outlive the pump.
   Pump(quic::Stream stream, PumpOptions options, PumpEvents events, Scratch& scratch, Poller& poller,
        CreditContext* credit = nullptr);
-  ~Pump();
+  ~Pump() override;
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
 

@@ -35,10 +35,6 @@ struct SelectedPath {
   std::string local_type, remote_type;  // "host", "srflx", "prflx", "relay"
 };
 
-// Transitional: the line the user sees is ui::path_line() now (user-facing
-// text lives in ui/); this copy goes once src/session/session.cpp, its only
-// caller, passes a ui::PathInfo. rtt_ms < 0 means unknown (not shown).
-std::string describe(const SelectedPath& path, double rtt_ms);
 
 struct AgentCallbacks {
   std::function<void()> gathering_done;

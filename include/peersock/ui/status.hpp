@@ -56,13 +56,6 @@ class Status {
   // The path ICE found: path_line() (or a "path" event); `rtt_ms`, when
   // known, also goes to set_rtt().
   void path(const PathInfo& path, std::optional<double> rtt_ms = std::nullopt);
-  // Transitional, until src/session passes a PathInfo: any path with
-  // PathInfo's fields (ice::SelectedPath), without ui including ice. `line`
-  // is ignored: path_line() renders the same text.
-  template <typename Path>
-  void path(const Path& p, std::optional<double> rtt_ms, const std::string& /*line*/) {
-    path(PathInfo{p.relayed, p.local, p.remote, p.transport, p.relay_server, p.relay_transport}, rtt_ms);
-  }
   // `line` is the plain-text line ("authenticated; forwarding ...").
   void authenticated(const std::string& line);
   void connection_opened(const void* id);
