@@ -84,7 +84,8 @@ def run_many(lab, count, total, *, server_args, client_args, acceptor_args=None,
                 p.wait_line(r"peersock: state: protocol", 5, what="the SIGUSR1 state dump")
             except e2e.LabError:
                 pass
-        raise
+        # A new report, so that it includes the dumps.
+        lab.fail(f"{count} connections did not finish within {deadline:.0f}s (state dumps in the peers' stderr)")
     # The client can be done before the server has read its last bytes.
     lab.wait_for(lambda: sum(1 for e in server.events() if e.get("event") in ("conn", "conn_failed")) >= count,
                  scaled(60), f"the server to finish all {count} connections", fail_if=peers_alive(acc, opn))
