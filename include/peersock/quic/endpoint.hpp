@@ -233,6 +233,7 @@ class Endpoint {
   void queue_send(StreamState& s);
   StreamState* find(int64_t id);
   void extend_read(StreamState& s, size_t n);
+  void drop_unread(StreamState& s);
   void maybe_erase(int64_t id);
   void sweep();
   void transmit(std::span<const uint8_t> bytes, std::span<const size_t> sizes);
