@@ -64,6 +64,9 @@ def test_lab_teardown_kills_everything_and_deletes_namespace(environment_ok, dea
         lab.start_mailbox()
         stray = lab.start("sleeper", ["sleep", "300"])
         name = lab.ns.name
+        # The sleeper enters the namespace a moment after it is started
+        # (ip netns exec): under load it was not listed yet (seen once).
+        lab.wait_for(lambda: stray.pid in lab.ns.pids(), 10, "the sleeper to show up in the namespace")
         pids = lab.ns.pids()
         assert lab.mailbox.pid in pids and stray.pid in pids
         assert labmod.netns_exists(name)
