@@ -22,8 +22,8 @@ Driver::Driver(Endpoint& endpoint, std::function<void()> after_events)
 }
 
 Driver::~Driver() {
-  if (soon_id_ != 0) g_source_remove(soon_id_);
-  if (timer_watch_ != 0) g_source_remove(timer_watch_);
+  soon_.reset();
+  timer_watch_.reset();  // before the fd it watches
   if (timer_fd_ >= 0) close(timer_fd_);
 }
 
@@ -33,15 +33,15 @@ void Driver::receive(std::span<const uint8_t> datagram) {
 }
 
 void Driver::kick_soon() {
-  if (soon_id_ != 0) return;
+  if (soon_) return;
   // Default priority, not idle priority: under load some socket is always
   // ready, and an idle source would starve.
-  soon_id_ = g_idle_add_full(G_PRIORITY_DEFAULT, &Driver::on_soon, this, nullptr);
+  soon_ = g_idle_add_full(G_PRIORITY_DEFAULT, &Driver::on_soon, this, nullptr);
 }
 
 gboolean Driver::on_soon(gpointer self) {
   auto* driver = static_cast<Driver*>(self);
-  driver->soon_id_ = 0;
+  driver->soon_.fired();
   driver->run(false);
   return G_SOURCE_REMOVE;
 }
@@ -65,10 +65,7 @@ void Driver::run(bool expired) {
     return;
   }
   running_ = true;
-  if (soon_id_ != 0) {  // this run covers it
-    g_source_remove(soon_id_);
-    soon_id_ = 0;
-  }
+  soon_.reset();  // this run covers it
   bool first = true;
   do {
     again_ = false;

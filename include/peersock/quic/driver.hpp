@@ -20,6 +20,7 @@
 #include <functional>
 #include <span>
 
+#include "peersock/glib/raii.hpp"
 #include "peersock/quic/endpoint.hpp"
 
 namespace peersock::quic {
@@ -55,8 +56,8 @@ class Driver {
   Endpoint& endpoint_;
   std::function<void()> after_events_;
   int timer_fd_ = -1;
-  guint timer_watch_ = 0;
-  guint soon_id_ = 0;
+  glib::SourceId timer_watch_;
+  glib::SourceId soon_;
   Timestamp armed_ = 0;  // 0: disarmed
   bool running_ = false, again_ = false;
 };
