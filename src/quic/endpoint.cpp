@@ -19,6 +19,7 @@
 
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
+#include "internal.hpp"
 #include "tls.hpp"
 
 namespace peersock::quic {
@@ -49,12 +50,6 @@ const FixedPath& fixed_path() {
 // Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP); anything bigger
 // cannot have come from a real datagram path.
 constexpr size_t kMaxDatagram = 65527;
-// Bytes a stream's application may have written that have not been sent yet.
-// Beyond it write() says would_block and the pump stops reading its local
-// socket (TCP back-pressure). In flight is bounded separately by the
-// congestion window and the peer's flow control. 512 KiB is 4 ms at 1 Gbit/s:
-// enough that the write pass never starves between two pump wake-ups.
-constexpr size_t kMaxUnsent = 512 * 1024;
 // Flow control (RFC 9000 §4). ngtcp2 auto-tunes each window up to the max
 // when the reader keeps up within an RTT. 16 MiB per stream carries 1 Gbit/s
 // at 130 ms RTT; it is also what a stalled local reader can make us hold for
@@ -83,11 +78,6 @@ ngtcp2_cid random_cid(size_t len) {
   return cid;
 }
 
-bool local_stream(Role role, int64_t id) {
-  // Bit 0 of a stream id is the initiator: 0 client, 1 server.
-  return ((id & 1) == 0) == (role == Role::client);
-}
-
 std::string describe_ccerr(const ngtcp2_ccerr& e) {
   std::string reason(reinterpret_cast<const char*>(e.reason), e.reasonlen);
   if (e.type == NGTCP2_CCERR_TYPE_TRANSPORT) {
@@ -109,139 +99,6 @@ struct Endpoint::ConnRef {
   ngtcp2_crypto_conn_ref ref{};
 };
 
-// ngtcp2's C callbacks. Each finds its Endpoint through user_data and never
-// throws (an exception must not cross ngtcp2's C frames).
-struct Endpoint::Callbacks {
-  static Endpoint& self(void* user_data) { return *static_cast<Endpoint*>(user_data); }
-
-  static void rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx*) {
-    if (RAND_bytes(dest, static_cast<int>(len)) != 1) std::memset(dest, 0, len);  // never fails on Linux
-  }
-
-  static int new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void*) {
-    cid->datalen = cidlen;
-    if (RAND_bytes(cid->data, static_cast<int>(cidlen)) != 1 ||
-        RAND_bytes(token, NGTCP2_STATELESS_RESET_TOKENLEN) != 1)
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    return 0;
-  }
-
-  static int handshake_completed(ngtcp2_conn*, void* user_data) {
-    Endpoint& e = self(user_data);
-    e.handshake_done_ = true;
-    log::debug(Layer::quic, "{} handshake done (ALPN '{}')", e.role_ == Role::client ? "client" : "server", e.alpn());
-    return 0;
-  }
-
-  static int stream_open(ngtcp2_conn*, int64_t id, void* user_data) {
-    Endpoint& e = self(user_data);
-    auto [it, fresh] = e.streams_.try_emplace(id);
-    if (fresh) {
-      it->second.id = id;
-      e.accept_queue_.push_back(id);
-    }
-    return 0;
-  }
-
-  static int recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t id, uint64_t, const uint8_t* data,
-                              size_t len, void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    StreamState* s = e.find(id);
-    if (s == nullptr || s->released || s->rx_stopped) {
-      // Nobody will read it: let the flow-control windows move on.
-      ngtcp2_conn_extend_max_stream_offset(e.conn_, id, len);
-      ngtcp2_conn_extend_max_offset(e.conn_, len);
-      return 0;
-    }
-    if (len > 0) s->rx.append(data, len);
-    s->rx_total += len;
-    if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) s->rx_fin = true;
-    e.mark_ready(*s);
-    return 0;
-  }
-
-  static int acked_stream_data_offset(ngtcp2_conn*, int64_t id, uint64_t offset, uint64_t len, void* user_data,
-                                      void*) {
-    Endpoint& e = self(user_data);
-    if (StreamState* s = e.find(id)) {
-      s->tx.acked_to(offset + len);
-      // ngtcp2 reports no FIN acknowledgement of its own. A FIN sent with
-      // the last bytes is retransmitted with them, so once every byte is
-      // acknowledged so is the FIN; a FIN sent alone is acknowledged by
-      // the one call without data (ngtcp2 makes it only for a FIN frame).
-      if (s->fin_sent && (s->fin_alone ? len == 0 : s->tx.acked() == s->tx.written())) s->fin_acked = true;
-      if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) e.mark_ready(*s);
-    }
-    return 0;
-  }
-
-  static int stream_close(ngtcp2_conn* conn, uint32_t, int64_t id, uint64_t, void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    if (!local_stream(e.role_, id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-    if (StreamState* s = e.find(id)) {
-      s->closed = true;
-      if (!s->rx_fin) s->rx_reset = true;
-      if (!s->fin_sent) s->tx_reset = true;
-      e.mark_ready(*s);
-      e.graveyard_.push_back(id);  // erased once ngtcp2 has returned (sweep)
-    }
-    return 0;
-  }
-
-  static int stream_reset(ngtcp2_conn*, int64_t id, uint64_t, uint64_t, void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    if (StreamState* s = e.find(id)) {
-      s->rx_reset = true;
-      e.mark_ready(*s);
-    }
-    return 0;
-  }
-
-  static int extend_max_stream_data(ngtcp2_conn*, int64_t id, uint64_t, void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    if (StreamState* s = e.find(id)) {
-      s->blocked = false;
-      e.queue_send(*s);
-    }
-    return 0;
-  }
-
-  static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref) { return static_cast<Endpoint*>(ref->user_data)->conn_; }
-
-  static const ngtcp2_callbacks& table(Role role) {
-    static const ngtcp2_callbacks tables[2] = {make(Role::client), make(Role::server)};
-    return tables[role == Role::client ? 0 : 1];
-  }
-
-  static ngtcp2_callbacks make(Role role) {
-    ngtcp2_callbacks cb{};
-    if (role == Role::client) {
-      cb.client_initial = ngtcp2_crypto_client_initial_cb;
-      cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
-    } else {
-      cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
-    }
-    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-    cb.encrypt = ngtcp2_crypto_encrypt_cb;
-    cb.decrypt = ngtcp2_crypto_decrypt_cb;
-    cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
-    cb.update_key = ngtcp2_crypto_update_key_cb;
-    cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-    cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-    cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-    cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
-    cb.rand = rand;
-    cb.get_new_connection_id = new_connection_id;
-    cb.handshake_completed = handshake_completed;
-    cb.stream_open = stream_open;
-    cb.recv_stream_data = recv_stream_data;
-    cb.acked_stream_data_offset = acked_stream_data_offset;
-    cb.stream_close = stream_close;
-    cb.stream_reset = stream_reset;
-    cb.extend_max_stream_data = extend_max_stream_data;
-    return cb;
-  }
-};
 
 Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options, Timestamp now)
     : role_(role),
@@ -250,7 +107,7 @@ Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options,
       created_(now),
       ctx_(nullptr, SSL_CTX_free),
       conn_ref_(std::make_unique<ConnRef>()) {
-  conn_ref_->ref.get_conn = &Callbacks::get_conn;
+  conn_ref_->ref.get_conn = &conn_of;
   conn_ref_->ref.user_data = this;
   ctx_.reset(tls::make_context(role).release());
   if (role_ == Role::client) create_client(now);
@@ -304,7 +161,7 @@ void Endpoint::create_client(Timestamp now) {
   ngtcp2_transport_params params;
   fill_params(params, options_);
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &fixed_path().path, NGTCP2_PROTO_VER_V1,
-                                  &Callbacks::table(role_), &settings, &params, nullptr, this);
+                                  &callback_table(role_), &settings, &params, nullptr, this);
   if (rv != 0) throw Error(ExitCode::failure, fmt::format("ngtcp2_conn_client_new: {}", ngtcp2_strerror(rv)));
   ssl_ = tls::make_session(ctx_.get(), role_, options_.client_alpn);
   SSL_set_app_data(ssl_, &conn_ref_->ref);
@@ -327,7 +184,7 @@ bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
   params.original_dcid_present = 1;
   params.stateless_reset_token_present = 1;
   random_bytes(params.stateless_reset_token, sizeof params.stateless_reset_token);
-  int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &fixed_path().path, hd.version, &Callbacks::table(role_),
+  int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &fixed_path().path, hd.version, &callback_table(role_),
                                   &settings, &params, nullptr, this);
   if (rv != 0) {
     log::debug(Layer::quic, "ngtcp2_conn_server_new: {}", ngtcp2_strerror(rv));
@@ -627,174 +484,6 @@ ConnStats Endpoint::stats() const {
   out.bytes_in_flight = info.bytes_in_flight;
   out.max_datagram = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
   return out;
-}
-
-// ---- streams ---------------------------------------------------------------
-
-StreamState* Endpoint::find(int64_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : &it->second;
-}
-
-const StreamState* Endpoint::stream(int64_t id) const {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : &it->second;
-}
-
-void Endpoint::mark_ready(StreamState& s) {
-  if (s.ready || s.released) return;
-  s.ready = true;
-  ready_.push_back(s.id);
-}
-
-void Endpoint::queue_send(StreamState& s) {
-  if (s.queued) return;
-  s.queued = true;
-  sendable_.push_back(s.id);
-}
-
-std::vector<int64_t> Endpoint::take_ready() {
-  std::vector<int64_t> out;
-  out.swap(ready_);
-  for (int64_t id : out) {
-    if (StreamState* s = find(id)) s->ready = false;
-  }
-  return out;
-}
-
-std::optional<int64_t> Endpoint::open_stream() {
-  if (!conn_ || !handshake_done_ || closed_) return std::nullopt;
-  int64_t id = -1;
-  if (ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) != 0) return std::nullopt;
-  streams_[id].id = id;
-  return id;
-}
-
-uint64_t Endpoint::streams_left() const {
-  return conn_ && handshake_done_ && !closed_ ? ngtcp2_conn_get_streams_bidi_left(conn_) : 0;
-}
-
-std::optional<int64_t> Endpoint::accept_stream() {
-  while (!accept_queue_.empty()) {
-    int64_t id = accept_queue_.front();
-    accept_queue_.pop_front();
-    if (find(id)) return id;
-  }
-  return std::nullopt;
-}
-
-// Bytes the application consumed (or that we dropped unread) give their
-// room back. The connection's window is credited even when ngtcp2 has
-// already closed the stream (every byte and the FIN arrived, ours were
-// acknowledged) while its bytes still waited here for a slow local reader:
-// skipping that leaked the bytes from the connection window for good, and
-// after enough such streams every stream stalled (seen once in ~110 runs of
-// the 200-connection test).
-void Endpoint::extend_read(StreamState& s, size_t n) {
-  if (n == 0 || !conn_ || closed_) return;
-  if (!s.closed) ngtcp2_conn_extend_max_stream_offset(conn_, s.id, n);
-  ngtcp2_conn_extend_max_offset(conn_, n);
-}
-
-IoStatus Endpoint::read_status(int64_t id) const {
-  const StreamState* s = stream(id);
-  if (s == nullptr) return IoStatus::reset;
-  if (!s->rx.empty()) return IoStatus::ok;
-  if (s->rx_reset || s->rx_stopped) return IoStatus::reset;
-  if (s->rx_fin) return IoStatus::fin;
-  if (closed_) return IoStatus::reset;
-  return IoStatus::would_block;
-}
-
-IoResult Endpoint::read(int64_t id, std::span<uint8_t> out) {
-  StreamState* s = find(id);
-  IoStatus status = read_status(id);
-  if (status != IoStatus::ok) return {status, 0};
-  size_t total = 0;
-  while (total < out.size() && !s->rx.empty()) {
-    auto run = s->rx.front();
-    size_t take = std::min(run.size(), out.size() - total);
-    std::memcpy(out.data() + total, run.data(), take);
-    s->rx.consume(take);
-    total += take;
-  }
-  extend_read(*s, total);
-  return {IoStatus::ok, total};
-}
-
-std::span<const uint8_t> Endpoint::peek(int64_t id) const {
-  const StreamState* s = stream(id);
-  return s ? s->rx.front() : std::span<const uint8_t>();
-}
-
-void Endpoint::consume(int64_t id, size_t n) {
-  StreamState* s = find(id);
-  if (s == nullptr) return;
-  n = std::min(n, s->rx.front().size());
-  s->rx.consume(n);
-  extend_read(*s, n);
-}
-
-IoResult Endpoint::write(int64_t id, std::span<const uint8_t> data) {
-  StreamState* s = find(id);
-  if (s == nullptr || s->tx_reset || s->closed || s->fin_wanted || closed_ || close_requested_) return {IoStatus::reset, 0};
-  size_t unsent = s->tx.unsent_bytes();
-  if (unsent >= kMaxUnsent) {
-    s->want_write = true;
-    return {IoStatus::would_block, 0};
-  }
-  size_t take = std::min(data.size(), kMaxUnsent - unsent);
-  s->tx.append(data.first(take));
-  s->want_write = take < data.size();
-  if (take > 0) queue_send(*s);
-  return {IoStatus::ok, take};
-}
-
-void Endpoint::conclude(int64_t id) {
-  StreamState* s = find(id);
-  if (s == nullptr || s->fin_wanted || s->tx_reset) return;
-  s->fin_wanted = true;
-  queue_send(*s);
-}
-
-void Endpoint::reset(int64_t id, uint64_t app_error) {
-  StreamState* s = find(id);
-  if (s == nullptr) return;
-  if (conn_ && !s->closed && !closed_) ngtcp2_conn_shutdown_stream(conn_, 0, id, app_error);
-  s->tx_reset = true;
-  s->rx_stopped = true;
-  s->tx.clear();
-  drop_unread(*s);
-}
-
-void Endpoint::drop_unread(StreamState& s) {
-  size_t unread = s.rx.size();
-  s.rx.clear();
-  if (unread > 0 && conn_ && !closed_) ngtcp2_conn_extend_max_offset(conn_, unread);
-}
-
-void Endpoint::release(int64_t id) {
-  StreamState* s = find(id);
-  if (s == nullptr) return;
-  bool tx_done = s->tx_reset || s->fin_wanted;
-  bool rx_done = s->rx_reset || s->rx_stopped || (s->rx_fin && s->rx.empty());
-  if (!(tx_done && rx_done)) reset(id, 0);
-  s->released = true;
-  drop_unread(*s);
-  maybe_erase(id);
-}
-
-void Endpoint::sweep() {
-  for (int64_t id : graveyard_) maybe_erase(id);
-  graveyard_.clear();
-}
-
-void Endpoint::maybe_erase(int64_t id) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  // Kept while ngtcp2 may still call back for it (retransmitting from its
-  // send buffer) or while the application holds its handle.
-  if (it->second.released && (it->second.closed || closed_)) streams_.erase(it);
 }
 
 }  // namespace peersock::quic
