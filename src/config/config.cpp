@@ -4,13 +4,16 @@
 #include <glib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <optional>
+#include <vector>
 
-#include "peersock/text.hpp"
+#include "peersock/config/table.hpp"
 #include "peersock/error.hpp"
+#include "peersock/text.hpp"
 
 namespace peersock::config {
 
@@ -24,7 +27,7 @@ namespace {
 constexpr size_t kMaxFileBytes = 1 << 20;
 
 // Digits only: from_chars alone would accept "80x" as 80.
-std::optional<uint16_t> parse_port(std::string_view s) {
+std::optional<uint16_t> port_number(std::string_view s) {
   if (s.empty()) return std::nullopt;
   for (char c : s) {
     if (c < '0' || c > '9') return std::nullopt;
@@ -75,24 +78,39 @@ std::optional<std::string> read_file(const std::string& path) {
   return data;
 }
 
-// One server's settings from one file, combined only after the whole file is
-// read so that the order of `stun` and `stun-port` lines does not matter.
-struct ServerLines {
-  std::optional<Endpoint> endpoint;
-  std::optional<uint16_t> port;
-  std::string where;  // PATH:LINE of the last line that set either
-
-  void apply(Endpoint& target, Origin* origin) const {
-    if (endpoint) target = *endpoint;
-    if (port) target.port = *port;
-    if ((endpoint || port) && origin != nullptr) *origin = Origin{Source::file, where};
+// The sections of the table, in order of first appearance.
+std::vector<std::string_view> sections() {
+  std::vector<std::string_view> out;
+  for (const Setting& row : table()) {
+    if (!row.section.empty() && std::find(out.begin(), out.end(), row.section) == out.end()) out.push_back(row.section);
   }
-};
+  return out;
+}
 
-enum class Section { none, ice, rendezvous, quic };
+// "'ice', 'rendezvous' or 'quic'", or with brackets "[ice], [rendezvous] or [quic]".
+std::string one_of(const std::vector<std::string_view>& names, bool brackets) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+    out += brackets ? "[" + std::string(names[i]) + "]" : quote(names[i]);
+  }
+  return out;
+}
 
-std::string_view section_name(Section s) {
-  return s == Section::ice ? "ice" : s == Section::quic ? "quic" : "rendezvous";
+// The sections that have `key`, for hints.
+std::vector<std::string_view> sections_with(std::string_view key) {
+  std::vector<std::string_view> out;
+  for (const Setting& row : table()) {
+    if (row.key == key) out.push_back(row.section);
+  }
+  return out;
+}
+
+const Setting* find_key(std::string_view section, std::string_view key) {
+  for (const Setting& row : table()) {
+    if (!row.key.empty() && row.section == section && row.key == key) return &row;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -131,52 +149,45 @@ void check_relay_url(std::string_view url, std::string_view what) {
   if (!is_websocket_url(url)) throw UsageError(std::string(what) + ": " + quote(url) + " is not a ws:// or wss:// URL");
 }
 
+uint16_t parse_port(std::string_view value, std::string_view what) {
+  const std::optional<uint16_t> port = port_number(value);
+  if (!port) throw UsageError(std::string(what) + ": bad port " + quote(value) + ": expected 1-65535");
+  return *port;
+}
+
 void apply_environment(Settings& settings, const EnvLookup& env, Origins* origins) {
   // Into a copy, so that a bad variable leaves `settings` untouched.
   Settings result = settings;
   Origins record = origins != nullptr ? *origins : Origins{};
-  const auto from_env = [](const char* name) { return Origin{Source::environment, name}; };
-  const auto get = [&](const char* name) -> std::optional<std::string> { return env(name); };
-
-  if (auto v = get("PEERSOCK_RELAY"); v && !v->empty()) {
-    check_relay_url(*v, "PEERSOCK_RELAY");
-    result.relay_url = *v;
-    record.relay_url = from_env("PEERSOCK_RELAY");
-  }
-  if (auto v = get("PEERSOCK_STUN")) {
-    result.stun = parse_endpoint(*v, kDefaultStunPort, "PEERSOCK_STUN");
-    record.stun = from_env("PEERSOCK_STUN");
-  }
-  if (auto v = get("PEERSOCK_TURN")) {
-    result.turn = parse_endpoint(*v, kDefaultStunPort, "PEERSOCK_TURN");
-    record.turn = from_env("PEERSOCK_TURN");
-  }
-  if (auto v = get("PEERSOCK_TURN_USER"); v && !v->empty()) {
-    result.turn_user = *v;
-    record.turn_user = from_env("PEERSOCK_TURN_USER");
-  }
-  if (auto v = get("PEERSOCK_TURN_PASSWORD"); v && !v->empty()) {
-    result.turn_password = *v;
-    record.turn_password = from_env("PEERSOCK_TURN_PASSWORD");
-  }
-  if (auto v = get("PEERSOCK_PROTOCOL"); v && !v->empty()) {
-    if (v->size() != 1 || (*v)[0] < '1' || (*v)[0] > '0' + kMaxProtocolVersion) {
-      throw UsageError("PEERSOCK_PROTOCOL: " + quote(*v) + " is not a protocol version (1 to " +
-                       std::to_string(kMaxProtocolVersion) + ")");
-    }
-    result.protocol_version = (*v)[0] - '0';
-    record.protocol_version = from_env("PEERSOCK_PROTOCOL");
-  }
-  if (auto v = get("PEERSOCK_UDP_GSO"); v && !v->empty()) {
-    if (*v != "0" && *v != "1") throw UsageError("PEERSOCK_UDP_GSO: " + quote(*v) + " is not 0 or 1");
-    result.direct_send = *v == "1";
-  }
-  if (auto v = get("PEERSOCK_CONGESTION"); v && !v->empty()) {
-    result.congestion = parse_congestion(*v, "PEERSOCK_CONGESTION");
-    record.congestion = from_env("PEERSOCK_CONGESTION");
+  for (const Setting& row : table()) {
+    if (row.env.empty()) continue;
+    const std::optional<std::string> value = env(row.env);
+    if (!value || (value->empty() && !row.empty_env_is_value)) continue;
+    row.set(result, *value, row.env);
+    record.*row.origin = Origin{Source::environment, std::string(row.env)};
   }
   settings = std::move(result);
   if (origins != nullptr) *origins = std::move(record);
+}
+
+void apply_flags(Settings& settings, const std::vector<FlagValue>& flags, Origins* origins) {
+  Settings result = settings;
+  Origins record = origins != nullptr ? *origins : Origins{};
+  for (const FlagValue& f : flags) {
+    f.setting->set(result, f.value, f.setting->flag);
+    record.*f.setting->origin = Origin{Source::flag, std::string(f.setting->flag)};
+  }
+  settings = std::move(result);
+  if (origins != nullptr) *origins = std::move(record);
+}
+
+void check_settings(const Settings& settings) {
+  if (settings.force_relay && settings.no_relay) {
+    throw UsageError("force-relay and no-relay contradict each other (check the config file)");
+  }
+  if (settings.force_relay && !settings.turn.enabled()) {
+    throw UsageError("--force-relay needs a TURN server (--turn HOST[:PORT])");
+  }
 }
 
 std::string_view congestion_name(Congestion c) { return c == Congestion::bbr ? "bbr" : "cubic"; }
@@ -194,9 +205,13 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
   // Parse into a copy so that an error half-way leaves `settings` untouched.
   Settings result = settings;
   Origins record = origins != nullptr ? *origins : Origins{};
-  ServerLines stun;
-  ServerLines turn;
-  Section section = Section::none;
+  struct Again {
+    const Setting* row;
+    std::string value, what;
+  };
+  std::vector<Again> again;  // rows with file_applies_last, in line order
+  const std::vector<std::string_view> known_sections = sections();
+  std::string_view section;  // empty before the first [section]
 
   std::string_view rest = *contents;
   if (starts_with(rest, "\xef\xbb\xbf")) rest.remove_prefix(3);  // editors on some systems add a BOM
@@ -212,15 +227,11 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
     if (line.front() == '[') {
       if (line.back() != ']') throw UsageError(where + "malformed section header " + quote(line));
       const std::string_view name = trim(line.substr(1, line.size() - 2));
-      if (name == "ice") {
-        section = Section::ice;
-      } else if (name == "rendezvous") {
-        section = Section::rendezvous;
-      } else if (name == "quic") {
-        section = Section::quic;
-      } else {
-        throw UsageError(where + "unknown section " + quote(name) + ": expected 'ice', 'rendezvous' or 'quic'");
+      const auto found = std::find(known_sections.begin(), known_sections.end(), name);
+      if (found == known_sections.end()) {
+        throw UsageError(where + "unknown section " + quote(name) + ": expected " + one_of(known_sections, false));
       }
+      section = *found;
       continue;
     }
 
@@ -231,59 +242,24 @@ void load_file(Settings& settings, const std::string& path, Origins* origins) {
     const std::string_view value = trim(line.substr(eq + 1));
     if (key.empty()) throw UsageError(where + "missing key before '=' in " + quote(line));
 
-    if (section == Section::none) {
-      throw UsageError(where + "key " + quote(key) + " is outside any section: put it under [ice] or [rendezvous]");
+    const std::vector<std::string_view> homes = sections_with(key);
+    if (section.empty()) {
+      throw UsageError(where + "key " + quote(key) + " is outside any section: put it under " +
+                       one_of(homes.empty() ? known_sections : homes, true));
     }
-
-    const auto port_of = [&](std::string_view k) {
-      const std::optional<uint16_t> port = parse_port(value);
-      if (!port) throw UsageError(where + std::string(k) + ": bad port " + quote(value) + ": expected 1-65535");
-      return *port;
-    };
-
-    if (section == Section::ice && key == "stun") {
-      stun.endpoint = parse_endpoint(value, kDefaultStunPort, where + "stun");
-      stun.where = here;
-    } else if (section == Section::ice && key == "stun-port") {
-      stun.port = port_of(key);
-      stun.where = here;
-    } else if (section == Section::ice && key == "turn") {
-      turn.endpoint = parse_endpoint(value, kDefaultStunPort, where + "turn");
-      turn.where = here;
-    } else if (section == Section::ice && key == "turn-port") {
-      turn.port = port_of(key);
-      turn.where = here;
-    } else if (section == Section::ice && key == "turn-user") {
-      result.turn_user = value;
-      record.turn_user = Origin{Source::file, here};
-    } else if (section == Section::ice && key == "turn-password") {
-      result.turn_password = value;
-      record.turn_password = Origin{Source::file, here};
-    } else if (section == Section::ice && (key == "force-relay" || key == "no-relay")) {
-      bool flag = false;
-      if (value == "true" || value == "yes" || value == "1") {
-        flag = true;
-      } else if (!(value == "false" || value == "no" || value == "0")) {
-        throw UsageError(where + std::string(key) + ": " + quote(value) + " is not true or false");
-      }
-      (key == "force-relay" ? result.force_relay : result.no_relay) = flag;
-      record.relay_policy = Origin{Source::file, here};
-    } else if (section == Section::quic && key == "congestion") {
-      result.congestion = parse_congestion(value, where + "congestion");
-      record.congestion = Origin{Source::file, here};
-    } else if (section == Section::rendezvous && key == "url") {
-      if (!is_websocket_url(value)) {
-        throw UsageError(where + "url " + quote(value) + " is not a ws:// or wss:// URL");
-      }
-      result.relay_url = value;
-      record.relay_url = Origin{Source::file, here};
-    } else {
-      throw UsageError(where + "unknown key " + quote(key) + " in [" + std::string(section_name(section)) + "]");
+    const Setting* row = find_key(section, key);
+    if (row == nullptr) {
+      std::string hint;
+      if (!homes.empty()) hint = " (it belongs in " + one_of(homes, true) + ")";
+      throw UsageError(where + "unknown key " + quote(key) + " in [" + std::string(section) + "]" + hint);
     }
+    const std::string what = where + std::string(key);
+    row->set(result, value, what);
+    record.*row->origin = Origin{Source::file, here};
+    if (row->file_applies_last) again.push_back({row, std::string(value), what});
   }
 
-  stun.apply(result.stun, &record.stun);
-  turn.apply(result.turn, &record.turn);
+  for (const Again& a : again) a.row->set(result, a.value, a.what);
   settings = std::move(result);
   if (origins != nullptr) *origins = std::move(record);
 }
@@ -323,7 +299,7 @@ Endpoint parse_endpoint(std::string_view value, uint16_t default_port, std::stri
   }
   Endpoint endpoint{std::string(host), default_port};
   if (port_text) {
-    const std::optional<uint16_t> port = parse_port(*port_text);
+    const std::optional<uint16_t> port = port_number(*port_text);
     if (!port) throw UsageError(context + "bad port " + quote(*port_text) + " in " + quote(value));
     endpoint.port = *port;
   }

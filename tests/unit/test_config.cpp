@@ -2,11 +2,13 @@
 #include <glib/gstdio.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
 
 #include "peersock/config/config.hpp"
+#include "peersock/config/table.hpp"
 #include "peersock/error.hpp"
 
 namespace cfg = peersock::config;
@@ -280,8 +282,7 @@ TEST(LoadFile, BadUrl) {
   for (const std::string bad : {"http://relay.example.org/v1", "relay.example.org", "ws://", "", "WS:/x"}) {
     std::string path;
     const std::string msg = load_error("[rendezvous]\nurl = " + bad + "\n", &path);
-    EXPECT_CONTAINS(msg, path + ":2: ");
-    EXPECT_CONTAINS(msg, "url '" + bad + "'");
+    EXPECT_CONTAINS(msg, path + ":2: url: '" + bad + "' is not a ws:// or wss:// URL");
   }
   EXPECT_EQ(load("[rendezvous]\nurl = ws://127.0.0.1:4000/v1\n").relay_url, "ws://127.0.0.1:4000/v1");
 }
@@ -429,4 +430,183 @@ TEST(LoadFile, QuicCongestion) {
   EXPECT_CONTAINS(msg, "'reno' is not bbr or cubic");
   // Keys belong to their section.
   EXPECT_CONTAINS(load_error("[ice]\ncongestion = bbr\n"), "'congestion'");
+}
+
+// ---- the settings table ------------------------------------------------------
+
+namespace {
+
+// A valid value for each row, by its config file key, or its name, or its flag.
+std::string example_for(const cfg::Setting& row) {
+  static const std::map<std::string, std::string> examples = {
+      {"url", "ws://127.0.0.1:1/v1"}, {"stun", "192.0.2.1:7"}, {"stun-port", "7"},   {"turn", "192.0.2.2"},
+      {"turn-port", "8"},            {"turn-user", "u"},      {"turn-password", "pw"}, {"force-relay", "true"},
+      {"no-relay", "false"},         {"protocol", "2"},       {"congestion", "cubic"}, {"udp-gso", "0"},
+  };
+  if (row.key.empty() && row.env.empty() && row.arg.empty()) return std::string(row.implied);  // a flag alone
+  const std::string id(!row.key.empty() ? row.key : !row.name.empty() ? row.name : row.flag);
+  const auto it = examples.find(id);
+  if (it == examples.end()) ADD_FAILURE() << "no example value for the row " << id << ": add one here";
+  return it == examples.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+TEST(Table, FindFlag) {
+  ASSERT_NE(cfg::find_flag("--stun"), nullptr);
+  EXPECT_EQ(cfg::find_flag("--stun")->name, "stun");
+  EXPECT_EQ(cfg::find_flag("--no-relay")->origin, &cfg::Origins::relay_policy);
+  EXPECT_EQ(cfg::find_flag("--bogus"), nullptr);
+  EXPECT_EQ(cfg::find_flag(""), nullptr);  // rows without a flag are not found by ""
+  EXPECT_EQ(cfg::file_key(*cfg::find_flag("--congestion")), "[quic] congestion");
+}
+
+TEST(Table, EveryKeyVariableAndFlagSetsItsSettingAndOrigin) {
+  for (const cfg::Setting& row : cfg::table()) {
+    const std::string value = example_for(row);
+    if (!row.key.empty()) {
+      TempConfig file;
+      cfg::Settings s = cfg::defaults();
+      cfg::Origins o;
+      cfg::load_file(s, file.write("# x\n[" + std::string(row.section) + "]\n" + std::string(row.key) + " = " + value + "\n"), &o);
+      EXPECT_EQ((o.*row.origin).source, cfg::Source::file) << row.key;
+      EXPECT_EQ((o.*row.origin).detail, file.path() + ":3") << row.key;
+    }
+    if (!row.env.empty()) {
+      cfg::Settings s = cfg::defaults();
+      cfg::Origins o;
+      cfg::apply_environment(s, env_of({{std::string(row.env), value}}), &o);
+      EXPECT_EQ((o.*row.origin).source, cfg::Source::environment) << row.env;
+      EXPECT_EQ((o.*row.origin).detail, row.env);
+    }
+    if (!row.flag.empty()) {
+      cfg::Settings s = cfg::defaults();
+      cfg::Origins o;
+      cfg::apply_flags(s, {{&row, row.arg.empty() ? std::string(row.implied) : value}}, &o);
+      EXPECT_EQ((o.*row.origin).source, cfg::Source::flag) << row.flag;
+      EXPECT_EQ((o.*row.origin).detail, row.flag);
+    }
+  }
+}
+
+TEST(Table, NamedRowsRenderTheirValue) {
+  cfg::Settings s = cfg::defaults();
+  std::map<std::string, std::string> shown;
+  for (const cfg::Setting& row : cfg::table()) {
+    if (!row.name.empty()) shown[std::string(row.name)] = row.show(s);
+  }
+  EXPECT_EQ(shown["relay"], "ws://relay.magic-wormhole.io/v1");
+  EXPECT_EQ(shown["stun"], "freestun.net:3479");
+  EXPECT_EQ(shown["turn-password"], "(hidden)");
+  EXPECT_EQ(shown["relay-policy"], "any");
+  EXPECT_EQ(shown["protocol"], std::to_string(cfg::kMaxProtocolVersion));
+  EXPECT_EQ(shown["congestion"], "bbr");
+  EXPECT_EQ(shown["udp-gso"], "on");
+  s.turn = cfg::Endpoint{"2001:db8::1", 5349};
+  s.stun = cfg::Endpoint{};
+  s.turn_password.clear();
+  s.no_relay = true;
+  for (const cfg::Setting& row : cfg::table()) {
+    if (!row.name.empty()) shown[std::string(row.name)] = row.show(s);
+  }
+  EXPECT_EQ(shown["turn"], "[2001:db8::1]:5349");
+  EXPECT_EQ(shown["stun"], "(disabled)");
+  EXPECT_EQ(shown["turn-password"], "(empty)");
+  EXPECT_EQ(shown["relay-policy"], "no-relay");
+}
+
+TEST(Environment, UdpGso) {
+  cfg::Settings s = cfg::defaults();
+  cfg::Origins o;
+  EXPECT_TRUE(s.direct_send);
+  cfg::apply_environment(s, env_of({{"PEERSOCK_UDP_GSO", "0"}}), &o);
+  EXPECT_FALSE(s.direct_send);
+  EXPECT_EQ(o.direct_send.detail, "PEERSOCK_UDP_GSO");
+  cfg::apply_environment(s, env_of({{"PEERSOCK_UDP_GSO", ""}}), &o);  // empty: unset
+  EXPECT_FALSE(s.direct_send);
+  cfg::apply_environment(s, env_of({{"PEERSOCK_UDP_GSO", "1"}}), &o);
+  EXPECT_TRUE(s.direct_send);
+}
+
+TEST(Flags, RelayPolicyFlagReplacesTheFilesOtherKey) {
+  TempConfig file;
+  cfg::Settings s = cfg::defaults();
+  cfg::load_file(s, file.write("[ice]\nno-relay = yes\n"));
+  EXPECT_TRUE(s.no_relay);
+  cfg::apply_flags(s, {{cfg::find_flag("--force-relay"), "force-relay"}});
+  EXPECT_TRUE(s.force_relay);
+  EXPECT_FALSE(s.no_relay);
+  cfg::apply_flags(s, {{cfg::find_flag("--force-relay"), "force-relay"}, {cfg::find_flag("--no-relay"), "no-relay"}});
+  EXPECT_FALSE(s.force_relay);  // the last one wins
+  EXPECT_TRUE(s.no_relay);
+}
+
+TEST(Flags, BadValueNamesTheFlagAndLeavesSettingsUntouched) {
+  cfg::Settings s = cfg::defaults();
+  try {
+    cfg::apply_flags(s, {{cfg::find_flag("--turn-user"), "mallory"}, {cfg::find_flag("--stun"), "host:99999"}});
+    ADD_FAILURE() << "no error";
+  } catch (const peersock::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "--stun: bad port '99999' in 'host:99999'");
+  }
+  EXPECT_EQ(s.turn_user, "free");
+  try {
+    cfg::apply_flags(s, {{cfg::find_flag("--congestion"), "reno"}});
+    ADD_FAILURE() << "no error";
+  } catch (const peersock::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "--congestion: 'reno' is not bbr or cubic");
+  }
+}
+
+TEST(CheckSettings, RelayPolicy) {
+  cfg::Settings s = cfg::defaults();
+  EXPECT_NO_THROW(cfg::check_settings(s));
+  s.force_relay = s.no_relay = true;
+  try {
+    cfg::check_settings(s);
+    ADD_FAILURE() << "no error";
+  } catch (const peersock::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "force-relay and no-relay contradict each other (check the config file)");
+  }
+  s.no_relay = false;
+  s.turn = cfg::Endpoint{};
+  try {
+    cfg::check_settings(s);
+    ADD_FAILURE() << "no error";
+  } catch (const peersock::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "--force-relay needs a TURN server (--turn HOST[:PORT])");
+  }
+}
+
+TEST(LoadFile, PortLineOriginIsTheLastOfTheServersLines) {
+  TempConfig file;
+  for (const std::string text : {"[ice]\nstun-port = 2000\nstun = stun.example.org\n",
+                                 "[ice]\nstun = stun.example.org\nstun-port = 2000\n"}) {
+    cfg::Settings s = cfg::defaults();
+    cfg::Origins o;
+    cfg::load_file(s, file.write(text), &o);
+    EXPECT_EQ(s.stun.host, "stun.example.org");
+    EXPECT_EQ(s.stun.port, 2000);
+    EXPECT_EQ(o.stun.detail, file.path() + ":3");
+  }
+}
+
+TEST(LoadFile, MessagesNameTheRightSection) {
+  // The message after "PATH:".
+  const auto error = [](const std::string& text) {
+    std::string path;
+    const std::string msg = load_error(text, &path);
+    EXPECT_EQ(msg.rfind(path + ":", 0), 0u) << msg;
+    return msg.substr(std::min(msg.size(), path.size() + 1));
+  };
+  EXPECT_EQ(error("[ice]\nurl = ws://x/v1\n"), "2: unknown key 'url' in [ice] (it belongs in [rendezvous])");
+  EXPECT_EQ(error("[ice]\ncongestion = bbr\n"), "2: unknown key 'congestion' in [ice] (it belongs in [quic])");
+  EXPECT_EQ(error("[quic]\nbogus = 1\n"), "2: unknown key 'bogus' in [quic]");
+  EXPECT_EQ(error("stun = a\n"), "1: key 'stun' is outside any section: put it under [ice]");
+  EXPECT_EQ(error("bogus = a\n"), "1: key 'bogus' is outside any section: put it under [rendezvous], [ice] or [quic]");
+  EXPECT_EQ(error("[relay]\n"), "1: unknown section 'relay': expected 'rendezvous', 'ice' or 'quic'");
+  EXPECT_EQ(error("[ice]\nforce-relay = maybe\n"), "2: force-relay: 'maybe' is not true or false");
+  EXPECT_EQ(error("[ice]\nturn-port = 0\n"), "2: turn-port: bad port '0': expected 1-65535");
+  EXPECT_EQ(error("[quic]\ncongestion = reno\n"), "2: congestion: 'reno' is not bbr or cubic");
+  EXPECT_EQ(error("[rendezvous]\nurl = http://x\n"), "2: url: 'http://x' is not a ws:// or wss:// URL");
 }

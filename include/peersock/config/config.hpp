@@ -1,12 +1,11 @@
 // Settings: built-in defaults < config file < environment < command-line flags.
+// Every setting's spellings, parser and rendering are one row of the table in
+// peersock/config/table.hpp; the three layers below iterate it.
 //
 // File: $XDG_CONFIG_HOME/peersock.conf (g_get_user_config_dir()), INI style,
-// compatible with the original peersock's [ice] keys:
-//   [ice]        stun, stun-port, turn, turn-port, turn-user, turn-password,
-//                force-relay, no-relay (true/false; ours, not the original's)
-//   [rendezvous] url
-//   [quic]       congestion (bbr or cubic; ours)
-// '#' and ';' start comment lines. An empty stun/turn value disables that server.
+// compatible with the original peersock's [ice] keys; the sections and keys
+// are the table's. '#' and ';' start comment lines. An empty stun/turn value
+// disables that server.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "peersock/protocol/version.hpp"
 
@@ -67,13 +67,16 @@ struct Origin {
 };
 
 // One Origin per Settings field, updated by load_file, apply_environment and
-// the CLI's flags as each layer overrides a value.
+// apply_flags as each layer overrides a value.
 struct Origins {
   Origin relay_url, stun, turn, turn_user, turn_password;
   Origin relay_policy;  // force-relay / no-relay
   Origin protocol_version;
   Origin congestion;
+  Origin direct_send;
 };
+
+struct Setting;  // a row of the settings table (table.hpp)
 
 // Looks up an environment variable (std::getenv in the binary, a map in
 // tests). nullopt = not set.
@@ -94,16 +97,36 @@ std::string default_path();
 // When `origins` is given, every field the file sets is recorded there.
 void load_file(Settings& settings, const std::string& path, Origins* origins = nullptr);
 
-// The environment layer: PEERSOCK_RELAY, PEERSOCK_STUN, PEERSOCK_TURN,
-// PEERSOCK_TURN_USER, PEERSOCK_TURN_PASSWORD override the file's values. An
-// empty variable counts as unset, except PEERSOCK_STUN / PEERSOCK_TURN, where
-// empty disables the server (like --stun ''). Errors: UsageError naming the
-// variable and quoting its value.
+// The environment layer: each row's variable (PEERSOCK_RELAY, PEERSOCK_STUN,
+// ...) overrides the file's value. An empty variable counts as unset, except
+// PEERSOCK_STUN / PEERSOCK_TURN, where empty disables the server (like
+// --stun ''). Errors: UsageError naming the variable and quoting its value;
+// `settings` is then untouched.
 void apply_environment(Settings& settings, const EnvLookup& env, Origins* origins = nullptr);
+
+// One flag of the settings table as given on the command line: its row and
+// its value (the row's `implied` value for a flag without one).
+struct FlagValue {
+  const Setting* setting;
+  std::string value;
+};
+
+// The flag layer: applies `flags` in order. Errors: UsageError naming the
+// flag and quoting its value; `settings` is then untouched.
+void apply_flags(Settings& settings, const std::vector<FlagValue>& flags, Origins* origins = nullptr);
+
+// Checks the combination of all layers. Errors: UsageError for force-relay
+// with no-relay (only the file can set both), and for force-relay without a
+// TURN server.
+void check_settings(const Settings& settings);
 
 // Validates a rendezvous URL (ws:// or wss:// with something after it).
 // Errors: UsageError "WHAT: 'VALUE' is not a ws:// or wss:// URL".
 void check_relay_url(std::string_view url, std::string_view what);
+
+// A port number, digits only (no sign, no "80x"). Errors: UsageError
+// "WHAT: bad port 'VALUE': expected 1-65535".
+uint16_t parse_port(std::string_view value, std::string_view what);
 
 // Parses "HOST:PORT", "HOST" (default_port), "[V6]:PORT", or "" (disabled).
 // Errors: UsageError quoting the value, with `what` ("--stun") as context.
