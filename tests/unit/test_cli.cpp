@@ -10,6 +10,7 @@
 
 #include "cli/commands.hpp"
 #include "peersock/code/code.hpp"
+#include "peersock/config/table.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::cli {
@@ -297,6 +298,59 @@ TEST_F(CliTest, RelayPolicyFlagsAndConfigKeys) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("'maybe'"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(CliTest, SettingFlagsFromTheTable) {
+  auto usage_error = [&](std::vector<std::string> args) -> std::string {
+    try {
+      parse(std::move(args));
+    } catch (const UsageError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no error";
+    return {};
+  };
+  EXPECT_EQ(usage_error({"--force-relay=yes", "stdio-a"}), "option --force-relay takes no value (got 'yes')");
+  EXPECT_EQ(usage_error({"stdio-a", "--stun"}), "option --stun needs a value");
+  EXPECT_EQ(usage_error({"--stun", "h:99999", "stdio-a"}), "--stun: bad port '99999' in 'h:99999'");
+  EXPECT_EQ(usage_error({"--congestion=reno", "stdio-a"}), "--congestion: 'reno' is not bbr or cubic");
+  EXPECT_EQ(usage_error({"--force-relay", "--turn=", "stdio-a"}), "--force-relay needs a TURN server (--turn HOST[:PORT])");
+  write_config("[ice]\nforce-relay = true\nno-relay = true\n");
+  EXPECT_EQ(usage_error({"stdio-a"}), "force-relay and no-relay contradict each other (check the config file)");
+  write_config("[quic]\ncongestion = cubic\n");
+  env_ = {{"PEERSOCK_CONGESTION", "bbr"}};
+  auto p = parse({"stdio-a"});
+  EXPECT_EQ(p.options.settings.congestion, config::Congestion::bbr);  // environment over file
+  p = parse({"--congestion", "cubic", "stdio-a"});
+  EXPECT_EQ(p.options.settings.congestion, config::Congestion::cubic);  // flag over environment
+  EXPECT_EQ(p.origins.congestion.detail, "--congestion");
+  p = parse({"--force-relay", "--no-relay", "stdio-a"});  // the last one wins
+  EXPECT_TRUE(p.options.settings.no_relay);
+  EXPECT_FALSE(p.options.settings.force_relay);
+  env_ = {{"PEERSOCK_UDP_GSO", "0"}};
+  p = parse({"stdio-a"});
+  EXPECT_FALSE(p.options.settings.direct_send);
+  EXPECT_NE(format_config(p, false).find("environment PEERSOCK_UDP_GSO"), std::string::npos) << format_config(p, false);
+}
+
+TEST_F(CliTest, HelpAndPrintConfigCoverTheTable) {
+  const std::string help = usage_text(nullptr);
+  auto p = parse({"--print-config"});
+  const std::string text = format_config(p, false);
+  const std::string json = format_config(p, true);
+  for (const config::Setting& row : config::table()) {
+    if (!row.flag.empty()) {
+      EXPECT_NE(help.find("  " + std::string(row.flag)), std::string::npos) << row.flag;
+    } else if (!row.env.empty()) {
+      EXPECT_NE(help.find("  " + std::string(row.env) + "="), std::string::npos) << row.env;
+    }
+    if (row.name.empty()) continue;
+    EXPECT_NE(("\n" + text).find("\n" + std::string(row.name) + " "), std::string::npos) << row.name << " in\n" << text;
+    EXPECT_NE(json.find("\"" + std::string(row.name) + "\":{"), std::string::npos) << row.name;
+  }
+  EXPECT_NE(json.find(R"("file":["[ice] stun","[ice] stun-port"])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("flags":["--force-relay","--no-relay"])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("environment":["PEERSOCK_UDP_GSO"])"), std::string::npos) << json;
 }
 
 }  // namespace
