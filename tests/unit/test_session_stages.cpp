@@ -244,6 +244,69 @@ TEST(AuthGate, AfterSuccessNewStreamsAreData) {
   EXPECT_EQ(read_some(rig.client.data[0]), "Xs");
 }
 
+// A raw client (no gate): streams 0 and 4 opened by hand, so that the test
+// decides what stream 4 carries to the server's gate.
+struct RawClientRig {
+  RawClientRig() : server(pair.server(), kServerSides) {
+    if (!pair.handshake()) ADD_FAILURE() << "no handshake";
+    auto c = pair.client().open_stream();
+    auto a = pair.client().open_stream();
+    if (!c || !a || *c != 0 || *a != 4) ADD_FAILURE() << "streams 0 and 4";
+    control = Stream(pair.client(), c.value_or(0));
+    auth = Stream(pair.client(), a.value_or(4));
+    std::string code = "3-abc";
+    server.gate.begin(code);
+  }
+  // Admits and polls the server until it throws CounterpartyError.
+  bool server_rejects() {
+    bool threw = false;
+    pair.run_until(
+        [&] {
+          try {
+            server.admit();
+            server.gate.poll();
+          } catch (const CounterpartyError&) {
+            threw = true;
+          }
+          return threw;
+        },
+        5 * kSec);
+    return threw;
+  }
+  QuicPair pair;
+  GateSide server;
+  Stream control, auth;
+};
+
+TEST(AuthGate, ServerRejectsAZeroLengthAuthFrame) {
+  RawClientRig rig;
+  const uint8_t frame[] = {0, 0};
+  ASSERT_EQ(rig.auth.write(frame).status, IoStatus::ok);
+  EXPECT_TRUE(rig.server_rejects());
+  EXPECT_FALSE(rig.server.gate.authenticated());
+}
+
+TEST(AuthGate, ServerRejectsAClosedAuthStream) {
+  RawClientRig rig;
+  const uint8_t partial[] = {0};  // half a length prefix, then FIN
+  ASSERT_EQ(rig.auth.write(partial).status, IoStatus::ok);
+  rig.auth.conclude();
+  EXPECT_TRUE(rig.server_rejects());
+}
+
+TEST(AuthGate, ServerRejectsAnotherStreamOnceItHasItsAuthStream) {
+  // The responder takes stream 4 once; anything else before auth (here
+  // stream 8, carrying a valid-looking frame) is rejected even though 4 is set.
+  RawClientRig rig;
+  const uint8_t frame[] = {0, 1, 0x42};
+  ASSERT_EQ(rig.auth.write(frame).status, IoStatus::ok);
+  auto extra = rig.pair.client().open_stream();
+  ASSERT_TRUE(extra);
+  Stream s(rig.pair.client(), *extra);
+  ASSERT_EQ(s.write(frame).status, IoStatus::ok);
+  EXPECT_TRUE(rig.server_rejects());
+}
+
 // ---- ControlChannel ----------------------------------------------------------
 
 struct ChannelSide {
@@ -407,6 +470,30 @@ TEST(ControlChannel, UnknownByteAtV2IsIgnored) {
   }));
 }
 
+TEST(ControlChannel, ABacklogBeyondTheLimitEndsTheSession) {
+  // The server never reads stream 0: flow control stops the client's writes
+  // (after the 1 MiB initial stream window and the endpoint's 512 KiB of
+  // unsent bytes), the queue grows, and past kMaxBacklog the channel gives up.
+  ChannelRig rig(3);
+  rig.attach_client();
+  bool threw = false;
+  size_t sent = 0;
+  try {
+    while (sent < 8 * ControlChannel::kMaxBacklog / kCreditFrameBytes) {
+      for (int i = 0; i < 1000; ++i, ++sent) rig.client.channel.send_grant(1, sent);
+      rig.pair.run_for(5 * kMs, [&] { rig.client.channel.poll(rig.now_us()); });
+    }
+  } catch (const CounterpartyError&) {
+    ADD_FAILURE() << "a stalled peer is not a protocol violation";
+  } catch (const Error& e) {
+    threw = true;
+    EXPECT_EQ(e.code(), ExitCode::peer_gone) << e.what();
+  }
+  EXPECT_TRUE(threw) << "queued " << rig.client.channel.unsent() << " bytes without giving up";
+  EXPECT_GT(sent * kCreditFrameBytes, ControlChannel::kMaxBacklog);
+  EXPECT_LT(sent * kCreditFrameBytes, 4 * ControlChannel::kMaxBacklog) << "the backlog was not bounded near the limit";
+}
+
 TEST(ControlChannel, V1SendsNothing) {
   ChannelRig rig(1);
   rig.client.channel.send_delivered();
@@ -456,6 +543,17 @@ using quic::IoStatus;
 using quic::Stream;
 using sim::kMs;
 using sim::kSec;
+
+std::string read_all(Stream& s) {
+  std::string out;
+  uint8_t buf[4096];
+  for (;;) {
+    auto r = s.read(buf);
+    if (r.status != IoStatus::ok) break;
+    out.append(reinterpret_cast<const char*>(buf), r.bytes);
+  }
+  return out;
+}
 
 // A loopback TCP listener on an ephemeral port.
 struct Listener {
@@ -578,6 +676,128 @@ TEST(ForwarderAcceptor, AStreamWithoutTheHeaderIsACounterpartyError) {
   EXPECT_EQ(rig.opened, 0);
   rig.listener.try_accept();
   EXPECT_LT(rig.listener.conn, 0) << "nothing was connected";
+}
+
+
+// A port that was free a moment ago (the forwarder binds it itself).
+uint16_t free_port() {
+  Listener probe;
+  return probe.port;
+}
+
+int connect_loopback(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+struct OpenerRig {
+  OpenerRig() : pair(AcceptorRig::defaults()) {
+    if (!pair.handshake()) ADD_FAILURE() << "no handshake";
+    port = free_port();
+    LocalEnd local;
+    local.kind = LocalEnd::Kind::listen_tcp;
+    local.port = port;
+    local.opener = true;
+    ForwarderEvents events;
+    events.wants_io = [] {};
+    events.opened = [this](const Pump&) { ++opened; };
+    events.failed = [this](std::exception_ptr e) { failure = e; };
+    forwarder = std::make_unique<Forwarder>(local, std::move(events));
+    forwarder->start(pair.client(), Capabilities{});
+  }
+  ~OpenerRig() {
+    forwarder.reset();
+    for (int fd : locals) close(fd);
+  }
+  void service() {
+    for (int i = 0; i < 1000 && g_main_context_iteration(nullptr, FALSE); ++i) {
+    }
+    forwarder->after_quic_run();
+    while (auto id = pair.server().accept_stream()) peer.emplace_back(pair.server(), *id);
+  }
+  bool run_until(const std::function<bool()>& done, sim::Timestamp budget = 20 * kSec) {
+    return pair.run_until(
+        [&] {
+          service();
+          return done();
+        },
+        budget);
+  }
+  sim::QuicPair pair;
+  uint16_t port = 0;
+  std::unique_ptr<Forwarder> forwarder;
+  std::vector<int> locals;
+  std::vector<Stream> peer;  // the server's side of the data streams
+  int opened = 0;
+  std::exception_ptr failure;
+};
+
+TEST(ForwarderOpener, ALocalConnectionOpensAStreamWithTheHeader) {
+  OpenerRig rig;
+  EXPECT_EQ(rig.forwarder->listener_description(), "127.0.0.1:" + std::to_string(rig.port));
+  int fd = connect_loopback(rig.port);
+  ASSERT_GE(fd, 0);
+  rig.locals.push_back(fd);
+  ASSERT_EQ(write(fd, "hello", 5), 5);
+  std::string got;
+  ASSERT_TRUE(rig.run_until([&] {
+    for (auto& s : rig.peer) got += read_all(s);
+    return got == "Xhello" || rig.failure;
+  }));
+  ASSERT_FALSE(rig.failure);
+  EXPECT_EQ(rig.opened, 1);
+  ASSERT_EQ(rig.peer.size(), 1u);
+  const std::string back = "world";
+  ASSERT_EQ(rig.peer[0].write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(back.data()), back.size())).status,
+            IoStatus::ok);
+  std::string local;
+  ASSERT_TRUE(rig.run_until([&] {
+    char buf[64];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) local.append(buf, static_cast<size_t>(n));
+    return local == back;
+  }));
+}
+
+TEST(ForwarderOpener, AtThePeersStreamLimitNewConnectionsWaitInsteadOfBeingRefused) {
+  OpenerRig rig;
+  const size_t limit = rig.pair.client().streams_left();
+  ASSERT_GT(limit, 0u);
+  ASSERT_LT(limit, 1000u);
+  for (size_t i = 0; i < limit + 2; ++i) {
+    int fd = connect_loopback(rig.port);  // completes in the kernel's accept queue
+    ASSERT_GE(fd, 0);
+    rig.locals.push_back(fd);
+  }
+  ASSERT_TRUE(rig.run_until([&] { return rig.peer.size() == limit || rig.failure; }));
+  ASSERT_FALSE(rig.failure);
+  rig.pair.run_for(500 * kMs, [&] { rig.service(); });
+  EXPECT_EQ(rig.peer.size(), limit) << "opened beyond the peer's stream limit";
+  EXPECT_EQ(static_cast<size_t>(rig.opened), limit);
+  EXPECT_EQ(rig.pair.client().streams_left(), 0u);
+  // None of the waiting connections was refused (closed): nothing to read, no EOF.
+  for (size_t i = limit; i < rig.locals.size(); ++i) {
+    char c;
+    EXPECT_EQ(read(rig.locals[i], &c, 1), -1) << "connection " << i << " was closed";
+    EXPECT_EQ(errno, EAGAIN);
+  }
+  // The server finishes two streams: the peer allows two more, and the
+  // waiting connections are accepted.
+  for (int i = 0; i < 2; ++i) {
+    rig.peer[static_cast<size_t>(i)].reset();
+  }
+  ASSERT_TRUE(rig.run_until([&] { return rig.peer.size() == limit + 2 || rig.failure; }));
+  ASSERT_FALSE(rig.failure);
+  EXPECT_EQ(static_cast<size_t>(rig.opened), limit + 2);
 }
 
 }  // namespace
