@@ -14,6 +14,7 @@
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
 #include "peersock/quic/endpoint.hpp"
+#include "peersock/rendezvous/nameplate_lister.hpp"
 #include "peersock/session/session.hpp"
 #include "peersock/ui/code_prompt.hpp"
 
@@ -96,7 +97,10 @@ int run(int argc, char** argv) {
     if (parsed.code_source == CodeSource::prompt) {
       const bool stdio = parsed.options.mode.kind == session::ModeKind::stdio_a ||
                          parsed.options.mode.kind == session::ModeKind::stdio_b;
-      parsed.options.code = ui::prompt_code(parsed.options.settings.relay_url, stdio);
+      // Tab completion lists the mailbox server's nameplates.
+      rendezvous::NameplateLister mailbox(parsed.options.settings.relay_url);
+      ui::NameplateListerFor lister(mailbox);
+      parsed.options.code = ui::prompt_code(lister, stdio);
     }
     status = session::run(std::move(parsed.options));  // the session wipes the code: no copy stays here
   } catch (const Error& e) {

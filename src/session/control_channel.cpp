@@ -19,7 +19,11 @@ void ControlChannel::send_delivered() {
   send(std::span<const uint8_t>(&kDoneMarker, 1));
 }
 
-void ControlChannel::send_grant(uint64_t stream_id, uint64_t limit) { send(encode_credit({stream_id, limit})); }
+void ControlChannel::send_grant(uint64_t stream_id, uint64_t limit) {
+  // Below v3 the peer would read the frame's bytes as markers.
+  if (!protocol::frames_credit(version_)) return;
+  send(encode_credit({stream_id, limit}));
+}
 
 void ControlChannel::start_ping(int64_t now_us) {
   if (!protocol::has_control_stream(version_)) return;

@@ -59,10 +59,4 @@ class NameplateListerFor final : public NameplateLister {
 // SIGINT, SIGTERM or SIGHUP.
 code::Code prompt_code(NameplateLister& nameplates, bool stdin_is_data);
 
-// Transitional, until src/cli wires the lister itself (the three lines
-// above): the same with the nameplates of the mailbox server at `relay_url`.
-// Defined in src/ui/mailbox_prompt.cpp, library ps_ui_mailbox, as ui itself
-// may not use rendezvous.
-code::Code prompt_code(const std::string& relay_url, bool stdin_is_data);
-
 }  // namespace peersock::ui
