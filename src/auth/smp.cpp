@@ -152,8 +152,7 @@ void FrameReader::feed(std::span<const uint8_t> bytes) {
   // outstanding. Bounding the buffer to one maximal frame keeps a peer from
   // making us hold an unbounded amount of data.
   if (buffer_.size() > 2 + kMaxFramePayload) {
-    throw CounterpartyError("more than one auth frame of unread data (" + std::to_string(buffer_.size()) +
-                            " bytes)");
+    throw CounterpartyError("more than one auth frame of unread data (" + std::to_string(buffer_.size()) + " bytes)");
   }
 }
 
@@ -177,9 +176,7 @@ struct Smp::State {
 
   // otrl_sm_state_new leaves received_question and sm_prog_state unset;
   // value-initialise everything first so no field is ever read uninitialised.
-  State() : sm{} {
-    otrl_sm_state_new(&sm);
-  }
+  State() : sm{} { otrl_sm_state_new(&sm); }
   // otrl_sm_state_free releases every MPI (libgcrypt wipes MPI limbs on
   // release, so the secret MPI does not linger) and resets the pointers.
   ~State() { otrl_sm_state_free(&sm); }

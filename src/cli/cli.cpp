@@ -54,10 +54,11 @@ void scrub_argv(char** argv, const std::vector<std::pair<int, size_t>>& secrets)
 
 void emit_exit(bool json, int status) {
   if (!json) return;
-  nlohmann::json j = {{"event", "exit"},
-                      {"t", std::round(log::elapsed_seconds() * 1000) / 1000},
-                      {"exit_code", status},
-                      {"kind", status == 130 ? std::string_view("interrupted") : exit_code_name(static_cast<ExitCode>(status))}};
+  nlohmann::json j = {
+      {"event", "exit"},
+      {"t", std::round(log::elapsed_seconds() * 1000) / 1000},
+      {"exit_code", status},
+      {"kind", status == 130 ? std::string_view("interrupted") : exit_code_name(static_cast<ExitCode>(status))}};
   log::json_line(j.dump());
 }
 
@@ -67,7 +68,8 @@ int run(int argc, char** argv) {
   // --json also applies to errors in the command line itself, which are
   // found before parsing is done.
   bool json = false;
-  for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) json = json || std::string_view(argv[i]) == "--json";
+  for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i)
+    json = json || std::string_view(argv[i]) == "--json";
   if (json) log::configure({false, 0, log::Format::json});
   int status = 0;
   try {

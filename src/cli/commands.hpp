@@ -15,7 +15,7 @@ namespace peersock::cli {
 
 struct Command {
   std::string_view name;
-  std::string_view usage;    // positional part, e.g. "PORT [CODE]"
+  std::string_view usage;  // positional part, e.g. "PORT [CODE]"
   std::string_view summary;
   std::string_view example;
   // Fills `mode` from the positional args (without the optional code) and
@@ -53,13 +53,13 @@ struct Parsed {
   // or forced on (--status) / off (--no-status).
   enum class StatusLine { automatic, on, off } status_line = StatusLine::automatic;
   CodeSource code_source = CodeSource::generate;
-  int code_argv_index = -1;          // argv index of a CODE given on the command line
+  int code_argv_index = -1;  // argv index of a CODE given on the command line
   // Secrets on the command line (the code, --turn-password): argv index and
   // the offset of the secret within that argument, to overwrite after use.
   std::vector<std::pair<int, size_t>> secret_args;
-  config::Origins origins;           // where each setting came from
+  config::Origins origins;  // where each setting came from
   std::string config_path;
-  config::Origin config_origin;      // --config, PEERSOCK_CONFIG or default
+  config::Origin config_origin;  // --config, PEERSOCK_CONFIG or default
   bool code_words_given = false;
 };
 

@@ -10,7 +10,7 @@ namespace peersock::cli {
 
 namespace {
 
-constexpr size_t kWidth = 79;      // a terminal's 80 columns, less one
+constexpr size_t kWidth = 79;       // a terminal's 80 columns, less one
 constexpr size_t kHelpColumn = 23;  // "  SPELLING" padded to here
 
 // "  SPELLING             help, wrapped at kWidth with continuation lines

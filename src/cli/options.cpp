@@ -40,7 +40,8 @@ int code_words(std::string_view v) {
   int n = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc{} || end != v.data() + v.size() || n < code::kMinWords || n > code::kMaxWords) {
-    throw UsageError(fmt::format("--code-words: {} is not a number from {} to {}", quote(v), code::kMinWords, code::kMaxWords));
+    throw UsageError(
+        fmt::format("--code-words: {} is not a number from {} to {}", quote(v), code::kMinWords, code::kMaxWords));
   }
   return n;
 }
@@ -50,45 +51,72 @@ using G = Option::Group;
 
 constexpr auto kOptions = std::to_array<Option>({
     {.display = "CODE", .help = "the code the other side printed", .group = G::code},
-    {.name = "--join", .display = "-, --join",
+    {.name = "--join",
+     .display = "-, --join",
      .help = "ask for it on the terminal; Tab completes the nameplate and the words (no terminal: one line of "
              "stdin, except for stdio-a/stdio-b)",
-     .group = G::code, .apply = [](Scan& s, std::string_view) { s.join = true; }},
-    {.name = "--code-file", .value = V::required, .arg = "FILE", .help = "read it from the first line of FILE",
-     .group = G::code, .apply = [](Scan& s, std::string_view v) { s.code_file = std::string(v); }},
+     .group = G::code,
+     .apply = [](Scan& s, std::string_view) { s.join = true; }},
+    {.name = "--code-file",
+     .value = V::required,
+     .arg = "FILE",
+     .help = "read it from the first line of FILE",
+     .group = G::code,
+     .apply = [](Scan& s, std::string_view v) { s.code_file = std::string(v); }},
     {.display = "PEERSOCK_CODE=CODE", .help = "take it from the environment", .group = G::code},
-    {.name = "--code-words", .value = V::required, .arg = "N", .help = "words in a generated code (2-8, default 4)",
-     .group = G::code, .apply = [](Scan& s, std::string_view v) {
-       s.parsed.options.code_words = code_words(v);
-       s.parsed.code_words_given = true;
-     }},
+    {.name = "--code-words",
+     .value = V::required,
+     .arg = "N",
+     .help = "words in a generated code (2-8, default 4)",
+     .group = G::code,
+     .apply =
+         [](Scan& s, std::string_view v) {
+           s.parsed.options.code_words = code_words(v);
+           s.parsed.code_words_given = true;
+         }},
 
-    {.name = "--bind", .value = V::required, .arg = "ADDR", .help = "listen: address to accept on (default 127.0.0.1)",
+    {.name = "--bind",
+     .value = V::required,
+     .arg = "ADDR",
+     .help = "listen: address to accept on (default 127.0.0.1)",
      .apply = [](Scan& s, std::string_view v) { s.parsed.options.mode.bind_address = std::string(v); }},
-    {.name = "--config", .value = V::required, .arg = "FILE",
+    {.name = "--config",
+     .value = V::required,
+     .arg = "FILE",
      .help = "config file (default $XDG_CONFIG_HOME/peersock.conf)",
      .apply = [](Scan& s, std::string_view v) { s.config_flag = std::string(v); }},
-    {.name = "--print-config", .help = "show each setting and where it came from, then exit",
+    {.name = "--print-config",
+     .help = "show each setting and where it came from, then exit",
      .apply = [](Scan& s, std::string_view) { s.parsed.print_config = true; }},
-    {.name = "--json", .help = "stderr: one JSON object per line (docs/json-events.md)",
+    {.name = "--json",
+     .help = "stderr: one JSON object per line (docs/json-events.md)",
      .apply = [](Scan& s, std::string_view) { s.parsed.json = true; }},
     {.name = "--status",
      .help = "the live status line on a terminal (the default, except for stdio-a/stdio-b, whose terminal may be "
              "ssh's)",
      .apply = [](Scan& s, std::string_view) { s.parsed.status_line = Parsed::StatusLine::on; }},
-    {.name = "--no-status", .help = "one line per event instead, also on a terminal",
+    {.name = "--no-status",
+     .help = "one line per event instead, also on a terminal",
      .apply = [](Scan& s, std::string_view) { s.parsed.status_line = Parsed::StatusLine::off; }},
     {.name = "--verbose", .alias = "-v", .apply = [](Scan& s, std::string_view) { s.parsed.log.debug_mask = ~0u; }},
     // Only `--debug=LIST`: a separate word would be ambiguous with the
     // subcommand that follows.
-    {.name = "--debug", .value = V::optional, .implied = "all", .display = "-v, --debug[=LAYERS]",
+    {.name = "--debug",
+     .value = V::optional,
+     .implied = "all",
+     .display = "-v, --debug[=LAYERS]",
      .help = "timestamped debug logs: all layers, or some of rendezvous,ice,quic,auth,forward,session",
      .apply = [](Scan& s, std::string_view v) { s.parsed.log.debug_mask |= log::parse_debug_list(v); }},
-    {.name = "--quiet", .alias = "-q", .help = "errors only (and the code, on the side that makes it)",
+    {.name = "--quiet",
+     .alias = "-q",
+     .help = "errors only (and the code, on the side that makes it)",
      .apply = [](Scan& s, std::string_view) { s.parsed.log.quiet = true; }},
-    {.name = "--help", .alias = "-h", .help = "this help; `peersock SUBCOMMAND --help` for one",
+    {.name = "--help",
+     .alias = "-h",
+     .help = "this help; `peersock SUBCOMMAND --help` for one",
      .apply = [](Scan& s, std::string_view) { s.parsed.help = true; }},
-    {.name = "--version", .help = "the version (with the QUIC and TLS libraries')",
+    {.name = "--version",
+     .help = "the version (with the QUIC and TLS libraries')",
      .apply = [](Scan& s, std::string_view) { s.parsed.version = true; }},
 });
 
@@ -263,8 +291,9 @@ void resolve_code(Scan& scan, const std::vector<std::string>& rest, size_t used,
     }
   }
   if (parsed.code_words_given && parsed.code_source != CodeSource::generate) {
-    throw UsageError(fmt::format("--code-words applies only to the side that generates the code (this side uses the code from {})",
-                                 code_source_name(parsed.code_source)));
+    throw UsageError(
+        fmt::format("--code-words applies only to the side that generates the code (this side uses the code from {})",
+                    code_source_name(parsed.code_source)));
   }
 }
 

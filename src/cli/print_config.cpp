@@ -49,8 +49,12 @@ std::string format_config(const Parsed& p, bool json) {
   add_settings(rows, p.options.settings, p.origins);
 
   const bool config_exists = access(p.config_path.c_str(), F_OK) == 0;
-  rows.push_back({"config", p.config_path + (config_exists ? "" : " (not found)"), p.config_origin, {"--config"},
-                  {"PEERSOCK_CONFIG"}, {}});
+  rows.push_back({"config",
+                  p.config_path + (config_exists ? "" : " (not found)"),
+                  p.config_origin,
+                  {"--config"},
+                  {"PEERSOCK_CONFIG"},
+                  {}});
 
   std::string code_value;
   switch (p.code_source) {
@@ -60,18 +64,23 @@ std::string format_config(const Parsed& p, bool json) {
   }
   const config::Origin code_origin =
       p.code_source == CodeSource::environment ? config::Origin{config::Source::environment, "PEERSOCK_CODE"}
-      : p.code_source == CodeSource::generate  ? config::Origin{}
-                                               : config::Origin{config::Source::flag, std::string(code_source_name(p.code_source))};
+      : p.code_source == CodeSource::generate
+          ? config::Origin{}
+          : config::Origin{config::Source::flag, std::string(code_source_name(p.code_source))};
   rows.push_back({"code", code_value, code_origin, {"--join", "--code-file"}, {"PEERSOCK_CODE"}, {}});
-  rows.push_back({"code-words", std::to_string(p.options.code_words),
+  rows.push_back({"code-words",
+                  std::to_string(p.options.code_words),
                   p.code_words_given ? config::Origin{config::Source::flag, "--code-words"} : config::Origin{},
-                  {"--code-words"}, {}, {}});
+                  {"--code-words"},
+                  {},
+                  {}});
 
   if (json) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& r : rows) {
-      j[r.key] = {{"value", r.value}, {"source", config::source_name(r.origin.source)}, {"detail", r.origin.detail},
-                  {"flags", r.flags}, {"environment", r.env}, {"file", r.file}};
+      j[r.key] = {{"value", r.value},          {"source", config::source_name(r.origin.source)},
+                  {"detail", r.origin.detail}, {"flags", r.flags},
+                  {"environment", r.env},      {"file", r.file}};
     }
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }

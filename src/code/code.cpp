@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "peersock/text.hpp"
 #include "peersock/error.hpp"
+#include "peersock/text.hpp"
 
 namespace peersock::code {
 
@@ -34,8 +34,8 @@ void check_nameplate(std::string_view nameplate) {
     throw UsageError("nameplate " + quote(nameplate) + " is not a number");
   }
   if (nameplate.size() > kMaxNameplateDigits) {
-    throw UsageError("nameplate " + quote(nameplate) + " is too long: at most " +
-                     std::to_string(kMaxNameplateDigits) + " digits");
+    throw UsageError("nameplate " + quote(nameplate) + " is too long: at most " + std::to_string(kMaxNameplateDigits) +
+                     " digits");
   }
 }
 
@@ -60,8 +60,8 @@ int word_index(std::string_view word) {
 std::string generate(std::string_view nameplate, int words) {
   check_nameplate(nameplate);
   if (words < kMinWords || words > kMaxWords) {
-    throw UsageError("word count " + std::to_string(words) + " is out of range: expected " +
-                     std::to_string(kMinWords) + " to " + std::to_string(kMaxWords));
+    throw UsageError("word count " + std::to_string(words) + " is out of range: expected " + std::to_string(kMinWords) +
+                     " to " + std::to_string(kMaxWords));
   }
 
   // Two bytes per word, of which the low 11 bits are kept: 2^16 is a multiple

@@ -73,7 +73,8 @@ unsigned parse_debug_list(std::string_view list) {
   size_t start = 0;
   for (;;) {
     const size_t comma = list.find(',', start);
-    const std::string_view item = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view item =
+        list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     Layer layer;
     if (item == "all") {
       mask = ~0u;
@@ -124,9 +125,8 @@ void warning(std::string_view kind, std::string_view line) {
 
 void fatal(ExitCode code, std::string_view message) {
   if (settings().format == Format::json) {
-    write_line(json_event("error", {{"kind", exit_code_name(code)},
-                                    {"exit_code", static_cast<int>(code)},
-                                    {"message", message}}));
+    write_line(json_event(
+        "error", {{"kind", exit_code_name(code)}, {"exit_code", static_cast<int>(code)}, {"message", message}}));
   } else {
     write_line(fmt::format("peersock: {}", message));
   }

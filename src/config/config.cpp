@@ -276,7 +276,8 @@ Endpoint parse_endpoint(std::string_view value, uint16_t default_port, std::stri
     host = value.substr(1, close - 1);
     const std::string_view after = value.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') throw UsageError(context + "unexpected " + quote(after) + " after ']' in " + quote(value));
+      if (after.front() != ':')
+        throw UsageError(context + "unexpected " + quote(after) + " after ']' in " + quote(value));
       port_text = after.substr(1);
     }
   } else {

@@ -37,7 +37,8 @@ size_t max_unix_path() { return sizeof(sockaddr_un::sun_path) - 1; }
 
 void check_unix_path(const std::string& path, const std::string& what) {
   if (path.empty()) throw UsageError(fmt::format("{}: the socket path is empty", what));
-  if (path.find('\0') != std::string::npos) throw UsageError(fmt::format("{}: the socket path contains a NUL byte", what));
+  if (path.find('\0') != std::string::npos)
+    throw UsageError(fmt::format("{}: the socket path contains a NUL byte", what));
   if (path.size() > max_unix_path()) {
     throw UsageError(fmt::format("{}: '{}' is too long for a unix socket path ({} bytes, at most {})", what, path,
                                  path.size(), max_unix_path()));
@@ -81,12 +82,15 @@ LocalListener LocalListener::unix_socket(const std::string& path) {
     bool live = probe >= 0 && connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     int err = errno;
     if (probe >= 0) close(probe);
-    if (live) throw Error(ExitCode::local, fmt::format("cannot listen on {}: another program is listening on it", text::quote(path)));
+    if (live)
+      throw Error(ExitCode::local,
+                  fmt::format("cannot listen on {}: another program is listening on it", text::quote(path)));
     if (err != ECONNREFUSED) {
       throw Error(ExitCode::local, fmt::format("cannot listen on {}: {}", text::quote(path), g_strerror(err)));
     }
     if (unlink(path.c_str()) != 0) {
-      throw Error(ExitCode::local, fmt::format("cannot replace the stale socket {}: {}", text::quote(path), g_strerror(errno)));
+      throw Error(ExitCode::local,
+                  fmt::format("cannot replace the stale socket {}: {}", text::quote(path), g_strerror(errno)));
     }
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -106,8 +110,11 @@ LocalListener LocalListener::unix_socket(const std::string& path) {
 }
 
 LocalListener::LocalListener(LocalListener&& other) noexcept
-    : fd_(other.fd_), description_(std::move(other.description_)), unix_path_(std::move(other.unix_path_)),
-      dev_(other.dev_), ino_(other.ino_) {
+    : fd_(other.fd_),
+      description_(std::move(other.description_)),
+      unix_path_(std::move(other.unix_path_)),
+      dev_(other.dev_),
+      ino_(other.ino_) {
   other.fd_ = -1;
   other.unix_path_.clear();
 }

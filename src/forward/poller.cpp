@@ -70,7 +70,8 @@ void Poller::set(int fd, bool want_read, bool want_write, Handler* handler) {
   }
   // epoll refused the fd (EPERM: a regular file; or a bad fd): a GLib watch
   // reports it ready, and the handler's read or write finds out the rest.
-  auto condition = static_cast<GIOCondition>((want_read ? G_IO_IN : 0) | (want_write ? G_IO_OUT : 0) | G_IO_HUP | G_IO_ERR);
+  auto condition =
+      static_cast<GIOCondition>((want_read ? G_IO_IN : 0) | (want_write ? G_IO_OUT : 0) | G_IO_HUP | G_IO_ERR);
   entry.fallback = g_unix_fd_add(fd, condition, &Poller::on_fallback, this);
 }
 

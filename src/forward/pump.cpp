@@ -197,8 +197,7 @@ bool Pump::may_read_stream() const {
 bool Pump::pull_from_stream() {
   if (!may_read_stream()) return false;
   switch (stream_.read_status()) {
-    case quic::IoStatus::would_block:
-      return false;
+    case quic::IoStatus::would_block: return false;
     case quic::IoStatus::fin:
       peer_fin_ = true;
       close_local_write_if_done();
@@ -207,8 +206,7 @@ bool Pump::pull_from_stream() {
       log::debug(Layer::forward, "stream read failed (peer reset or connection gone)");
       abort(false);
       return true;
-    case quic::IoStatus::ok:
-      break;
+    case quic::IoStatus::ok: break;
   }
   auto data = stream_.peek();
   size_t take = data.size();

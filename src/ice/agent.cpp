@@ -1,9 +1,9 @@
 #include "peersock/ice/agent.hpp"
 
 #include <gio/gio.h>
-#include <sys/socket.h>
 #include <nice/agent.h>
 #include <nice/interfaces.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <memory>
@@ -184,8 +184,8 @@ void Agent::start_gathering() {
     bool same_as_turn = turn_ && settings_.stun.port == settings_.turn.port &&
                         std::find(turn_addresses_.begin(), turn_addresses_.end(), stun) != turn_addresses_.end();
     if (!same_as_turn) {
-      g_object_set(agent_.get(), "stun-server", stun.c_str(), "stun-server-port", static_cast<guint>(settings_.stun.port),
-                   nullptr);
+      g_object_set(agent_.get(), "stun-server", stun.c_str(), "stun-server-port",
+                   static_cast<guint>(settings_.stun.port), nullptr);
     }
   }
   for (const auto& address : turn_addresses_) {
@@ -292,7 +292,8 @@ void Agent::send_batch(std::span<const uint8_t> bytes, std::span<const size_t> s
     offset += sizes[i];
   }
   GError* error = nullptr;
-  gint sent = nice_agent_send_messages_nonblocking(agent_.get(), stream_, 1, messages.data(), messages.size(), nullptr, &error);
+  gint sent =
+      nice_agent_send_messages_nonblocking(agent_.get(), stream_, 1, messages.data(), messages.size(), nullptr, &error);
   if (error != nullptr) g_error_free(error);
   if (sent >= 0 && static_cast<size_t>(sent) < sizes.size()) ++dropped_;
 }

@@ -11,8 +11,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "peersock/text.hpp"
 #include "peersock/error.hpp"
+#include "peersock/text.hpp"
 
 namespace peersock::ice {
 
@@ -77,7 +77,8 @@ int64_t require_int(const json& obj, const std::string& where, const char* key, 
     bool below = lo > 0 && u < static_cast<uint64_t>(lo);
     bool above = hi < 0 || u > static_cast<uint64_t>(hi);
     if (below || above) {
-      bad(where + meaning + " " + std::to_string(u) + " out of range " + std::to_string(lo) + ".." + std::to_string(hi));
+      bad(where + meaning + " " + std::to_string(u) + " out of range " + std::to_string(lo) + ".." +
+          std::to_string(hi));
     }
     return static_cast<int64_t>(u);
   }
@@ -143,12 +144,9 @@ Candidate decode_candidate(const json& c, size_t index) {
 std::string encode(const Description& description) {
   json candidates = json::array();
   for (const Candidate& c : description.candidates) {
-    json j = {{"f", c.foundation},
-              {"a", c.address},
-              {"p", c.port},
-              {"tr", static_cast<int>(c.transport)},
-              {"l", c.priority},
-              {"t", static_cast<int>(c.type)}};
+    json j = {{"f", c.foundation}, {"a", c.address},
+              {"p", c.port},       {"tr", static_cast<int>(c.transport)},
+              {"l", c.priority},   {"t", static_cast<int>(c.type)}};
     if (c.base_address) {
       assert(c.base_port && "base_address and base_port go together");
       j["ba"] = *c.base_address;
@@ -167,7 +165,8 @@ Description decode(std::string_view body) {
   if (body.size() > kMaxBodyBytes) {
     bad(std::to_string(body.size()) + " bytes exceeds the limit of " + std::to_string(kMaxBodyBytes));
   }
-  if (!text::json_depth_within(body, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (!text::json_depth_within(body, kMaxDepth))
+    bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) bad("not valid JSON");
   if (!j.is_object()) bad(std::string("expected a JSON object, got ") + j.type_name());

@@ -23,8 +23,7 @@ struct Endpoint::Callbacks {
 
   static int new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void*) {
     cid->datalen = cidlen;
-    if (RAND_bytes(cid->data, static_cast<int>(cidlen)) != 1 ||
-        RAND_bytes(token, NGTCP2_STATELESS_RESET_TOKENLEN) != 1)
+    if (RAND_bytes(cid->data, static_cast<int>(cidlen)) != 1 || RAND_bytes(token, NGTCP2_STATELESS_RESET_TOKENLEN) != 1)
       return NGTCP2_ERR_CALLBACK_FAILURE;
     return 0;
   }
@@ -46,8 +45,8 @@ struct Endpoint::Callbacks {
     return 0;
   }
 
-  static int recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t id, uint64_t, const uint8_t* data,
-                              size_t len, void* user_data, void*) {
+  static int recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t id, uint64_t, const uint8_t* data, size_t len,
+                              void* user_data, void*) {
     Endpoint& e = self(user_data);
     StreamState* s = e.find(id);
     if (s == nullptr || s->released || s->rx_stopped) {
@@ -63,8 +62,7 @@ struct Endpoint::Callbacks {
     return 0;
   }
 
-  static int acked_stream_data_offset(ngtcp2_conn*, int64_t id, uint64_t offset, uint64_t len, void* user_data,
-                                      void*) {
+  static int acked_stream_data_offset(ngtcp2_conn*, int64_t id, uint64_t offset, uint64_t len, void* user_data, void*) {
     Endpoint& e = self(user_data);
     if (StreamState* s = e.find(id)) {
       s->tx.acked_to(offset + len);
@@ -145,7 +143,6 @@ struct Endpoint::Callbacks {
     return cb;
   }
 };
-
 
 const ngtcp2_callbacks& callback_table(Role role) { return Endpoint::Callbacks::table(role); }
 ngtcp2_conn* conn_of(ngtcp2_crypto_conn_ref* ref) { return Endpoint::Callbacks::get_conn(ref); }

@@ -71,10 +71,8 @@ void Driver::run(bool expired) {
     again_ = false;
     Timestamp t = now();
     auto expiry = endpoint_.expiry();
-    if ((expired && first) || (expiry && *expiry <= t))
-      endpoint_.handle_expiry(t);  // also writes
-    else
-      endpoint_.write(t);
+    if ((expired && first) || (expiry && *expiry <= t)) endpoint_.handle_expiry(t);  // also writes
+    else endpoint_.write(t);
     first = false;
     after_events_();
   } while (again_);

@@ -17,9 +17,9 @@
 #include <array>
 #include <cstring>
 
+#include "internal.hpp"
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
-#include "internal.hpp"
 #include "tls.hpp"
 
 namespace peersock::quic {
@@ -99,7 +99,6 @@ struct Endpoint::ConnRef {
   ngtcp2_crypto_conn_ref ref{};
 };
 
-
 Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options, Timestamp now)
     : role_(role),
       transmit_(std::move(transmit)),
@@ -160,12 +159,13 @@ void Endpoint::create_client(Timestamp now) {
   fill_settings(settings, options_, now);
   ngtcp2_transport_params params;
   fill_params(params, options_);
-  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &fixed_path().path, NGTCP2_PROTO_VER_V1,
-                                  &callback_table(role_), &settings, &params, nullptr, this);
+  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &fixed_path().path, NGTCP2_PROTO_VER_V1, &callback_table(role_),
+                                  &settings, &params, nullptr, this);
   if (rv != 0) throw Error(ExitCode::failure, fmt::format("ngtcp2_conn_client_new: {}", ngtcp2_strerror(rv)));
   ssl_ = tls::make_session(ctx_.get(), role_, options_.client_alpn);
   SSL_set_app_data(ssl_, &conn_ref_->ref);
-  if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0) throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
+  if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0)
+    throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
   ngtcp2_conn_set_tls_native_handle(conn_, ossl_ctx_);
   ngtcp2_conn_set_keep_alive_timeout(conn_, params.max_idle_timeout / 2);
 }
@@ -193,7 +193,8 @@ bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
   }
   ssl_ = tls::make_session(ctx_.get(), role_, kAlpn);
   SSL_set_app_data(ssl_, &conn_ref_->ref);
-  if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0) throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
+  if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0)
+    throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
   ngtcp2_conn_set_tls_native_handle(conn_, ossl_ctx_);
   ngtcp2_conn_set_keep_alive_timeout(conn_, params.max_idle_timeout / 2);
   log::debug(Layer::quic, "accepted a QUIC connection");
@@ -231,13 +232,11 @@ void Endpoint::on_fatal_read(int rv, Timestamp now) {
       close_sent_ = close_requested_;  // nothing more to send in the draining period
       return;
     }
-    case NGTCP2_ERR_CLOSING:
-      return;
+    case NGTCP2_ERR_CLOSING: return;
     case NGTCP2_ERR_DROP_CONN:
       if (!closed_) closed_ = CloseInfo{false, false, 0, "connection dropped"};
       return;
-    default:
-      fail(rv, now);
+    default: fail(rv, now);
   }
 }
 
@@ -335,8 +334,8 @@ void Endpoint::write(Timestamp now) {
 
   while (out_sizes_.size() < max_pkts) {
     uint8_t* dest = out_.data() + used;
-    size_t cursor = 0;     // next candidate in sendable_ for this packet
-    int64_t last = -1;     // the stream whose data ended the packet
+    size_t cursor = 0;  // next candidate in sendable_ for this packet
+    int64_t last = -1;  // the stream whose data ended the packet
     ngtcp2_ssize n = 0;
     for (;;) {
       StreamState* s = nullptr;

@@ -118,7 +118,8 @@ void Endpoint::consume(int64_t id, size_t n) {
 
 IoResult Endpoint::write(int64_t id, std::span<const uint8_t> data) {
   StreamState* s = find(id);
-  if (s == nullptr || s->tx_reset || s->closed || s->fin_wanted || closed_ || close_requested_) return {IoStatus::reset, 0};
+  if (s == nullptr || s->tx_reset || s->closed || s->fin_wanted || closed_ || close_requested_)
+    return {IoStatus::reset, 0};
   size_t unsent = s->tx.unsent_bytes();
   if (unsent >= kMaxUnsent) {
     s->want_write = true;

@@ -29,9 +29,7 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
 
-[[noreturn]] void fail(std::string_view what) {
-  throw Error(ExitCode::failure, fmt::format("{}: {}", what, errors()));
-}
+[[noreturn]] void fail(std::string_view what) { throw Error(ExitCode::failure, fmt::format("{}: {}", what, errors())); }
 
 void check(int ok, std::string_view what) {
   if (ok != 1) fail(what);
@@ -48,11 +46,10 @@ static_assert(kAlpnWire[0] == 10 && kAlpnWire[1] == 'x');
 
 // ALERT_FATAL aborts the handshake with no_application_protocol (QUIC
 // transport error 0x178), which ngtcp2 sends to the client.
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
-                unsigned int in_len, void*) {
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in, unsigned int in_len,
+                void*) {
   unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) !=
-      OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = chosen;
   return SSL_TLSEXT_ERR_OK;
@@ -70,17 +67,16 @@ X509Ptr make_self_signed(EVP_PKEY* key) {
   serial_bytes[0] &= 0x7f;  // keep it positive
   BnPtr serial(BN_bin2bn(serial_bytes.data(), serial_bytes.size(), nullptr));
   if (!serial) fail("BN_bin2bn");
-  if (BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr)
-    fail("BN_to_ASN1_INTEGER");
+  if (BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) fail("BN_to_ASN1_INTEGER");
   // Short validity: the key lives only as long as this process anyway; a
   // little slack backwards tolerates clock skew should anyone ever look.
   if (X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
       X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600) == nullptr)
     fail("X509_gmtime_adj");
   X509_NAME* name = X509_get_subject_name(cert.get());
-  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("dummy"), -1,
-                                   -1, 0),
-        "X509_NAME_add_entry_by_txt");
+  check(
+      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("dummy"), -1, -1, 0),
+      "X509_NAME_add_entry_by_txt");
   check(X509_set_issuer_name(cert.get(), name), "X509_set_issuer_name");
   check(X509_set_pubkey(cert.get(), key), "X509_set_pubkey");
   if (X509_sign(cert.get(), key, EVP_sha256()) <= 0) fail("X509_sign");

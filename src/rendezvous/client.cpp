@@ -35,7 +35,8 @@ gboolean Client::on_timeout(gpointer self) {
   auto* client = static_cast<Client*>(self);
   client->timeout_.fired();
   client->cancellable_.cancel();
-  client->fail(Error(ExitCode::relay, fmt::format("cannot reach the rendezvous server at {}: timed out", client->url_)));
+  client->fail(
+      Error(ExitCode::relay, fmt::format("cannot reach the rendezvous server at {}: timed out", client->url_)));
   return G_SOURCE_REMOVE;
 }
 
@@ -88,8 +89,8 @@ void Client::on_closed(SoupWebsocketConnection*, gpointer self) {
   // 1009) when a frame exceeds our limit: the relay's illegal input, not a
   // server shutdown.
   if (client->frame_too_big_) {
-    client->fail(CounterpartyError(fmt::format("the rendezvous server sent a websocket frame over the limit of {} KiB",
-                                               kMaxFrameBytes / 1024)));
+    client->fail(CounterpartyError(
+        fmt::format("the rendezvous server sent a websocket frame over the limit of {} KiB", kMaxFrameBytes / 1024)));
     return;
   }
   client->fail(Error(ExitCode::relay, "the rendezvous server closed the connection"));

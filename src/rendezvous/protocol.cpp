@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "peersock/text.hpp"
 #include "peersock/error.hpp"
+#include "peersock/text.hpp"
 
 namespace peersock::rendezvous {
 
@@ -108,10 +108,10 @@ Protocol::Protocol(Role role, std::string side, std::string nameplate)
 
 Output Protocol::on_text(std::string_view text) {
   if (text.size() > kMaxFrameBytes) {
-    bad("frame of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
-        std::to_string(kMaxFrameBytes));
+    bad("frame of " + std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxFrameBytes));
   }
-  if (!text::json_depth_within(text, kMaxDepth)) bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (!text::json_depth_within(text, kMaxDepth))
+    bad("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
   json msg = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (msg.is_discarded()) bad("not valid JSON");
   if (!msg.is_object()) bad(std::string("expected a JSON object, got ") + msg.type_name());

@@ -23,7 +23,8 @@ AuthGate::AuthGate(quic::Endpoint& endpoint, protocol::Sides sides, std::functio
 void AuthGate::write(quic::Stream& stream, std::span<const uint8_t> bytes) {
   // Auth messages are small: the stream always has room for them, or it is gone.
   auto r = stream.write(bytes);
-  if (r.status != quic::IoStatus::ok || r.bytes != bytes.size()) throw Error(ExitCode::peer_gone, "cannot write to the peer");
+  if (r.status != quic::IoStatus::ok || r.bytes != bytes.size())
+    throw Error(ExitCode::peer_gone, "cannot write to the peer");
   if (wants_io_) wants_io_();
 }
 
@@ -37,7 +38,8 @@ quic::Stream AuthGate::begin(std::string& code) {
   auto role = sides_.smp_initiator() ? auth::Role::alice : auth::Role::bob;
   smp_ = std::make_unique<auth::Smp>(role, secret);
   OPENSSL_cleanse(secret.data(), secret.size());
-  log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter", sides_.smp_initiator() ? "initiator" : "responder");
+  log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter",
+             sides_.smp_initiator() ? "initiator" : "responder");
   if (!sides_.smp_initiator()) {
     smp_->start();
     return {};
@@ -52,13 +54,12 @@ quic::Stream AuthGate::begin(std::string& code) {
   return quic::Stream(endpoint_, *control);
 }
 
-void AuthGate::admit(const std::function<void(quic::Stream)>& control,
-                     const std::function<void(quic::Stream)>& data) {
+void AuthGate::admit(const std::function<void(quic::Stream)>& control, const std::function<void(quic::Stream)>& data) {
   if (!begun_) return;
   // The initiator opens streams 0 and 4 itself and has no reason to take a
   // peer stream before auth; leaving them queued avoids the original's race
-  // (docs/protocol.md §5.5; the race: ../shared/docs/protocol-v1.md §7.4). But the responder can only have verified us after
-  // our msg3: a stream it opened before that is data before auth.
+  // (docs/protocol.md §5.5; the race: ../shared/docs/protocol-v1.md §7.4). But the responder can only have verified us
+  // after our msg3: a stream it opened before that is data before auth.
   if (sides_.smp_initiator() && !authenticated()) {
     if (smp_ && !smp_->peer_can_have_succeeded() && endpoint_.accept_queue_size() > 0) {
       throw CounterpartyError("the peer opened a stream before authentication");

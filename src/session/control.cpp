@@ -42,7 +42,8 @@ ControlEvents ControlReader::feed(std::span<const uint8_t> bytes) {
       partial_len_ = 0;
       CreditGrant grant{get_u64(partial_ + 1), get_u64(partial_ + 9)};
       if (grant.stream_id > kMaxQuicValue) {
-        throw CounterpartyError(fmt::format("control stream: credit for stream id {}, which QUIC cannot have", grant.stream_id));
+        throw CounterpartyError(
+            fmt::format("control stream: credit for stream id {}, which QUIC cannot have", grant.stream_id));
       }
       if (grant.limit > kMaxQuicValue) {
         throw CounterpartyError(fmt::format("control stream: credit limit {} exceeds 2^62", grant.limit));

@@ -3,29 +3,28 @@
 namespace peersock::session {
 
 Link::Link(bool ice_controlling, const config::Settings& settings, LinkEvents events) : events_(std::move(events)) {
-  agent_ = std::make_unique<ice::Agent>(
-      ice_controlling, settings,
-      ice::AgentCallbacks{
-          [this] {
-            if (events_.gathering_done) events_.gathering_done();
-          },
-          [this](const ice::SelectedPath& p) {
-            if (events_.connected) events_.connected(p);
-          },
-          [this] {
-            if (events_.failed) events_.failed();
-          },
-          // Before QUIC started the datagrams are not ours to read.
-          [this](std::span<const uint8_t> d) {
-            if (driver_) driver_->receive(d);
-          },
-          [this](const Error& e) {
-            if (events_.setup_failed) events_.setup_failed(e);
-          },
-          [this] {
-            if (events_.resolved) events_.resolved();
-          },
-      });
+  agent_ = std::make_unique<ice::Agent>(ice_controlling, settings,
+                                        ice::AgentCallbacks{
+                                            [this] {
+                                              if (events_.gathering_done) events_.gathering_done();
+                                            },
+                                            [this](const ice::SelectedPath& p) {
+                                              if (events_.connected) events_.connected(p);
+                                            },
+                                            [this] {
+                                              if (events_.failed) events_.failed();
+                                            },
+                                            // Before QUIC started the datagrams are not ours to read.
+                                            [this](std::span<const uint8_t> d) {
+                                              if (driver_) driver_->receive(d);
+                                            },
+                                            [this](const Error& e) {
+                                              if (events_.setup_failed) events_.setup_failed(e);
+                                            },
+                                            [this] {
+                                              if (events_.resolved) events_.resolved();
+                                            },
+                                        });
 }
 
 Link::~Link() {

@@ -19,9 +19,7 @@ forward::LocalEnd local_end(const Mode& mode) {
       end.kind = mode.unix_path.empty() ? forward::LocalEnd::Kind::connect_tcp : forward::LocalEnd::Kind::connect_unix;
       break;
     case ModeKind::stdio_a:
-    case ModeKind::stdio_b:
-      end.kind = forward::LocalEnd::Kind::stdio;
-      break;
+    case ModeKind::stdio_b: end.kind = forward::LocalEnd::Kind::stdio; break;
   }
   return end;
 }

@@ -48,7 +48,7 @@ enum class Phase {
   connecting,      // the peer's description arrived: ICE, then the QUIC handshake
   authenticating,  // SMP
   forwarding,
-  finishing,       // closing top-down; the loop quits when all is closed
+  finishing,  // closing top-down; the loop quits when all is closed
 };
 
 ui::PathInfo path_info(const ice::SelectedPath& p) {
@@ -67,9 +67,7 @@ uint64_t close_code(ExitCode code) {
 class Session {
  public:
   explicit Session(Options options)
-      : options_(std::move(options)),
-        sides_{!options_.code.has_value(), options_.mode.opener()},
-        status_(is_stdio()) {}
+      : options_(std::move(options)), sides_{!options_.code.has_value(), options_.mode.opener()}, status_(is_stdio()) {}
 
   ~Session() {
     // Top down: forwarding and the streams it holds, the stages on stream 0
@@ -116,16 +114,15 @@ class Session {
     // The local side first: a port in use fails before anyone is contacted.
     forwarder_ = std::make_unique<forward::Forwarder>(local_end(options_.mode), forwarder_events());
     // ICE gathers while the rendezvous runs: both sides in parallel.
-    link_ = std::make_unique<Link>(
-        sides_.ice_controlling(), options_.settings,
-        LinkEvents{
-            [this] { guarded([&] { start_rendezvous(); }); },
-            [this] { guarded([&] { on_gathering_done(); }); },
-            [this](const ice::SelectedPath& p) { guarded([&] { on_ice_connected(p); }); },
-            [this] { guarded([&] { on_ice_failed(); }); },
-            [this](const Error& e) { finish(e.code(), e.what()); },
-            [this] { guarded([&] { on_quic_ran(); }); },
-        });
+    link_ = std::make_unique<Link>(sides_.ice_controlling(), options_.settings,
+                                   LinkEvents{
+                                       [this] { guarded([&] { start_rendezvous(); }); },
+                                       [this] { guarded([&] { on_gathering_done(); }); },
+                                       [this](const ice::SelectedPath& p) { guarded([&] { on_ice_connected(p); }); },
+                                       [this] { guarded([&] { on_ice_failed(); }); },
+                                       [this](const Error& e) { finish(e.code(), e.what()); },
+                                       [this] { guarded([&] { on_quic_ran(); }); },
+                                   });
     protocol_ = std::make_unique<rendezvous::Protocol>(
         sides_.generator ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
         sides_.generator ? std::string() : options_.code->nameplate);
@@ -296,8 +293,8 @@ class Session {
         finish(ExitCode::peer_gone, "the other side closed the connection before all data was delivered");
       }
     } else {
-      finish(ExitCode::peer_gone, fmt::format("connection to the peer lost{}", info.by_peer ? " (the peer aborted)"
-                                                                                             : " (no answer from the peer)"));
+      finish(ExitCode::peer_gone, fmt::format("connection to the peer lost{}",
+                                              info.by_peer ? " (the peer aborted)" : " (no answer from the peer)"));
     }
   }
 
@@ -344,17 +341,16 @@ class Session {
                                           forwarder_->listener_description()));
         break;
       case ModeKind::connect:
-        status_.authenticated(fmt::format("authenticated; the other side's connections go to {}", options_.mode.target));
+        status_.authenticated(
+            fmt::format("authenticated; the other side's connections go to {}", options_.mode.target));
         break;
       case ModeKind::stdio_a:
-      case ModeKind::stdio_b:
-        status_.authenticated("authenticated; forwarding stdin/stdout");
-        break;
+      case ModeKind::stdio_b: status_.authenticated("authenticated; forwarding stdin/stdout"); break;
     }
     report_path(stats.rtt_ms);
-    forwarder_->start(*link_->quic(), forward::Capabilities{protocol::has_fin(version_),
-                                                            protocol::several_connections(version_),
-                                                            protocol::uses_credit(version_)});
+    forwarder_->start(*link_->quic(),
+                      forward::Capabilities{protocol::has_fin(version_), protocol::several_connections(version_),
+                                            protocol::uses_credit(version_)});
   }
 
   // One line once authenticated, with QUIC's RTT (rtt_ms < 0: unknown).
@@ -432,7 +428,7 @@ class Session {
       link_->close(close_code(code), code == ExitCode::ok ? "done" : std::string(exit_code_name(code)));
     }
     if (client_ && protocol_) {
-      const char* mood = code == ExitCode::ok ? (had_peer ? "happy" : "lonely")
+      const char* mood = code == ExitCode::ok              ? (had_peer ? "happy" : "lonely")
                          : code == ExitCode::code_mismatch ? "scary"
                                                            : "errory";
       try {

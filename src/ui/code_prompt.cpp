@@ -7,12 +7,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <cerrno>
 #include <cstring>
 #include <exception>
 #include <optional>
 #include <vector>
-#include <openssl/crypto.h>
 
 #include "peersock/error.hpp"
 #include "peersock/glib/raii.hpp"
@@ -32,7 +32,8 @@ constexpr size_t kMaxLine = 256;
 class RawTerminal {
  public:
   explicit RawTerminal(int fd) : fd_(fd) {
-    if (tcgetattr(fd_, &saved_) != 0) throw Error(ExitCode::failure, fmt::format("cannot read the terminal settings: {}", std::strerror(errno)));
+    if (tcgetattr(fd_, &saved_) != 0)
+      throw Error(ExitCode::failure, fmt::format("cannot read the terminal settings: {}", std::strerror(errno)));
     termios raw = saved_;
     raw.c_iflag &= ~static_cast<tcflag_t>(ICRNL | IXON | INLCR | IGNCR);
     // No ISIG: Ctrl-C arrives as a byte, so the terminal is restored before
@@ -40,7 +41,8 @@ class RawTerminal {
     raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ISIG | IEXTEN);
     raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
-    if (tcsetattr(fd_, TCSAFLUSH, &raw) != 0) throw Error(ExitCode::failure, fmt::format("cannot set up the terminal: {}", std::strerror(errno)));
+    if (tcsetattr(fd_, TCSAFLUSH, &raw) != 0)
+      throw Error(ExitCode::failure, fmt::format("cannot set up the terminal: {}", std::strerror(errno)));
   }
   ~RawTerminal() { tcsetattr(fd_, TCSAFLUSH, &saved_); }
   RawTerminal(const RawTerminal&) = delete;
@@ -277,7 +279,8 @@ code::Code prompt_code(NameplateLister& nameplates, bool stdin_is_data) {
   const int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty < 0) {
     if (stdin_is_data) {
-      throw UsageError("no terminal to ask for the code on (stdin carries the data): give it with PEERSOCK_CODE or --code-file");
+      throw UsageError(
+          "no terminal to ask for the code on (stdin carries the data): give it with PEERSOCK_CODE or --code-file");
     }
     return read_stdin_line();
   }

@@ -32,8 +32,9 @@ Completion complete_code(std::string_view before_cursor, const std::vector<std::
       if (starts_with(n, token)) candidates.push_back(n);
     }
     // Shorter nameplates first, then numerically: 1 2 10 11.
-    std::sort(candidates.begin(), candidates.end(),
-              [](const std::string& a, const std::string& b) { return a.size() != b.size() ? a.size() < b.size() : a < b; });
+    std::sort(candidates.begin(), candidates.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    });
     candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   } else {
     const auto& words = code::wordlist();

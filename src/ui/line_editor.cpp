@@ -47,12 +47,8 @@ LineEditor::Action LineEditor::csi_final(char final) {
     case 'D':
       if (cursor_ > 0) --cursor_;
       return Action::redraw;
-    case 'H':
-      cursor_ = 0;
-      return Action::redraw;
-    case 'F':
-      cursor_ = text_.size();
-      return Action::redraw;
+    case 'H': cursor_ = 0; return Action::redraw;
+    case 'F': cursor_ = text_.size(); return Action::redraw;
     case '~':
       if (csi_params_ == "3") {
         if (cursor_ < text_.size()) text_.erase(cursor_, 1);
@@ -62,20 +58,16 @@ LineEditor::Action LineEditor::csi_final(char final) {
         cursor_ = text_.size();
       }
       return Action::redraw;
-    default:
-      return Action::none;
+    default: return Action::none;
   }
 }
 
 LineEditor::Action LineEditor::key(char byte) {
   switch (byte) {
     case '\r':
-    case '\n':
-      return Action::accept;
-    case '\t':
-      return Action::complete;
-    case ctrl('C'):
-      return Action::cancel;
+    case '\n': return Action::accept;
+    case '\t': return Action::complete;
+    case ctrl('C'): return Action::cancel;
     case ctrl('D'):
       if (text_.empty()) return Action::cancel;
       if (cursor_ < text_.size()) text_.erase(cursor_, 1);
@@ -84,12 +76,8 @@ LineEditor::Action LineEditor::key(char byte) {
     case ctrl('H'):
       if (cursor_ > 0) text_.erase(--cursor_, 1);
       return Action::redraw;
-    case ctrl('A'):
-      cursor_ = 0;
-      return Action::redraw;
-    case ctrl('E'):
-      cursor_ = text_.size();
-      return Action::redraw;
+    case ctrl('A'): cursor_ = 0; return Action::redraw;
+    case ctrl('E'): cursor_ = text_.size(); return Action::redraw;
     case ctrl('B'):
       if (cursor_ > 0) --cursor_;
       return Action::redraw;
@@ -100,9 +88,7 @@ LineEditor::Action LineEditor::key(char byte) {
       text_.erase(0, cursor_);
       cursor_ = 0;
       return Action::redraw;
-    case ctrl('K'):
-      text_.erase(cursor_);
-      return Action::redraw;
+    case ctrl('K'): text_.erase(cursor_); return Action::redraw;
     case ctrl('W'): {
       // Back over dashes right before the cursor, then over the word.
       size_t start = cursor_;
@@ -112,10 +98,8 @@ LineEditor::Action LineEditor::key(char byte) {
       cursor_ = start;
       return Action::redraw;
     }
-    case ctrl('L'):
-      return Action::redraw;
-    default:
-      break;
+    case ctrl('L'): return Action::redraw;
+    default: break;
   }
   const auto u = static_cast<unsigned char>(byte);
   if (u < 0x20 || u >= 0x7f) return Action::none;  // other controls, non-ASCII: not part of a code

@@ -212,8 +212,8 @@ void Status::connection_closed(const void* id, uint64_t sent, uint64_t received,
   closed_sent_ += sent;
   closed_received_ += received;
   if (json_) {
-    log::json_line(event_json("connection-closed",
-                              {{"id", number}, {"sent", sent}, {"received", received}, {"clean", clean}}));
+    log::json_line(
+        event_json("connection-closed", {{"id", number}, {"sent", sent}, {"received", received}, {"clean", clean}}));
   }
   log::debug(log::Layer::forward, "connection {} closed: {} bytes sent, {} received{}", number, sent, received,
              clean ? "" : " (reset)");

@@ -120,9 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #endif
   const std::span<const uint8_t> rest(data + 1, size - 1);
   switch (data[0] % 5) {
-    case 0:
-      fuzz_frames(rest);
-      break;
+    case 0: fuzz_frames(rest); break;
     case 1: {
       Smp bob(Role::bob, fixed_secret());
       drive(bob, rest);

@@ -12,8 +12,8 @@
 #include <span>
 
 #include "peersock/error.hpp"
-#include "peersock/session/control.hpp"
 #include "peersock/forward/stream_header.hpp"
+#include "peersock/session/control.hpp"
 
 namespace {
 using namespace peersock::session;

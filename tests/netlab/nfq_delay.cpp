@@ -10,9 +10,9 @@
 // Prints "ready" on stdout once bound to the queue. Runs until killed.
 // Errors: a message on stderr and exit 1 (e.g. the queue is taken, no root).
 #include <arpa/inet.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
 #include <poll.h>
-#include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include <cerrno>
 #include <chrono>
@@ -77,7 +77,8 @@ long number(const char* flag, const char* text, long lo, long hi) {
   errno = 0;
   long v = std::strtol(text, &end, 10);
   if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) {
-    die(std::string(flag) + ": '" + text + "' is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+    die(std::string(flag) + ": '" + text + "' is not a number from " + std::to_string(lo) + " to " +
+        std::to_string(hi));
   }
   return v;
 }

@@ -86,6 +86,8 @@
 #include <string>
 #include <vector>
 
+#include "ossl_quic/driver.hpp"
+#include "ossl_quic/endpoint.hpp"
 #include "peersock/auth/smp.hpp"
 #include "peersock/code/code.hpp"
 #include "peersock/config/config.hpp"
@@ -97,8 +99,6 @@
 #include "peersock/rendezvous/protocol.hpp"
 #include "peersock/session/control.hpp"
 #include "peersock/session/ping.hpp"
-#include "ossl_quic/driver.hpp"
-#include "ossl_quic/endpoint.hpp"
 
 namespace {
 
@@ -232,7 +232,9 @@ class Attacker {
               emit({{"event", "ice_connected"}, {"leg", l->name}, {"local", p.local}, {"remote", p.remote}});
               if (l->driver) l->driver->kick();
             },
-            [l] { emit({{"event", "ice_failed"}, {"leg", l->name}}); },
+            [l] {
+              emit({{"event", "ice_failed"}, {"leg", l->name}});
+            },
             [this, l](std::span<const uint8_t> d) { on_datagram(*l, d); },
         });
     leg.agent->gather();
@@ -266,7 +268,8 @@ class Attacker {
 
   void make_endpoint(Leg& leg) {
     Leg* l = &leg;
-    leg.endpoint = std::make_unique<ossl_quic::Endpoint>(leg.role, [l](std::span<const uint8_t> d) { l->agent->send(d); });
+    leg.endpoint =
+        std::make_unique<ossl_quic::Endpoint>(leg.role, [l](std::span<const uint8_t> d) { l->agent->send(d); });
     leg.driver = std::make_unique<ossl_quic::Driver>(*leg.endpoint, [this] {
       try {
         on_quic();
@@ -308,8 +311,12 @@ class Attacker {
       if (leg->endpoint->closed() && !leg->close_reported) {
         leg->close_reported = true;
         const auto& c = *leg->endpoint->closed();
-        emit({{"event", "closed"}, {"leg", leg->name}, {"by_peer", c.by_peer}, {"app", c.is_app},
-              {"code", c.error_code}, {"reason", c.reason}});
+        emit({{"event", "closed"},
+              {"leg", leg->name},
+              {"by_peer", c.by_peer},
+              {"app", c.is_app},
+              {"code", c.error_code},
+              {"reason", c.reason}});
         if (honest_) on_peer_closed(c);
         if (mode_ == "mitm" && !silent_) {
           Leg& other = leg == &gen_ ? cons_ : gen_;
@@ -346,11 +353,13 @@ class Attacker {
         // The reverse direction of the same bidirectional stream.
         SSL* in_raw = in.get();
         SSL* out_raw = out.get();
-        for (SSL* s : {in_raw, out_raw}) SSL_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        for (SSL* s : {in_raw, out_raw})
+          SSL_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         SSL_up_ref(in_raw);
         SSL_up_ref(out_raw);
         relays_.push_back(std::make_unique<Relay>(Relay{std::move(in), std::move(out), from->name, id}));
-        relays_.push_back(std::make_unique<Relay>(Relay{ossl_quic::SslPtr(out_raw), ossl_quic::SslPtr(in_raw), to->name, id}));
+        relays_.push_back(
+            std::make_unique<Relay>(Relay{ossl_quic::SslPtr(out_raw), ossl_quic::SslPtr(in_raw), to->name, id}));
       }
     }
     bool moved = false;
@@ -372,10 +381,13 @@ class Attacker {
         g_timeout_add(20, &Attacker::on_quit_poll, this);
         return;
       }
-      g_timeout_add(300, [](gpointer self) -> gboolean {
-        static_cast<Attacker*>(self)->finish(0);
-        return G_SOURCE_REMOVE;
-      }, this);
+      g_timeout_add(
+          300,
+          [](gpointer self) -> gboolean {
+            static_cast<Attacker*>(self)->finish(0);
+            return G_SOURCE_REMOVE;
+          },
+          this);
     }
   }
 
@@ -388,7 +400,9 @@ class Attacker {
       streams.push_back({{"from", r->leg_from}, {"id", r->id}, {"bytes", r->bytes}});
       if (r->id != 0 && r->id != 4) app_bytes += r->bytes;
     }
-    json done = {{"event", "done"}, {"streams", streams}, {"application_bytes", app_bytes},
+    json done = {{"event", "done"},
+                 {"streams", streams},
+                 {"application_bytes", app_bytes},
                  {"forwarded_datagram_bytes", forwarded_}};
     if (honest_) {
       done["sent"] = sent_;
@@ -487,7 +501,9 @@ class Attacker {
     if (peer_ice && self->inject_ && (self->inject_to_generator_ == c->generator)) {
       // Hostile relay input: the frame carrying the other side's ice body is
       // replaced by the test's frame (as text, or as a binary frame).
-      emit({{"event", "injected"}, {"to", c->generator ? "generator" : "consumer"}, {"bytes", self->inject_frame_.size()}});
+      emit({{"event", "injected"},
+            {"to", c->generator ? "generator" : "consumer"},
+            {"bytes", self->inject_frame_.size()}});
       if (self->inject_binary_) {
         soup_websocket_connection_send_binary(c->down, self->inject_frame_.data(), self->inject_frame_.size());
       } else {
@@ -505,7 +521,8 @@ class Attacker {
       try {
         ice::Description original = ice::decode(j["body"].get<std::string>());
         j["body"] = body_of(faces_receiver, original.version);
-        emit({{"event", "rewrote_ice"}, {"to", c->generator ? "generator" : "consumer"}, {"version", original.version}});
+        emit(
+            {{"event", "rewrote_ice"}, {"to", c->generator ? "generator" : "consumer"}, {"version", original.version}});
         self->set_remote(faces_sender, original);
       } catch (const std::exception& e) {
         die(std::string("peer ice body: ") + e.what());
@@ -563,9 +580,10 @@ class Attacker {
     protocol_ = std::make_unique<rendezvous::Protocol>(
         generator_ ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(), nameplate);
     client_ = std::make_unique<rendezvous::Client>(
-        opts_.value("relay", ""),
-        rendezvous::ClientCallbacks{nullptr, [this](std::string_view t) { on_mailbox(t); },
-                                    [](const Error& e) { emit({{"event", "relay_failed"}, {"error", e.what()}}); }});
+        opts_.value("relay", ""), rendezvous::ClientCallbacks{nullptr, [this](std::string_view t) { on_mailbox(t); },
+                                                              [](const Error& e) {
+                                                                emit({{"event", "relay_failed"}, {"error", e.what()}});
+                                                              }});
     make_agent(gen_);
   }
 
@@ -712,8 +730,10 @@ class Attacker {
       while (auto f = frames_.next()) {
         auto step = smp_->on_message(*f);
         if (!step.reply.empty()) write(auth_.get(), auth::encode_frame(step.reply));
-        emit({{"event", "smp"}, {"status", step.status == auth::Status::success ? "success"
-                                          : step.status == auth::Status::mismatch ? "mismatch" : "in_progress"}});
+        emit({{"event", "smp"},
+              {"status", step.status == auth::Status::success    ? "success"
+                         : step.status == auth::Status::mismatch ? "mismatch"
+                                                                 : "in_progress"}});
         if (step.status == auth::Status::mismatch) {
           // What peersock does too: tell the other side at once.
           gen_.endpoint->close(ossl_quic::kErrorAuthFailed, "code-mismatch");
@@ -900,12 +920,15 @@ class Attacker {
 
   void watch_fd(guint& id, int fd, GIOCondition cond, bool want) {
     if (want && id == 0) {
-      id = g_unix_fd_add(fd, cond, [](gint fd, GIOCondition, gpointer self_) -> gboolean {
-        auto* self = static_cast<Attacker*>(self_);
-        (fd == 0 ? self->stdin_watch_ : self->stdout_watch_) = 0;  // peer_pump re-adds it if still needed
-        self->peer_pump();
-        return G_SOURCE_REMOVE;
-      }, this);
+      id = g_unix_fd_add(
+          fd, cond,
+          [](gint fd, GIOCondition, gpointer self_) -> gboolean {
+            auto* self = static_cast<Attacker*>(self_);
+            (fd == 0 ? self->stdin_watch_ : self->stdout_watch_) = 0;  // peer_pump re-adds it if still needed
+            self->peer_pump();
+            return G_SOURCE_REMOVE;
+          },
+          this);
     } else if (!want && id != 0) {
       g_source_remove(id);
       id = 0;
@@ -1040,15 +1063,21 @@ int main(int argc, char** argv) {
       die(e.what());
     }
     // Both end with the "done" summary (relayed bytes per stream).
-    g_timeout_add_seconds(static_cast<guint>(opts.value("timeout", 60)), [](gpointer a) -> gboolean {
-      emit({{"event", "timeout"}});
-      static_cast<Attacker*>(a)->finish(1);
-      return G_SOURCE_REMOVE;
-    }, &attacker);
-    g_unix_signal_add(SIGTERM, [](gpointer a) -> gboolean {
-      static_cast<Attacker*>(a)->finish(0);
-      return G_SOURCE_REMOVE;
-    }, &attacker);
+    g_timeout_add_seconds(
+        static_cast<guint>(opts.value("timeout", 60)),
+        [](gpointer a) -> gboolean {
+          emit({{"event", "timeout"}});
+          static_cast<Attacker*>(a)->finish(1);
+          return G_SOURCE_REMOVE;
+        },
+        &attacker);
+    g_unix_signal_add(
+        SIGTERM,
+        [](gpointer a) -> gboolean {
+          static_cast<Attacker*>(a)->finish(0);
+          return G_SOURCE_REMOVE;
+        },
+        &attacker);
     g_main_loop_run(loop);
     status = attacker.status();
   }

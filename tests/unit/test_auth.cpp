@@ -38,7 +38,8 @@ Bytes exporter_0_to_31() {
 
 Secret secret_from_hex(std::string_view hex) {
   Secret s{};
-  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<uint8_t>(std::stoi(std::string(hex.substr(2 * i, 2)), nullptr, 16));
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = static_cast<uint8_t>(std::stoi(std::string(hex.substr(2 * i, 2)), nullptr, 16));
   return s;
 }
 
@@ -319,8 +320,8 @@ TEST(Smp, TamperedMsg2NeverCrashes) {
   // A fresh pair per position, because msg2 is bound to that run's msg1.
   // Positions cover the count, an MPI length and MPI bodies.
   Bytes lengths_seen;
-  for (size_t pos : {size_t{0}, size_t{3}, size_t{5}, size_t{7}, size_t{100}, size_t{400}, size_t{900},
-                     size_t{1300}, size_t{SIZE_MAX}}) {
+  for (size_t pos : {size_t{0}, size_t{3}, size_t{5}, size_t{7}, size_t{100}, size_t{400}, size_t{900}, size_t{1300},
+                     size_t{SIZE_MAX}}) {
     Smp alice(Role::alice, secret_a());
     Smp bob(Role::bob, secret_a());
     Bytes msg2 = bob.on_message(alice.start()).reply;
@@ -508,15 +509,15 @@ std::vector<Bytes> garbage_messages(uint32_t expected_count) {
   const Bytes zero = {};
   const Bytes p_like(192, 0xff);  // > the 1536-bit modulus: not a group element
   std::vector<Bytes> all;
-  all.push_back(mpi_array(0xffffffffu, {}));                                       // absurd count
-  all.push_back(mpi_array(expected_count, {}));                                   // count but no MPIs
-  all.push_back(mpi_array(expected_count, {one}, 0xffffffffu));                   // length past the end
-  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, zero)));   // all zero
-  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, one)));    // all one
-  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, p_like))); // out of the group
+  all.push_back(mpi_array(0xffffffffu, {}));                                             // absurd count
+  all.push_back(mpi_array(expected_count, {}));                                          // count but no MPIs
+  all.push_back(mpi_array(expected_count, {one}, 0xffffffffu));                          // length past the end
+  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, zero)));    // all zero
+  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, one)));     // all one
+  all.push_back(mpi_array(expected_count, std::vector<Bytes>(expected_count, p_like)));  // out of the group
   all.push_back(mpi_array(expected_count + 1, std::vector<Bytes>(expected_count + 1, one)));
-  all.push_back(Bytes{0, 0, 0});                                                   // truncated count
-  all.push_back(Bytes(kMaxFramePayload, 0x41));                                    // maximal junk
+  all.push_back(Bytes{0, 0, 0});                 // truncated count
+  all.push_back(Bytes(kMaxFramePayload, 0x41));  // maximal junk
   return all;
 }
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gtest/gtest.h>
 
 #include <fstream>
 #include <map>
@@ -58,7 +58,8 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, FlagsOverrideConfigFileWhichOverridesDefaults) {
-  write_config("[ice]\nstun = 192.0.2.1\nstun-port = 1000\nturn = 192.0.2.2\n[rendezvous]\nurl = ws://127.0.0.1:9/v1\n");
+  write_config(
+      "[ice]\nstun = 192.0.2.1\nstun-port = 1000\nturn = 192.0.2.2\n[rendezvous]\nurl = ws://127.0.0.1:9/v1\n");
   auto p = parse({"--stun", "127.0.0.1:3478", "stdio-a"});
   EXPECT_EQ(p.options.settings.stun.host, "127.0.0.1");  // flag wins over file
   EXPECT_EQ(p.options.settings.stun.port, 3478);
@@ -196,7 +197,8 @@ TEST_F(CliTest, CodeSourceErrors) {
   expect_usage({"stdio-a", "-", "--code-file", file}, "only one way");
   expect_usage({"--code-file", std::string(dir_) + "/missing", "stdio-a"}, "cannot open");
   expect_usage({"--code-file", write_file("empty", "\n"), "stdio-a"}, "is empty");
-  expect_usage({"--code-file", write_file("bad", "7-notaword-zoo\n"), "stdio-a"}, "--code-file: 'notaword' is not a code word");
+  expect_usage({"--code-file", write_file("bad", "7-notaword-zoo\n"), "stdio-a"},
+               "--code-file: 'notaword' is not a code word");
   expect_usage({"--code-file", write_file("long", std::string(2000, 'a')), "stdio-a"}, "too long");
   expect_usage({"--code-words", "3", "stdio-a", "7-abandon-zoo"}, "--code-words applies only");
   expect_usage({"--code-words", "1", "stdio-a"}, "'1'");
@@ -263,7 +265,8 @@ TEST_F(CliTest, HelpForEachSubcommand) {
     EXPECT_TRUE(h.help);
     EXPECT_EQ(h.command, &c);
   }
-  for (const Command* c : {static_cast<const Command*>(nullptr), &commands()[0], &commands()[1], &commands()[2], &commands()[3]}) {
+  for (const Command* c :
+       {static_cast<const Command*>(nullptr), &commands()[0], &commands()[1], &commands()[2], &commands()[3]}) {
     std::string help = usage_text(c);
     size_t start = 0;
     while (start < help.size()) {
@@ -314,7 +317,8 @@ TEST_F(CliTest, SettingFlagsFromTheTable) {
   EXPECT_EQ(usage_error({"stdio-a", "--stun"}), "option --stun needs a value");
   EXPECT_EQ(usage_error({"--stun", "h:99999", "stdio-a"}), "--stun: bad port '99999' in 'h:99999'");
   EXPECT_EQ(usage_error({"--congestion=reno", "stdio-a"}), "--congestion: 'reno' is not bbr or cubic");
-  EXPECT_EQ(usage_error({"--force-relay", "--turn=", "stdio-a"}), "--force-relay needs a TURN server (--turn HOST[:PORT])");
+  EXPECT_EQ(usage_error({"--force-relay", "--turn=", "stdio-a"}),
+            "--force-relay needs a TURN server (--turn HOST[:PORT])");
   write_config("[ice]\nforce-relay = true\nno-relay = true\n");
   EXPECT_EQ(usage_error({"stdio-a"}), "force-relay and no-relay contradict each other (check the config file)");
   write_config("[quic]\ncongestion = cubic\n");

@@ -193,6 +193,12 @@ TEST(Parse, RejectsWordsNamingTheBadOne) {
   EXPECT_NE(parse_error("7-abandon zoo-zoo").find("'abandon zoo'"), std::string::npos);
   EXPECT_NE(parse_error("7-abandon_zoo-zoo").find("'abandon_zoo'"), std::string::npos);
   // Only ASCII is lowercased; a non-ASCII letter stays and fails, quoted safely.
-  EXPECT_NE(parse_error("7-\xc3\x80" "bandon-zoo").find("'\\xc3\\x80bandon'"), std::string::npos);
-  EXPECT_NE(parse_error("7-aban\x1b" "don-zoo").find("'aban\\x1bdon'"), std::string::npos);
+  EXPECT_NE(parse_error("7-\xc3\x80"
+                        "bandon-zoo")
+                .find("'\\xc3\\x80bandon'"),
+            std::string::npos);
+  EXPECT_NE(parse_error("7-aban\x1b"
+                        "don-zoo")
+                .find("'aban\\x1bdon'"),
+            std::string::npos);
 }

@@ -85,9 +85,9 @@ std::string endpoint_error(const std::string& value) {
   return {};
 }
 
-#define EXPECT_CONTAINS(haystack, needle)                                   \
-  do {                                                                      \
-    const std::string h_ = (haystack);                                      \
+#define EXPECT_CONTAINS(haystack, needle)                                                         \
+  do {                                                                                            \
+    const std::string h_ = (haystack);                                                            \
     EXPECT_NE(h_.find(needle), std::string::npos) << "'" << h_ << "' lacks '" << (needle) << "'"; \
   } while (0)
 
@@ -352,15 +352,19 @@ TEST(Environment, OverridesFileAndRecordsOrigins) {
   TempConfig file;
   cfg::Settings s = cfg::defaults();
   cfg::Origins o;
-  cfg::load_file(s, file.write("[ice]\nstun = 192.0.2.1\nturn-user = filed\n[rendezvous]\nurl = ws://127.0.0.1:9/v1\n"), &o);
+  cfg::load_file(s, file.write("[ice]\nstun = 192.0.2.1\nturn-user = filed\n[rendezvous]\nurl = ws://127.0.0.1:9/v1\n"),
+                 &o);
   EXPECT_EQ(o.stun.source, cfg::Source::file);
   EXPECT_EQ(o.stun.detail, file.path() + ":2");
   EXPECT_EQ(o.turn_user.detail, file.path() + ":3");
   EXPECT_EQ(o.relay_url.detail, file.path() + ":5");
   EXPECT_EQ(o.turn.source, cfg::Source::defaults);
 
-  cfg::apply_environment(s, env_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "wss://example.invalid/v1"},
-                                    {"PEERSOCK_TURN_PASSWORD", "pw"}, {"PEERSOCK_TURN_USER", ""}}),
+  cfg::apply_environment(s,
+                         env_of({{"PEERSOCK_STUN", "127.0.0.1:1"},
+                                 {"PEERSOCK_RELAY", "wss://example.invalid/v1"},
+                                 {"PEERSOCK_TURN_PASSWORD", "pw"},
+                                 {"PEERSOCK_TURN_USER", ""}}),
                          &o);
   EXPECT_EQ(s.stun.host, "127.0.0.1");  // environment beats file
   EXPECT_EQ(s.stun.port, 1);
@@ -395,7 +399,8 @@ TEST(Environment, BadValuesNameTheVariable) {
     ADD_FAILURE() << "no error";
     return {};
   };
-  EXPECT_CONTAINS(error_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "http://x"}}), "PEERSOCK_RELAY: 'http://x'");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "http://x"}}),
+                  "PEERSOCK_RELAY: 'http://x'");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_TURN", "host:99999"}}), "PEERSOCK_TURN: bad port '99999'");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "5"}}), "PEERSOCK_PROTOCOL: '5' is not a protocol version (1 to 4)");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_CONGESTION", "reno"}}), "PEERSOCK_CONGESTION: 'reno' is not bbr or cubic");
@@ -439,9 +444,18 @@ namespace {
 // A valid value for each row, by its config file key, or its name, or its flag.
 std::string example_for(const cfg::Setting& row) {
   static const std::map<std::string, std::string> examples = {
-      {"url", "ws://127.0.0.1:1/v1"}, {"stun", "192.0.2.1:7"}, {"stun-port", "7"},   {"turn", "192.0.2.2"},
-      {"turn-port", "8"},            {"turn-user", "u"},      {"turn-password", "pw"}, {"force-relay", "true"},
-      {"no-relay", "false"},         {"protocol", "2"},       {"congestion", "cubic"}, {"udp-gso", "0"},
+      {"url", "ws://127.0.0.1:1/v1"},
+      {"stun", "192.0.2.1:7"},
+      {"stun-port", "7"},
+      {"turn", "192.0.2.2"},
+      {"turn-port", "8"},
+      {"turn-user", "u"},
+      {"turn-password", "pw"},
+      {"force-relay", "true"},
+      {"no-relay", "false"},
+      {"protocol", "2"},
+      {"congestion", "cubic"},
+      {"udp-gso", "0"},
   };
   if (row.key.empty() && row.env.empty() && row.arg.empty()) return std::string(row.implied);  // a flag alone
   const std::string id(!row.key.empty() ? row.key : !row.name.empty() ? row.name : row.flag);
@@ -468,7 +482,8 @@ TEST(Table, EveryKeyVariableAndFlagSetsItsSettingAndOrigin) {
       TempConfig file;
       cfg::Settings s = cfg::defaults();
       cfg::Origins o;
-      cfg::load_file(s, file.write("# x\n[" + std::string(row.section) + "]\n" + std::string(row.key) + " = " + value + "\n"), &o);
+      cfg::load_file(
+          s, file.write("# x\n[" + std::string(row.section) + "]\n" + std::string(row.key) + " = " + value + "\n"), &o);
       EXPECT_EQ((o.*row.origin).source, cfg::Source::file) << row.key;
       EXPECT_EQ((o.*row.origin).detail, file.path() + ":3") << row.key;
     }
@@ -580,8 +595,8 @@ TEST(CheckSettings, RelayPolicy) {
 
 TEST(LoadFile, PortLineOriginIsTheLastOfTheServersLines) {
   TempConfig file;
-  for (const std::string text : {"[ice]\nstun-port = 2000\nstun = stun.example.org\n",
-                                 "[ice]\nstun = stun.example.org\nstun-port = 2000\n"}) {
+  for (const std::string text :
+       {"[ice]\nstun-port = 2000\nstun = stun.example.org\n", "[ice]\nstun = stun.example.org\nstun-port = 2000\n"}) {
     cfg::Settings s = cfg::defaults();
     cfg::Origins o;
     cfg::load_file(s, file.write(text), &o);

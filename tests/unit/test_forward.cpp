@@ -2,14 +2,14 @@
 // a real QUIC stream (an ngtcp2 client/server pair in virtual time,
 // support/quic_pair.hpp, plus the session's part: the Poller on the default
 // GLib context and polling the pumps whose streams take_ready() reports).
-#include <gtest/gtest.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -373,7 +373,8 @@ TEST(Pump, HalfCloseEndsEachDirectionOnItsOwn) {
     client.run();
     server.run();
     return server.eof;
-  })) << "server side got " << server.received << " of " << client.sent;
+  })) << "server side got "
+      << server.received << " of " << client.sent;
   EXPECT_EQ(server.received, 300'000u);
   EXPECT_FALSE(server.bad_byte);
   // ...while the other direction stays open.
@@ -387,7 +388,8 @@ TEST(Pump, HalfCloseEndsEachDirectionOnItsOwn) {
     client.run();
     server.run();
     return client.eof && rig.client_finished && rig.server_finished;
-  })) << "client side got " << client.received << " of " << server.sent;
+  })) << "client side got "
+      << client.received << " of " << server.sent;
   EXPECT_EQ(client.received, 200'000u);
   EXPECT_FALSE(client.bad_byte);
   EXPECT_TRUE(rig.client_pump->clean());
@@ -443,7 +445,8 @@ TEST(Pump, StdioPipesHalfCloseWithoutSockets) {
     client.run();
     server.run();
     return client.eof && server.eof && rig.client_finished && rig.server_finished;
-  })) << "stdin -> peer " << server.received << ", peer -> stdout " << client.received;
+  })) << "stdin -> peer "
+      << server.received << ", peer -> stdout " << client.received;
   EXPECT_EQ(server.received, 100'000u);
   EXPECT_EQ(client.received, 50'000u);
   EXPECT_FALSE(server.bad_byte || client.bad_byte);
@@ -475,10 +478,12 @@ TEST_P(PumpReset, LocalResetBecomesStreamResetBecomesLocalReset) {
   struct linger lg = {1, 0};
   ASSERT_EQ(setsockopt(resetting.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
   resetting = Fd();
-  ASSERT_TRUE(rig.run_until([&] {
-    other.run();
-    return other.eof || other.read_error != 0;
-  }, 5 * kSec));
+  ASSERT_TRUE(rig.run_until(
+      [&] {
+        other.run();
+        return other.eof || other.read_error != 0;
+      },
+      5 * kSec));
   EXPECT_EQ(other.read_error, ECONNRESET) << "the far program saw a clean EOF instead of a reset";
   EXPECT_FALSE(other.eof);
   ASSERT_TRUE(rig.run_until([&] { return rig.client_finished && rig.server_finished; }, 5 * kSec));
@@ -488,7 +493,9 @@ TEST_P(PumpReset, LocalResetBecomesStreamResetBecomesLocalReset) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Pump, PumpReset, ::testing::Values(quic::Role::client, quic::Role::server),
-                         [](const auto& info) { return info.param == quic::Role::client ? "FromClient" : "FromServer"; });
+                         [](const auto& info) {
+                           return info.param == quic::Role::client ? "FromClient" : "FromServer";
+                         });
 
 TEST(Pump, AStalledLocalReaderHoldsTheSenderBackWithBoundedBuffers) {
   PumpRig rig;
@@ -539,7 +546,8 @@ TEST(Pump, AStalledLocalReaderHoldsTheSenderBackWithBoundedBuffers) {
     client.run();
     server.run();
     return server.eof;
-  })) << "got " << server.received << " of " << client.to_send;
+  })) << "got "
+      << server.received << " of " << client.to_send;
   EXPECT_EQ(server.received, client.to_send);
   EXPECT_FALSE(server.bad_byte);
 }
@@ -587,7 +595,8 @@ TEST(Pump, CreditV3PacesTheSenderByGrants) {
     overrun |= rig.client_pump->bytes_sent() > granted;
     overrun |= rig.server_pump->bytes_received() > granted;
     return server.eof;
-  })) << "got " << server.received << " of " << client.to_send;
+  })) << "got "
+      << server.received << " of " << client.to_send;
   EXPECT_FALSE(overrun);
   EXPECT_EQ(server.received, client.to_send);
   EXPECT_FALSE(server.bad_byte);

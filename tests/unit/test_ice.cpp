@@ -48,8 +48,7 @@ Description sample() {
 
 bool same(const Candidate& a, const Candidate& b) {
   return a.foundation == b.foundation && a.address == b.address && a.port == b.port && a.transport == b.transport &&
-         a.priority == b.priority && a.type == b.type && a.base_address == b.base_address &&
-         a.base_port == b.base_port;
+         a.priority == b.priority && a.type == b.type && a.base_address == b.base_address && a.base_port == b.base_port;
 }
 
 void expect_same(const Description& a, const Description& b) {
@@ -62,12 +61,11 @@ void expect_same(const Description& a, const Description& b) {
 
 TEST(IceBody, ExactEncoding) {
   Description d = sample();
-  EXPECT_EQ(encode(d),
-            R"({"c":[)"
-            R"({"a":"192.168.1.10","f":"1","l":2130706431,"p":50000,"t":0,"tr":0},)"
-            R"({"a":"2001:db8::1","ba":"fe80::1","bp":50001,"f":"2","l":1694498815,"p":40000,"t":1,"tr":0},)"
-            R"({"a":"10.0.0.1","f":"3","l":4294967295,"p":0,"t":0,"tr":1}],)"
-            R"("p":"0123456789abcdefghij/+","u":"AbC+"})");
+  EXPECT_EQ(encode(d), R"({"c":[)"
+                       R"({"a":"192.168.1.10","f":"1","l":2130706431,"p":50000,"t":0,"tr":0},)"
+                       R"({"a":"2001:db8::1","ba":"fe80::1","bp":50001,"f":"2","l":1694498815,"p":40000,"t":1,"tr":0},)"
+                       R"({"a":"10.0.0.1","f":"3","l":4294967295,"p":0,"t":0,"tr":1}],)"
+                       R"("p":"0123456789abcdefghij/+","u":"AbC+"})");
   d.version = kOurVersion;
   d.candidates.clear();
   EXPECT_EQ(encode(d), R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","v":4})");
@@ -168,12 +166,13 @@ TEST(IceBody, TopLevelValidation) {
 
 TEST(IceBody, DepthLimitCountsOnlyStructure) {
   // Brackets in a string do not count; 32 levels are still accepted.
-  EXPECT_NO_THROW(decode(R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","x":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})"));
   EXPECT_NO_THROW(
-      decode(R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","x":)" + std::string(31, '[') + std::string(31, ']') + "}"));
-  expect_rejected(R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","x":)" + std::string(32, '[') +
-                      std::string(32, ']') + "}",
-                  "nested deeper");
+      decode(R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","x":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})"));
+  EXPECT_NO_THROW(decode(R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","x":)" + std::string(31, '[') +
+                         std::string(31, ']') + "}"));
+  expect_rejected(
+      R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","x":)" + std::string(32, '[') + std::string(32, ']') + "}",
+      "nested deeper");
 }
 
 TEST(IceBody, CandidateValidation) {

@@ -317,8 +317,8 @@ TEST(QuicHandshake, WrongAlpnTellsTheClientNoApplicationProtocol) {
 }
 
 TEST(QuicHandshake, ServerCloseBeforeAnyClientCompletesAtOnce) {
-  Endpoint server(Role::server, [](const Endpoint::Batch&) { ADD_FAILURE() << "nobody to send to"; }, {},
-                  1000 * kSec);
+  Endpoint server(
+      Role::server, [](const Endpoint::Batch&) { ADD_FAILURE() << "nobody to send to"; }, {}, 1000 * kSec);
   EXPECT_FALSE(server.shutdown_complete());
   server.close(kErrorLocal, "giving up", 1000 * kSec);
   EXPECT_TRUE(server.shutdown_complete());
@@ -381,7 +381,8 @@ TEST_P(QuicTransfer, EightMiBEachWayWithFinByteExact) {
 
 INSTANTIATE_TEST_SUITE_P(Quic, QuicTransfer,
                          ::testing::Values(PathCase{"Lossless", 0, 0}, PathCase{"Loss2Percent", 0.02, 0},
-                                           PathCase{"Reordered", 0, 0.05}, PathCase{"Loss2PercentReordered", 0.02, 0.05}),
+                                           PathCase{"Reordered", 0, 0.05},
+                                           PathCase{"Loss2PercentReordered", 0.02, 0.05}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(QuicStreams, ResetInEitherDirectionIsSeenByThePeer) {
@@ -410,13 +411,16 @@ TEST(QuicStreams, ResetInEitherDirectionIsSeenByThePeer) {
   // The peer sees both directions end: reading says reset, and so does
   // writing (STOP_SENDING), once it has tried.
   IoStatus sa_write = IoStatus::ok, cb_write = IoStatus::ok;
-  ASSERT_TRUE(p.run_until([&] {
-    if (sa_write != IoStatus::reset) sa_write = sa.write(hello).status;
-    if (cb_write != IoStatus::reset) cb_write = cb.write(hello).status;
-    return sa.read_status() == IoStatus::reset && cb.read_status() == IoStatus::reset && sa_write == IoStatus::reset &&
-           cb_write == IoStatus::reset;
-  }, 2 * kSec)) << "server read " << static_cast<int>(sa.read_status()) << " write " << static_cast<int>(sa_write)
-                << "; client read " << static_cast<int>(cb.read_status()) << " write " << static_cast<int>(cb_write);
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        if (sa_write != IoStatus::reset) sa_write = sa.write(hello).status;
+        if (cb_write != IoStatus::reset) cb_write = cb.write(hello).status;
+        return sa.read_status() == IoStatus::reset && cb.read_status() == IoStatus::reset &&
+               sa_write == IoStatus::reset && cb_write == IoStatus::reset;
+      },
+      2 * kSec))
+      << "server read " << static_cast<int>(sa.read_status()) << " write " << static_cast<int>(sa_write)
+      << "; client read " << static_cast<int>(cb.read_status()) << " write " << static_cast<int>(cb_write);
   EXPECT_EQ(sa.read(buf).status, IoStatus::reset);
   EXPECT_EQ(cb.read(buf).status, IoStatus::reset);
   expect_open(p);  // a stream reset is not a connection error
@@ -431,13 +435,17 @@ TEST(QuicStreams, AReaderThatStopsHoldsBackOnlyItsOwnStream) {
   Writer w_stalled{stalled_data}, w_busy{busy_data};
   Stream s_stalled, s_busy;
   Reader r_busy;
-  ASSERT_TRUE(p.run_until([&] {
-    w_stalled.run(c_stalled);
-    w_busy.run(c_busy);
-    while (auto id = p.server().accept_stream()) (*id == c_stalled.id() ? s_stalled : s_busy) = Stream(p.server(), *id);
-    if (s_busy) r_busy.run(s_busy);  // s_stalled is never read here
-    return r_busy.fin;
-  }, 60 * kSec)) << "the busy stream got " << r_busy.got.size() << " bytes";
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        w_stalled.run(c_stalled);
+        w_busy.run(c_busy);
+        while (auto id = p.server().accept_stream())
+          (*id == c_stalled.id() ? s_stalled : s_busy) = Stream(p.server(), *id);
+        if (s_busy) r_busy.run(s_busy);  // s_stalled is never read here
+        return r_busy.fin;
+      },
+      60 * kSec))
+      << "the busy stream got " << r_busy.got.size() << " bytes";
   EXPECT_TRUE(r_busy.got == busy_data);
   // The stalled stream holds at most its flow-control window at the reader
   // (1 MiB at first; it grows only while its reader keeps up).
@@ -450,11 +458,13 @@ TEST(QuicStreams, AReaderThatStopsHoldsBackOnlyItsOwnStream) {
 
   // Once read again, it delivers everything.
   Reader r_stalled;
-  ASSERT_TRUE(p.run_until([&] {
-    w_stalled.run(c_stalled);
-    r_stalled.run(s_stalled);
-    return r_stalled.fin;
-  }, 60 * kSec));
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        w_stalled.run(c_stalled);
+        r_stalled.run(s_stalled);
+        return r_stalled.fin;
+      },
+      60 * kSec));
   EXPECT_TRUE(r_stalled.got == stalled_data);
   expect_open(p);
 }
@@ -557,11 +567,14 @@ TEST(QuicStreams, ReleasingAnUnfinishedStreamResetsItOnThePeer) {
   }));
   cs.reset();  // the handle goes away
   IoStatus write_status = IoStatus::ok;
-  ASSERT_TRUE(p.run_until([&] {
-    r.run(ss);
-    if (write_status != IoStatus::reset) write_status = ss.write(data).status;
-    return r.reset && write_status == IoStatus::reset;
-  }, 2 * kSec)) << "the peer never learned the stream was abandoned";
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        r.run(ss);
+        if (write_status != IoStatus::reset) write_status = ss.write(data).status;
+        return r.reset && write_status == IoStatus::reset;
+      },
+      2 * kSec))
+      << "the peer never learned the stream was abandoned";
   EXPECT_FALSE(r.fin);
   EXPECT_TRUE(r.got == data);
   expect_open(p);
@@ -578,20 +591,22 @@ TEST(QuicStreams, ReleasingAFinishedStreamIsClean) {
   Reader server_side, client_side;
   // The server finishes its direction at once; the client drops its handle
   // as soon as it has read that FIN, with its own data maybe still unacked.
-  ASSERT_TRUE(p.run_until([&] {
-    if (!ss) {
-      if (auto id = p.server().accept_stream()) {
-        ss = Stream(p.server(), *id);
-        ss.conclude();
-      }
-    }
-    if (cs) {
-      client_side.run(*cs);
-      if (client_side.fin) cs.reset();
-    }
-    if (ss) server_side.run(ss);
-    return server_side.fin || server_side.reset;
-  }, 30 * kSec));
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        if (!ss) {
+          if (auto id = p.server().accept_stream()) {
+            ss = Stream(p.server(), *id);
+            ss.conclude();
+          }
+        }
+        if (cs) {
+          client_side.run(*cs);
+          if (client_side.fin) cs.reset();
+        }
+        if (ss) server_side.run(ss);
+        return server_side.fin || server_side.reset;
+      },
+      30 * kSec));
   EXPECT_FALSE(server_side.reset);
   EXPECT_TRUE(server_side.got == data);
   expect_open(p);
@@ -606,19 +621,22 @@ void discard_streams_with_unread_data(bool by_release) {
   QuicPair p;
   ASSERT_TRUE(p.handshake());
   const Bytes data = sim::random_bytes(1 * kMiB, 9);  // one stream window each
-  for (int i = 0; i < 12; ++i) {  // 12 MiB in all, beyond the 8 MiB connection window
+  for (int i = 0; i < 12; ++i) {                      // 12 MiB in all, beyond the 8 MiB connection window
     SCOPED_TRACE(i);
     Stream cs(p.client(), *p.client().open_stream());
     Writer w{data, /*finish=*/false};
     Stream ss;
-    ASSERT_TRUE(p.run_until([&] {
-      w.run(cs);
-      if (!ss) {
-        if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
-      }
-      // The server does not read: it waits until the stream's window is full.
-      return ss && p.server().stream(ss.id())->rx.size() >= data.size() / 2;
-    }, 10 * kSec)) << "stream " << i << " never got data: the connection window is gone";
+    ASSERT_TRUE(p.run_until(
+        [&] {
+          w.run(cs);
+          if (!ss) {
+            if (auto id = p.server().accept_stream()) ss = Stream(p.server(), *id);
+          }
+          // The server does not read: it waits until the stream's window is full.
+          return ss && p.server().stream(ss.id())->rx.size() >= data.size() / 2;
+        },
+        10 * kSec))
+        << "stream " << i << " never got data: the connection window is gone";
     if (by_release) {
       ss = Stream();  // dropped unread
     } else {
@@ -644,17 +662,20 @@ TEST(QuicStreams, StreamsClosedBeforeTheyAreReadGiveBackTheConnectionWindow) {
     Stream cs(p.client(), *p.client().open_stream());
     Writer w{data, /*finish=*/true};
     Stream ss;
-    ASSERT_TRUE(p.run_until([&] {
-      w.run(cs);
-      if (!ss) {
-        if (auto id = p.server().accept_stream()) {
-          ss = Stream(p.server(), *id);
-          ss.conclude();  // the server says nothing: its direction ends at once
-        }
-      }
-      // Unread, and closed for ngtcp2.
-      return ss && p.server().stream(ss.id())->closed;
-    }, 10 * kSec)) << "stream " << i << " never finished: the connection window is gone";
+    ASSERT_TRUE(p.run_until(
+        [&] {
+          w.run(cs);
+          if (!ss) {
+            if (auto id = p.server().accept_stream()) {
+              ss = Stream(p.server(), *id);
+              ss.conclude();  // the server says nothing: its direction ends at once
+            }
+          }
+          // Unread, and closed for ngtcp2.
+          return ss && p.server().stream(ss.id())->closed;
+        },
+        10 * kSec))
+        << "stream " << i << " never finished: the connection window is gone";
     Reader r;
     r.run(ss);
     EXPECT_TRUE(r.fin);
@@ -663,13 +684,9 @@ TEST(QuicStreams, StreamsClosedBeforeTheyAreReadGiveBackTheConnectionWindow) {
   expect_open(p);
 }
 
-TEST(QuicStreams, ResetStreamsWithUnreadDataGiveBackTheConnectionWindow) {
-  discard_streams_with_unread_data(false);
-}
+TEST(QuicStreams, ResetStreamsWithUnreadDataGiveBackTheConnectionWindow) { discard_streams_with_unread_data(false); }
 
-TEST(QuicStreams, ReleasedStreamsWithUnreadDataGiveBackTheConnectionWindow) {
-  discard_streams_with_unread_data(true);
-}
+TEST(QuicStreams, ReleasedStreamsWithUnreadDataGiveBackTheConnectionWindow) { discard_streams_with_unread_data(true); }
 
 // ---- closing -------------------------------------------------------------------
 
@@ -710,11 +727,14 @@ TEST_P(QuicClose, PeerReadsAllDataThenSeesTheAppClose) {
 
   Reader r;
   bool data_before_close = true;
-  ASSERT_TRUE(p.run_until([&] {
-    if (other.closed() && !r.fin) data_before_close = false;
-    r.run(in);
-    return r.fin && other.closed().has_value();
-  }, 10 * kSec)) << "got " << r.got.size() << " of " << data.size();
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        if (other.closed() && !r.fin) data_before_close = false;
+        r.run(in);
+        return r.fin && other.closed().has_value();
+      },
+      10 * kSec))
+      << "got " << r.got.size() << " of " << data.size();
   EXPECT_TRUE(r.got == data);
   EXPECT_TRUE(data_before_close) << "the close overtook stream data";
   const CloseInfo& ci = *other.closed();
@@ -751,10 +771,12 @@ TEST(QuicCloseFin, CloseAfterConcludeOfAcknowledgedDataDeliversTheFin) {
   }));
   cs.conclude();
   p.client().close(kErrorNone, "done", p.now());
-  ASSERT_TRUE(p.run_until([&] {
-    r.run(ss);
-    return (r.fin || r.reset) && p.server().closed().has_value();
-  }, 5 * kSec));
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        r.run(ss);
+        return (r.fin || r.reset) && p.server().closed().has_value();
+      },
+      5 * kSec));
   EXPECT_TRUE(r.fin) << "the peer saw a reset instead of the FIN";
   EXPECT_FALSE(r.reset);
   EXPECT_TRUE(r.got == data);
@@ -788,12 +810,14 @@ TEST(QuicIdle, DeadPathDuringATransferClosesBothWithinTheIdleTimeout) {
   p.down().set_dead(true);
   const Timestamp cut = p.now();
   std::optional<Timestamp> client_at, server_at;
-  ASSERT_TRUE(p.run_until([&] {
-    x.step();
-    if (!client_at && p.client().closed()) client_at = p.now();
-    if (!server_at && p.server().closed()) server_at = p.now();
-    return client_at && server_at;
-  }, 30 * kSec));
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        x.step();
+        if (!client_at && p.client().closed()) client_at = p.now();
+        if (!server_at && p.server().closed()) server_at = p.now();
+        return client_at && server_at;
+      },
+      30 * kSec));
   for (auto [who, at] : {std::pair{"client", *client_at}, std::pair{"server", *server_at}}) {
     SCOPED_TRACE(who);
     // The idle timer runs from the last packet received (just before the
@@ -864,7 +888,7 @@ TEST(QuicGarbage, JunkBeforeTheHandshakeIsHarmless) {
   for (int i = 0; i < 300; ++i) {
     size_t n = 1 + rng() % 1500;
     Bytes junk = sim::random_bytes(n, rng());
-    if (i % 3 == 0) junk[0] |= 0xc0;  // long header form, as an Initial would have
+    if (i % 3 == 0) junk[0] |= 0xc0;                    // long header form, as an Initial would have
     if (i % 3 == 1) junk[0] = (junk[0] & 0x7f) | 0x40;  // short header form
     p.inject_to_server(junk);
     p.inject_to_client(junk);
@@ -905,16 +929,18 @@ TEST(QuicGarbage, MangledPacketsDuringATransferNeverCloseTheConnection) {
     return d;
   };
   uint64_t injected = 0;
-  ASSERT_TRUE(p.run_until([&] {
-    if (!seen_up.empty() && !seen_down.empty()) {
-      for (int i = 0; i < 2; ++i) {
-        p.inject_to_server(mangle(seen_up[rng() % seen_up.size()]));
-        p.inject_to_client(mangle(seen_down[rng() % seen_down.size()]));
-        injected += 2;
-      }
-    }
-    return x.step();
-  }, 120 * kSec));
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        if (!seen_up.empty() && !seen_down.empty()) {
+          for (int i = 0; i < 2; ++i) {
+            p.inject_to_server(mangle(seen_up[rng() % seen_up.size()]));
+            p.inject_to_client(mangle(seen_down[rng() % seen_down.size()]));
+            injected += 2;
+          }
+        }
+        return x.step();
+      },
+      120 * kSec));
   EXPECT_GT(injected, 1000u);
   x.expect_exact();
   expect_open(p);
@@ -984,8 +1010,7 @@ TEST(QuicThroughput, BbrKeepsALossyLinkBusy) {
   // The link's own time for the bytes (plus ~4 % QUIC/UDP overhead) and the
   // start-up: at least 60 % of the link rate overall, plus ten round trips.
   const Timestamp wire = static_cast<Timestamp>(size * 8 * 1.04 / kBps * kSec);
-  EXPECT_LE(took, wire * 10 / 6 + 10 * kRtt)
-      << "took " << took / kMs << " ms, the link needs " << wire / kMs << " ms";
+  EXPECT_LE(took, wire * 10 / 6 + 10 * kRtt) << "took " << took / kMs << " ms, the link needs " << wire / kMs << " ms";
   RecordProperty("virtual_ms", std::to_string(took / kMs));
 }
 

@@ -131,8 +131,8 @@ TEST(Rendezvous, ConsumerFlowWithIceBeforeOpen) {
   EXPECT_TRUE(out.to_send.empty());
 
   out = p.finish("lonely");
-  EXPECT_EQ(out.to_send, (Frames{R"({"nameplate":"42","type":"release"})",
-                                 R"({"mailbox":"mbx","mood":"lonely","type":"close"})"}));
+  EXPECT_EQ(out.to_send,
+            (Frames{R"({"nameplate":"42","type":"release"})", R"({"mailbox":"mbx","mood":"lonely","type":"close"})"}));
 }
 
 TEST(Rendezvous, SendIceAfterFinishSendsNothing) {
@@ -162,9 +162,8 @@ TEST(Rendezvous, WelcomeErrorThrowsRelay) {
 TEST(Rendezvous, ServerErrorCrowdedThrowsRelay) {
   Protocol p(Role::consumer, "bbbbbbbbbb", "42");
   p.on_text(kWelcome);
-  auto [code, what] = thrown([&] {
-    p.on_text(R"({"type":"error","error":"crowded","orig":{"type":"claim","nameplate":"42"}})");
-  });
+  auto [code, what] =
+      thrown([&] { p.on_text(R"({"type":"error","error":"crowded","orig":{"type":"claim","nameplate":"42"}})"); });
   EXPECT_EQ(code, ExitCode::relay);
   EXPECT_NE(what.find("rendezvous server error: crowded"), std::string::npos) << what;
   EXPECT_NE(what.find("in use by someone else"), std::string::npos) << what;
@@ -267,11 +266,13 @@ TEST(Rendezvous, BadClaimedAndMessage) {
   expect_counterparty(g, R"({"type":"message","side":"x","phase":null,"body":"b"})", "\"phase\"");
   expect_counterparty(g, R"({"type":"message","side":"x","phase":"ice","body":{}})", "\"body\"");
   expect_counterparty(g, R"({"type":"message","side":"x","phase":"ice"})", "\"body\"");
-  expect_counterparty(g, R"({"type":"message","side":"x","phase":"ice","body":")" + std::string(64 * 1024 + 1, 'b') + R"("})",
-                      "exceeds the limit");
+  expect_counterparty(
+      g, R"({"type":"message","side":"x","phase":"ice","body":")" + std::string(64 * 1024 + 1, 'b') + R"("})",
+      "exceeds the limit");
   EXPECT_FALSE(g.peer_ice_received());
   // Exactly 64 KiB is fine.
-  Output out = g.on_text(R"({"type":"message","side":"x","phase":"ice","body":")" + std::string(64 * 1024, 'b') + R"("})");
+  Output out =
+      g.on_text(R"({"type":"message","side":"x","phase":"ice","body":")" + std::string(64 * 1024, 'b') + R"("})");
   EXPECT_EQ(out.events.size(), 1u);
 }
 
@@ -343,9 +344,11 @@ TEST(RendezvousList, ListerBindsAndListsOnly) {
   // Asked before welcome: held until bound.
   EXPECT_TRUE(p.list_nameplates().to_send.empty());
   Output out = p.on_text(R"({"type":"welcome","welcome":{}})");
-  EXPECT_EQ(out.to_send, (std::vector<std::string>{
-                             R"({"appid":"peersock.namepad.de","client_version":["peersock","0.1.0"],"side":"aaaaaaaaaa","type":"bind"})",
-                             R"({"type":"list"})"}));
+  EXPECT_EQ(
+      out.to_send,
+      (std::vector<std::string>{
+          R"({"appid":"peersock.namepad.de","client_version":["peersock","0.1.0"],"side":"aaaaaaaaaa","type":"bind"})",
+          R"({"type":"list"})"}));
   out = p.on_text(R"({"type":"nameplates","nameplates":[{"id":"4"},{"id":"17"},{"id":"x9"},{"id":"1234567890"}]})");
   // Non-numeric and over-long ids cannot be in a code: not offered.
   EXPECT_EQ(listed(out), (std::vector<std::string>{"4", "17"}));

@@ -1,12 +1,12 @@
 // session stages: AuthGate (SMP on stream 4, stream admission before auth),
 // ControlChannel (stream 0) and the Forwarder's acceptor, each over a real
 // ngtcp2 client/server pair in virtual time (support/quic_pair.hpp).
-#include <gtest/gtest.h>
-#include <glib.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -316,7 +316,9 @@ struct ChannelSide {
                     [] {},
                     [this] { ++delivered; },
                     [this](double ms) { rtts.push_back(ms); },
-                    [this](uint64_t id, uint64_t limit) { grants.push_back({id, limit}); },
+                    [this](uint64_t id, uint64_t limit) {
+                      grants.push_back({id, limit});
+                    },
                 }) {}
   ControlChannel channel;
   int delivered = 0;
@@ -678,7 +680,6 @@ TEST(ForwarderAcceptor, AStreamWithoutTheHeaderIsACounterpartyError) {
   EXPECT_LT(rig.listener.conn, 0) << "nothing was connected";
 }
 
-
 // A port that was free a moment ago (the forwarder binds it itself).
 uint16_t free_port() {
   Listener probe;
@@ -757,8 +758,9 @@ TEST(ForwarderOpener, ALocalConnectionOpensAStreamWithTheHeader) {
   EXPECT_EQ(rig.opened, 1);
   ASSERT_EQ(rig.peer.size(), 1u);
   const std::string back = "world";
-  ASSERT_EQ(rig.peer[0].write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(back.data()), back.size())).status,
-            IoStatus::ok);
+  ASSERT_EQ(
+      rig.peer[0].write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(back.data()), back.size())).status,
+      IoStatus::ok);
   std::string local;
   ASSERT_TRUE(rig.run_until([&] {
     char buf[64];

@@ -2,16 +2,16 @@
 // (forward/stream_header.hpp, session/control.hpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
-#include <span>
-#include <algorithm>
 #include <vector>
 
 #include "peersock/error.hpp"
-#include "peersock/session/control.hpp"
 #include "peersock/forward/stream_header.hpp"
+#include "peersock/session/control.hpp"
 
 namespace peersock::session {
 namespace {

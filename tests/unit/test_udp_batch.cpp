@@ -19,7 +19,9 @@ namespace {
 struct Fd {
   int fd;
   explicit Fd(int f) : fd(f) {}
-  ~Fd() { if (fd >= 0) close(fd); }
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
 };
 
 std::vector<std::vector<uint8_t>> send_and_receive(const std::vector<size_t>& sizes, bool gso) {

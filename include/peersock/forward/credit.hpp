@@ -27,8 +27,8 @@ namespace peersock::forward {
 // stream's bytes sit in OpenSSL and count against the connection window
 // (768 KiB at first), so pending streams must not be able to fill it.
 inline constexpr uint64_t kInitialCredit = 64 * 1024;
-inline constexpr uint64_t kFirstWindow = 1 << 20;      // after the first delivery
-inline constexpr uint64_t kMaxWindow = 16 << 20;       // auto-tuned up to this
+inline constexpr uint64_t kFirstWindow = 1 << 20;  // after the first delivery
+inline constexpr uint64_t kMaxWindow = 16 << 20;   // auto-tuned up to this
 // All windows of a session beyond kFirstWindow together: bounds the memory a
 // session can be made to hold when many fast streams stall at once.
 inline constexpr uint64_t kGrowthBudget = 64 << 20;

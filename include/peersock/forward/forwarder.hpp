@@ -54,9 +54,9 @@ struct Capabilities {
 };
 
 struct ForwarderEvents {
-  std::function<void()> wants_io;                      // a stream was written: run QUIC
-  std::function<void(const Pump&)> opened;             // a connection started
-  std::function<void(const Pump&)> closed;             // ... and ended (once each)
+  std::function<void()> wants_io;           // a stream was written: run QUIC
+  std::function<void(const Pump&)> opened;  // a connection started
+  std::function<void(const Pump&)> closed;  // ... and ended (once each)
   // A data stream was delivered completely (both directions done, clean).
   std::function<void()> delivered;
   // The one stream of a stdio run ended in a reset: data was lost.

@@ -58,8 +58,8 @@ class Scratch {
 struct PumpOptions {
   int read_fd = -1;
   int write_fd = -1;
-  bool is_socket = false;     // shutdown(SHUT_WR) on peer FIN, RST on reset
-  bool owns_fds = false;      // close the fds when the pump is destroyed
+  bool is_socket = false;  // shutdown(SHUT_WR) on peer FIN, RST on reset
+  bool owns_fds = false;   // close the fds when the pump is destroyed
   bool peer_supports_fin = true;
 };
 
@@ -71,9 +71,9 @@ struct CreditContext {
 };
 
 struct PumpEvents {
-  std::function<void()> wants_io;                 // we wrote to the stream: run QUIC
-  std::function<void()> finished;                 // both directions done (or aborted)
-  std::function<void()> local_eof_without_fin;    // v1 peer: caller ends the session
+  std::function<void()> wants_io;                                 // we wrote to the stream: run QUIC
+  std::function<void()> finished;                                 // both directions done (or aborted)
+  std::function<void()> local_eof_without_fin;                    // v1 peer: caller ends the session
   std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3: announce on stream 0
 };
 

@@ -23,10 +23,10 @@ typedef struct _NiceCandidate NiceCandidate;
 namespace peersock::ice {
 
 struct SelectedPath {
-  bool relayed = false;        // either side uses a TURN relay candidate
-  std::string local;           // "addr:port"
+  bool relayed = false;  // either side uses a TURN relay candidate
+  std::string local;     // "addr:port"
   std::string remote;
-  std::string transport;       // "udp" / "tcp"
+  std::string transport;  // "udp" / "tcp"
   // When relayed through our own TURN allocation: the TURN server
   // ("addr:port") and how we reach it ("udp" / "tcp"). Empty when only the
   // peer's candidate is a relay (its server is not ours to name).
@@ -34,7 +34,6 @@ struct SelectedPath {
   std::string relay_transport;
   std::string local_type, remote_type;  // "host", "srflx", "prflx", "relay"
 };
-
 
 struct AgentCallbacks {
   std::function<void()> gathering_done;

@@ -52,9 +52,9 @@ inline constexpr std::string_view kSni = "dummy";
 
 // Application error codes we send in CONNECTION_CLOSE.
 inline constexpr uint64_t kErrorNone = 0;
-inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;   // "connection code mismatch"
-inline constexpr uint64_t kErrorProtocol = 0x50534d02;     // illegal counterparty input
-inline constexpr uint64_t kErrorLocal = 0x50534d03;        // local failure, giving up
+inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;  // "connection code mismatch"
+inline constexpr uint64_t kErrorProtocol = 0x50534d02;    // illegal counterparty input
+inline constexpr uint64_t kErrorLocal = 0x50534d03;       // local failure, giving up
 
 enum class Role { client, server };
 
@@ -68,9 +68,9 @@ using Timestamp = uint64_t;
 
 struct CloseInfo {
   bool by_peer = false;
-  bool is_app = false;     // application close vs transport/idle
+  bool is_app = false;  // application close vs transport/idle
   uint64_t error_code = 0;
-  std::string reason;      // raw bytes from the peer when by_peer: quote before showing
+  std::string reason;  // raw bytes from the peer when by_peer: quote before showing
 };
 
 struct EndpointOptions {
@@ -100,10 +100,10 @@ struct IoResult {
 
 // Numbers for the status line and bug reports.
 struct ConnStats {
-  double rtt_ms = -1;           // smoothed RTT; -1 before the first sample
-  uint64_t cwnd = 0;            // congestion window, bytes
+  double rtt_ms = -1;  // smoothed RTT; -1 before the first sample
+  uint64_t cwnd = 0;   // congestion window, bytes
   uint64_t bytes_in_flight = 0;
-  size_t max_datagram = 0;      // largest datagram we send on this path now
+  size_t max_datagram = 0;  // largest datagram we send on this path now
 };
 
 struct StreamState {
@@ -111,11 +111,11 @@ struct StreamState {
   // send direction
   SendBuffer tx;
   bool fin_wanted = false, fin_sent = false, fin_acked = false;
-  bool fin_alone = false;  // the FIN went in a frame without data
-  bool tx_reset = false;   // we reset it, or the peer stopped reading
-  bool blocked = false;    // by the peer's flow control
-  bool queued = false;     // in the sendable queue
-  bool want_write = false; // the application was told would_block
+  bool fin_alone = false;   // the FIN went in a frame without data
+  bool tx_reset = false;    // we reset it, or the peer stopped reading
+  bool blocked = false;     // by the peer's flow control
+  bool queued = false;      // in the sendable queue
+  bool want_write = false;  // the application was told would_block
   // receive direction
   ByteQueue rx;
   bool rx_fin = false, rx_reset = false;
@@ -133,7 +133,7 @@ class Endpoint {
   // the last have the same size when `equal_size` (they may go out as one
   // UDP GSO send).
   struct Batch {
-    std::span<const uint8_t> bytes;           // all datagrams back to back
+    std::span<const uint8_t> bytes;  // all datagrams back to back
     std::span<const size_t> sizes;
   };
   using Transmit = std::function<void(const Batch&)>;
@@ -244,10 +244,10 @@ class Endpoint {
   Timestamp created_;
 
   std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx_;
-  SSL* ssl_ = nullptr;                        // owned; freed after the ngtcp2 connection
+  SSL* ssl_ = nullptr;                          // owned; freed after the ngtcp2 connection
   ngtcp2_crypto_ossl_ctx* ossl_ctx_ = nullptr;  // owned
-  ngtcp2_conn* conn_ = nullptr;               // owned
-  struct ConnRef;                             // ngtcp2_crypto_conn_ref, stable address
+  ngtcp2_conn* conn_ = nullptr;                 // owned
+  struct ConnRef;                               // ngtcp2_crypto_conn_ref, stable address
   std::unique_ptr<ConnRef> conn_ref_;
 
   bool handshake_done_ = false;
@@ -259,12 +259,12 @@ class Endpoint {
   std::optional<CloseInfo> closed_;
 
   std::unordered_map<int64_t, StreamState> streams_;
-  std::deque<int64_t> sendable_;     // streams with unsent data or an unsent FIN
+  std::deque<int64_t> sendable_;  // streams with unsent data or an unsent FIN
   std::deque<int64_t> accept_queue_;
   std::vector<int64_t> ready_;
-  std::vector<int64_t> graveyard_;   // closed by ngtcp2 during a call; erased after it
+  std::vector<int64_t> graveyard_;  // closed by ngtcp2 during a call; erased after it
 
-  std::vector<uint8_t> out_;          // one write pass's datagrams
+  std::vector<uint8_t> out_;  // one write pass's datagrams
   std::vector<size_t> out_sizes_;
   uint64_t datagrams_sent_ = 0, bytes_sent_ = 0;  // for the debug log
 };

@@ -20,7 +20,7 @@ namespace peersock::rendezvous {
 struct ClientCallbacks {
   std::function<void()> connected;
   std::function<void(std::string_view text)> text;  // one incoming text frame
-  std::function<void(const Error&)> failed;          // connect failure or unexpected close
+  std::function<void(const Error&)> failed;         // connect failure or unexpected close
 };
 
 class Client {
@@ -50,8 +50,8 @@ class Client {
   ClientCallbacks callbacks_;
   glib::ObjectPtr<SoupSession> session_;
   glib::ObjectPtr<SoupWebsocketConnection> connection_;  // once connected
-  glib::Cancellable cancellable_;  // the connect attempt
-  glib::SourceId timeout_;         // the connect attempt's deadline
+  glib::Cancellable cancellable_;                        // the connect attempt
+  glib::SourceId timeout_;                               // the connect attempt's deadline
   bool closing_ = false;
   bool closed_ = false;
   bool failed_ = false;

@@ -30,15 +30,23 @@ enum class Role { generator, consumer, lister };
 inline constexpr size_t kMaxListedNameplates = 10000;
 
 namespace event {
-struct Motd { std::string text; };                 // welcome.motd, to show the user
-struct NameplateAllocated { std::string nameplate; };  // generator: build the code now
-struct MailboxOpen {};                              // waiting for the other side
-struct PeerIce { std::string body; };               // the peer's ice body (raw)
-struct Closed {};                                   // server confirmed close
-struct Nameplates { std::vector<std::string> ids; };  // reply to list_nameplates(), valid ids only
+struct Motd {
+  std::string text;
+};  // welcome.motd, to show the user
+struct NameplateAllocated {
+  std::string nameplate;
+};                      // generator: build the code now
+struct MailboxOpen {};  // waiting for the other side
+struct PeerIce {
+  std::string body;
+};                 // the peer's ice body (raw)
+struct Closed {};  // server confirmed close
+struct Nameplates {
+  std::vector<std::string> ids;
+};  // reply to list_nameplates(), valid ids only
 }  // namespace event
-using Event = std::variant<event::Motd, event::NameplateAllocated, event::MailboxOpen, event::PeerIce,
-                           event::Closed, event::Nameplates>;
+using Event = std::variant<event::Motd, event::NameplateAllocated, event::MailboxOpen, event::PeerIce, event::Closed,
+                           event::Nameplates>;
 
 struct Output {
   std::vector<std::string> to_send;  // text frames, in order

@@ -25,7 +25,7 @@ namespace peersock::session {
 inline constexpr uint8_t kDoneMarker = 'D';  // v2: "I delivered one of your streams"
 inline constexpr uint8_t kPing = 'P';
 inline constexpr uint8_t kPong = 'Q';
-inline constexpr uint8_t kCredit = 'C';      // v3
+inline constexpr uint8_t kCredit = 'C';  // v3
 inline constexpr size_t kCreditFrameBytes = 17;
 
 // QUIC stream ids and offsets are below 2^62 (RFC 9000 §2.1, §4.5).

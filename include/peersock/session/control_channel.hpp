@@ -21,9 +21,9 @@
 namespace peersock::session {
 
 struct ControlChannelEvents {
-  std::function<void()> wants_io;                           // we wrote: run QUIC
-  std::function<void()> peer_delivered;                     // a 'D' from the peer
-  std::function<void(double rtt_ms)> rtt;                   // our ping was answered
+  std::function<void()> wants_io;                                 // we wrote: run QUIC
+  std::function<void()> peer_delivered;                           // a 'D' from the peer
+  std::function<void(double rtt_ms)> rtt;                         // our ping was answered
   std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3 'C'
 };
 
@@ -42,9 +42,9 @@ class ControlChannel {
   void attach(quic::Stream stream);
   bool attached() const { return static_cast<bool>(stream_); }
 
-  void send_delivered();                 // one 'D'
+  void send_delivered();  // one 'D'
   void send_grant(uint64_t stream_id, uint64_t limit);
-  void start_ping(int64_t now_us);       // one RTT measurement
+  void start_ping(int64_t now_us);  // one RTT measurement
 
   // Reads and dispatches what the peer said, then flushes our queue.
   // Errors: CounterpartyError for a malformed frame (v3); Error(peer_gone)

@@ -23,12 +23,12 @@
 namespace peersock::session {
 
 struct LinkEvents {
-  std::function<void()> resolved;          // STUN/TURN names resolved: contact the rendezvous
-  std::function<void()> gathering_done;    // our description is ready
+  std::function<void()> resolved;        // STUN/TURN names resolved: contact the rendezvous
+  std::function<void()> gathering_done;  // our description is ready
   std::function<void(const ice::SelectedPath&)> connected;
-  std::function<void()> failed;            // ICE found no path
+  std::function<void()> failed;  // ICE found no path
   std::function<void(const Error&)> setup_failed;
-  std::function<void()> quic_ran;          // after every QUIC run
+  std::function<void()> quic_ran;  // after every QUIC run
 };
 
 class Link {

@@ -30,8 +30,8 @@ class ControlPing {
   }
 
   struct Result {
-    std::vector<uint8_t> reply;        // pongs to write back
-    std::optional<double> rtt_ms;      // a pong answered our ping
+    std::vector<uint8_t> reply;    // pongs to write back
+    std::optional<double> rtt_ms;  // a pong answered our ping
   };
 
   // Feeds the pings and pongs ControlReader found in one read of stream 0.

@@ -75,15 +75,15 @@ double cwnd_rate(uint64_t cwnd, std::optional<double> rtt_ms);
 
 struct Snapshot {
   Phase phase = Phase::contacting;
-  double phase_seconds = 0;        // time spent in the current phase
-  std::optional<bool> relayed;     // known once ICE has a path: true = via TURN
-  std::optional<double> rtt_ms;    // when the session measures it
-  uint64_t cwnd = 0;               // QUIC congestion window, bytes (0: unknown)
-  uint64_t bytes_in_flight = 0;    // sent, not yet acknowledged or lost
+  double phase_seconds = 0;      // time spent in the current phase
+  std::optional<bool> relayed;   // known once ICE has a path: true = via TURN
+  std::optional<double> rtt_ms;  // when the session measures it
+  uint64_t cwnd = 0;             // QUIC congestion window, bytes (0: unknown)
+  uint64_t bytes_in_flight = 0;  // sent, not yet acknowledged or lost
   uint64_t sent = 0, received = 0;
   double send_rate = 0, receive_rate = 0;  // bytes per second
   size_t open_connections = 0;
-  bool stdio = false;              // one stdin/stdout stream: connection count means nothing
+  bool stdio = false;  // one stdin/stdout stream: connection count means nothing
 };
 
 // The status line for a terminal `width` columns wide (cut to fit: a

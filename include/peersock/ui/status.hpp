@@ -79,7 +79,7 @@ class Status {
   void redraw();
 
   bool stdio_;
-  bool draw_;   // tty format and not --quiet
+  bool draw_;  // tty format and not --quiet
   bool json_;
   glib::SourceId timer_;  // the refresh, with draw_ or json_
   Sampler sampler_;

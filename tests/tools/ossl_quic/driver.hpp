@@ -36,7 +36,7 @@ class Driver {
   Endpoint& endpoint_;
   std::function<void()> after_events_;
   guint timer_id_ = 0;
-  guint soon_id_ = 0;  // pending kick_soon() source
+  guint soon_id_ = 0;              // pending kick_soon() source
   gint64 armed_deadline_us_ = -1;  // of the armed source; 0 = idle source
   bool running_ = false;
   bool kick_again_ = false;

@@ -80,11 +80,10 @@ void check(int ok, std::string_view what) {
 // server connection that fails in the client's first flight is discarded
 // without sending CONNECTION_CLOSE, so the client only notices through its
 // idle timeout; the server's Endpoint shows the 0x178 close in closed().
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
-                unsigned int in_len, void*) {
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in, unsigned int in_len,
+                void*) {
   unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) !=
-      OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = chosen;
   return SSL_TLSEXT_ERR_OK;
@@ -104,17 +103,16 @@ X509Ptr make_self_signed(EVP_PKEY* key) {
   BnPtr serial(BN_bin2bn(serial_bytes.data(), serial_bytes.size(), nullptr));
   if (!serial) fail("BN_bin2bn");
   // Writes into the certificate's own serial field (nothing to free).
-  if (BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr)
-    fail("BN_to_ASN1_INTEGER");
+  if (BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) fail("BN_to_ASN1_INTEGER");
   // Short validity: the key lives only as long as this process anyway. A
   // little slack backwards tolerates clock skew should anyone ever look.
   if (X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
       X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600) == nullptr)
     fail("X509_gmtime_adj");
   X509_NAME* name = X509_get_subject_name(cert.get());
-  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                   reinterpret_cast<const unsigned char*>("dummy"), -1, -1, 0),
-        "X509_NAME_add_entry_by_txt");
+  check(
+      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("dummy"), -1, -1, 0),
+      "X509_NAME_add_entry_by_txt");
   check(X509_set_issuer_name(cert.get(), name), "X509_set_issuer_name");
   check(X509_set_pubkey(cert.get(), key), "X509_set_pubkey");
   if (X509_sign(cert.get(), key, EVP_sha256()) <= 0) fail("X509_sign");
@@ -125,14 +123,11 @@ X509Ptr make_self_signed(EVP_PKEY* key) {
 
 Endpoint::Endpoint(Role role, SendDatagram send) : Endpoint(role, std::move(send), EndpointOptions{}) {}
 
-Endpoint::Endpoint(Role role, SendDatagram send, const EndpointOptions& options)
-    : role_(role), send_(std::move(send)) {
+Endpoint::Endpoint(Role role, SendDatagram send, const EndpointOptions& options) : role_(role), send_(std::move(send)) {
   ERR_clear_error();
   // If setup throws, the members built so far free themselves.
-  if (role_ == Role::client)
-    setup_client(options);
-  else
-    setup_server(options);
+  if (role_ == Role::client) setup_client(options);
+  else setup_server(options);
 }
 
 Endpoint::~Endpoint() {
@@ -153,8 +148,7 @@ Endpoint::~Endpoint() {
 void Endpoint::attach_datagram_transport(SSL* ssl) {
   BIO* ossl_end = nullptr;
   BIO* app_end = nullptr;
-  check(BIO_new_bio_dgram_pair(&ossl_end, kPairBuffer, &app_end, kPairBuffer),
-        "BIO_new_bio_dgram_pair");
+  check(BIO_new_bio_dgram_pair(&ossl_end, kPairBuffer, &app_end, kPairBuffer), "BIO_new_bio_dgram_pair");
   app_bio_.reset(app_end);
   // The same BIO for reading and writing: SSL_set_bio takes one reference.
   SSL_set_bio(ssl, ossl_end, ossl_end);
@@ -184,11 +178,10 @@ void Endpoint::setup_client(const EndpointOptions& options) {
   // Streams are explicit (SSL_new_stream / SSL_accept_stream); the
   // connection object itself never carries stream data.
   check(SSL_set_default_stream_mode(c, SSL_DEFAULT_STREAM_MODE_NONE), "SSL_set_default_stream_mode");
-  check(SSL_set_incoming_stream_policy(c, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0),
-        "SSL_set_incoming_stream_policy");
-  check(SSL_set_feature_request_uint(c, SSL_VALUE_QUIC_IDLE_TIMEOUT,
-                                     static_cast<uint64_t>(options.idle_timeout.count())),
-        "SSL_set_feature_request_uint(idle timeout)");
+  check(SSL_set_incoming_stream_policy(c, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0), "SSL_set_incoming_stream_policy");
+  check(
+      SSL_set_feature_request_uint(c, SSL_VALUE_QUIC_IDLE_TIMEOUT, static_cast<uint64_t>(options.idle_timeout.count())),
+      "SSL_set_feature_request_uint(idle timeout)");
   // No SSL_set1_initial_peer_addr: a datagram pair whose other end (ours)
   // declares no addressing capabilities puts OpenSSL in "unaddressed mode",
   // where no peer address is needed. Setting one anyway breaks sending: the
@@ -254,8 +247,7 @@ void Endpoint::accept_connection() {
     log::debug(log::Layer::quic, "accepted a QUIC connection");
     // Streams made from the connection inherit this; nothing may block the
     // event loop.
-    if (SSL_set_blocking_mode(c, 0) != 1)
-      log::debug(log::Layer::quic, "SSL_set_blocking_mode: {}", openssl_errors());
+    if (SSL_set_blocking_mode(c, 0) != 1) log::debug(log::Layer::quic, "SSL_set_blocking_mode: {}", openssl_errors());
     if (SSL_set_incoming_stream_policy(c, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0) != 1)
       log::debug(log::Layer::quic, "SSL_set_incoming_stream_policy: {}", openssl_errors());
     if (SSL_set_default_stream_mode(c, SSL_DEFAULT_STREAM_MODE_NONE) != 1)
@@ -271,8 +263,7 @@ void Endpoint::accept_connection() {
     SslPtr reject(extra);
     log::debug(log::Layer::quic, "rejecting a second QUIC connection");
     SSL_SHUTDOWN_EX_ARGS args{kErrorProtocol, "one connection only"};
-    (void)SSL_shutdown_ex(extra, SSL_SHUTDOWN_FLAG_RAPID | SSL_SHUTDOWN_FLAG_NO_BLOCK, &args,
-                          sizeof args);
+    (void)SSL_shutdown_ex(extra, SSL_SHUTDOWN_FLAG_RAPID | SSL_SHUTDOWN_FLAG_NO_BLOCK, &args, sizeof args);
     (void)SSL_handle_events(extra);
   }
 }
@@ -326,8 +317,8 @@ void Endpoint::update_state() {
   ci.is_app = (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) == 0;
   ci.error_code = info.error_code;
   if (info.reason != nullptr) ci.reason.assign(info.reason, info.reason_len);
-  log::debug(log::Layer::quic, "connection closed: by_peer={} app={} code={:#x} reason '{}'",
-             ci.by_peer, ci.is_app, ci.error_code, ci.reason);
+  log::debug(log::Layer::quic, "connection closed: by_peer={} app={} code={:#x} reason '{}'", ci.by_peer, ci.is_app,
+             ci.error_code, ci.reason);
   closed_ = std::move(ci);
 }
 
@@ -361,12 +352,11 @@ std::optional<std::chrono::milliseconds> Endpoint::next_timeout() const {
 SSL* Endpoint::connection() const { return connection_.get(); }
 
 std::vector<uint8_t> Endpoint::export_keying_material(std::string_view label, size_t length) const {
-  if (!handshake_done_ || !connection_)
-    throw Error(ExitCode::failure, "TLS exporter: handshake not complete");
+  if (!handshake_done_ || !connection_) throw Error(ExitCode::failure, "TLS exporter: handshake not complete");
   std::vector<uint8_t> out(length);
   ERR_clear_error();
-  if (SSL_export_keying_material(connection_.get(), out.data(), out.size(), label.data(),
-                                 label.size(), nullptr, 0, /*use_context=*/0) != 1)
+  if (SSL_export_keying_material(connection_.get(), out.data(), out.size(), label.data(), label.size(), nullptr, 0,
+                                 /*use_context=*/0) != 1)
     fail("SSL_export_keying_material");
   return out;
 }

@@ -27,9 +27,9 @@ inline constexpr std::string_view kSni = "dummy";
 
 // Application error codes we send in CONNECTION_CLOSE.
 inline constexpr uint64_t kErrorNone = 0;
-inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;   // "connection code mismatch"
-inline constexpr uint64_t kErrorProtocol = 0x50534d02;     // illegal counterparty input
-inline constexpr uint64_t kErrorLocal = 0x50534d03;        // local failure, giving up
+inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;  // "connection code mismatch"
+inline constexpr uint64_t kErrorProtocol = 0x50534d02;    // illegal counterparty input
+inline constexpr uint64_t kErrorLocal = 0x50534d03;       // local failure, giving up
 
 enum class Role { client, server };
 
@@ -45,7 +45,7 @@ using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 
 struct CloseInfo {
   bool by_peer = false;
-  bool is_app = false;     // application close vs transport/idle
+  bool is_app = false;  // application close vs transport/idle
   uint64_t error_code = 0;
   std::string reason;
 };

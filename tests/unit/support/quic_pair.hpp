@@ -40,9 +40,9 @@ inline constexpr Timestamp kMs = 1'000'000;
 inline constexpr Timestamp kSec = 1'000'000'000;
 
 struct LinkOptions {
-  Timestamp delay = 25 * kMs;  // one way: 50 ms RTT with the default both ways
-  double loss = 0;             // probability that a datagram is lost
-  double reorder = 0;          // probability that a datagram is held back...
+  Timestamp delay = 25 * kMs;          // one way: 50 ms RTT with the default both ways
+  double loss = 0;                     // probability that a datagram is lost
+  double reorder = 0;                  // probability that a datagram is held back...
   Timestamp reorder_delay = 10 * kMs;  // ...by up to this much, so later ones overtake it
   uint64_t bits_per_second = 0;        // bottleneck rate; 0: unlimited
   size_t queue_bytes = 0;              // bottleneck buffer (drop-tail), the datagram on the
