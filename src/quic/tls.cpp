@@ -97,6 +97,17 @@ std::string errors() {
   return out.empty() ? std::string("no OpenSSL error reported") : out;
 }
 
+void use_server_identity(SSL_CTX* ctx) {
+  // A fresh key per endpoint: nothing secret is in the source or on disk.
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) fail("EVP_EC_gen(P-256)");
+  X509Ptr cert = make_self_signed(key.get());
+  check(SSL_CTX_use_certificate(ctx, cert.get()), "SSL_CTX_use_certificate");
+  check(SSL_CTX_use_PrivateKey(ctx, key.get()), "SSL_CTX_use_PrivateKey");
+  check(SSL_CTX_check_private_key(ctx), "SSL_CTX_check_private_key");
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+}
+
 CtxPtr make_context(Role role) {
   // Once per process: ngtcp2's OpenSSL helper looks up its ciphers here.
   static const int init = ngtcp2_crypto_ossl_init();
@@ -108,16 +119,7 @@ CtxPtr make_context(Role role) {
   // Neither side verifies a certificate: SMP over the exporter
   // authenticates (protocol.md §5).
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-  if (role == Role::server) {
-    // A fresh key per endpoint: nothing secret is in the source or on disk.
-    PkeyPtr key(EVP_EC_gen("P-256"));
-    if (!key) fail("EVP_EC_gen(P-256)");
-    X509Ptr cert = make_self_signed(key.get());
-    check(SSL_CTX_use_certificate(ctx.get(), cert.get()), "SSL_CTX_use_certificate");
-    check(SSL_CTX_use_PrivateKey(ctx.get(), key.get()), "SSL_CTX_use_PrivateKey");
-    check(SSL_CTX_check_private_key(ctx.get()), "SSL_CTX_check_private_key");
-    SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, nullptr);
-  }
+  if (role == Role::server) use_server_identity(ctx.get());
   return ctx;
 }
 

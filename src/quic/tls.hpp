@@ -24,6 +24,11 @@ using CtxPtr = std::unique_ptr<SSL_CTX, CtxDeleter>;
 // Errors: Error(failure) with OpenSSL's reason.
 CtxPtr make_context(Role role);
 
+// The server's side of a context, whichever QUIC stack uses it: a fresh
+// P-256 key, its self-signed certificate, and ALPN kAlpn only. Also used by
+// the OpenSSL-QUIC test peer (tests/tools/ossl_quic). Errors: Error(failure).
+void use_server_identity(SSL_CTX* ctx);
+
 // A connection's SSL object with ALPN (client: `alpn`, wire-encoded here)
 // and SNI set, configured for ngtcp2. Errors: Error(failure).
 SSL* make_session(SSL_CTX* ctx, Role role, std::string_view alpn);

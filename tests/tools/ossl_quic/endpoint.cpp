@@ -5,6 +5,8 @@
 // and the ICE path (receive_datagram / the SendDatagram callback).
 #include "ossl_quic/endpoint.hpp"
 
+#include "quic/tls.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -32,40 +34,8 @@ constexpr size_t kMaxDatagram = 65527;
 // burst of received datagrams is not silently dropped by the pair.
 constexpr size_t kPairBuffer = 1 << 20;
 
-// The server only ever speaks x-peersock, in ALPN wire form ("\x0ax-peersock").
-constexpr auto kAlpnWire = [] {
-  std::array<unsigned char, kAlpn.size() + 1> wire{};
-  wire[0] = static_cast<unsigned char>(kAlpn.size());
-  for (size_t i = 0; i < kAlpn.size(); ++i) wire[i + 1] = static_cast<unsigned char>(kAlpn[i]);
-  return wire;
-}();
-static_assert(kAlpnWire[0] == 10 && kAlpnWire[1] == 'x');
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
-
 // Drains this thread's OpenSSL error queue into one line.
-std::string openssl_errors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    std::array<char, 256> buf{};
-    ERR_error_string_n(e, buf.data(), buf.size());
-    if (!out.empty()) out += "; ";
-    out += buf.data();
-  }
-  return out.empty() ? std::string("no OpenSSL error reported") : out;
-}
+std::string openssl_errors() { return quic::tls::errors(); }
 
 [[noreturn]] void fail(std::string_view what) {
   throw Error(ExitCode::failure, fmt::format("{}: {}", what, openssl_errors()));
@@ -73,50 +43,6 @@ std::string openssl_errors() {
 
 void check(int ok, std::string_view what) {
   if (ok != 1) fail(what);
-}
-
-// Accepts only x-peersock. Returning ALERT_FATAL aborts the handshake with
-// no_application_protocol (QUIC error 0x178). Observed with OpenSSL 3.5.7: a
-// server connection that fails in the client's first flight is discarded
-// without sending CONNECTION_CLOSE, so the client only notices through its
-// idle timeout; the server's Endpoint shows the 0x178 close in closed().
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in, unsigned int in_len,
-                void*) {
-  unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) != OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-  *out = chosen;
-  return SSL_TLSEXT_ERR_OK;
-}
-
-// A throwaway self-signed certificate for a fresh P-256 key. The client does
-// not verify it: authentication is SMP bound to the TLS exporter (§5), so the
-// certificate only has to satisfy TLS.
-X509Ptr make_self_signed(EVP_PKEY* key) {
-  X509Ptr cert(X509_new());
-  if (!cert) fail("X509_new");
-  check(X509_set_version(cert.get(), X509_VERSION_3), "X509_set_version");
-  // A random serial, as any CA would; nobody checks it.
-  std::array<unsigned char, 8> serial_bytes{};
-  check(RAND_bytes(serial_bytes.data(), serial_bytes.size()), "RAND_bytes");
-  serial_bytes[0] &= 0x7f;  // keep it positive
-  BnPtr serial(BN_bin2bn(serial_bytes.data(), serial_bytes.size(), nullptr));
-  if (!serial) fail("BN_bin2bn");
-  // Writes into the certificate's own serial field (nothing to free).
-  if (BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) fail("BN_to_ASN1_INTEGER");
-  // Short validity: the key lives only as long as this process anyway. A
-  // little slack backwards tolerates clock skew should anyone ever look.
-  if (X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
-      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600) == nullptr)
-    fail("X509_gmtime_adj");
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  check(
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("dummy"), -1, -1, 0),
-      "X509_NAME_add_entry_by_txt");
-  check(X509_set_issuer_name(cert.get(), name), "X509_set_issuer_name");
-  check(X509_set_pubkey(cert.get(), key), "X509_set_pubkey");
-  if (X509_sign(cert.get(), key, EVP_sha256()) <= 0) fail("X509_sign");
-  return cert;
 }
 
 }  // namespace
@@ -193,15 +119,11 @@ void Endpoint::setup_server(const EndpointOptions& options) {
   ctx_.reset(SSL_CTX_new(OSSL_QUIC_server_method()));
   if (!ctx_) fail("SSL_CTX_new(server)");
   // A fresh key per Endpoint: nothing secret is in the source or on disk.
-  PkeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) fail("EVP_EC_gen(P-256)");
-  X509Ptr cert = make_self_signed(key.get());
-  check(SSL_CTX_use_certificate(ctx_.get(), cert.get()), "SSL_CTX_use_certificate");
-  check(SSL_CTX_use_PrivateKey(ctx_.get(), key.get()), "SSL_CTX_use_PrivateKey");
-  check(SSL_CTX_check_private_key(ctx_.get()), "SSL_CTX_check_private_key");
+  // The product's server identity: a fresh key, a throwaway certificate,
+  // ALPN x-peersock only (src/quic/tls.cpp).
+  quic::tls::use_server_identity(ctx_.get());
   // The client presents no certificate.
   SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_alpn_select_cb(ctx_.get(), select_alpn, nullptr);
 
   // NO_VALIDATE: without it the listener wants to answer the first Initial
   // with a Retry to prove the client owns its address. ICE connectivity

@@ -20,16 +20,17 @@
 #include <string_view>
 #include <vector>
 
+#include "peersock/quic/endpoint.hpp"
+
 namespace peersock::ossl_quic {
 
-inline constexpr std::string_view kAlpn = "x-peersock";
-inline constexpr std::string_view kSni = "dummy";
-
-// Application error codes we send in CONNECTION_CLOSE.
-inline constexpr uint64_t kErrorNone = 0;
-inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;  // "connection code mismatch"
-inline constexpr uint64_t kErrorProtocol = 0x50534d02;    // illegal counterparty input
-inline constexpr uint64_t kErrorLocal = 0x50534d03;       // local failure, giving up
+// The wire's constants are the product's (docs/protocol.md §4.2, §4.6).
+using quic::kAlpn;
+using quic::kErrorAuthFailed;
+using quic::kErrorLocal;
+using quic::kErrorNone;
+using quic::kErrorProtocol;
+using quic::kSni;
 
 enum class Role { client, server };
 
