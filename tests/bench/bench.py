@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -402,64 +403,88 @@ def main():
     extra = {}
     b = Bench(a)
     try:
-        b.set_cc(a.relay_cc)  # ssh's one connection is set up now, with this
-        b.start(b.a, ["twistd3", "-n", "--pidfile=", "wormhole-mailbox",
-                      f"--port=tcp:{MAILBOX}:interface={A_IP}",
-                      f"--channel-db={os.path.join(b.tmp, 'mailbox.sqlite')}"], log="mailbox.log")
-        srv = b.start(b.a, [PY, str(NETIO), "serve", "--port", str(TARGET)])
-        until("target server", lambda: b.listening(b.a, TARGET), 20, alive=(srv,))
-        b.start(b.b, ["socat", "-t", "600", f"TCP-LISTEN:{SOCAT},reuseaddr,fork,backlog=1024",
-                      f"TCP:{A_IP}:{TARGET}"], log="socat.log")
-        ssh = start_ssh(b) if "ssh" in columns else None
-        until("mailbox server", lambda: b.listening(b.a, MAILBOX), 30)
-        tunnels = {}
-        if "peersock" in columns or not (a.no_rss and a.no_ping):
-            tunnels["peersock"] = Tunnel(b, "peersock", LISTEN, [])
-        if "peersock-cubic" in columns:
-            tunnels["peersock-cubic"] = Tunnel(b, "peersock-cubic", LISTEN_CUBIC, ["--congestion", "cubic"])
-        until("socat listening", lambda: b.listening(b.b, SOCAT), 10)
-        if "peersock" in tunnels:
-            t = tunnels["peersock"]
-            # Idle RSS: both sides have just authenticated; one second for the
-            # mailbox close and the first timers to finish (a settle time, not
-            # a wait for an event: there is no "idle" event).
-            time.sleep(1)
-            extra["idle"] = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in
-                             (("listen", t.lis), ("connect", t.conn))}
-        for t in tunnels.values():
-            extra.setdefault("paths", {})[t.name] = f"{t.path.get('local')} -> {t.path.get('remote')}"
-
-        for row in rows:
-            b.shape(row)
-            print(f"row {row.label}", file=sys.stderr)
-            for col in columns:
-                b.wait_quiet(f"{row.label} / {col}")
-                r = measure(b, a, row, col, tunnels)
-                results[(row.key, col)] = r
-                print(f"  {col}: {r.get('mbytes_per_s')} MB/s {r.get('note', '')}", file=sys.stderr)
-        b.shape(Row("unshaped", "unshaped"))
-
-        if not a.no_ping:
-            b.wait_quiet("round trips")
-            pings = {}
-            targets = [("direct TCP", A_IP, TARGET), ("socat relay", "127.0.0.1", SOCAT)]
-            if ssh:
-                targets.append(("ssh -L", "127.0.0.1", SSH_FWD))
-            for name, t in tunnels.items():
-                targets.append((TITLES[name], "127.0.0.1", t.port))
-            for name, host, port in targets:
-                pings[name] = b.run(b.b, [PY, str(NETIO), "pingpong", "--host", host, "--port", str(port),
-                                          "--count", str(a.pings)])
-            extra["pings"] = pings
-
-        if not a.no_rss and "peersock" in tunnels:
-            extra["rss"] = rss_test(b, a, tunnels["peersock"])
+        run_all(a, b, rows, columns, results, extra)
+    except Exception as e:  # report what was measured, and why the rest is missing
+        traceback.print_exc()
+        b.notes.append(f"the run stopped early: {type(e).__name__}: {e}")
     finally:
         b.close()
     la = os.getloadavg()
     header.append(f"finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average {la[0]:.2f} / {la[1]:.2f} / "
                   f"{la[2]:.2f}")
     report(a, header, rows, columns, results, extra, b.notes)
+
+
+def run_all(a, b, rows, columns, results, extra):
+    b.set_cc(a.relay_cc)  # ssh's one connection is set up now, with this
+    b.start(b.a, ["twistd3", "-n", "--pidfile=", "wormhole-mailbox",
+                  f"--port=tcp:{MAILBOX}:interface={A_IP}",
+                  f"--channel-db={os.path.join(b.tmp, 'mailbox.sqlite')}"], log="mailbox.log")
+    srv = b.start(b.a, [PY, str(NETIO), "serve", "--port", str(TARGET)])
+    until("target server", lambda: b.listening(b.a, TARGET), 20, alive=(srv,))
+    b.start(b.b, ["socat", "-t", "600", f"TCP-LISTEN:{SOCAT},reuseaddr,fork,backlog=1024",
+                  f"TCP:{A_IP}:{TARGET}"], log="socat.log")
+    ssh = start_ssh(b) if "ssh" in columns else None
+    until("mailbox server", lambda: b.listening(b.a, MAILBOX), 30)
+    tunnels = {}
+    if "peersock" in columns or not (a.no_rss and a.no_ping):
+        tunnels["peersock"] = Tunnel(b, "peersock", LISTEN, [])
+    if "peersock-cubic" in columns:
+        tunnels["peersock-cubic"] = Tunnel(b, "peersock-cubic", LISTEN_CUBIC, ["--congestion", "cubic"])
+    until("socat listening", lambda: b.listening(b.b, SOCAT), 10)
+    if "peersock" in tunnels:
+        t = tunnels["peersock"]
+        # Idle RSS: both sides have just authenticated; one second for the
+        # mailbox close and the first timers to finish (a settle time, not
+        # a wait for an event: there is no "idle" event).
+        time.sleep(1)
+        extra["idle"] = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in
+                         (("listen", t.lis), ("connect", t.conn))}
+    for t in tunnels.values():
+        extra.setdefault("paths", {})[t.name] = f"{t.path.get('local')} -> {t.path.get('remote')}"
+
+    for row in rows:
+        b.shape(row)
+        print(f"row {row.label}", file=sys.stderr)
+        for col in columns:
+            b.wait_quiet(f"{row.label} / {col}")
+            try:
+                r = measure(b, a, row, col, tunnels)
+            except Exception as e:  # one failed cell does not end the run
+                traceback.print_exc()
+                b.notes.append(f"{row.label} / {TITLES[col]}: {type(e).__name__}: {e}")
+                r = {"note": "failed"}
+            results[(row.key, col)] = r
+            print(f"  {col}: {r.get('mbytes_per_s')} MB/s {r.get('note', '')}", file=sys.stderr)
+    b.shape(Row("unshaped", "unshaped"))
+
+    if not a.no_ping:
+        try:
+            ping_test(a, b, tunnels, ssh, extra)
+        except Exception as e:
+            traceback.print_exc()
+            b.notes.append(f"round trips: {type(e).__name__}: {e}")
+
+    if not a.no_rss and "peersock" in tunnels:
+        try:
+            extra["rss"] = rss_test(b, a, tunnels["peersock"])
+        except Exception as e:
+            traceback.print_exc()
+            b.notes.append(f"connections/RSS test: {type(e).__name__}: {e}")
+
+
+def ping_test(a, b, tunnels, ssh, extra):
+    b.wait_quiet("round trips")
+    pings = {}
+    targets = [("direct TCP", A_IP, TARGET), ("socat relay", "127.0.0.1", SOCAT)]
+    if ssh:
+        targets.append(("ssh -L", "127.0.0.1", SSH_FWD))
+    for name, t in tunnels.items():
+        targets.append((TITLES[name], "127.0.0.1", t.port))
+    for name, host, port in targets:
+        pings[name] = b.run(b.b, [PY, str(NETIO), "pingpong", "--host", host, "--port", str(port),
+                                  "--count", str(a.pings)])
+    extra["pings"] = pings
 
 
 def start_ssh(b):
@@ -530,6 +555,8 @@ def measure(b, a, row, col, tunnels):
         time.sleep(1)  # perf attaches asynchronously; it prints nothing to wait for
     if ssport is None:
         c0 = (cpu_seconds(t.lis.pid), cpu_seconds(t.conn.pid))
+    d0 = [cpu_seconds(p.pid) for p in b.delayers]
+    w0 = time.monotonic()
     client = subprocess.Popen(["ip", "netns", "exec", b.b, PY, str(NETIO), "timed", "--host", host,
                                "--port", str(port), "--seconds", str(row.seconds), "--bytes", str(row.mib << 20)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -546,6 +573,13 @@ def measure(b, a, row, col, tunnels):
         so, se = client.communicate()
     if ssport is None:
         c1 = (cpu_seconds(t.lis.pid), cpu_seconds(t.conn.pid))
+    wall = time.monotonic() - w0
+    # CPU use over the whole transfer (client start to report), in % of one core
+    if ssport is None:
+        out["util"] = {"listen": 100 * (c1[0] - c0[0]) / wall, "connect": 100 * (c1[1] - c0[1]) / wall}
+    if b.delayers:
+        out.setdefault("util", {})["nfq"] = max(100 * (cpu_seconds(p.pid) - x) / wall
+                                                 for p, x in zip(b.delayers, d0))
     for pf in perfs:
         pf.send_signal(2)
         pf.wait(timeout=120)
@@ -571,7 +605,16 @@ def rss_test(b, a, t):
     held = json.loads(holder.stdout.readline())
     many = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in (("listen", t.lis), ("connect", t.conn))}
     peak = {s: rss_kib(p.pid, "VmHWM") for s, p in (("listen", t.lis), ("connect", t.conn))}
-    # One bulk transfer while all those connections stay open.
+    # One bulk transfer while the carried connections stay open. The tunnel
+    # carries a limited number of streams at once (the peer's QUIC stream
+    # limit) and a connection beyond it waits until one ends: close the
+    # connections that are still waiting, and two carried ones, so that the
+    # bulk connection gets a stream.
+    held["idle_during_bulk"] = held["echoed"]
+    if held["echoed"] < held["opened"]:
+        holder.stdin.write("trim 2\n")
+        holder.stdin.flush()
+        held["idle_during_bulk"] = json.loads(holder.stdout.readline())["open"]
     b.wait_quiet("the bulk run with idle connections")
     bulk = b.run(b.b, [PY, str(NETIO), "timed", "--port", str(t.port), "--seconds", "10",
                        "--bytes", str(1 << 30)])
@@ -621,6 +664,23 @@ def report(a, header, rows, columns, results, extra, notes):
         p(f"- {r.label}: " + ", ".join(f"{TITLES[c]} {results.get((r.key, c), {}).get('bound', '?')[0]}"
                                        for c in columns))
     p("")
+    p("Second half of each time-bounded transfer (MB/s between the sink's whole-second marks nearest to half and "
+      "end of the window; shows the rate after start-up, '-' where the transfer ended by bytes):")
+    p("")
+    p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
+    p("|---" * (len(columns) + 1) + "|")
+    for r in rows:
+        cells = []
+        for c in columns:
+            x = results.get((r.key, c), {})
+            m = x.get("marks") or []
+            if x.get("bound") == "time" and len(m) >= 2:
+                h = len(m) // 2
+                cells.append(fmt_rate((m[-1] - m[h - 1]) / (len(m) - h) / 1e6))
+            else:
+                cells.append("-")
+        p(f"| {r.label} | " + " | ".join(cells) + " |")
+    p("")
     p("UDP errors during the peersock transfers (Udp InErrors / RcvbufErrors / SndbufErrors, /proc/net/snmp, "
       "after minus before) and packets NFQUEUE dropped itself (all columns of the row):")
     p("")
@@ -632,6 +692,24 @@ def report(a, header, rows, columns, results, extra, notes):
             if "udp" in x:
                 p(f"| {r.label} | {TITLES[c]} | {' / '.join(map(str, x['udp']['a']))} | "
                   f"{' / '.join(map(str, x['udp']['b']))} | {x.get('nfq_drops', '-')} |")
+    p("")
+    p("CPU use during each transfer (% of one core, from /proc/PID/stat over the transfer's wall time): both "
+      "peersock processes, and the busier of the two nfq-delay processes (the delay tool; a row whose delay tool "
+      "is near 100 % measures the tool):")
+    p("")
+    p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
+    p("|---" * (len(columns) + 1) + "|")
+    for r in rows:
+        cells = []
+        for c in columns:
+            u = results.get((r.key, c), {}).get("util", {})
+            parts = []
+            if "listen" in u:
+                parts.append(f"listen {u['listen']:.0f}, connect {u['connect']:.0f}")
+            if "nfq" in u:
+                parts.append(f"nfq {u['nfq']:.0f}")
+            cells.append("; ".join(parts) or "-")
+        p(f"| {r.label} | " + " | ".join(cells) + " |")
     tcp_nfq = [(r.label, TITLES[c], results[(r.key, c)].get("nfq_drops")) for r in rows for c in columns
                if (r.key, c) in results and results[(r.key, c)].get("nfq_drops") and "udp" not in results[(r.key, c)]]
     for lbl, c, n in tcp_nfq:
@@ -667,10 +745,11 @@ def report(a, header, rows, columns, results, extra, notes):
           f"{(mn['listen'][1] - af['listen'][1]) / n:.1f} / {(mn['connect'][1] - af['connect'][1]) / n:.1f}) |")
         p(f"| peak RSS (VmHWM): listen / connect | {rs['peak']['listen'] / 1024:.1f} / "
           f"{rs['peak']['connect'] / 1024:.1f} MiB |")
-        p(f"| throughput, unshaped, with the {rs['held']['echoed']} idle connections open: peersock (BBR) | "
+        p(f"| throughput, unshaped, with {rs['held']['idle_during_bulk']} idle connections open: peersock (BBR) | "
           f"{fmt_rate(rs['bulk']['mbytes_per_s'])} MB/s |")
         if rs["held"]["echoed"] < rs["held"]["opened"]:
-            notes.append(f"only {rs['held']['echoed']} of {rs['held']['opened']} connections were carried at once")
+            notes.append(f"only {rs['held']['echoed']} of {rs['held']['opened']} connections were carried at once; "
+                         "the others waited (for a QUIC stream) until the test closed them")
     p("")
     p("Goals (printed, not asserted):")
     def best_tcp(key):

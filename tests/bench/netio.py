@@ -13,7 +13,8 @@
                          connect, send 'T', then data until the sink has counted
                          N bytes or S seconds have passed since its first byte,
                          whichever comes first. The sink measures (bytes that
-                         arrived, from the first to the last counted byte) and
+                         arrived, from the first to the last counted byte, and
+                         the count at the end of each whole second) and
                          sends a JSON line back; the client then aborts the
                          connection (RST), so nothing still buffered along the
                          path is drained into the next measurement.
@@ -23,7 +24,8 @@
   hold   --host H --port P --count N [--wait T]
                          opens N connections, each sends 'H' and waits (up to T s
                          in all) for its echo; prints how many got through, then
-                         keeps them open until stdin ends.
+                         keeps them open until stdin ends ("trim K" on stdin
+                         closes the ones without echo and K more).
 """
 import argparse
 import json
@@ -96,6 +98,7 @@ def timed_sink(c):
     t0 = time.monotonic()
     end = t0 + seconds
     got, last, eof = 0, t0, False
+    marks = []
     while got < limit:
         left = end - time.monotonic()
         if left <= 0:
@@ -110,12 +113,14 @@ def timed_sink(c):
             break
         got += n
         last = time.monotonic()
+        while last >= t0 + len(marks) + 1:  # bytes counted by the end of each whole second
+            marks.append(got)
     if got >= limit or eof:
         bound, elapsed = "bytes", last - t0
     else:
         bound, elapsed = "time", min(time.monotonic(), end) - t0
     c.settimeout(60)
-    c.sendall((json.dumps({"bytes": got, "seconds": round(elapsed, 4), "bound": bound}) + "\n").encode())
+    c.sendall((json.dumps({"bytes": got, "seconds": round(elapsed, 4), "bound": bound, "marks": marks}) + "\n").encode())
     try:
         while c.recv_into(buf):
             pass
@@ -180,7 +185,8 @@ def timed(a):
     s.close()
     r = json.loads(reply)
     mbps = r["bytes"] / r["seconds"] / 1e6 if r["seconds"] > 0 else 0.0
-    emit(bytes=r["bytes"], seconds=r["seconds"], bound=r["bound"], sent=sent, mbytes_per_s=round(mbps, 3))
+    emit(bytes=r["bytes"], seconds=r["seconds"], bound=r["bound"], marks=r["marks"], sent=sent,
+         mbytes_per_s=round(mbps, 3))
 
 
 def pingpong(a):
@@ -213,18 +219,31 @@ def hold(a):
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ)
         socks.append(s)
-    echoed = 0
+    carried = []
     deadline = time.monotonic() + a.wait
-    while echoed < a.count and time.monotonic() < deadline:
+    while len(carried) < a.count and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
             try:
                 if key.fileobj.recv(1):
-                    echoed += 1
+                    carried.append(key.fileobj)
             except OSError:
                 pass
             sel.unregister(key.fileobj)
-    emit(opened=a.count, echoed=echoed)
-    sys.stdin.read()
+    emit(opened=a.count, echoed=len(carried))
+    # stdin: "trim K" closes the connections that got no echo (still waiting
+    # for the tunnel to carry them) and K of the carried ones, then prints
+    # how many stay open; EOF closes everything.
+    for line in sys.stdin:
+        w = line.split()
+        if w[:1] == ["trim"]:
+            keep = set(map(id, carried))
+            for s in socks:
+                if id(s) not in keep:
+                    s.close()
+            for s in carried[:int(w[1])]:
+                s.close()
+            carried = carried[int(w[1]):]
+            emit(open=len(carried))
     for s in socks:
         s.close()
 
