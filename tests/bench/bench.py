@@ -7,11 +7,15 @@ asserts anything (a goal that is missed is printed as "no").
 Run it with tests/bench/run.sh (builds release binaries first), as root.
 
   ns A (10.77.0.1): mailbox server, target server (netio.py serve :5001),
-                    sshd :2222, `peersock connect 127.0.0.1:5001` (twice:
-                    BBR and CUBIC; each generates a code)
-  ns B (10.77.0.2): `peersock listen 6000 CODE` (BBR), `peersock listen 6003
-                    CODE` (CUBIC), socat 6001 -> 10.77.0.1:5001, ssh -L
-                    6002 -> 127.0.0.1:5001 via sshd, and the clients
+                    sshd :2222, `peersock connect 127.0.0.1:5001` (generates
+                    the code)
+  ns B (10.77.0.2): `peersock listen PORT CODE`, socat 6001 -> 10.77.0.1:5001,
+                    ssh -L 6002 -> 127.0.0.1:5001 via sshd, and the clients
+
+One peersock tunnel (BBR, listen 6000) lives through the whole run (the
+"warm" column, the idle-RSS and connections test); each row also sets up a
+new BBR and a new CUBIC tunnel over that row's link and closes them after
+its transfer, so that peersock starts as cold as each new TCP connection.
 
 direct  = client in B -> 10.77.0.1:5001 (TCP over the veth)
 peersock = client in B -> 127.0.0.1:6000 -> QUIC/UDP over the veth -> A -> 127.0.0.1:5001
@@ -41,7 +45,8 @@ HERE = Path(__file__).resolve().parent
 NETIO = HERE / "netio.py"
 PY = "/usr/bin/python3"
 A_IP, B_IP, NET = "10.77.0.1", "10.77.0.2", "10.77.0.0/24"
-TARGET, LISTEN, SOCAT, SSH_FWD, LISTEN_CUBIC, SSHD, MAILBOX = 5001, 6000, 6001, 6002, 6003, 2222, 4000
+TARGET, LISTEN, SOCAT, SSH_FWD, SSHD, MAILBOX = 5001, 6000, 6001, 6002, 2222, 4000
+# listen ports of the per-row tunnels: 6100 + 2 x tunnel number (+1 for CUBIC)
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -67,9 +72,15 @@ ROWS = [
     Row("200ms-1", "200 ms RTT + 1 % loss", delay_ms=100, loss=0.01),
 ]
 
-COLUMNS = ["tcp-cubic", "tcp-bbr", "socat", "ssh", "peersock", "peersock-cubic"]
+# peersock and peersock-cubic get a new tunnel for every row (a cold start,
+# as each TCP transfer gets a new connection); peersock-warm is one BBR tunnel
+# kept from the start of the run through every row, as a long-lived tunnel
+# would be (its congestion state comes from the rows before).
+COLUMNS = ["tcp-cubic", "tcp-bbr", "socat", "ssh", "peersock", "peersock-cubic", "peersock-warm"]
 TITLES = {"tcp-cubic": "TCP CUBIC", "tcp-bbr": "TCP BBR", "socat": "socat relay", "ssh": "ssh -L",
-          "peersock": "peersock (BBR)", "peersock-cubic": "peersock (CUBIC)"}
+          "peersock": "peersock (BBR)", "peersock-cubic": "peersock (CUBIC)",
+          "peersock-warm": "peersock (BBR, warm tunnel)"}
+PEERSOCK_COLUMNS = {"peersock": [], "peersock-cubic": ["--congestion", "cubic"], "peersock-warm": []}
 
 
 def sh(*argv, check=True):
@@ -302,6 +313,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
+def cpu_times():
+    """(busy, total) jiffies of the whole machine (all namespaces share /proc/stat)."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, sum(f)
+
+
 def rss_kib(pid, key="VmRSS"):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(key + ":"):
@@ -346,7 +364,9 @@ def fmt_rate(x):
 class Tunnel:
     def __init__(self, bench, name, port, extra):
         self.name, self.port = name, port
+        self.bench = bench
         b, a = bench, bench.args
+        t0 = time.monotonic()
         common = ["--json", "--no-status", "--relay", f"ws://{A_IP}:{MAILBOX}/v1", "--stun", "", "--turn", "",
                   *extra]
         for attempt in range(3):
@@ -359,6 +379,7 @@ class Tunnel:
                 json_event(self.conn, "authenticated", 60, alive=(self.lis, self.conn))
                 until(f"{name} listening", lambda: b.listening(b.b, port), 20, alive=(self.lis,))
                 self.path = json_event(self.lis, "path", 10, alive=(self.lis,))
+                self.setup_s = time.monotonic() - t0
                 break
             except RuntimeError as e:
                 # Not what this benchmark measures: try again (and say so).
@@ -367,6 +388,10 @@ class Tunnel:
                 b.stop(self.lis)
         else:
             raise RuntimeError(f"could not set up the {name} tunnel")
+
+    def close(self):
+        self.bench.stop(self.lis)
+        self.bench.stop(self.conn)
 
 
 def main():
@@ -381,6 +406,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=None, help="time bound of every transfer (default 10 s)")
     ap.add_argument("--relay-cc", default="cubic", choices=["cubic", "bbr"],
                     help="TCP congestion control of the socat and ssh -L legs over the link (default cubic)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="transfers per cell (interleaved); the table shows the median and the range")
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--pings", type=int, default=2000)
     ap.add_argument("--no-rss", action="store_true", help="skip the idle-connections (RSS) test")
@@ -427,13 +454,11 @@ def run_all(a, b, rows, columns, results, extra):
     ssh = start_ssh(b) if "ssh" in columns else None
     until("mailbox server", lambda: b.listening(b.a, MAILBOX), 30)
     tunnels = {}
-    if "peersock" in columns or not (a.no_rss and a.no_ping):
-        tunnels["peersock"] = Tunnel(b, "peersock", LISTEN, [])
-    if "peersock-cubic" in columns:
-        tunnels["peersock-cubic"] = Tunnel(b, "peersock-cubic", LISTEN_CUBIC, ["--congestion", "cubic"])
+    if "peersock-warm" in columns or not (a.no_rss and a.no_ping):
+        tunnels["peersock-warm"] = Tunnel(b, "peersock-warm", LISTEN, [])
     until("socat listening", lambda: b.listening(b.b, SOCAT), 10)
-    if "peersock" in tunnels:
-        t = tunnels["peersock"]
+    if "peersock-warm" in tunnels:
+        t = tunnels["peersock-warm"]
         # Idle RSS: both sides have just authenticated; one second for the
         # mailbox close and the first timers to finish (a settle time, not
         # a wait for an event: there is no "idle" event).
@@ -442,11 +467,27 @@ def run_all(a, b, rows, columns, results, extra):
                          (("listen", t.lis), ("connect", t.conn))}
     for t in tunnels.values():
         extra.setdefault("paths", {})[t.name] = f"{t.path.get('local')} -> {t.path.get('remote')}"
+    serial = [0]
+
+    def fresh(col):
+        serial[0] += 1
+        t = Tunnel(b, f"{col}-{serial[0]}", 6100 + 2 * serial[0] + (col == "peersock-cubic"),
+                   PEERSOCK_COLUMNS[col])
+        extra.setdefault("setup", {}).setdefault((row.key, col), []).append(t.setup_s)
+        return t
 
     for row in rows:
         b.shape(row)
         print(f"row {row.label}", file=sys.stderr)
-        for col in columns:
+        runs = {}
+        for col in [c for _ in range(a.repeat) for c in columns]:  # repetitions interleaved
+            if col in ("peersock", "peersock-cubic"):
+                try:
+                    tunnels[col] = fresh(col)  # set up over this row's link
+                except Exception as e:
+                    traceback.print_exc()
+                    b.notes.append(f"{row.label} / {TITLES[col]}: {e}")
+                    tunnels.pop(col, None)
             b.wait_quiet(f"{row.label} / {col}")
             try:
                 r = measure(b, a, row, col, tunnels)
@@ -454,9 +495,18 @@ def run_all(a, b, rows, columns, results, extra):
                 traceback.print_exc()
                 b.notes.append(f"{row.label} / {TITLES[col]}: {type(e).__name__}: {e}")
                 r = {"note": "failed"}
-            results[(row.key, col)] = r
+            runs.setdefault(col, []).append(r)
             print(f"  {col}: {r.get('mbytes_per_s')} MB/s {r.get('note', '')}", file=sys.stderr)
+            if col in ("peersock", "peersock-cubic") and col in tunnels:
+                tunnels.pop(col).close()
+        for col, rs in runs.items():
+            results[(row.key, col)] = combine(rs)
     b.shape(Row("unshaped", "unshaped"))
+    # New BBR and CUBIC tunnels on the unshaped link for the round trips.
+    for col in ("peersock", "peersock-cubic"):
+        if col in columns:
+            row = Row("ping", "ping")
+            tunnels[col] = fresh(col)
 
     if not a.no_ping:
         try:
@@ -465,12 +515,30 @@ def run_all(a, b, rows, columns, results, extra):
             traceback.print_exc()
             b.notes.append(f"round trips: {type(e).__name__}: {e}")
 
-    if not a.no_rss and "peersock" in tunnels:
+    if not a.no_rss and "peersock-warm" in tunnels:
         try:
-            extra["rss"] = rss_test(b, a, tunnels["peersock"])
+            extra["rss"] = rss_test(b, a, tunnels["peersock-warm"])
         except Exception as e:
             traceback.print_exc()
             b.notes.append(f"connections/RSS test: {type(e).__name__}: {e}")
+
+
+def combine(rs):
+    """One cell from its repetitions: the median run's numbers (MB/s, CPU,
+    marks), all runs' MB/s, summed error counters."""
+    ok = [r for r in rs if "mbytes_per_s" in r]
+    if not ok:
+        return rs[0]
+    ok.sort(key=lambda r: r["mbytes_per_s"])
+    out = dict(ok[(len(ok) - 1) // 2])  # the lower median: a real run, not an average
+    out["runs"] = [r["mbytes_per_s"] for r in ok]
+    out["failed"] = len(rs) - len(ok)
+    out["cc"] = set().union(*(r.get("cc", set()) for r in ok))
+    out["nfq_drops"] = sum(r.get("nfq_drops", 0) for r in ok)
+    if "udp" in out:
+        out["udp"] = {s: tuple(map(sum, zip(*(r["udp"][s] for r in ok)))) for s in ("a", "b")}
+    out["bound"] = "".join(sorted({r["bound"][0] for r in ok}))
+    return out
 
 
 def ping_test(a, b, tunnels, ssh, extra):
@@ -556,6 +624,7 @@ def measure(b, a, row, col, tunnels):
     if ssport is None:
         c0 = (cpu_seconds(t.lis.pid), cpu_seconds(t.conn.pid))
     d0 = [cpu_seconds(p.pid) for p in b.delayers]
+    m0 = cpu_times()
     w0 = time.monotonic()
     client = subprocess.Popen(["ip", "netns", "exec", b.b, PY, str(NETIO), "timed", "--host", host,
                                "--port", str(port), "--seconds", str(row.seconds), "--bytes", str(row.mib << 20)],
@@ -574,6 +643,8 @@ def measure(b, a, row, col, tunnels):
     if ssport is None:
         c1 = (cpu_seconds(t.lis.pid), cpu_seconds(t.conn.pid))
     wall = time.monotonic() - w0
+    m1 = cpu_times()
+    out["machine_busy"] = 100 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
     # CPU use over the whole transfer (client start to report), in % of one core
     if ssport is None:
         out["util"] = {"listen": 100 * (c1[0] - c0[0]) / wall, "connect": 100 * (c1[1] - c0[1]) / wall}
@@ -643,25 +714,38 @@ def report(a, header, rows, columns, results, extra, notes):
     p("Delay and loss apply to each direction (both namespaces' input); RTT = 2 x one-way delay. Rows with delay "
       "or loss run with TSO/GSO/GRO off on the veth (wire-sized packets); unshaped and 1 Gbit/s rows with the "
       "defaults. Each transfer: until the sink counted the row's MiB or for its seconds, whichever came first, "
-      "measured by the sink from its first to its last counted byte.")
+      "measured by the sink from its first to its last counted byte. "
+      + (f"Each cell: the median of {a.repeat} transfers (interleaved with the other columns), lowest-highest in "
+         "parentheses; the other tables show the median transfer (error counters: the sum)." if a.repeat > 1 else ""))
     p("")
-    p("| link | " + " | ".join(TITLES[c] for c in columns) + " | peersock / best TCP | peersock CUBIC / best TCP |")
-    p("|---" * (len(columns) + 3) + "|")
+    pcols = [c for c in PEERSOCK_COLUMNS if c in columns]
+    short = {"peersock": "BBR", "peersock-cubic": "CUBIC", "peersock-warm": "warm"}
+    p("| link | " + " | ".join(TITLES[c] for c in columns) + " | " +
+      " | ".join(f"{short[c]} / best TCP" for c in pcols) + " |")
+    p("|---" * (len(columns) + len(pcols) + 1) + "|")
     for r in rows:
         cells = []
         for c in columns:
             x = results.get((r.key, c), {})
-            cells.append(fmt_rate(x.get("mbytes_per_s")) if "mbytes_per_s" in x else x.get("note", "-")[:40])
+            if "mbytes_per_s" in x:
+                cell = fmt_rate(x["mbytes_per_s"])
+                if len(x.get("runs", [])) > 1:
+                    cell += f" ({fmt_rate(x['runs'][0])}-{fmt_rate(x['runs'][-1])})"
+                if x.get("failed"):
+                    cell += f" [{x['failed']} failed]"
+                cells.append(cell)
+            else:
+                cells.append(x.get("note", "-")[:40])
         best = max([results.get((r.key, c), {}).get("mbytes_per_s") or 0 for c in ("tcp-cubic", "tcp-bbr")])
         ratios = []
-        for c in ("peersock", "peersock-cubic"):
+        for c in pcols:
             v = results.get((r.key, c), {}).get("mbytes_per_s")
             ratios.append(f"{v / best:.2f}" if v is not None and best else "-")
         p(f"| {r.label} ({r.mib} MiB / {r.seconds:g} s) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     p("")
     p("MB/s = 10^6 bytes/s of payload at the sink. Which bound ended each transfer (b = bytes, t = time):")
     for r in rows:
-        p(f"- {r.label}: " + ", ".join(f"{TITLES[c]} {results.get((r.key, c), {}).get('bound', '?')[0]}"
+        p(f"- {r.label}: " + ", ".join(f"{TITLES[c]} {results.get((r.key, c), {}).get('bound', '?')}"
                                        for c in columns))
     p("")
     p("Second half of each time-bounded transfer (MB/s between the sink's whole-second marks nearest to half and "
@@ -674,7 +758,7 @@ def report(a, header, rows, columns, results, extra, notes):
         for c in columns:
             x = results.get((r.key, c), {})
             m = x.get("marks") or []
-            if x.get("bound") == "time" and len(m) >= 2:
+            if x.get("bound") == "t" and len(m) >= 2:
                 h = len(m) // 2
                 cells.append(fmt_rate((m[-1] - m[h - 1]) / (len(m) - h) / 1e6))
             else:
@@ -695,7 +779,8 @@ def report(a, header, rows, columns, results, extra, notes):
     p("")
     p("CPU use during each transfer (% of one core, from /proc/PID/stat over the transfer's wall time): both "
       "peersock processes, and the busier of the two nfq-delay processes (the delay tool; a row whose delay tool "
-      "is near 100 % measures the tool):")
+      "is near 100 % measures the tool), and how busy the whole machine was ('all', % of all cores, other users' "
+      "processes included):")
     p("")
     p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
     p("|---" * (len(columns) + 1) + "|")
@@ -708,6 +793,9 @@ def report(a, header, rows, columns, results, extra, notes):
                 parts.append(f"listen {u['listen']:.0f}, connect {u['connect']:.0f}")
             if "nfq" in u:
                 parts.append(f"nfq {u['nfq']:.0f}")
+            mb = results.get((r.key, c), {}).get("machine_busy")
+            if mb is not None:
+                parts.append(f"all {mb:.0f}")
             cells.append("; ".join(parts) or "-")
         p(f"| {r.label} | " + " | ".join(cells) + " |")
     tcp_nfq = [(r.label, TITLES[c], results[(r.key, c)].get("nfq_drops")) for r in rows for c in columns
@@ -717,13 +805,18 @@ def report(a, header, rows, columns, results, extra, notes):
     p("")
     p("| measurement | value |")
     p("|---|---|")
-    for c in ("peersock", "peersock-cubic"):
+    for c in pcols:
         x = results.get(("unshaped", c), {})
         if x.get("cpu") and x["cpu"][0] is not None:
             p(f"| CPU per GiB, unshaped, {TITLES[c]}: sending side (listen) / receiving side (connect) | "
               f"{x['cpu'][0]:.2f} / {x['cpu'][1]:.2f} core-s/GiB |")
     for name, pth in extra.get("paths", {}).items():
         p(f"| ICE path, {name} (listen side) | {pth} |")
+    for c in ("peersock", "peersock-cubic"):
+        st = [f"{r.label} {'/'.join(f'{x:.1f}' for x in extra['setup'][(r.key, c)])}" for r in rows
+              if (r.key, c) in extra.get("setup", {})]
+        if st:
+            p(f"| tunnel set-up (start to authenticated and listening), {TITLES[c]}, s | {'; '.join(st)} |")
     if "pings" in extra:
         for name, v in extra["pings"].items():
             p(f"| 64-byte request/response round trip, median (mean): {name} | {v['median_us']:.0f} "
