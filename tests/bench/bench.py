@@ -368,7 +368,7 @@ class Tunnel:
         b, a = bench, bench.args
         t0 = time.monotonic()
         common = ["--json", "--no-status", "--relay", f"ws://{A_IP}:{MAILBOX}/v1", "--stun", "", "--turn", "",
-                  *extra]
+                  *extra, *a.peersock_arg]
         for attempt in range(3):
             self.conn = b.start(b.a, [a.bin, *common, "connect", f"127.0.0.1:{TARGET}"],
                                 log=f"{name}-connect-{attempt}.log")
@@ -393,6 +393,17 @@ class Tunnel:
         self.bench.stop(self.lis)
         self.bench.stop(self.conn)
 
+    def socket_buffers(self):
+        """rb/tb of the selected pair's UDP socket on each side (ss -uam)."""
+        out = {}
+        b = self.bench
+        for side, ns, addr in (("listen", b.b, self.path.get("local", "")), ("connect", b.a, self.path.get("remote", ""))):
+            port = addr.rsplit(":", 1)[-1]
+            txt = sh("ip", "netns", "exec", ns, "ss", "-Huamn", f"sport = :{port}", check=False).stdout
+            m = re.search(r"rb(\d+),t\d+,tb(\d+)", txt)
+            out[side] = (int(m.group(1)), int(m.group(2))) if m else None
+        return out
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -415,6 +426,12 @@ def main():
     ap.add_argument("--perf", metavar="DIR", help="`perf record -g` both peersock (BBR) processes during the "
                                                   "peersock column of --perf-row into DIR (perf.listen, perf.connect)")
     ap.add_argument("--perf-row", default="unshaped")
+    ap.add_argument("--trace-ping", metavar="DIR", help="after the round trips, strace both sides of the BBR "
+                                                         "tunnel during 50 more (DIR/strace.listen, .connect)")
+    ap.add_argument("--tcp-wmem-max", type=int, metavar="BYTES",
+                    help="diagnostic: raise net.ipv4.tcp_wmem's maximum in both namespaces (default: the kernel's)")
+    ap.add_argument("--peersock-arg", action="append", default=[], metavar="ARG",
+                    help="extra option for every peersock process (repeatable), e.g. --peersock-arg=--debug=quic")
     ap.add_argument("--keep-logs", action="store_true")
     a = ap.parse_args()
     rows = [r for r in ROWS if r.key in a.rows.split(",")]
@@ -443,6 +460,13 @@ def main():
 
 
 def run_all(a, b, rows, columns, results, extra):
+    for ns in (b.a, b.b):
+        wmem = sh("ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.tcp_wmem").stdout.split()
+        rmem = sh("ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.tcp_rmem").stdout.split()
+        if a.tcp_wmem_max:
+            wmem[2] = str(a.tcp_wmem_max)
+            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv4.tcp_wmem={' '.join(wmem)}")
+        extra["tcp_mem"] = f"tcp_wmem {' '.join(wmem)}, tcp_rmem {' '.join(rmem)}"
     b.set_cc(a.relay_cc)  # ssh's one connection is set up now, with this
     b.start(b.a, ["twistd3", "-n", "--pidfile=", "wormhole-mailbox",
                   f"--port=tcp:{MAILBOX}:interface={A_IP}",
@@ -456,6 +480,7 @@ def run_all(a, b, rows, columns, results, extra):
     tunnels = {}
     if "peersock-warm" in columns or not (a.no_rss and a.no_ping):
         tunnels["peersock-warm"] = Tunnel(b, "peersock-warm", LISTEN, [])
+        tunnels["peersock-warm"].col = "peersock-warm"
     until("socat listening", lambda: b.listening(b.b, SOCAT), 10)
     if "peersock-warm" in tunnels:
         t = tunnels["peersock-warm"]
@@ -474,6 +499,8 @@ def run_all(a, b, rows, columns, results, extra):
         t = Tunnel(b, f"{col}-{serial[0]}", 6100 + 2 * serial[0] + (col == "peersock-cubic"),
                    PEERSOCK_COLUMNS[col])
         extra.setdefault("setup", {}).setdefault((row.key, col), []).append(t.setup_s)
+        extra.setdefault("bufs", {}).setdefault(col, t.socket_buffers())
+        t.col = col
         return t
 
     for row in rows:
@@ -515,9 +542,17 @@ def run_all(a, b, rows, columns, results, extra):
             traceback.print_exc()
             b.notes.append(f"round trips: {type(e).__name__}: {e}")
 
-    if not a.no_rss and "peersock-warm" in tunnels:
+    if "peersock-warm" in tunnels:
+        w = tunnels["peersock-warm"]
+        extra["after"] = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in
+                          (("listen", w.lis), ("connect", w.conn))}
+    if not a.no_rss and ("peersock" in tunnels or "peersock-warm" in tunnels):
+        # On the new BBR tunnel if there is one (it carried only the round
+        # trips, so its heap has not been grown and freed by bulk transfers,
+        # which would hide what the connections add).
+        t = tunnels.get("peersock") or tunnels["peersock-warm"]
         try:
-            extra["rss"] = rss_test(b, a, tunnels["peersock-warm"])
+            extra["rss"] = rss_test(b, a, t)
         except Exception as e:
             traceback.print_exc()
             b.notes.append(f"connections/RSS test: {type(e).__name__}: {e}")
@@ -553,6 +588,21 @@ def ping_test(a, b, tunnels, ssh, extra):
         pings[name] = b.run(b.b, [PY, str(NETIO), "pingpong", "--host", host, "--port", str(port),
                                   "--count", str(a.pings)])
     extra["pings"] = pings
+    if a.trace_ping and "peersock" in tunnels:
+        # strace timelines of both sides over a few round trips (after the
+        # measured ones: strace slows every system call down).
+        t = tunnels["peersock"]
+        os.makedirs(a.trace_ping, exist_ok=True)
+        tr = [subprocess.Popen(["strace", "-f", "-tt", "-T", "-p", str(pr.pid), "-o",
+                                os.path.join(a.trace_ping, f"strace.{name}")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+              for name, pr in (("listen", t.lis), ("connect", t.conn))]
+        for x in tr:  # strace prints "Process N attached" once it is attached
+            until("strace attached", lambda x=x: "attached" in (x.stderr.readline() or "attached"), 20)
+        b.run(b.b, [PY, str(NETIO), "pingpong", "--host", "127.0.0.1", "--port", str(t.port), "--count", "50"])
+        for x in tr:
+            x.send_signal(2)
+            x.wait(timeout=30)
 
 
 def start_ssh(b):
@@ -655,8 +705,9 @@ def measure(b, a, row, col, tunnels):
         pf.send_signal(2)
         pf.wait(timeout=120)
     if client.returncode != 0:
-        out["note"] = f"failed: {se.strip()[-300:]}"
-        b.notes.append(f"{row.label} / {TITLES[col]}: transfer failed: {se.strip()[-300:]}")
+        last = (se.strip().splitlines() or ["(no output)"])[-1][-300:]
+        out["note"] = f"failed: {last}"
+        b.notes.append(f"{row.label} / {TITLES[col]}: transfer failed after {time.monotonic() - w0:.1f} s: {last}")
         return out
     r = json.loads(so.strip().splitlines()[-1])
     out.update(r)
@@ -670,6 +721,7 @@ def measure(b, a, row, col, tunnels):
 
 def rss_test(b, a, t):
     res = {}
+    b.wait_quiet("the connections test")
     after = {s: (rss_kib(p.pid), rss_kib(p.pid, "RssAnon")) for s, p in (("listen", t.lis), ("connect", t.conn))}
     holder = b.start(b.b, [PY, str(NETIO), "hold", "--port", str(t.port), "--count", str(a.connections),
                            "--wait", "60"], stdout=subprocess.PIPE, stdin=subprocess.PIPE)
@@ -691,7 +743,7 @@ def rss_test(b, a, t):
                        "--bytes", str(1 << 30)])
     holder.stdin.close()
     holder.wait(timeout=60)
-    res.update(after=after, many=many, peak=peak, held=held, bulk=bulk)
+    res.update(before=after, many=many, peak=peak, held=held, bulk=bulk, tunnel=TITLES[t.col])
     return res
 
 
@@ -710,6 +762,9 @@ def report(a, header, rows, columns, results, extra, notes):
         if col in cc_used:
             seen = [",".join(sorted(results.get((r.key, col), {}).get("cc") or {"(none seen)"})) for r in rows]
             p(f"- {TITLES[col]} (route congctl {cc_used[col]}): {'; '.join(sorted(set(seen)))}")
+    p("")
+    p(f"TCP buffers in both namespaces: {extra.get('tcp_mem', '?')}" +
+      (" (tcp_wmem maximum raised by --tcp-wmem-max)" if a.tcp_wmem_max else " (the kernel's defaults)") + ".")
     p("")
     p("Delay and loss apply to each direction (both namespaces' input); RTT = 2 x one-way delay. Rows with delay "
       "or loss run with TSO/GSO/GRO off on the veth (wire-sized packets); unshaped and 1 Gbit/s rows with the "
@@ -812,6 +867,11 @@ def report(a, header, rows, columns, results, extra, notes):
               f"{x['cpu'][0]:.2f} / {x['cpu'][1]:.2f} core-s/GiB |")
     for name, pth in extra.get("paths", {}).items():
         p(f"| ICE path, {name} (listen side) | {pth} |")
+    for c, bufs in extra.get("bufs", {}).items():
+        def kib(x):
+            return f"{x[0] // 1024} / {x[1] // 1024} KiB" if x else "not found"
+        p(f"| UDP socket buffers of the selected pair (ss -uam rb / tb), {TITLES[c]}: listen; connect | "
+          f"{kib(bufs['listen'])}; {kib(bufs['connect'])} |")
     for c in ("peersock", "peersock-cubic"):
         st = [f"{r.label} {'/'.join(f'{x:.1f}' for x in extra['setup'][(r.key, c)])}" for r in rows
               if (r.key, c) in extra.get("setup", {})]
@@ -825,20 +885,25 @@ def report(a, header, rows, columns, results, extra, notes):
         i = extra["idle"]
         p(f"| RSS idle (after auth): listen / connect | {i['listen'][0] / 1024:.1f} / {i['connect'][0] / 1024:.1f}"
           f" MiB (RssAnon {i['listen'][1] / 1024:.1f} / {i['connect'][1] / 1024:.1f}) |")
+    if "after" in extra:
+        af = extra["after"]
+        p(f"| RSS of the warm tunnel after all transfers: listen / connect | {af['listen'][0] / 1024:.1f} / "
+          f"{af['connect'][0] / 1024:.1f} MiB (RssAnon {af['listen'][1] / 1024:.1f} / "
+          f"{af['connect'][1] / 1024:.1f}) |")
     if "rss" in extra:
         rs = extra["rss"]
         n = max(1, rs["held"]["echoed"])
-        af, mn = rs["after"], rs["many"]
-        p(f"| RSS after the transfers: listen / connect | {af['listen'][0] / 1024:.1f} / "
+        af, mn = rs["before"], rs["many"]
+        p(f"| connections test on: {rs['tunnel']}; its RSS before: listen / connect | {af['listen'][0] / 1024:.1f} / "
           f"{af['connect'][0] / 1024:.1f} MiB |")
         p(f"| RSS with {rs['held']['opened']} connections opened ({rs['held']['echoed']} carried at once): "
           f"listen / connect | {mn['listen'][0] / 1024:.1f} / {mn['connect'][0] / 1024:.1f} MiB |")
-        p(f"| RSS per extra open connection: listen / connect | {(mn['listen'][0] - af['listen'][0]) / n:.1f} / "
+        p(f"| RSS per extra carried connection: listen / connect | {(mn['listen'][0] - af['listen'][0]) / n:.1f} / "
           f"{(mn['connect'][0] - af['connect'][0]) / n:.1f} KiB (RssAnon "
           f"{(mn['listen'][1] - af['listen'][1]) / n:.1f} / {(mn['connect'][1] - af['connect'][1]) / n:.1f}) |")
         p(f"| peak RSS (VmHWM): listen / connect | {rs['peak']['listen'] / 1024:.1f} / "
           f"{rs['peak']['connect'] / 1024:.1f} MiB |")
-        p(f"| throughput, unshaped, with {rs['held']['idle_during_bulk']} idle connections open: peersock (BBR) | "
+        p(f"| throughput, unshaped, with {rs['held']['idle_during_bulk']} idle connections open: {rs['tunnel']} | "
           f"{fmt_rate(rs['bulk']['mbytes_per_s'])} MB/s |")
         if rs["held"]["echoed"] < rs["held"]["opened"]:
             notes.append(f"only {rs['held']['echoed']} of {rs['held']['opened']} connections were carried at once; "
