@@ -50,15 +50,26 @@ const FixedPath& fixed_path() {
 // Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP); anything bigger
 // cannot have come from a real datagram path.
 constexpr size_t kMaxDatagram = 65527;
-// Flow control (RFC 9000 §4). ngtcp2 auto-tunes each window up to the max
-// when the reader keeps up within an RTT. 16 MiB per stream carries 1 Gbit/s
-// at 130 ms RTT; it is also what a stalled local reader can make us hold for
-// its stream (32 MiB let a stalled reader's whole 32 MiB test download be
-// buffered: the window grew while the local socket buffers filled).
+// Flow control (RFC 9000 §4). ngtcp2 auto-tunes each stream's window up to
+// the max when the reader keeps up within an RTT. 16 MiB per stream carries
+// 1 Gbit/s at 130 ms RTT; it is also what a stalled local reader can make us
+// hold for its stream (32 MiB let a stalled reader's whole 32 MiB test
+// download be buffered: the window grew while the local socket buffers
+// filled).
+//
+// The connection window is fixed at 64 MiB from the start, not auto-tuned:
+// the bytes a stalled reader leaves unread count against it, and ngtcp2
+// grows it only while MAX_DATA goes out within 2 RTTs of the last one. An
+// auto-tuned window that had reached 16 MiB when one reader stalled with its
+// stream window full left nothing for the other streams, and no consumption
+// to grow it again: the tunnel stalled (test_slow_reader, once in a CI run).
+// Fixed at 64 MiB, three readers stalled at full windows still leave a
+// quarter of it; it costs no memory by itself (only bytes actually received
+// and not yet read are held, and each stream's are bounded by its window).
 constexpr uint64_t kInitialStreamWindow = 1 << 20;
-constexpr uint64_t kInitialConnWindow = 8 << 20;
 constexpr uint64_t kMaxStreamWindow = 16 << 20;
-constexpr uint64_t kMaxConnWindow = 64 << 20;
+constexpr uint64_t kConnWindow = 64 << 20;
+static_assert(kConnWindow >= 4 * kMaxStreamWindow, "a stalled stream must not take the whole connection window");
 // Streams the peer may have open at once (what OpenSSL grants, too); one
 // more is granted each time one of them closes.
 constexpr uint64_t kMaxStreams = 100;
@@ -131,7 +142,7 @@ void fill_settings(ngtcp2_settings& settings, const EndpointOptions& options, Ti
   ngtcp2_settings_default(&settings);
   settings.initial_ts = now;
   settings.cc_algo = options.congestion == Congestion::bbr ? NGTCP2_CC_ALGO_BBR : NGTCP2_CC_ALGO_CUBIC;
-  settings.max_window = kMaxConnWindow;
+  settings.max_window = kConnWindow;
   settings.max_stream_window = kMaxStreamWindow;
   // Our peers' own ICE pair carries more than 1200 bytes almost always;
   // ngtcp2's PMTUD starts at 1200 and probes upwards, so a path that does
@@ -145,7 +156,7 @@ void fill_params(ngtcp2_transport_params& params, const EndpointOptions& options
   params.initial_max_stream_data_bidi_local = kInitialStreamWindow;
   params.initial_max_stream_data_bidi_remote = kInitialStreamWindow;
   params.initial_max_stream_data_uni = 0;
-  params.initial_max_data = kInitialConnWindow;
+  params.initial_max_data = kConnWindow;
   params.initial_max_streams_bidi = kMaxStreams;
   params.initial_max_streams_uni = 0;
   params.max_idle_timeout = static_cast<ngtcp2_duration>(options.idle_timeout.count()) * NGTCP2_MILLISECONDS;

@@ -90,6 +90,23 @@ struct Reader {
       }
     }
   }
+  // As run(), but stops once `limit` bytes have been read in all.
+  void run_up_to(Stream& s, uint64_t limit) {
+    uint8_t buf[40'000];
+    while (!fin && !reset && got.size() < limit) {
+      size_t want = std::min<uint64_t>(sizeof buf, limit - got.size());
+      IoResult r = s.read(std::span<uint8_t>(buf, want));
+      if (r.status == IoStatus::ok) {
+        got.insert(got.end(), buf, buf + r.bytes);
+      } else if (r.status == IoStatus::fin) {
+        fin = true;
+      } else if (r.status == IoStatus::reset) {
+        reset = true;
+      } else {
+        break;
+      }
+    }
+  }
 };
 
 // One client-opened stream carrying `up` to the server and `down` back, both
@@ -468,6 +485,70 @@ TEST(QuicStreams, AReaderThatStopsHoldsBackOnlyItsOwnStream) {
   EXPECT_TRUE(r_stalled.got == stalled_data);
   expect_open(p);
 }
+
+// A reader that kept up for a while (its local socket buffers filling, as
+// in test_slow_reader) and then stopped: its stream's window has grown, and
+// what it leaves unread counts against the connection window. The other
+// stream must still get its 32 MiB through while it stays stalled. (With an
+// auto-tuned connection window that began at 8 MiB, the stall after 12 MiB
+// took all of it: the busy stream never finished.)
+class QuicStalledAfterGrowth : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(QuicStalledAfterGrowth, TheOtherStreamStillFinishes) {
+  const uint64_t read_before_stall = GetParam();
+  PairOptions o;
+  o.up.delay = o.down.delay = 5 * kMs;
+  o.up.bits_per_second = o.down.bits_per_second = 1'000'000'000;
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake());
+  const Bytes stalled_data = sim::random_bytes(64 * kMiB, 5), busy_data = sim::random_bytes(32 * kMiB, 6);
+  Stream c_stalled(p.client(), *p.client().open_stream());
+  Writer w_stalled{stalled_data};
+  Stream s_stalled;
+  Reader r_stalled;
+  // The stalled stream's reader keeps up until it has read_before_stall.
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        w_stalled.run(c_stalled);
+        if (!s_stalled)
+          if (auto id = p.server().accept_stream()) s_stalled = Stream(p.server(), *id);
+        if (s_stalled && r_stalled.got.size() < read_before_stall) r_stalled.run_up_to(s_stalled, read_before_stall);
+        return r_stalled.got.size() >= read_before_stall;
+      },
+      60 * kSec));
+  // Now it stops reading; a second stream carries 32 MiB.
+  Stream c_busy(p.client(), *p.client().open_stream());
+  Writer w_busy{busy_data};
+  Stream s_busy;
+  Reader r_busy;
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        w_stalled.run(c_stalled);
+        w_busy.run(c_busy);
+        while (auto id = p.server().accept_stream()) s_busy = Stream(p.server(), *id);
+        if (s_busy) r_busy.run(s_busy);
+        return r_busy.fin;
+      },
+      60 * kSec))
+      << "the busy stream got " << r_busy.got.size() / kMiB << " MiB while the other one held "
+      << p.server().stream(s_stalled.id())->rx.size() / kMiB << " MiB unread";
+  EXPECT_TRUE(r_busy.got == busy_data);
+  EXPECT_LE(p.server().stream(s_stalled.id())->rx.size(), 16 * kMiB);
+  // Read again, the stalled stream delivers everything.
+  ASSERT_TRUE(p.run_until(
+      [&] {
+        w_stalled.run(c_stalled);
+        r_stalled.run(s_stalled);
+        return r_stalled.fin;
+      },
+      60 * kSec));
+  EXPECT_TRUE(r_stalled.got == stalled_data);
+  expect_open(p);
+}
+
+INSTANTIATE_TEST_SUITE_P(ReadBeforeStall, QuicStalledAfterGrowth,
+                         ::testing::Values(2 * kMiB, 6 * kMiB, 12 * kMiB, 24 * kMiB, 40 * kMiB),
+                         [](const auto& info) { return std::to_string(info.param / kMiB) + "MiB"; });
 
 TEST(QuicStreams, LimitIsOneHundredAndOneMoreOpensWhenOneCloses) {
   QuicPair p;
@@ -1017,7 +1098,7 @@ TEST(QuicThroughput, BbrKeepsALossyLinkBusy) {
 TEST(QuicThroughput, FlowControlWindowsGrowOnALongFatPath) {
   // 1 Gbit/s at 200 ms RTT holds 25 MB in flight. A stream window stuck at
   // its initial 1 MiB would allow 5 MB/s (64 MiB in 13 s); ngtcp2 grows the
-  // windows (up to 32 MiB per stream, 64 MiB per connection) while the
+  // stream windows (up to 16 MiB each; the connection window is 64 MiB) while the
   // reader keeps up.
   constexpr uint64_t kBps = 1'000'000'000;
   PairOptions o;
