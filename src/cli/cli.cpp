@@ -27,8 +27,7 @@ namespace peersock::cli {
 log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term) {
   if (parsed.json) return log::Format::json;
   if (!stderr_is_terminal || term.empty() || term == "dumb") return log::Format::plain;
-  const auto kind = parsed.options.mode.kind;
-  const bool stdio = kind == session::ModeKind::stdio_a || kind == session::ModeKind::stdio_b;
+  const bool stdio = forward::is_stdio(parsed.options.mode);
   switch (parsed.status_line) {
     case Parsed::StatusLine::on: return log::Format::tty;
     case Parsed::StatusLine::off: return log::Format::plain;
@@ -97,8 +96,7 @@ int run(int argc, char** argv) {
                    "(ps); '-' (type it at the prompt), PEERSOCK_CODE or --code-file keep it private.");
     }
     if (parsed.code_source == CodeSource::prompt) {
-      const bool stdio = parsed.options.mode.kind == session::ModeKind::stdio_a ||
-                         parsed.options.mode.kind == session::ModeKind::stdio_b;
+      const bool stdio = forward::is_stdio(parsed.options.mode);
       // Tab completion lists the mailbox server's nameplates.
       rendezvous::NameplateLister mailbox(parsed.options.settings.relay_url);
       ui::NameplateListerFor lister(mailbox);

@@ -13,8 +13,7 @@ size_t parse_connect(const std::vector<std::string>& args, session::Mode& mode) 
     throw UsageError(fmt::format("connect: '{}' is not HOST:PORT", target));
   }
   parse_port(std::string_view(target).substr(colon + 1), "connect");
-  mode.kind = session::ModeKind::connect;
-  mode.target = target;
+  mode = forward::ConnectTcp{target};
   return 1;
 }
 

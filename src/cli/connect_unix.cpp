@@ -7,9 +7,7 @@ namespace peersock::cli {
 size_t parse_connect_unix(const std::vector<std::string>& args, session::Mode& mode) {
   if (args.empty()) throw UsageError("connect-unix: missing PATH (usage: peersock connect-unix PATH [CODE])");
   forward::check_unix_path(args[0], "connect-unix");
-  mode.kind = session::ModeKind::connect;
-  mode.unix_path = args[0];
-  mode.target = args[0];
+  mode = forward::ConnectUnix{args[0]};
   return 1;
 }
 

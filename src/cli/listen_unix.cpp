@@ -7,8 +7,7 @@ namespace peersock::cli {
 size_t parse_listen_unix(const std::vector<std::string>& args, session::Mode& mode) {
   if (args.empty()) throw UsageError("listen-unix: missing PATH (usage: peersock listen-unix PATH [CODE])");
   forward::check_unix_path(args[0], "listen-unix");
-  mode.kind = session::ModeKind::listen;
-  mode.unix_path = args[0];
+  mode = forward::ListenUnix{args[0]};
   return 1;
 }
 

@@ -30,6 +30,7 @@ struct Scan {
   };
   std::vector<Positional> positional;
   std::optional<std::string> config_flag, code_file;
+  std::optional<std::string> bind_address;  // --bind, for listen
   bool join = false;
   std::vector<config::FlagValue> flags;  // settings, applied after the file and the environment
 };
@@ -79,7 +80,7 @@ constexpr auto kOptions = std::to_array<Option>({
      .value = V::required,
      .arg = "ADDR",
      .help = "listen: address to accept on (default 127.0.0.1)",
-     .apply = [](Scan& s, std::string_view v) { s.parsed.options.mode.bind_address = std::string(v); }},
+     .apply = [](Scan& s, std::string_view v) { s.bind_address = std::string(v); }},
     {.name = "--config",
      .value = V::required,
      .arg = "FILE",
@@ -211,6 +212,8 @@ std::pair<std::vector<std::string>, size_t> subcommand_args(Scan& scan) {
   }
   for (size_t k = 1; k < scan.positional.size(); ++k) rest.push_back(scan.positional[k].text);
   const size_t used = command->parse(rest, parsed.options.mode);
+  if (auto* listen = std::get_if<forward::ListenTcp>(&parsed.options.mode); listen && scan.bind_address)
+    listen->bind_address = *scan.bind_address;
   if (rest.size() > used + 1) {
     throw UsageError(fmt::format("{}: unexpected argument {} (usage: peersock {} {})", command->name,
                                  quote(rest[used + 1]), command->name, command->usage));

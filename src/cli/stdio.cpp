@@ -3,12 +3,12 @@
 namespace peersock::cli {
 
 size_t parse_stdio_a(const std::vector<std::string>&, session::Mode& mode) {
-  mode.kind = session::ModeKind::stdio_a;
+  mode = forward::StdioA{};
   return 0;
 }
 
 size_t parse_stdio_b(const std::vector<std::string>&, session::Mode& mode) {
-  mode.kind = session::ModeKind::stdio_b;
+  mode = forward::StdioB{};
   return 0;
 }
 

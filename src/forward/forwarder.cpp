@@ -22,10 +22,10 @@ using log::Layer;
 
 Forwarder::Forwarder(LocalEnd local, ForwarderEvents events)
     : local_(std::move(local)), events_(std::move(events)), cancellable_(g_cancellable_new()) {
-  if (local_.kind == LocalEnd::Kind::listen_tcp) {
-    listener_.emplace(LocalListener::tcp(local_.bind_address, local_.port));
-  } else if (local_.kind == LocalEnd::Kind::listen_unix) {
-    listener_.emplace(LocalListener::unix_socket(local_.unix_path));
+  if (const auto* tcp = std::get_if<ListenTcp>(&local_)) {
+    listener_.emplace(LocalListener::tcp(tcp->bind_address, tcp->port));
+  } else if (const auto* unix_socket = std::get_if<ListenUnix>(&local_)) {
+    listener_.emplace(LocalListener::unix_socket(unix_socket->path));
   }
 }
 
@@ -45,7 +45,7 @@ void Forwarder::start(quic::Endpoint& endpoint, Capabilities caps) {
   caps_ = caps;
   if (listener_) {
     accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Forwarder::on_accept, this);
-  } else if (is_stdio() && local_.opener) {
+  } else if (std::holds_alternative<StdioB>(local_)) {
     auto stream = open_data_stream();
     if (!stream) throw Error(ExitCode::peer_gone, "cannot open a stream to the peer");
     make_pump(std::move(stream), 0, 1, false, false);
@@ -132,7 +132,7 @@ void Forwarder::stop_accepting() {
 
 void Forwarder::on_stream(quic::Stream stream) {
   bool single = is_stdio() || !caps_.several_connections;
-  if (local_.opener || (single && connections_ + pending_.size() >= 1)) {
+  if (is_opener(local_) || (single && connections_ + pending_.size() >= 1)) {
     log::debug(Layer::forward, "rejecting unexpected stream {}", stream.id());
     stream.reset();
     return;
@@ -170,11 +170,11 @@ void Forwarder::poll_pending() {
 void Forwarder::start_connect(Pending* pending) {
   glib::ObjectPtr<GSocketClient> client(g_socket_client_new());
   // connect-unix: a unix socket address; connect: HOST:PORT, resolved by GIO.
+  const std::string where = connect_target(local_);
   glib::ObjectPtr<GSocketConnectable> target(
-      local_.kind == LocalEnd::Kind::connect_unix
-          ? G_SOCKET_CONNECTABLE(g_unix_socket_address_new(local_.unix_path.c_str()))
-          : g_network_address_parse(local_.target.c_str(), 0, nullptr));
-  if (!target) throw UsageError(fmt::format("connect: '{}' is not HOST:PORT", local_.target));
+      std::holds_alternative<ConnectUnix>(local_) ? G_SOCKET_CONNECTABLE(g_unix_socket_address_new(where.c_str()))
+                                                  : g_network_address_parse(where.c_str(), 0, nullptr));
+  if (!target) throw UsageError(fmt::format("connect: '{}' is not HOST:PORT", where));
   struct Ctx {
     Forwarder* forwarder;
     Pending* pending;
@@ -211,7 +211,7 @@ void Forwarder::on_connected(Pending* pending, int fd, const std::string& error)
   quic::Stream stream = std::move((*it)->stream);
   pending_.erase(it);
   if (fd < 0) {
-    std::string message = fmt::format("cannot connect to {}: {}", local_.target, error);
+    std::string message = fmt::format("cannot connect to {}: {}", connect_target(local_), error);
     // The original peersock carries one connection: nothing left to do.
     if (!caps_.several_connections) throw Error(ExitCode::local, message);
     log::error_line(message);

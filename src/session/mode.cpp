@@ -4,38 +4,37 @@
 
 namespace peersock::session {
 
-forward::LocalEnd local_end(const Mode& mode) {
-  forward::LocalEnd end;
-  end.opener = mode.opener();
-  end.bind_address = mode.bind_address;
-  end.port = mode.port;
-  end.target = mode.target;
-  end.unix_path = mode.unix_path;
-  switch (mode.kind) {
-    case ModeKind::listen:
-      end.kind = mode.unix_path.empty() ? forward::LocalEnd::Kind::listen_tcp : forward::LocalEnd::Kind::listen_unix;
-      break;
-    case ModeKind::connect:
-      end.kind = mode.unix_path.empty() ? forward::LocalEnd::Kind::connect_tcp : forward::LocalEnd::Kind::connect_unix;
-      break;
-    case ModeKind::stdio_a:
-    case ModeKind::stdio_b: end.kind = forward::LocalEnd::Kind::stdio; break;
-  }
-  return end;
-}
+namespace {
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+}  // namespace
 
 std::string hint_for_other_side(const Mode& mode, const std::string& code) {
-  switch (mode.kind) {
-    case ModeKind::listen: return fmt::format("peersock connect HOST:PORT {}", code);
-    case ModeKind::connect: {
-      auto colon = mode.target.rfind(':');
-      std::string port = colon == std::string::npos ? "PORT" : mode.target.substr(colon + 1);
-      return fmt::format("peersock listen {} {}", port, code);
-    }
-    case ModeKind::stdio_a: return fmt::format("peersock stdio-b {}", code);
-    case ModeKind::stdio_b: return fmt::format("peersock stdio-a {}", code);
-  }
-  return {};
+  return std::visit(Overloaded{
+                        [&](const forward::ListenTcp&) { return fmt::format("peersock connect HOST:PORT {}", code); },
+                        [&](const forward::ListenUnix&) { return fmt::format("peersock connect HOST:PORT {}", code); },
+                        [&](const forward::ConnectTcp& c) {
+                          auto colon = c.target.rfind(':');
+                          std::string port = colon == std::string::npos ? "PORT" : c.target.substr(colon + 1);
+                          return fmt::format("peersock listen {} {}", port, code);
+                        },
+                        [&](const forward::ConnectUnix&) { return fmt::format("peersock listen PORT {}", code); },
+                        [&](const forward::StdioA&) { return fmt::format("peersock stdio-b {}", code); },
+                        [&](const forward::StdioB&) { return fmt::format("peersock stdio-a {}", code); },
+                    },
+                    mode);
+}
+
+std::string authenticated_line(const Mode& mode, const std::string& listener) {
+  if (forward::is_listen(mode))
+    return fmt::format("authenticated; forwarding connections to {} to the other side", listener);
+  if (forward::is_connect(mode))
+    return fmt::format("authenticated; the other side's connections go to {}", forward::connect_target(mode));
+  return "authenticated; forwarding stdin/stdout";
 }
 
 }  // namespace peersock::session

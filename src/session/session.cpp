@@ -67,7 +67,7 @@ uint64_t close_code(ExitCode code) {
 class Session {
  public:
   explicit Session(Options options)
-      : options_(std::move(options)), sides_{!options_.code.has_value(), options_.mode.opener()}, status_(is_stdio()) {}
+      : options_(std::move(options)), sides_{!options_.code.has_value(), forward::is_opener(options_.mode)}, status_(is_stdio()) {}
 
   ~Session() {
     // Top down: forwarding and the streams it holds, the stages on stream 0
@@ -104,7 +104,7 @@ class Session {
     guarded([&] { std::rethrow_exception(e); });
   }
 
-  bool is_stdio() const { return options_.mode.kind == ModeKind::stdio_a || options_.mode.kind == ModeKind::stdio_b; }
+  bool is_stdio() const { return forward::is_stdio(options_.mode); }
   bool finishing() const { return phase_ == Phase::finishing; }
 
   void start() {
@@ -112,7 +112,7 @@ class Session {
     // SIGUSR1: one line per open connection on stderr (for bug reports).
     signals_.emplace_back(g_unix_signal_add(SIGUSR1, &Session::on_dump_signal, this));
     // The local side first: a port in use fails before anyone is contacted.
-    forwarder_ = std::make_unique<forward::Forwarder>(local_end(options_.mode), forwarder_events());
+    forwarder_ = std::make_unique<forward::Forwarder>(options_.mode, forwarder_events());
     // ICE gathers while the rendezvous runs: both sides in parallel.
     link_ = std::make_unique<Link>(sides_.ice_controlling(), options_.settings,
                                    LinkEvents{
@@ -335,18 +335,7 @@ class Session {
       control_->start_ping(g_get_monotonic_time());
     auto stats = link_->quic()->stats();
     if (stats.rtt_ms > 0) forwarder_->set_rtt_us(static_cast<int64_t>(stats.rtt_ms * 1000.0));
-    switch (options_.mode.kind) {
-      case ModeKind::listen:
-        status_.authenticated(fmt::format("authenticated; forwarding connections to {} to the other side",
-                                          forwarder_->listener_description()));
-        break;
-      case ModeKind::connect:
-        status_.authenticated(
-            fmt::format("authenticated; the other side's connections go to {}", options_.mode.target));
-        break;
-      case ModeKind::stdio_a:
-      case ModeKind::stdio_b: status_.authenticated("authenticated; forwarding stdin/stdout"); break;
-    }
+    status_.authenticated(authenticated_line(options_.mode, forwarder_->listener_description()));
     report_path(stats.rtt_ms);
     forwarder_->start(*link_->quic(),
                       forward::Capabilities{protocol::has_fin(version_), protocol::several_connections(version_),

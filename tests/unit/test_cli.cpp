@@ -72,20 +72,27 @@ TEST_F(CliTest, EmptyValueDisablesServers) {
   auto p = parse({"--stun=", "--turn", "", "--relay=ws://127.0.0.1:4000/v1", "stdio-b"});
   EXPECT_FALSE(p.options.settings.stun.enabled());
   EXPECT_FALSE(p.options.settings.turn.enabled());
-  EXPECT_EQ(p.options.mode.kind, session::ModeKind::stdio_b);
+  EXPECT_TRUE(std::holds_alternative<forward::StdioB>(p.options.mode));
 }
 
 TEST_F(CliTest, SubcommandsAndCode) {
   auto l = parse({"listen", "5900", "7-abandon-zoo-lab-name"});
-  EXPECT_EQ(l.options.mode.kind, session::ModeKind::listen);
-  EXPECT_EQ(l.options.mode.port, 5900);
+  ASSERT_TRUE(std::holds_alternative<forward::ListenTcp>(l.options.mode));
+  EXPECT_EQ(std::get<forward::ListenTcp>(l.options.mode).port, 5900);
+  EXPECT_EQ(std::get<forward::ListenTcp>(l.options.mode).bind_address, "127.0.0.1");
   ASSERT_TRUE(l.options.code);
   EXPECT_EQ(l.options.code->text, "7-abandon-zoo-lab-name");
-  EXPECT_TRUE(l.options.mode.opener());
+  EXPECT_TRUE(forward::is_opener(l.options.mode));
   auto c = parse({"connect", "localhost:22"});
-  EXPECT_EQ(c.options.mode.target, "localhost:22");
+  EXPECT_EQ(forward::connect_target(c.options.mode), "localhost:22");
   EXPECT_FALSE(c.options.code);
-  EXPECT_FALSE(c.options.mode.opener());
+  EXPECT_FALSE(forward::is_opener(c.options.mode));
+  auto b = parse({"--bind", "0.0.0.0", "listen", "5900"});
+  EXPECT_EQ(std::get<forward::ListenTcp>(b.options.mode).bind_address, "0.0.0.0");
+  auto u = parse({"connect-unix", "/tmp/x.sock"});
+  EXPECT_TRUE(std::holds_alternative<forward::ConnectUnix>(u.options.mode));
+  EXPECT_FALSE(forward::is_opener(u.options.mode));
+  EXPECT_TRUE(forward::is_opener(parse({"listen-unix", "/tmp/y.sock"}).options.mode));
 }
 
 TEST_F(CliTest, BadInputQuotesTheBadValue) {

@@ -596,9 +596,7 @@ struct AcceptorRig {
   }
   AcceptorRig() : pair(defaults()) {
     if (!pair.handshake()) ADD_FAILURE() << "no handshake";
-    LocalEnd local;
-    local.kind = LocalEnd::Kind::connect_tcp;
-    local.target = "127.0.0.1:" + std::to_string(listener.port);
+    LocalEnd local = ConnectTcp{"127.0.0.1:" + std::to_string(listener.port)};
     ForwarderEvents events;
     events.wants_io = [] {};
     events.opened = [this](const Pump&) { ++opened; };
@@ -704,10 +702,7 @@ struct OpenerRig {
   OpenerRig() : pair(AcceptorRig::defaults()) {
     if (!pair.handshake()) ADD_FAILURE() << "no handshake";
     port = free_port();
-    LocalEnd local;
-    local.kind = LocalEnd::Kind::listen_tcp;
-    local.port = port;
-    local.opener = true;
+    LocalEnd local = ListenTcp{.port = port};
     ForwarderEvents events;
     events.wants_io = [] {};
     events.opened = [this](const Pump&) { ++opened; };

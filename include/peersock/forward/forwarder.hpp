@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "peersock/forward/credit.hpp"
+#include "peersock/forward/local_end.hpp"
 #include "peersock/forward/local_socket.hpp"
 #include "peersock/forward/poller.hpp"
 #include "peersock/forward/pump.hpp"
@@ -33,17 +34,6 @@
 typedef struct _GCancellable GCancellable;
 
 namespace peersock::forward {
-
-// What this side connects the tunnel to on this machine.
-struct LocalEnd {
-  enum class Kind { listen_tcp, listen_unix, connect_tcp, connect_unix, stdio };
-  Kind kind = Kind::stdio;
-  std::string bind_address = "127.0.0.1";  // listen_tcp
-  uint16_t port = 0;                       // listen_tcp
-  std::string target;                      // connect_tcp: HOST:PORT; connect_unix: the path
-  std::string unix_path;                   // listen_unix / connect_unix
-  bool opener = false;                     // opens the data streams (listen*, stdio-b)
-};
 
 // What the negotiated protocol version lets the forwarder do
 // (protocol/version.hpp); set at start().
@@ -135,7 +125,7 @@ class Forwarder {
   void make_pump(quic::Stream stream, int read_fd, int write_fd, bool is_socket, bool owns);
   void on_pump_finished();
   static gboolean on_sweep(gpointer self);
-  bool is_stdio() const { return local_.kind == LocalEnd::Kind::stdio; }
+  bool is_stdio() const { return forward::is_stdio(local_); }
 
   LocalEnd local_;
   ForwarderEvents events_;

@@ -10,20 +10,12 @@
 #include "peersock/code/code.hpp"
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
+#include "peersock/forward/local_end.hpp"
 
 namespace peersock::session {
 
-enum class ModeKind { listen, connect, stdio_a, stdio_b };
-
-struct Mode {
-  ModeKind kind = ModeKind::stdio_a;
-  std::string bind_address = "127.0.0.1";  // listen
-  uint16_t port = 0;                       // listen
-  std::string target;                      // connect: HOST:PORT (connect-unix: the path)
-  std::string unix_path;                   // listen-unix / connect-unix: the socket path
-  // listen/stdio-b open the data stream; connect/stdio-a accept it.
-  bool opener() const { return kind == ModeKind::listen || kind == ModeKind::stdio_b; }
-};
+// The user's subcommand: the local end of the tunnel (forward/local_end.hpp).
+using Mode = forward::LocalEnd;
 
 struct Options {
   config::Settings settings;

@@ -1,0 +1,42 @@
+// The local end of the tunnel: what this side's subcommand asked for. One
+// alternative per mode, so the variant is the mode (session::Mode is this
+// type); each part of the program asks it what it needs through the
+// functions below instead of testing flags.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace peersock::forward {
+
+struct ListenTcp {  // listen PORT [--bind ADDR]
+  std::string bind_address = "127.0.0.1";
+  uint16_t port = 0;
+};
+struct ListenUnix {  // listen-unix PATH
+  std::string path;
+};
+struct ConnectTcp {  // connect HOST:PORT
+  std::string target;
+};
+struct ConnectUnix {  // connect-unix PATH
+  std::string path;
+};
+struct StdioA {};  // stdio-a
+struct StdioB {};  // stdio-b
+
+using LocalEnd = std::variant<ListenTcp, ListenUnix, ConnectTcp, ConnectUnix, StdioA, StdioB>;
+
+// The opener opens the data streams: the listen modes and stdio-b. The
+// other side must be an acceptor: a connect mode or stdio-a
+// (docs/protocol.md §7.1).
+bool is_opener(const LocalEnd& end);
+bool is_stdio(const LocalEnd& end);
+bool is_listen(const LocalEnd& end);
+bool is_connect(const LocalEnd& end);
+
+// connect: "HOST:PORT"; connect-unix: the socket path; otherwise empty.
+std::string connect_target(const LocalEnd& end);
+
+}  // namespace peersock::forward

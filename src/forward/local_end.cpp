@@ -1,0 +1,27 @@
+#include "peersock/forward/local_end.hpp"
+
+namespace peersock::forward {
+
+bool is_opener(const LocalEnd& end) {
+  return is_listen(end) || std::holds_alternative<StdioB>(end);
+}
+
+bool is_stdio(const LocalEnd& end) {
+  return std::holds_alternative<StdioA>(end) || std::holds_alternative<StdioB>(end);
+}
+
+bool is_listen(const LocalEnd& end) {
+  return std::holds_alternative<ListenTcp>(end) || std::holds_alternative<ListenUnix>(end);
+}
+
+bool is_connect(const LocalEnd& end) {
+  return std::holds_alternative<ConnectTcp>(end) || std::holds_alternative<ConnectUnix>(end);
+}
+
+std::string connect_target(const LocalEnd& end) {
+  if (const auto* tcp = std::get_if<ConnectTcp>(&end)) return tcp->target;
+  if (const auto* unix_socket = std::get_if<ConnectUnix>(&end)) return unix_socket->path;
+  return {};
+}
+
+}  // namespace peersock::forward
