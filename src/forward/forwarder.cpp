@@ -91,13 +91,13 @@ void Forwarder::accept_local(int fd) {
     if (client < 0) break;
     if (!caps_.several_connections && connections_ >= 1) {
       log::error_line("refusing another connection: the other side runs the original peersock, which carries one");
-      close(client);
+      ::close(client);
       continue;
     }
     auto stream = open_data_stream();
     if (!stream) {
       log::error_line("refusing a connection: the peer allows no more streams right now");
-      close(client);
+      ::close(client);
       continue;
     }
     make_pump(std::move(stream), client, client, true, true);
@@ -123,7 +123,7 @@ void Forwarder::resume_accepting_if_possible() {
   accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Forwarder::on_accept, this);
 }
 
-void Forwarder::stop_accepting() {
+void Forwarder::close(ExitCode) {
   stopped_ = true;
   accept_watch_.reset();
 }
@@ -205,7 +205,7 @@ void Forwarder::start_connect(Pending* pending) {
 void Forwarder::on_connected(Pending* pending, int fd, const std::string& error) {
   auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& p) { return p.get() == pending; });
   if (it == pending_.end()) {
-    if (fd >= 0) close(fd);
+    if (fd >= 0) ::close(fd);
     return;
   }
   quic::Stream stream = std::move((*it)->stream);

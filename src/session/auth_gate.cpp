@@ -85,7 +85,7 @@ void AuthGate::admit(const std::function<void(quic::Stream)>& control, const std
 }
 
 AuthGate::Verdict AuthGate::poll() {
-  if (!auth_ || verdict_ != Verdict::pending || !smp_) return verdict_;
+  if (closed_ || !auth_ || verdict_ != Verdict::pending || !smp_) return verdict_;
   uint8_t buf[4096];
   for (;;) {
     auto r = auth_.read(buf);
@@ -103,6 +103,11 @@ AuthGate::Verdict AuthGate::poll() {
     }
   }
   return verdict_;
+}
+
+void AuthGate::close(ExitCode) {
+  closed_ = true;
+  smp_.reset();  // wipes the secret
 }
 
 }  // namespace peersock::session

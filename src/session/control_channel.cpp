@@ -31,6 +31,7 @@ void ControlChannel::start_ping(int64_t now_us) {
 }
 
 void ControlChannel::send(std::span<const uint8_t> bytes) {
+  if (closed_) return;
   out_.insert(out_.end(), bytes.begin(), bytes.end());
   flush();
 }
@@ -48,7 +49,7 @@ void ControlChannel::flush() {
 }
 
 void ControlChannel::poll(int64_t now_us) {
-  if (!stream_) return;
+  if (!stream_ || closed_) return;
   uint8_t buf[4096];
   quic::IoResult r;
   while ((r = stream_.read(buf)).status == quic::IoStatus::ok) {
@@ -69,5 +70,7 @@ void ControlChannel::poll(int64_t now_us) {
   }
   flush();
 }
+
+void ControlChannel::close(ExitCode) { closed_ = true; }
 
 }  // namespace peersock::session

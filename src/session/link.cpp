@@ -1,5 +1,7 @@
 #include "peersock/session/link.hpp"
 
+#include "peersock/session/ending.hpp"
+
 namespace peersock::session {
 
 Link::Link(bool ice_controlling, const config::Settings& settings, LinkEvents events) : events_(std::move(events)) {
@@ -47,12 +49,12 @@ void Link::kick() {
   if (driver_) driver_->kick();
 }
 
-void Link::close(uint64_t app_error, std::string_view reason) {
-  if (!endpoint_) return;
-  endpoint_->close(app_error, reason, quic::now());
+void Link::close(ExitCode why) {
+  if (!endpoint_ || endpoint_->closed()) return;
+  endpoint_->close(close_code(why), why == ExitCode::ok ? "done" : std::string(exit_code_name(why)), quic::now());
   driver_->kick();
 }
 
-bool Link::closed_down() const { return !endpoint_ || endpoint_->shutdown_complete(); }
+bool Link::closed() const { return !endpoint_ || endpoint_->shutdown_complete(); }
 
 }  // namespace peersock::session

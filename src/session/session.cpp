@@ -1,8 +1,9 @@
 // The session: a phase sequencer over the stages below it. It brings them up
 // bottom-up as each one completes, owns the deadlines, and ends the run with
-// one exit code, closing the stack top-down (forwarding, QUIC, mailbox).
+// one exit code, closing the stack top-down (forwarding, QUIC, mailbox):
+// every stage is a Stage (stage.hpp), closed in the order of top_down().
 //
-//   rendezvous   rendezvous::Protocol + Client (mailbox, the code)
+//   rendezvous   Mailbox: rendezvous::Protocol + Client (mailbox.hpp)
 //   link         ICE agent + QUIC endpoint + driver (link.hpp)
 //   auth         AuthGate: SMP on stream 4, stream admission (auth_gate.hpp)
 //   control      ControlChannel: stream 0 (control_channel.hpp)
@@ -12,6 +13,7 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -24,11 +26,11 @@
 #include "peersock/protocol/sides.hpp"
 #include "peersock/protocol/version.hpp"
 #include "peersock/quic/stream.hpp"
-#include "peersock/rendezvous/client.hpp"
-#include "peersock/rendezvous/protocol.hpp"
 #include "peersock/session/auth_gate.hpp"
 #include "peersock/session/control_channel.hpp"
+#include "peersock/session/ending.hpp"
 #include "peersock/session/link.hpp"
+#include "peersock/session/mailbox.hpp"
 #include "peersock/session/mode.hpp"
 #include "peersock/text.hpp"
 #include "peersock/ui/status.hpp"
@@ -55,15 +57,6 @@ ui::PathInfo path_info(const ice::SelectedPath& p) {
   return {p.relayed, p.local, p.remote, p.transport, p.relay_server, p.relay_transport};
 }
 
-uint64_t close_code(ExitCode code) {
-  switch (code) {
-    case ExitCode::ok: return quic::kErrorNone;
-    case ExitCode::code_mismatch: return quic::kErrorAuthFailed;
-    case ExitCode::protocol: return quic::kErrorProtocol;
-    default: return quic::kErrorLocal;
-  }
-}
-
 class Session {
  public:
   explicit Session(Options options)
@@ -76,7 +69,7 @@ class Session {
     control_.reset();
     gate_.reset();
     link_.reset();
-    client_.reset();
+    mailbox_.reset();
   }
 
   int run() {
@@ -123,9 +116,12 @@ class Session {
                                        [this](const Error& e) { finish(e.code(), e.what()); },
                                        [this] { guarded([&] { on_quic_ran(); }); },
                                    });
-    protocol_ = std::make_unique<rendezvous::Protocol>(
-        sides_.generator ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
-        sides_.generator ? std::string() : options_.code->nameplate);
+    mailbox_ = std::make_unique<Mailbox>(
+        sides_.generator, sides_.generator ? std::string() : options_.code->nameplate,
+        MailboxEvents{
+            [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
+            [this](std::exception_ptr e) { rethrow_guarded(e); },
+        });
     if (!sides_.generator) code_text_ = options_.code->text;
     status_.phase(ui::Phase::contacting);
     status_.set_sampler([this] {
@@ -168,49 +164,28 @@ class Session {
   // bad input, and bad input must fail before we contact anyone (and before
   // a code is shown).
   void start_rendezvous() {
-    if (client_ || finishing()) return;
-    client_ = std::make_unique<rendezvous::Client>(
-        options_.settings.relay_url,
-        rendezvous::ClientCallbacks{
-            nullptr,
-            [this](std::string_view text) { guarded([&] { handle(protocol_->on_text(text)); }); },
-            [this](const Error& e) { guarded([&] { on_relay_failed(e); }); },
-        });
+    if (!finishing()) mailbox_->connect(options_.settings.relay_url);
   }
 
-  void handle(const rendezvous::Output& out) {
-    client_->send(out.to_send);
-    for (const auto& event : out.events) {
-      if (auto* motd = std::get_if<rendezvous::event::Motd>(&event)) {
-        status_.motd(motd->text);
-      } else if (auto* allocated = std::get_if<rendezvous::event::NameplateAllocated>(&event)) {
-        code_text_ = code::generate(allocated->nameplate, options_.code_words);
-        std::string hint = hint_for_other_side(options_.mode, code_text_);
-        status_.code(code_text_, hint);
-        auth::wipe(hint);
-      } else if (std::holds_alternative<rendezvous::event::MailboxOpen>(event)) {
-        status_.phase(ui::Phase::waiting);
-      } else if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&event)) {
-        on_peer_ice(ice->body);
-      }
+  void on_mailbox_event(const rendezvous::Event& event) {
+    if (auto* motd = std::get_if<rendezvous::event::Motd>(&event)) {
+      status_.motd(motd->text);
+    } else if (auto* allocated = std::get_if<rendezvous::event::NameplateAllocated>(&event)) {
+      code_text_ = code::generate(allocated->nameplate, options_.code_words);
+      std::string hint = hint_for_other_side(options_.mode, code_text_);
+      status_.code(code_text_, hint);
+      auth::wipe(hint);
+    } else if (std::holds_alternative<rendezvous::event::MailboxOpen>(event)) {
+      status_.phase(ui::Phase::waiting);
+    } else if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&event)) {
+      on_peer_ice(ice->body);
     }
-  }
-
-  void on_relay_failed(const Error& e) {
-    // Once both descriptions are exchanged the mailbox is no longer needed.
-    if (protocol_ && protocol_->peer_ice_received() && ice_sent_) {
-      log::debug(Layer::rendezvous, "rendezvous connection ended: {}", e.what());
-      return;
-    }
-    finish(e.code(), e.what());
   }
 
   void on_gathering_done() {
-    if (ice_sent_) return;
-    ice_sent_ = true;
     auto description = link_->ice().local_description();
     log::debug(Layer::ice, "sending {} local candidates", description.candidates.size());
-    handle(protocol_->send_ice(ice::encode(description)));
+    mailbox_->send_ice(ice::encode(description));
   }
 
   void on_peer_ice(const std::string& body) {
@@ -276,26 +251,10 @@ class Session {
   }
 
   void on_quic_closed(const quic::CloseInfo& info) {
-    const std::string reason = text::quote(info.reason);  // the peer's words
-    if (info.is_app && info.error_code == quic::kErrorAuthFailed) {
-      finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
-    } else if (info.is_app && info.error_code == quic::kErrorProtocol) {
-      finish(ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", reason));
-    } else if (phase_ != Phase::forwarding) {
-      finish(ExitCode::no_path,
-             fmt::format("the QUIC connection to the peer failed{}", info.reason.empty() ? "" : ": " + reason));
-    } else if (info.is_app && info.error_code == quic::kErrorNone) {
-      bool complete = !is_stdio() || !protocol::has_control_stream(version_) || forwarder_->stdio_delivered();
-      if (complete) {
-        status_.peer_closed();
-        finish(ExitCode::ok, {});
-      } else {
-        finish(ExitCode::peer_gone, "the other side closed the connection before all data was delivered");
-      }
-    } else {
-      finish(ExitCode::peer_gone, fmt::format("connection to the peer lost{}",
-                                              info.by_peer ? " (the peer aborted)" : " (no answer from the peer)"));
-    }
+    const bool complete = !is_stdio() || !protocol::has_control_stream(version_) || forwarder_->stdio_delivered();
+    Ending ending = ending_for_close(info, phase_ == Phase::forwarding, complete);
+    if (ending.peer_closed) status_.peer_closed();
+    finish(ending.code, ending.message);
   }
 
   // ---- auth -------------------------------------------------------------------
@@ -325,10 +284,7 @@ class Session {
     phase_ = Phase::forwarding;
     clear_deadline();
     // The mailbox has done its job: release the nameplate, close happily.
-    if (client_) {
-      client_->send(protocol_->finish("happy").to_send);
-      client_->close();
-    }
+    mailbox_->release();
     // v2/v3 peers measure their RTT with a ping on stream 0, the client
     // first; ours comes from QUIC itself.
     if (!sides_.quic_server() && protocol::has_control_stream(version_) && version_ < 4)
@@ -401,47 +357,44 @@ class Session {
     return G_SOURCE_CONTINUE;
   }
 
-  // Ends the session: the first reason wins. Closes top-down: forwarding
-  // stops accepting, QUIC closes (flushing streams), then the mailbox closes
-  // with a mood; the loop quits once both are closed, or after 5 s.
+  // Ends the session: the first reason wins. Closes the stack top-down:
+  // forwarding stops accepting, the control channel and the auth gate stop,
+  // QUIC closes (flushing streams), the mailbox closes with a mood; the loop
+  // quits once every stage is closed, or after 5 s.
   void finish(ExitCode code, const std::string& message) {
     if (finishing()) return;
-    bool had_peer = protocol_ && protocol_->peer_ice_received();
     phase_ = Phase::finishing;
     log::debug(Layer::session, "ending: {}", exit_code_name(code));
     exit_status_ = static_cast<int>(code);
     clear_deadline();
     status_.finished(code, message);
-    if (forwarder_) forwarder_->stop_accepting();
-    if (link_ && link_->quic() && !link_->quic()->closed()) {
-      link_->close(close_code(code), code == ExitCode::ok ? "done" : std::string(exit_code_name(code)));
-    }
-    if (client_ && protocol_) {
-      const char* mood = code == ExitCode::ok              ? (had_peer ? "happy" : "lonely")
-                         : code == ExitCode::code_mismatch ? "scary"
-                                                           : "errory";
-      try {
-        client_->send(protocol_->finish(mood).to_send);
-      } catch (const std::exception&) {
-      }
-      client_->close();
-    }
+    for (Stage* stage : top_down()) stage->close(code);
     finish_started_us_ = g_get_monotonic_time();
     finish_poll_ = g_timeout_add(20, &Session::on_finish_poll, this);
   }
 
+  // The stack, top first: the order in which it closes.
+  std::vector<Stage*> top_down() const {
+    std::vector<Stage*> out;
+    for (Stage* s : {static_cast<Stage*>(forwarder_.get()), static_cast<Stage*>(control_.get()),
+                     static_cast<Stage*>(gate_.get()), static_cast<Stage*>(link_.get()),
+                     static_cast<Stage*>(mailbox_.get())})
+      if (s != nullptr) out.push_back(s);
+    return out;
+  }
+
   static gboolean on_finish_poll(gpointer self) {
     auto* s = static_cast<Session*>(self);
-    bool quic_done = !s->link_ || s->link_->closed_down();
-    bool relay_done = !s->client_ || s->client_->closed();
-    bool late = g_get_monotonic_time() - s->finish_started_us_ > kShutdownDeadlineUs;
-    if ((quic_done && relay_done) || late) {
+    const auto stack = s->top_down();
+    const bool all_closed = std::all_of(stack.begin(), stack.end(), [](const Stage* st) { return st->closed(); });
+    const bool late = g_get_monotonic_time() - s->finish_started_us_ > kShutdownDeadlineUs;
+    if (all_closed || late) {
       s->finish_poll_.fired();
       s->quit_ = true;
       g_main_loop_quit(s->loop_.get());
       return G_SOURCE_REMOVE;
     }
-    if (!quic_done) s->link_->kick();
+    if (s->link_ && !s->link_->closed()) s->link_->kick();
     return G_SOURCE_CONTINUE;
   }
 
@@ -456,10 +409,8 @@ class Session {
   glib::SourceId finish_poll_;
   std::vector<glib::SourceId> signals_;
 
-  std::unique_ptr<rendezvous::Protocol> protocol_;
-  std::unique_ptr<rendezvous::Client> client_;
+  std::unique_ptr<Mailbox> mailbox_;
   std::string code_text_;
-  bool ice_sent_ = false;
 
   int version_ = 1;  // negotiated: the lower of ours and the peer's
   std::unique_ptr<Link> link_;

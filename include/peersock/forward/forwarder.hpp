@@ -30,6 +30,7 @@
 #include "peersock/glib/raii.hpp"
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/quic/stream.hpp"
+#include "peersock/stage.hpp"
 
 typedef struct _GCancellable GCancellable;
 
@@ -59,7 +60,7 @@ struct ForwarderEvents {
   std::function<void(std::exception_ptr)> failed;
 };
 
-class Forwarder {
+class Forwarder final : public Stage {
  public:
   // Binds the local listener for listen/listen-unix. Errors: UsageError for
   // a bad address, Error(local) for a port in use or a bad socket path.
@@ -89,8 +90,10 @@ class Forwarder {
   void on_grant(uint64_t stream_id, uint64_t limit);
   void set_rtt_us(int64_t rtt_us) { credit_.rtt_us = rtt_us; }
 
-  // Stops accepting local connections (the session is ending).
-  void stop_accepting();
+  // The session is ending: stops accepting local connections. The open
+  // ones' streams are flushed by QUIC's close.
+  void close(ExitCode why) override;
+  bool closed() const override { return stopped_; }
 
   // stdio: the one stream ended cleanly both ways.
   bool stdio_delivered() const { return stdio_delivered_; }

@@ -16,10 +16,11 @@
 #include "peersock/protocol/sides.hpp"
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/quic/stream.hpp"
+#include "peersock/stage.hpp"
 
 namespace peersock::session {
 
-class AuthGate {
+class AuthGate final : public Stage {
  public:
   enum class Verdict { pending, success, mismatch };
 
@@ -46,6 +47,11 @@ class AuthGate {
 
   bool authenticated() const { return verdict_ == Verdict::success; }
 
+  // Drops SMP's state (it holds the secret) and stops answering. The auth
+  // stream goes with the QUIC connection.
+  void close(ExitCode why) override;
+  bool closed() const override { return closed_; }
+
  private:
   void write(quic::Stream& stream, std::span<const uint8_t> bytes);
 
@@ -58,6 +64,7 @@ class AuthGate {
   auth::FrameReader frames_;
   quic::Stream auth_;
   Verdict verdict_ = Verdict::pending;
+  bool closed_ = false;
 };
 
 }  // namespace peersock::session

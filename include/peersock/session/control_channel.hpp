@@ -17,6 +17,7 @@
 #include "peersock/quic/stream.hpp"
 #include "peersock/session/control.hpp"
 #include "peersock/session/ping.hpp"
+#include "peersock/stage.hpp"
 
 namespace peersock::session {
 
@@ -27,7 +28,7 @@ struct ControlChannelEvents {
   std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3 'C'
 };
 
-class ControlChannel {
+class ControlChannel final : public Stage {
  public:
   // A grant is 17 bytes per half window: a megabyte of them unsent means the
   // peer no longer reads.
@@ -56,6 +57,11 @@ class ControlChannel {
   bool delivered_sent() const { return markers_ > 0 && attached() && out_.empty(); }
   size_t unsent() const { return out_.size(); }
 
+  // Nothing more is queued or read; what is in the stream already is
+  // delivered by QUIC's close.
+  void close(ExitCode why) override;
+  bool closed() const override { return closed_; }
+
  private:
   void send(std::span<const uint8_t> bytes);
   void flush();
@@ -69,6 +75,7 @@ class ControlChannel {
   bool pinged_back_ = false;
   std::vector<uint8_t> out_;
   size_t markers_ = 0;  // 'D's queued so far
+  bool closed_ = false;
 };
 
 }  // namespace peersock::session

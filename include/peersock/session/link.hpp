@@ -19,6 +19,7 @@
 #include "peersock/ice/body.hpp"
 #include "peersock/quic/driver.hpp"
 #include "peersock/quic/endpoint.hpp"
+#include "peersock/stage.hpp"
 
 namespace peersock::session {
 
@@ -31,7 +32,7 @@ struct LinkEvents {
   std::function<void()> quic_ran;  // after every QUIC run
 };
 
-class Link {
+class Link final : public Stage {
  public:
   // Errors: Error(failure) if libnice cannot set up.
   Link(bool ice_controlling, const config::Settings& settings, LinkEvents events);
@@ -50,10 +51,11 @@ class Link {
   // client's first flight once ICE connected).
   void kick();
 
-  // Starts QUIC's close (nothing if QUIC never started).
-  void close(uint64_t app_error, std::string_view reason);
+  // Starts QUIC's close with the application error code for `why`
+  // (nothing if QUIC never started or is closed already).
+  void close(ExitCode why) override;
   // Nothing more to send (or QUIC never started).
-  bool closed_down() const;
+  bool closed() const override;
 
  private:
   LinkEvents events_;

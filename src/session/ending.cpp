@@ -1,0 +1,41 @@
+#include "peersock/session/ending.hpp"
+
+#include <fmt/core.h>
+
+#include "peersock/text.hpp"
+
+namespace peersock::session {
+
+Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete) {
+  const std::string reason = text::quote(info.reason);
+  if (info.is_app && info.error_code == quic::kErrorAuthFailed)
+    return {ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code"};
+  if (info.is_app && info.error_code == quic::kErrorProtocol)
+    return {ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", reason)};
+  if (!forwarding)
+    return {ExitCode::no_path,
+            fmt::format("the QUIC connection to the peer failed{}", info.reason.empty() ? "" : ": " + reason)};
+  if (info.is_app && info.error_code == quic::kErrorNone) {
+    if (complete) return {ExitCode::ok, {}, true};
+    return {ExitCode::peer_gone, "the other side closed the connection before all data was delivered"};
+  }
+  return {ExitCode::peer_gone, fmt::format("connection to the peer lost{}", info.by_peer ? " (the peer aborted)"
+                                                                                         : " (no answer from the peer)")};
+}
+
+uint64_t close_code(ExitCode code) {
+  switch (code) {
+    case ExitCode::ok: return quic::kErrorNone;
+    case ExitCode::code_mismatch: return quic::kErrorAuthFailed;
+    case ExitCode::protocol: return quic::kErrorProtocol;
+    default: return quic::kErrorLocal;
+  }
+}
+
+const char* mood_for(ExitCode code, bool had_peer) {
+  if (code == ExitCode::ok) return had_peer ? "happy" : "lonely";
+  if (code == ExitCode::code_mismatch) return "scary";
+  return "errory";
+}
+
+}  // namespace peersock::session

@@ -1,0 +1,84 @@
+// How a run ends (session/ending.hpp): every way the QUIC connection can
+// close maps to one exit code and one line, and every exit code to the
+// application error code and the mailbox mood we send.
+#include <gtest/gtest.h>
+
+#include "peersock/session/ending.hpp"
+
+namespace peersock::session {
+namespace {
+
+quic::CloseInfo app_close(uint64_t code, std::string reason = {}, bool by_peer = true) {
+  return {by_peer, true, code, std::move(reason)};
+}
+
+TEST(Endings, ThePeersCodeMismatchIsOursToo) {
+  for (bool forwarding : {false, true}) {
+    auto e = ending_for_close(app_close(quic::kErrorAuthFailed), forwarding, true);
+    EXPECT_EQ(e.code, ExitCode::code_mismatch);
+    EXPECT_NE(e.message.find("code mismatch"), std::string::npos);
+  }
+}
+
+TEST(Endings, ThePeerRejectingOurDataIsAProtocolErrorWithItsReasonQuoted) {
+  auto e = ending_for_close(app_close(quic::kErrorProtocol, "bad\x1b[2Jframe"), true, true);
+  EXPECT_EQ(e.code, ExitCode::protocol);
+  EXPECT_EQ(e.message.find('\x1b'), std::string::npos) << "the peer's words reach the terminal unquoted";
+  EXPECT_NE(e.message.find("frame"), std::string::npos);
+}
+
+TEST(Endings, AnyCloseBeforeAuthenticationIsNoPath) {
+  auto clean = ending_for_close(app_close(quic::kErrorNone), false, true);
+  EXPECT_EQ(clean.code, ExitCode::no_path);
+  EXPECT_EQ(clean.message, "the QUIC connection to the peer failed");
+  auto idle = ending_for_close({false, false, 0, {}}, false, true);
+  EXPECT_EQ(idle.code, ExitCode::no_path);
+  auto alert = ending_for_close({true, false, 0x178, "no application protocol"}, false, true);
+  EXPECT_EQ(alert.code, ExitCode::no_path);
+  EXPECT_NE(alert.message.find("no application protocol"), std::string::npos);
+}
+
+TEST(Endings, ACleanCloseOfACompleteRunIsOkAndSaysThePeerClosed) {
+  auto e = ending_for_close(app_close(quic::kErrorNone, "done"), true, true);
+  EXPECT_EQ(e.code, ExitCode::ok);
+  EXPECT_TRUE(e.message.empty());
+  EXPECT_TRUE(e.peer_closed);
+}
+
+TEST(Endings, ACleanCloseBeforeEverythingWasDeliveredIsPeerGone) {
+  auto e = ending_for_close(app_close(quic::kErrorNone, "done"), true, false);
+  EXPECT_EQ(e.code, ExitCode::peer_gone);
+  EXPECT_FALSE(e.peer_closed);
+  EXPECT_NE(e.message.find("before all data was delivered"), std::string::npos);
+}
+
+TEST(Endings, APeerThatGaveUpOrWentSilentIsPeerGone) {
+  auto aborted = ending_for_close(app_close(quic::kErrorLocal, "local"), true, true);
+  EXPECT_EQ(aborted.code, ExitCode::peer_gone);
+  EXPECT_NE(aborted.message.find("the peer aborted"), std::string::npos);
+  auto silent = ending_for_close({false, false, 0, {}}, true, true);
+  EXPECT_EQ(silent.code, ExitCode::peer_gone);
+  EXPECT_NE(silent.message.find("no answer from the peer"), std::string::npos);
+}
+
+TEST(Endings, CloseCodesRoundTripThroughThePeersMapping) {
+  // What we send for an exit code is what the peer maps back to the same one.
+  EXPECT_EQ(close_code(ExitCode::ok), quic::kErrorNone);
+  EXPECT_EQ(ending_for_close(app_close(close_code(ExitCode::code_mismatch)), true, true).code, ExitCode::code_mismatch);
+  EXPECT_EQ(ending_for_close(app_close(close_code(ExitCode::protocol)), true, true).code, ExitCode::protocol);
+  for (ExitCode c : {ExitCode::failure, ExitCode::local, ExitCode::no_path, ExitCode::peer_gone, ExitCode::relay}) {
+    EXPECT_EQ(close_code(c), quic::kErrorLocal);
+    EXPECT_EQ(ending_for_close(app_close(close_code(c)), true, true).code, ExitCode::peer_gone);
+  }
+}
+
+TEST(Endings, MailboxMoods) {
+  EXPECT_STREQ(mood_for(ExitCode::ok, true), "happy");
+  EXPECT_STREQ(mood_for(ExitCode::ok, false), "lonely");
+  EXPECT_STREQ(mood_for(ExitCode::code_mismatch, true), "scary");
+  EXPECT_STREQ(mood_for(ExitCode::no_path, true), "errory");
+  EXPECT_STREQ(mood_for(ExitCode::relay, false), "errory");
+}
+
+}  // namespace
+}  // namespace peersock::session
