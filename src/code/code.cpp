@@ -87,17 +87,111 @@ std::string generate(std::string_view nameplate, int words) {
   return code;
 }
 
-Code parse(std::string_view typed) {
-  size_t begin = 0;
-  size_t end = typed.size();
-  while (begin < end && is_ascii_space(typed[begin])) ++begin;
-  while (end > begin && is_ascii_space(typed[end - 1])) --end;
-
-  std::string normal(typed.substr(begin, end - begin));
-  for (char& c : normal) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+bool is_separator(char c) {
+  switch (c) {
+    case '-':
+    case ',':
+    case '.':
+    case ';':
+    case ':':
+    case '_':
+    case '/': return true;
+    default: return is_ascii_space(c);
   }
+}
 
+namespace {
+
+// UTF-8 sequences that stand for a separator: NO-BREAK SPACE, HYPHEN,
+// NON-BREAKING HYPHEN, FIGURE DASH, EN DASH, EM DASH, HORIZONTAL BAR, MINUS
+// SIGN. (Chat programs turn "--" into a dash, and copied text has no-break
+// spaces.) Returns the sequence's length at the start of `s`, or 0.
+size_t separator_sequence(std::string_view s) {
+  if (s.size() >= 2 && s[0] == '\xc2' && s[1] == '\xa0') return 2;
+  if (s.size() >= 3 && s[0] == '\xe2' && s[1] == '\x80' && s[2] >= '\x90' && s[2] <= '\x95') return 3;
+  if (s.size() >= 3 && s[0] == '\xe2' && s[1] == '\x88' && s[2] == '\x92') return 3;
+  return 0;
+}
+
+// Optimal string alignment distance (Levenshtein plus swaps of neighbours),
+// or a value above `limit` once it is certain to exceed it.
+size_t edit_distance(std::string_view a, std::string_view b, size_t limit) {
+  if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return limit + 1;
+  constexpr size_t kMax = 32;
+  if (a.size() >= kMax || b.size() >= kMax) return limit + 1;
+  std::array<std::array<size_t, kMax>, kMax> d;  // only [0, a.size()] x [0, b.size()] is used
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+std::string did_you_mean(const std::vector<std::string_view>& words) {
+  std::string out = "did you mean ";
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " or " : ", ";
+    out += quote(words[i]);
+  }
+  return out + "?";
+}
+
+}  // namespace
+
+std::string normalize(std::string_view typed) {
+  std::string out;
+  // Never longer than the input: reserved once, so that no reallocation
+  // leaves a copy of the secret in freed heap.
+  out.reserve(typed.size());
+  bool pending_separator = false;
+  size_t i = 0;
+  while (i < typed.size()) {
+    size_t n = separator_sequence(typed.substr(i));
+    if (n == 0 && is_separator(typed[i])) n = 1;
+    if (n > 0) {
+      pending_separator = true;
+      i += n;
+      continue;
+    }
+    if (pending_separator && !out.empty()) out += '-';
+    pending_separator = false;
+    char c = typed[i++];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    out += c;
+  }
+  return out;
+}
+
+std::vector<std::string_view> nearest_words(std::string_view word) {
+  std::vector<std::string_view> best;
+  if (word.empty() || word_index(word) >= 0) return best;
+  const size_t limit = word.size() <= 4 ? 1 : 2;
+  size_t best_distance = limit + 1;
+  for (std::string_view candidate : kBip39English) {
+    const size_t d = edit_distance(word, candidate, limit);
+    if (d > limit || d > best_distance) continue;
+    if (d < best_distance) {
+      best_distance = d;
+      best.clear();
+    }
+    best.push_back(candidate);
+  }
+  if (best.size() > 3) best.clear();
+  if (best.empty() && word.size() >= 4) {
+    // The first four letters identify every word of the list.
+    auto it = std::lower_bound(kBip39English.begin(), kBip39English.end(), word);
+    if (it != kBip39English.end() && it->substr(0, word.size()) == word) best.push_back(*it);
+  }
+  return best;
+}
+
+Code parse(std::string_view typed) {
+  std::string normal = normalize(typed);
   std::vector<std::string> parts;
   // The typed code is a secret: our working copies are overwritten when
   // parse returns (also on errors), so that no freed heap block keeps it.
@@ -125,14 +219,13 @@ Code parse(std::string_view typed) {
   if (parts.size() == 1) {
     throw UsageError("code " + quote(normal) + " has no words: expected NAMEPLATE-WORD-WORD...");
   }
-  for (size_t i = 1; i < parts.size(); ++i) {
-    if (parts[i].empty()) throw UsageError("word " + std::to_string(i) + " of the code is empty");
-  }
   check_word_count(parts.size() - 1);
 
   code.text = code.nameplate;
   for (size_t i = 1; i < parts.size(); ++i) {
     if (word_index(parts[i]) < 0) {
+      const auto near = nearest_words(parts[i]);
+      if (!near.empty()) throw UsageError(quote(parts[i]) + " is not a code word; " + did_you_mean(near));
       throw UsageError(quote(parts[i]) + " is not a code word (word " + std::to_string(i) + ")");
     }
     code.text += '-';

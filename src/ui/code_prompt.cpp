@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -70,11 +71,11 @@ void write_all(int fd, std::string_view bytes) {
   }
 }
 
-// What the user accepted, without trailing dashes (a completed last word
-// leaves one).
+// What the user accepted, without trailing separators (a completed last
+// word leaves a dash).
 std::string accepted_text(std::string_view line) {
   std::string_view t = text::trim_ascii_space(line);
-  while (!t.empty() && t.back() == '-') t.remove_suffix(1);
+  while (!t.empty() && code::is_separator(t.back())) t.remove_suffix(1);
   return std::string(t);
 }
 
@@ -174,7 +175,8 @@ class Prompt {
 
   void complete() {
     ++tabs_in_a_row_;
-    const bool nameplate = editor_.before_cursor().find('-') == std::string_view::npos;
+    const std::string_view before = editor_.before_cursor();
+    const bool nameplate = std::none_of(before.begin(), before.end(), code::is_separator);
     if (nameplate) {
       if (lister_ok_) nameplates_.request();  // fresh list for next time
       if (!have_list_) {

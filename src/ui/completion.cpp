@@ -23,7 +23,14 @@ bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(
 
 Completion complete_code(std::string_view before_cursor, const std::vector<std::string>& nameplates) {
   Completion result;
-  const size_t dash = before_cursor.rfind('-');
+  // Words may be separated the way people read them out ("3 eight dino").
+  size_t dash = std::string_view::npos;
+  for (size_t i = before_cursor.size(); i > 0; --i) {
+    if (code::is_separator(before_cursor[i - 1])) {
+      dash = i - 1;
+      break;
+    }
+  }
   const std::string token = lower(dash == std::string_view::npos ? before_cursor : before_cursor.substr(dash + 1));
   std::vector<std::string> candidates;
   if (dash == std::string_view::npos) {

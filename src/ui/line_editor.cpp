@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 #include <openssl/crypto.h>
 
+#include "peersock/code/code.hpp"
+
 namespace peersock::ui {
 namespace {
 
@@ -90,10 +92,10 @@ LineEditor::Action LineEditor::key(char byte) {
       return Action::redraw;
     case ctrl('K'): text_.erase(cursor_); return Action::redraw;
     case ctrl('W'): {
-      // Back over dashes right before the cursor, then over the word.
+      // Back over separators right before the cursor, then over the word.
       size_t start = cursor_;
-      while (start > 0 && text_[start - 1] == '-') --start;
-      while (start > 0 && text_[start - 1] != '-') --start;
+      while (start > 0 && code::is_separator(text_[start - 1])) --start;
+      while (start > 0 && !code::is_separator(text_[start - 1])) --start;
       text_.erase(start, cursor_ - start);
       cursor_ = start;
       return Action::redraw;

@@ -87,6 +87,9 @@ MALFORMED = [
     pytest.param("abc", r"abc", id="abc"),
     pytest.param("7", r"(?i)\b7\b|word|missing", id="nameplate-only"),
     pytest.param("7-notaword-zoo-lab-name", r"notaword", id="unknown-word"),
+    # A near miss gets the word it most likely meant, also when typed with spaces.
+    pytest.param("7 abandon excses lab name", r"^peersock: 'excses' is not a code word; did you mean 'excess'\?$",
+                 id="word-typo"),
     pytest.param("x-abandon-zoo-lab-name", r"(?i)nameplate|\bx\b", id="non-numeric-nameplate"),
 ]
 

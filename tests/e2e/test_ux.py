@@ -142,8 +142,23 @@ def test_json_error_has_a_stable_kind(lab):
                   f"{p.name}: last event {events[-1]}")
 
 
+def spoken(code, separator):
+    """The code as people read it out and type it back: `separator` between
+    the parts instead of '-', and words capitalised ("3 Eight Dinosaur")."""
+    nameplate, *words = code.split("-")
+    return separator.join([nameplate, *(w.capitalize() for w in words)])
+
+
+# How the code is typed back (-spoken): every way of giving it normalises
+# separators people use to the canonical hyphens.
+SPOKEN = {"argv-spoken": " ", "env-spoken": ", ", "file-spoken": " - ", "stdin-line-spoken": "  "}
+
+
 def give_code(lab, how, code, tmp_path):
     """(args, env, stdin text) for the consumer to get `code` in the way `how`."""
+    if how in SPOKEN:
+        code = spoken(code, SPOKEN[how])
+        how = how.removesuffix("-spoken")
     if how == "argv":
         return [code, "--turn-password", "pw-in-argv-123"], {}, None
     if how == "env":
@@ -158,7 +173,7 @@ def give_code(lab, how, code, tmp_path):
 
 
 @pytest.mark.deadline(60)
-@pytest.mark.parametrize("how", ["argv", "env", "file", "stdin-line"])
+@pytest.mark.parametrize("how", ["argv", "env", "file", "stdin-line", *SPOKEN])
 def test_code_entry_and_argv_warning(lab, how, tmp_path):
     nbytes = 100_000
     start_target(lab, nbytes)
@@ -176,11 +191,12 @@ def test_code_entry_and_argv_warning(lab, how, tmp_path):
     cons.wait_line(AUTH_RE, scaled(30), what="authentication")
     tcp_transfer(lab, nbytes)
     notes = [l for l in cons.lines("stderr") if ARGV_NOTE_RE.search(l)]
-    if how == "argv":
+    if how.startswith("argv"):
         lab.check(len(notes) == 1, f"expected one note about the code in argv, got {notes}")
         lab.check(code not in notes[0], "the note repeats the code")
         # ... and the code no longer shows in the process list.
-        lab.check(code not in cmdline(cons) and "pw-in-argv-123" not in cmdline(cons),
+        lab.check(code not in cmdline(cons) and spoken(code, SPOKEN["argv-spoken"]) not in cmdline(cons)
+                  and "pw-in-argv-123" not in cmdline(cons),
                   f"the code or the TURN password is still in /proc/PID/cmdline: {cmdline(cons)!r}")
     else:
         lab.check(not notes, f"a note about argv although the code came from {how}: {notes}")

@@ -132,6 +132,28 @@ TEST(Completion, Words) {
   EXPECT_EQ(c.choices.size(), 2048u);
 }
 
+// Typed the way it is read out: a space (or comma) separates the parts too.
+TEST(Completion, WordsAfterSpaces) {
+  Completion c = complete_code("3 eigh", {});
+  EXPECT_FALSE(c.nameplate);
+  EXPECT_EQ(c.insert, "t-");
+  c = complete_code("3 eight dino", {});
+  EXPECT_EQ(c.insert, "saur-");
+  c = complete_code("3, eight, ", {});
+  EXPECT_EQ(c.choices.size(), 2048u);
+  c = complete_code("3 ", {"3", "31"});
+  EXPECT_FALSE(c.nameplate);
+}
+
+TEST(LineEditor, CtrlWStopsAtSpaces) {
+  LineEditor e;
+  for (char ch : std::string_view("3 eight dinosaur ")) e.feed(ch);
+  e.feed('\x17');
+  EXPECT_EQ(e.text(), "3 eight ");
+  e.feed('\x17');
+  EXPECT_EQ(e.text(), "3 ");
+}
+
 TEST(Completion, FourLettersAlwaysSuffice) {
   // The property the prompt's hint promises: four letters identify every
   // word of four or more letters (BIP-39 was designed so); a three-letter

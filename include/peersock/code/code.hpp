@@ -35,9 +35,28 @@ struct Code {
   std::string text;                // the normalised code: what enters auth
 };
 
-// Validates a typed code. Surrounding whitespace is trimmed and ASCII letters
-// are lowercased; nothing else is changed. Errors: UsageError naming the bad
-// part, e.g. "nameplate 'x7' is not a number" or "'zebraa' is not a code word".
+// What people put between the parts of a code when they read it out or
+// retype it: ASCII whitespace, '-', ',', '.', ';', ':', '_' and '/'.
+bool is_separator(char c);
+
+// The canonical form of a typed code, before validation: ASCII letters
+// lowercased, every run of separators (is_separator, and the UTF-8 no-break
+// space and dashes that chat programs put in place of ' ' and '-') one '-',
+// none at either end. "3 eight, Dinosaur toward-demise." becomes
+// "3-eight-dinosaur-toward-demise". Other bytes are kept as they are.
+std::string normalize(std::string_view typed);
+
+// The list's words nearest to `word` (not in the list): at the smallest
+// edit distance (insert, delete, substitute, swap two neighbours) when that
+// is 1 (words up to 4 letters) or 2 (longer ones), else the one word that
+// `word` (4 letters or more) begins. At most 3, in list order; empty when
+// nothing is close or too many are equally close.
+std::vector<std::string_view> nearest_words(std::string_view word);
+
+// Validates a typed code after normalize(). Errors: UsageError naming the
+// bad part, e.g. "nameplate 'x7' is not a number", "'zebraa' is not a code
+// word (word 2)", or with a near word "'excses' is not a code word; did you
+// mean 'excess'?".
 Code parse(std::string_view typed);
 
 }  // namespace peersock::code

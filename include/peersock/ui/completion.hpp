@@ -1,5 +1,5 @@
 // Tab completion of a connection code being typed, like magic-wormhole's:
-// before the first '-' the nameplate (from the mailbox server's list of
+// before the first separator ('-', a space, ...: code::is_separator) the nameplate (from the mailbox server's list of
 // claimed nameplates), after it the words (the compiled-in BIP-39 list, in
 // which the first four letters already identify every word). Pure.
 #pragma once
