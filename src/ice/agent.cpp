@@ -11,6 +11,7 @@
 
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
+#include "peersock/text.hpp"
 
 namespace peersock::ice {
 namespace {
@@ -146,12 +147,23 @@ void Agent::gather() {
           if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;  // agent is gone
           Agent* agent = ctx->agent;
           if (addresses == nullptr) {
-            agent->fail_setup(Error(ExitCode::usage, fmt::format("cannot resolve {} server '{}': {}", ctx->what,
-                                                                 ctx->host, error ? error->message : "no address")));
-            return;
+            // Not fatal: a name that does not resolve (a typo, no DNS on this
+            // network) only costs that server's candidates; the others go on,
+            // and no path at all ends the run later (exit 4).
+            agent->unresolved_.push_back(fmt::format("{} server {}", ctx->what, text::quote(ctx->host)));
+            // GLib's message repeats the name ("Error resolving “x”: reason");
+            // the reason is the resolver's own text.
+            std::string_view why = error ? error->message : "no address";
+            if (const size_t colon = why.rfind(": "); colon != std::string_view::npos) why.remove_prefix(colon + 2);
+            log::warning("server-unresolved",
+                         fmt::format("warning: cannot resolve {} server {} ({}); going on without {}", ctx->what,
+                                     text::quote(ctx->host), why,
+                                     ctx->what == std::string_view("STUN") ? "server-reflexive candidates"
+                                                                           : "relay candidates"));
+          } else {
+            *ctx->out = address_texts(addresses);
+            g_resolver_free_addresses(addresses);
           }
-          *ctx->out = address_texts(addresses);
-          g_resolver_free_addresses(addresses);
           if (--agent->lookups_pending_ == 0) agent->resolved_then_gather();
         },
         new Ctx{this, &out, host, what});
@@ -343,8 +355,10 @@ std::optional<SelectedPath> Agent::selected_path() const {
 
 std::string Agent::tried() const {
   std::string out = "host";
-  if (stun_) out += ", srflx";
-  out += turn_ ? ", relay" : relay_disabled_ ? "; TURN disabled by --no-relay" : "; no TURN server configured";
+  if (stun_ && !stun_addresses_.empty()) out += ", srflx";
+  if (turn_ && !turn_addresses_.empty()) out += ", relay";
+  if (!turn_) out += relay_disabled_ ? "; TURN disabled by --no-relay" : "; no TURN server configured";
+  for (const auto& server : unresolved_) out += fmt::format("; {} did not resolve", server);
   // libnice skips interfaces that are down or not yet running (e.g. right
   // after boot or in a fresh container): say so, it is the likely cause.
   if (loopback_only_) out += "; no network interface was up, so this side offered only 127.0.0.1";

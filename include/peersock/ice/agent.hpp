@@ -40,11 +40,12 @@ struct AgentCallbacks {
   std::function<void(const SelectedPath&)> connected;  // first CONNECTED/READY
   std::function<void()> failed;
   std::function<void(std::span<const uint8_t>)> datagram;
-  // Set-up failed after gather() returned: a STUN/TURN host name did not
-  // resolve (UsageError-like, exit 2) or gathering could not start.
+  // Set-up failed after gather() returned: gathering could not start.
   std::function<void(const Error&)> setup_failed;
-  // Every STUN/TURN host name resolved (or none needed one); gathering
-  // starts now. May run from within gather().
+  // Every STUN/TURN host name lookup has ended (or none was needed);
+  // gathering starts now. A name that did not resolve is a warning on
+  // stderr, not a failure: its server's candidates are left out and the
+  // other candidate types go on. May run from within gather().
   std::function<void()> resolved;
 };
 
@@ -76,7 +77,8 @@ class Agent {
   // Batches of which the socket did not take everything (for the debug log).
   uint64_t short_batches() const { return dropped_; }
 
-  // What was tried, for "no network path" messages: "host, srflx, relay".
+  // What was tried, for "no network path" messages: "host, srflx, relay",
+  // and which server names did not resolve.
   std::string tried() const;
 
  private:
@@ -107,6 +109,7 @@ class Agent {
   glib::ObjectPtr<GSocket> direct_socket_;
   std::optional<UdpBatchSender> direct_;
   std::vector<std::string> stun_addresses_, turn_addresses_;
+  std::vector<std::string> unresolved_;  // "STUN server 'x'": names that did not resolve, for tried()
 };
 
 }  // namespace peersock::ice
