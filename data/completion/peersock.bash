@@ -9,7 +9,7 @@ _peersock() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix help"
-    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --congestion --bind --config --code-file
+    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --congestion --bind --send-only --recv-only --config --code-file
         --code-words --join --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
