@@ -38,6 +38,14 @@ log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::st
 
 namespace {
 
+// A stdio side whose stdin is a terminal sends nothing (as --recv-only): a
+// person at a terminal is receiving (`peersock stdio-b CODE | tar x`), and
+// reading the terminal would keep the run open until they press Ctrl-D.
+void stop_sending_from_terminal(session::Mode& mode) {
+  if (auto* a = std::get_if<forward::StdioA>(&mode)) a->directions.send = false;
+  if (auto* b = std::get_if<forward::StdioB>(&mode)) b->directions.send = false;
+}
+
 // After the code (or a TURN password) has been read from argv, overwrite it
 // there: /proc/PID/cmdline (what `ps` shows) reads this memory, so other local
 // users can no longer see it from now on. It was visible until here, hence
@@ -102,6 +110,7 @@ int run(int argc, char** argv) {
       ui::NameplateListerFor lister(mailbox);
       parsed.options.code = ui::prompt_code(lister, stdio);
     }
+    if (!parsed.stdio_directions_given && isatty(STDIN_FILENO) == 1) stop_sending_from_terminal(parsed.options.mode);
     status = session::run(std::move(parsed.options));  // the session wipes the code: no copy stays here
   } catch (const Error& e) {
     log::fatal(e.code(), e.what());

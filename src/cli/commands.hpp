@@ -49,6 +49,9 @@ struct Parsed {
   const Command* command = nullptr;  // the subcommand, if one was named
   log::Settings log;
   bool json = false;
+  // --send-only / --recv-only was given (else a stdio side whose stdin is a
+  // terminal does not send).
+  bool stdio_directions_given = false;
   // The live status line: auto (on a terminal, except for stdio-a/stdio-b),
   // or forced on (--status) / off (--no-status).
   enum class StatusLine { automatic, on, off } status_line = StatusLine::automatic;

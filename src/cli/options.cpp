@@ -31,6 +31,7 @@ struct Scan {
   std::vector<Positional> positional;
   std::optional<std::string> config_flag, code_file;
   std::optional<std::string> bind_address;  // --bind, for listen
+  bool send_only = false, recv_only = false;
   bool join = false;
   std::vector<config::FlagValue> flags;  // settings, applied after the file and the environment
 };
@@ -81,6 +82,12 @@ constexpr auto kOptions = std::to_array<Option>({
      .arg = "ADDR",
      .help = "listen: address to accept on (default 127.0.0.1)",
      .apply = [](Scan& s, std::string_view v) { s.bind_address = std::string(v); }},
+    {.name = "--send-only",
+     .help = "stdio: send stdin, discard what arrives (also when stdin is a terminal)",
+     .apply = [](Scan& s, std::string_view) { s.send_only = true; }},
+    {.name = "--recv-only",
+     .help = "stdio: write what arrives, send nothing (the default when stdin is a terminal)",
+     .apply = [](Scan& s, std::string_view) { s.recv_only = true; }},
     {.name = "--config",
      .value = V::required,
      .arg = "FILE",
@@ -192,6 +199,25 @@ void combine_settings(Scan& scan, const config::EnvLookup& env) {
   config::check_settings(settings);
 }
 
+// --send-only / --recv-only: which directions a stdio side carries.
+void apply_stdio_flags(Scan& scan) {
+  Parsed& parsed = scan.parsed;
+  if (!scan.send_only && !scan.recv_only) return;
+  if (scan.send_only && scan.recv_only) throw UsageError("--send-only and --recv-only exclude each other");
+  const char* flag = scan.send_only ? "--send-only" : "--recv-only";
+  forward::StdioDirections* d = nullptr;
+  if (auto* a = std::get_if<forward::StdioA>(&parsed.options.mode)) d = &a->directions;
+  if (auto* b = std::get_if<forward::StdioB>(&parsed.options.mode)) d = &b->directions;
+  if (d == nullptr) {
+    if (parsed.command == nullptr) return;  // --print-config alone
+    throw UsageError(fmt::format("{} applies to stdio-a and stdio-b only", flag));
+  }
+  d->send = !scan.recv_only;
+  d->receive = !scan.send_only;
+  parsed.stdio_directions_given = true;
+}
+
+
 // The subcommand's own arguments; returns them (the optional code last) and
 // how many the subcommand used.
 std::pair<std::vector<std::string>, size_t> subcommand_args(Scan& scan) {
@@ -214,6 +240,7 @@ std::pair<std::vector<std::string>, size_t> subcommand_args(Scan& scan) {
   const size_t used = command->parse(rest, parsed.options.mode);
   if (auto* listen = std::get_if<forward::ListenTcp>(&parsed.options.mode); listen && scan.bind_address)
     listen->bind_address = *scan.bind_address;
+  apply_stdio_flags(scan);
   if (rest.size() > used + 1) {
     throw UsageError(fmt::format("{}: unexpected argument {} (usage: peersock {} {})", command->name,
                                  quote(rest[used + 1]), command->name, command->usage));

@@ -40,9 +40,26 @@ Forwarder::~Forwarder() {
 
 std::string Forwarder::listener_description() const { return listener_ ? listener_->description() : std::string(); }
 
+namespace {
+// Puts /dev/null in place of stdin (reads: EOF at once) or stdout (writes
+// vanish), so that the pump needs no special case for a direction it does
+// not carry.
+void replace_with_null(int fd) {
+  int null_fd = open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+  if (null_fd < 0) throw Error(ExitCode::local, fmt::format("cannot open /dev/null: {}", g_strerror(errno)));
+  dup2(null_fd, fd);
+  ::close(null_fd);
+}
+}  // namespace
+
 void Forwarder::start(quic::Endpoint& endpoint, Capabilities caps) {
   endpoint_ = &endpoint;
   caps_ = caps;
+  if (is_stdio()) {
+    const StdioDirections d = stdio_directions(local_);
+    if (!d.send) replace_with_null(0);
+    if (!d.receive) replace_with_null(1);
+  }
   if (listener_) {
     accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Forwarder::on_accept, this);
   } else if (std::holds_alternative<StdioB>(local_)) {
@@ -123,9 +140,19 @@ void Forwarder::resume_accepting_if_possible() {
   accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Forwarder::on_accept, this);
 }
 
-void Forwarder::close(ExitCode) {
+void Forwarder::close(ExitCode why) {
+  if (stopped_) return;
   stopped_ = true;
   accept_watch_.reset();
+  if (why == ExitCode::ok || is_stdio()) return;
+  // The run ends with connections open: each local program must see an
+  // error (RST), not a clean end that would pass a cut-short transfer for a
+  // complete one. Streams still waiting for their local connect go too.
+  pending_.clear();
+  for (auto& p : pumps_)
+    if (!p->finished()) p->cancel();
+  sweep_.reset();
+  sweep();
 }
 
 // ---- acceptor ------------------------------------------------------------
@@ -251,6 +278,7 @@ void Forwarder::make_pump(quic::Stream stream, int read_fd, int write_fd, bool i
 
 void Forwarder::on_pump_finished() {
   if (!sweep_) sweep_ = g_idle_add(&Forwarder::on_sweep, this);
+  if (stopped_) return;  // cut short by close(): nothing was delivered
   // stdio has exactly one pump. If it ended in a reset (the peer reset the
   // stream, or stdin/stdout failed), some data was not delivered: saying "D"
   // or exiting 0 would hide a lost tail from the user.
@@ -267,16 +295,20 @@ void Forwarder::on_pump_finished() {
 gboolean Forwarder::on_sweep(gpointer self) {
   auto* f = static_cast<Forwarder*>(self);
   f->sweep_.fired();
-  for (auto& p : f->pumps_) {
-    if (!p->finished()) continue;
-    if (f->events_.closed) f->events_.closed(*p);
-    // stdio keeps its one pump: its counters are the run's summary.
-    if (!f->is_stdio()) f->pumps_by_stream_.erase(p->stream_id());
-  }
-  if (!f->is_stdio()) {
-    std::erase_if(f->pumps_, [](auto& p) { return p->finished(); });
-  }
+  f->sweep();
   return G_SOURCE_REMOVE;
+}
+
+void Forwarder::sweep() {
+  for (auto& p : pumps_) {
+    if (!p->finished()) continue;
+    if (events_.closed) events_.closed(*p);
+    // stdio keeps its one pump: its counters are the run's summary.
+    if (!is_stdio()) pumps_by_stream_.erase(p->stream_id());
+  }
+  if (!is_stdio()) {
+    std::erase_if(pumps_, [](auto& p) { return p->finished(); });
+  }
 }
 
 // Only the pumps whose streams changed since the last run: polling every

@@ -18,6 +18,12 @@ bool is_connect(const LocalEnd& end) {
   return std::holds_alternative<ConnectTcp>(end) || std::holds_alternative<ConnectUnix>(end);
 }
 
+StdioDirections stdio_directions(const LocalEnd& end) {
+  if (const auto* a = std::get_if<StdioA>(&end)) return a->directions;
+  if (const auto* b = std::get_if<StdioB>(&end)) return b->directions;
+  return {};
+}
+
 std::string connect_target(const LocalEnd& end) {
   if (const auto* tcp = std::get_if<ConnectTcp>(&end)) return tcp->target;
   if (const auto* unix_socket = std::get_if<ConnectUnix>(&end)) return unix_socket->path;

@@ -6,7 +6,11 @@
 
 namespace peersock::session {
 
-Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete) {
+namespace {
+std::string connections(size_t n) { return fmt::format("{} connection{}", n, n == 1 ? "" : "s"); }
+}  // namespace
+
+Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete, size_t open_connections) {
   const std::string reason = text::quote(info.reason);
   if (info.is_app && info.error_code == quic::kErrorAuthFailed)
     return {ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code"};
@@ -15,6 +19,11 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
   if (!forwarding)
     return {ExitCode::no_path,
             fmt::format("the QUIC connection to the peer failed{}", info.reason.empty() ? "" : ": " + reason)};
+  if (info.is_app && info.error_code == quic::kErrorInterrupted) {
+    if (open_connections == 0 && complete) return {ExitCode::ok, {}, true};
+    return {ExitCode::peer_gone,
+            fmt::format("the other side was interrupted (Ctrl-C) with {} open", connections(open_connections))};
+  }
   if (info.is_app && info.error_code == quic::kErrorNone) {
     if (complete) return {ExitCode::ok, {}, true};
     return {ExitCode::peer_gone, "the other side closed the connection before all data was delivered"};
@@ -28,12 +37,13 @@ uint64_t close_code(ExitCode code) {
     case ExitCode::ok: return quic::kErrorNone;
     case ExitCode::code_mismatch: return quic::kErrorAuthFailed;
     case ExitCode::protocol: return quic::kErrorProtocol;
+    case ExitCode::interrupted: return quic::kErrorInterrupted;
     default: return quic::kErrorLocal;
   }
 }
 
 const char* mood_for(ExitCode code, bool had_peer) {
-  if (code == ExitCode::ok) return had_peer ? "happy" : "lonely";
+  if (code == ExitCode::ok || code == ExitCode::interrupted) return had_peer ? "happy" : "lonely";
   if (code == ExitCode::code_mismatch) return "scary";
   return "errory";
 }

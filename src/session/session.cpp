@@ -252,7 +252,7 @@ class Session {
 
   void on_quic_closed(const quic::CloseInfo& info) {
     const bool complete = !is_stdio() || !protocol::has_control_stream(version_) || forwarder_->stdio_delivered();
-    Ending ending = ending_for_close(info, phase_ == Phase::forwarding, complete);
+    Ending ending = ending_for_close(info, phase_ == Phase::forwarding, complete, forwarder_->open_connections());
     if (ending.peer_closed) status_.peer_closed();
     finish(ending.code, ending.message);
   }
@@ -352,7 +352,12 @@ class Session {
 
   static gboolean on_signal(gpointer self) {
     auto* session = static_cast<Session*>(self);
-    session->finish(ExitCode::ok, {});
+    // With connections open the peer must learn that they were cut short
+    // (ExitCode::interrupted: its local programs get a reset); with none,
+    // this is how a tunnel is meant to end.
+    const bool open = session->forwarder_ && session->forwarder_->open_connections() > 0 &&
+                      !(session->is_stdio() && session->forwarder_->stdio_delivered());
+    session->finish(open ? ExitCode::interrupted : ExitCode::ok, {});
     session->exit_status_ = 130;
     return G_SOURCE_CONTINUE;
   }
@@ -367,8 +372,10 @@ class Session {
     log::debug(Layer::session, "ending: {}", exit_code_name(code));
     exit_status_ = static_cast<int>(code);
     clear_deadline();
-    status_.finished(code, message);
+    // The stack first, so that the connections it cuts are reported before
+    // the last line.
     for (Stage* stage : top_down()) stage->close(code);
+    status_.finished(code, message);
     finish_started_us_ = g_get_monotonic_time();
     finish_poll_ = g_timeout_add(20, &Session::on_finish_poll, this);
   }

@@ -272,3 +272,38 @@ def test_stdio_reports_a_reset_stream_instead_of_exiting_0(lab):
     lab.check(rc == EXIT_PEER_GONE, f"stdio-b exited with status {rc}, expected {EXIT_PEER_GONE} (peer gone)")
     lab.check(any(line.startswith("peersock: ") and "reset" in line for line in opn.lines()),
               "stdio-b printed no 'peersock: ... reset ...' line")
+
+
+# ---- an interrupted peer -----------------------------------------------------
+
+INTERRUPT_BYTES = 64 << 20
+
+
+@pytest.mark.deadline(120)
+def test_interrupted_peer_resets_open_connections(lab):
+    """Ctrl-C on `connect` while a download runs through the tunnel: the
+    `listen` side must not pass the cut-short transfer off as a clean end. It
+    says the other side was interrupted with 1 connection open, resets that
+    local connection (the client sees a reset, not EOF) and exits 5; the
+    interrupted side exits 130."""
+    server = lab.helper("target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(INTERRUPT_BYTES),
+                                          "--seed", "21", "--timeout", str(int(scaled(100)))])
+    server.wait_event("listening", scaled(15), what="the target server to listen")
+    acc, opn = start_tunnel(lab)
+    client = lab.start("client", [PYTHON, "-u", str(HELPER), "client", "--port", str(LISTEN_PORT), "--bytes", "0",
+                                  "--pause-read", "--timeout", str(int(scaled(100)))], stdin=subprocess.PIPE)
+    client.wait_event("connected", scaled(30), what="the client to connect")
+    lab.wait_for(lambda: server.event("accepted"), scaled(30), "the connection to reach the server",
+                 fail_if=peers_alive(acc, opn))
+    acc.signal(signal.SIGINT)
+    lab.check(acc.wait_exit(scaled(15), what="Ctrl-C") == 130, "the interrupted side did not exit 130")
+    rc = opn.wait_exit(scaled(15), what="the other side must end once told of the interruption")
+    lab.check(rc == 5, f"the listen side exited with {rc}, expected 5 (peer gone)")
+    lab.check(opn.find(r"the other side was interrupted \(Ctrl-C\) with 1 connection open") is not None,
+              "the listen side did not say the other side was interrupted with 1 connection open")
+    client.proc.stdin.write(b"go\n")
+    client.proc.stdin.flush()
+    done = lab.wait_for(lambda: client.event("done") or client.event("timeout"), scaled(30), "the client to end")
+    lab.check(done["event"] == "done" and done["recv"] < INTERRUPT_BYTES and done.get("recv_error")
+              and "Reset" in done["recv_error"],
+              f"the client should see a reset of a cut-short download, not a clean end: {done}")

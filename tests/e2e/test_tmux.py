@@ -154,3 +154,75 @@ def test_stdio_status_line_only_on_request(lab, flag):
         lab.check(pane.wait_exit(scaled(10), "Ctrl-C") == 130, "not exit 130 after Ctrl-C")
     finally:
         pane.close()
+
+
+@pytest.mark.deadline(120)
+def test_readme_tar_example_ends_by_itself(lab, tmp_path):
+    """README: `tar c photos | peersock stdio-a` and, at a terminal,
+    `peersock stdio-b CODE | tar x`. The receiver's stdin is the terminal: it
+    sends nothing (EOF at once, as --recv-only), so both sides end with exit
+    0 as soon as the data is written -- nobody presses Ctrl-D."""
+    import hashlib
+    import os
+    import tarfile
+    src = tmp_path / "photos"
+    src.mkdir()
+    rng = __import__("random").Random(7)
+    want = {}
+    for i in range(5):
+        data = rng.randbytes(700_000 + i * 1000)
+        (src / f"img{i}.jpg").write_bytes(data)
+        want[f"img{i}.jpg"] = hashlib.sha256(data).hexdigest()
+    archive = tmp_path / "photos.tar"
+    with tarfile.open(archive, "w") as t:
+        t.add(src, arcname="photos")
+    dst = tmp_path / "out"
+    dst.mkdir()
+    os.chmod(tmp_path, 0o755)
+
+    sender = lab.peersock("peersock stdio-a (tar c)", ["stdio-a"], stdio=True)
+    code = sender.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    import threading
+
+    def feed():  # as `tar c photos |`: the pipe takes more once the tunnel is up
+        try:
+            sender.proc.stdin.write(archive.read_bytes())
+        finally:
+            sender.proc.stdin.close()
+    threading.Thread(target=feed, daemon=True).start()
+    receiver = (f"( {pane_command(lab, ['stdio-b', code])}; echo \"[peersock exit $?]\" >&2 ) "
+                f"| tar x -C {shlex.quote(str(dst))}")
+    pane = TmuxPane(lab, receiver)
+    try:
+        m = pane.wait_screen(r"\[peersock exit (\d+)\]", scaled(60),
+                             "the receiving peersock to end by itself (stdin is the terminal)")
+        lab.check(m.group(1) == "0", f"the receiving peersock exited with {m.group(1)}:\n{pane.screen()}")
+        lab.check(pane.wait_exit(scaled(10), "tar x") == 0, "tar x failed:\n" + pane.screen())
+        rc = sender.wait_exit(scaled(10), what="the sending side must end once the data is delivered")
+        lab.check(rc == 0, f"the sending peersock exited with {rc}")
+        got = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (dst / "photos").iterdir()}
+        lab.check(got == want, f"the extracted files differ: {sorted(got)} vs {sorted(want)}")
+    finally:
+        pane.close()
+
+
+@pytest.mark.deadline(90)
+def test_send_only_reads_a_terminal(lab):
+    """--send-only: the side sends what is typed at its terminal even though
+    stdin is one, and ends its run once the typed input ends (Ctrl-D)."""
+    receiver = lab.peersock("peersock stdio-b", ["stdio-b"], stdio=True)
+    receiver.proc.stdin.close()  # a pipe at EOF: it sends nothing either way
+    code = receiver.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    pane = TmuxPane(lab, pane_command(lab, ["--send-only", "stdio-a", code]) + " > /dev/null")
+    try:
+        pane.wait_screen(r"authenticated", scaled(30), "authentication")
+        pane.type("hello through the tunnel")
+        pane.send_keys("Enter")
+        pane.send_keys("C-d")
+        lab.check(pane.wait_exit(scaled(20), "the sender after Ctrl-D") == 0, "sender not exit 0:\n" + pane.screen())
+        rc = receiver.wait_exit(scaled(20), what="the receiver")
+        lab.check(rc == 0, f"receiver exited with {rc}")
+        out = receiver.proc.stdout.read()
+        lab.check(b"hello through the tunnel" in out, f"the receiver wrote {out!r}")
+    finally:
+        pane.close()

@@ -75,6 +75,22 @@ TEST_F(CliTest, EmptyValueDisablesServers) {
   EXPECT_TRUE(std::holds_alternative<forward::StdioB>(p.options.mode));
 }
 
+TEST_F(CliTest, StdioDirections) {
+  auto plain = parse({"stdio-a"});
+  EXPECT_TRUE(forward::stdio_directions(plain.options.mode).send);
+  EXPECT_TRUE(forward::stdio_directions(plain.options.mode).receive);
+  EXPECT_FALSE(plain.stdio_directions_given);
+  auto recv = parse({"--recv-only", "stdio-b"});
+  EXPECT_FALSE(forward::stdio_directions(recv.options.mode).send);
+  EXPECT_TRUE(forward::stdio_directions(recv.options.mode).receive);
+  EXPECT_TRUE(recv.stdio_directions_given);
+  auto send = parse({"stdio-a", "--send-only"});
+  EXPECT_TRUE(forward::stdio_directions(send.options.mode).send);
+  EXPECT_FALSE(forward::stdio_directions(send.options.mode).receive);
+  EXPECT_THROW(parse({"--send-only", "--recv-only", "stdio-a"}), UsageError);
+  EXPECT_THROW(parse({"--send-only", "listen", "5900"}), UsageError);
+}
+
 TEST_F(CliTest, SubcommandsAndCode) {
   auto l = parse({"listen", "5900", "7-abandon-zoo-lab-name"});
   ASSERT_TRUE(std::holds_alternative<forward::ListenTcp>(l.options.mode));

@@ -61,9 +61,25 @@ TEST(Endings, APeerThatGaveUpOrWentSilentIsPeerGone) {
   EXPECT_NE(silent.message.find("no answer from the peer"), std::string::npos);
 }
 
+TEST(Endings, AnInterruptedPeerWithConnectionsOpenIsPeerGoneAndSaysHowMany) {
+  auto one = ending_for_close(app_close(quic::kErrorInterrupted, "interrupted"), true, true, 1);
+  EXPECT_EQ(one.code, ExitCode::peer_gone);
+  EXPECT_EQ(one.message, "the other side was interrupted (Ctrl-C) with 1 connection open");
+  auto three = ending_for_close(app_close(quic::kErrorInterrupted, "interrupted"), true, true, 3);
+  EXPECT_EQ(three.message, "the other side was interrupted (Ctrl-C) with 3 connections open");
+  // Its connections were open; ours had ended already: nothing was cut here.
+  auto none = ending_for_close(app_close(quic::kErrorInterrupted, "interrupted"), true, true, 0);
+  EXPECT_EQ(none.code, ExitCode::ok);
+  // stdio, not delivered: cut short.
+  auto stdio = ending_for_close(app_close(quic::kErrorInterrupted, "interrupted"), true, false, 0);
+  EXPECT_EQ(stdio.code, ExitCode::peer_gone);
+}
+
 TEST(Endings, CloseCodesRoundTripThroughThePeersMapping) {
   // What we send for an exit code is what the peer maps back to the same one.
   EXPECT_EQ(close_code(ExitCode::ok), quic::kErrorNone);
+  EXPECT_EQ(close_code(ExitCode::interrupted), quic::kErrorInterrupted);
+  EXPECT_EQ(ending_for_close(app_close(close_code(ExitCode::interrupted)), true, true, 2).code, ExitCode::peer_gone);
   EXPECT_EQ(ending_for_close(app_close(close_code(ExitCode::code_mismatch)), true, true).code, ExitCode::code_mismatch);
   EXPECT_EQ(ending_for_close(app_close(close_code(ExitCode::protocol)), true, true).code, ExitCode::protocol);
   for (ExitCode c : {ExitCode::failure, ExitCode::local, ExitCode::no_path, ExitCode::peer_gone, ExitCode::relay}) {
@@ -75,6 +91,7 @@ TEST(Endings, CloseCodesRoundTripThroughThePeersMapping) {
 TEST(Endings, MailboxMoods) {
   EXPECT_STREQ(mood_for(ExitCode::ok, true), "happy");
   EXPECT_STREQ(mood_for(ExitCode::ok, false), "lonely");
+  EXPECT_STREQ(mood_for(ExitCode::interrupted, true), "happy");
   EXPECT_STREQ(mood_for(ExitCode::code_mismatch, true), "scary");
   EXPECT_STREQ(mood_for(ExitCode::no_path, true), "errory");
   EXPECT_STREQ(mood_for(ExitCode::relay, false), "errory");

@@ -90,8 +90,10 @@ class Forwarder final : public Stage {
   void on_grant(uint64_t stream_id, uint64_t limit);
   void set_rtt_us(int64_t rtt_us) { credit_.rtt_us = rtt_us; }
 
-  // The session is ending: stops accepting local connections. The open
-  // ones' streams are flushed by QUIC's close.
+  // The session is ending: stops accepting local connections. With `why`
+  // ExitCode::ok the open ones' streams are flushed by QUIC's close; with
+  // any other reason every open connection is reset (RST to the local
+  // program) and reported closed (not clean) before this returns.
   void close(ExitCode why) override;
   bool closed() const override { return stopped_; }
 
@@ -128,6 +130,7 @@ class Forwarder final : public Stage {
   void make_pump(quic::Stream stream, int read_fd, int write_fd, bool is_socket, bool owns);
   void on_pump_finished();
   static gboolean on_sweep(gpointer self);
+  void sweep();
   bool is_stdio() const { return forward::is_stdio(local_); }
 
   LocalEnd local_;

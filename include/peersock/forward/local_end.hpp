@@ -23,8 +23,22 @@ struct ConnectTcp {  // connect HOST:PORT
 struct ConnectUnix {  // connect-unix PATH
   std::string path;
 };
-struct StdioA {};  // stdio-a
-struct StdioB {};  // stdio-b
+// stdio: which directions this side carries. A side that does not send
+// ends its direction at once (EOF) without reading stdin; one that does not
+// receive discards what arrives. By default a side whose stdin is a
+// terminal does not send (cli: --send-only / --recv-only override it), so
+// `tar c dir | peersock stdio-a` and `peersock stdio-b CODE | tar x` at a
+// terminal both end by themselves once the data is written.
+struct StdioDirections {
+  bool send = true;
+  bool receive = true;
+};
+struct StdioA {  // stdio-a
+  StdioDirections directions;
+};
+struct StdioB {  // stdio-b
+  StdioDirections directions;
+};
 
 using LocalEnd = std::variant<ListenTcp, ListenUnix, ConnectTcp, ConnectUnix, StdioA, StdioB>;
 
@@ -35,6 +49,9 @@ bool is_opener(const LocalEnd& end);
 bool is_stdio(const LocalEnd& end);
 bool is_listen(const LocalEnd& end);
 bool is_connect(const LocalEnd& end);
+
+// stdio-a / stdio-b: the directions; other modes carry both.
+StdioDirections stdio_directions(const LocalEnd& end);
 
 // connect: "HOST:PORT"; connect-unix: the socket path; otherwise empty.
 std::string connect_target(const LocalEnd& end);

@@ -91,6 +91,10 @@ class Pump : private Poller::Handler {
   // whatever can move now.
   void poll();
 
+  // Ends the connection now: resets the stream, and the local socket with
+  // an RST (the tunnel is going away with it open).
+  void cancel() { abort(true); }
+
   // v3: the peer's limit for our writing on this stream ('C' on stream 0).
   void on_grant(uint64_t limit);
   uint64_t stream_id() const { return stream_id_; }

@@ -55,6 +55,7 @@ inline constexpr uint64_t kErrorNone = 0;
 inline constexpr uint64_t kErrorAuthFailed = 0x50534d01;  // "connection code mismatch"
 inline constexpr uint64_t kErrorProtocol = 0x50534d02;    // illegal counterparty input
 inline constexpr uint64_t kErrorLocal = 0x50534d03;       // local failure, giving up
+inline constexpr uint64_t kErrorInterrupted = 0x50534d04;  // Ctrl-C with connections open
 
 enum class Role { client, server };
 

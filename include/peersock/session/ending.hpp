@@ -21,10 +21,13 @@ struct Ending {
 // The connection closed (by the peer, by an idle timeout, or by a failure).
 // `forwarding`: authentication had succeeded. `complete`: every data stream
 // that must be delivered was (stdio: the 'D' exchange or our own stream's
-// clean end). The peer's reason text is quoted: it is the peer's words.
-Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete);
+// clean end). `open_connections`: ours, still open. The peer's reason text
+// is quoted: it is the peer's words.
+Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete, size_t open_connections = 0);
 
 // The QUIC application error code for an exit code of ours.
+// ExitCode::interrupted is Ctrl-C with connections open (with none open,
+// the session ends as ExitCode::ok, a normal end, and exits 130).
 uint64_t close_code(ExitCode code);
 
 // The mailbox mood for an exit code (magic-wormhole's vocabulary);
