@@ -13,7 +13,7 @@ std::string connections(size_t n) { return fmt::format("{} connection{}", n, n =
 Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete, size_t open_connections) {
   const std::string reason = text::quote(info.reason);
   if (info.is_app && info.error_code == quic::kErrorAuthFailed)
-    return {ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code"};
+    return {ExitCode::code_mismatch, kMismatchMessage};
   if (info.is_app && info.error_code == quic::kErrorProtocol)
     return {ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", reason)};
   if (!forwarding)

@@ -231,7 +231,7 @@ class Session {
     if (phase_ == Phase::authenticating) {
       auto verdict = gate_->poll();
       if (verdict == AuthGate::Verdict::mismatch) {
-        finish(ExitCode::code_mismatch, "connection code mismatch: the other side typed a different code");
+        finish(ExitCode::code_mismatch, kMismatchMessage);
         return;
       }
       if (verdict == AuthGate::Verdict::success) {

@@ -18,6 +18,11 @@ struct Ending {
   bool peer_closed = false;  // the peer ended a complete run: say so
 };
 
+// SMP failed, here or at the peer: both sides print this. Neither can tell
+// who typed what, so it blames nobody.
+inline constexpr const char* kMismatchMessage =
+    "connection code mismatch: the codes did not match (one side typed it wrong, or someone guessed)";
+
 // The connection closed (by the peer, by an idle timeout, or by a failure).
 // `forwarding`: authentication had succeeded. `complete`: every data stream
 // that must be delivered was (stdio: the 'D' exchange or our own stream's
