@@ -60,8 +60,24 @@
 //       said 'D' and seen the peer's 'D'. Events go to stderr (stdout is the
 //       data). Exit 0 only after such a clean end.
 //
+//   psk-attacker peer --relay URL (--code CODE | --generate) --mode listen PORT | --mode connect HOST:PORT
+//       The same honest v2 peer in the TCP modes, like `peersock listen PORT`
+//       (the opener: 127.0.0.1:PORT is bound at start, connections are
+//       accepted after auth, each gets a new data stream starting with 'X')
+//       and `peersock connect HOST:PORT` (the acceptor: every data stream the
+//       peer opens is checked for its 'X', then a TCP connection to the
+//       target is made for it). Per connection: socket EOF becomes FIN, FIN
+//       becomes shutdown(SHUT_WR), a local error or RST resets the stream,
+//       a reset closes the socket with an RST; one 64 KiB buffer per
+//       direction, so TCP and QUIC flow control hold the writers back. One 'D'
+//       on stream 0 per connection finished cleanly (both FINs). The opener
+//       stops accepting while the peer allows no more streams. It never ends
+//       the session itself: it runs until the peer closes the connection
+//       (exit 0 for application code 0) or SIGTERM (it then closes with
+//       code 0 itself, as peersock does on a signal, and exits 0).
+//
 // Output: one JSON object per line on stdout ({"event": ...}), flushed
-// (stderr in peer mode).
+// (stderr in the stdio peer modes, where stdout carries the data).
 // Exit status: 0 when the run ended (the peers closed; peer mode: after every
 // byte was delivered both ways), 1 on a tool error or its --timeout.
 #include <gio/gio.h>
@@ -72,6 +88,9 @@
 #include <openssl/ssl.h>
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -192,6 +211,30 @@ struct Leg {
   std::optional<ice::Description> local;  // set once gathered; "v" is filled in per message
   bool remote_set = false, handshake = false, close_reported = false;
   std::vector<uint8_t> exporter;
+};
+
+class Attacker;
+
+// One TCP connection of the listen/connect peer and its data stream.
+struct Flow {
+  Attacker* owner = nullptr;
+  int index = 0;  // 1, 2, ... in order of creation
+  uint64_t id = 0;
+  ossl_quic::SslPtr stream;
+  int fd = -1;
+  bool header_seen = false;       // acceptor: the 'X' was read (the opener writes it)
+  bool connecting = false;        // acceptor: the connect to the target is under way
+  std::vector<uint8_t> up, down;  // socket -> stream, stream -> socket (one chunk each)
+  size_t up_off = 0, down_off = 0;
+  uint64_t sent = 0, received = 0;  // data bytes, without the 'X'
+  bool sock_eof = false, fin_sent = false, peer_fin = false, shut_wr = false, finished = false;
+  guint watch = 0;
+  GIOCondition watch_cond = GIOCondition(0);
+
+  ~Flow() {
+    if (watch != 0) g_source_remove(watch);
+    if (fd >= 0) close(fd);
+  }
 };
 
 class Attacker {
@@ -409,6 +452,12 @@ class Attacker {
       done["received"] = received_;
       done["clean"] = peer_ok_;
     }
+    if (honest_ && tcp_) {
+      done["connections"] = flows_total_;
+      done["connections_clean"] = flows_clean_;
+      done["connections_reset"] = flows_reset_;
+      done["peer_done"] = peer_done_count_;
+    }
     emit(done);
     status_ = status;
     g_main_loop_quit(loop_);
@@ -561,11 +610,18 @@ class Attacker {
     }
     if (honest) {
       std::string mode = opts_.value("mode", "");
-      if (mode != "stdio-a" && mode != "stdio-b") die("peer: --mode stdio-a|stdio-b is required");
-      opener_ = mode == "stdio-b";
-      g_events = stderr;
-      for (int fd : {0, 1}) {
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) die("cannot make stdin/stdout non-blocking");
+      if (mode != "stdio-a" && mode != "stdio-b" && mode != "listen" && mode != "connect")
+        die("peer: --mode stdio-a|stdio-b|listen PORT|connect HOST:PORT is required");
+      opener_ = mode == "stdio-b" || mode == "listen";
+      tcp_ = mode == "listen" || mode == "connect";
+      if (tcp_) {
+        target_ = opts_.value("target", "");
+        if (mode == "listen") listen_local();
+      } else {
+        g_events = stderr;
+        for (int fd : {0, 1}) {
+          if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) die("cannot make stdin/stdout non-blocking");
+        }
       }
     }
     gen_.name = "peer";
@@ -692,7 +748,12 @@ class Attacker {
     poll_auth();
     if (gen_.endpoint->closed()) return;
     poll_control();
-    if (honest_) peer_pump();
+    if (honest_ && tcp_) {
+      pump_flows();
+      resume_accepting();
+    } else if (honest_) {
+      peer_pump();
+    }
   }
 
   // Like peersock: the server takes streams 0 and 4 (and, after auth, the
@@ -711,7 +772,9 @@ class Attacker {
         SSL_free(raw);
         peer_fail(ossl_quic::kErrorProtocol, "the peer opened stream " + std::to_string(id) + " before authentication");
         return;
-      } else if (honest_ && !opener_ && !data_) {
+      } else if (honest_ && tcp_ && !opener_) {
+        add_flow(ossl_quic::SslPtr(raw), -1);
+      } else if (honest_ && !tcp_ && !opener_ && !data_) {
         data_.reset(raw);
         SSL_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         emit({{"event", "data_stream"}, {"id", id}, {"opened_by", "peer"}});
@@ -766,9 +829,10 @@ class Attacker {
     size_t n = 0;
     while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
       auto events = control_reader_.feed({buf, n});
-      if (events.done > 0 && !peer_done_) {
+      if (events.done > 0) {  // one event per read that brought 'D's, with the total so far
         peer_done_ = true;
-        emit({{"event", "peer_done"}});
+        peer_done_count_ += events.done;
+        emit({{"event", "peer_done"}, {"count", peer_done_count_}});
       }
       auto now = g_get_monotonic_time();
       auto pong = ping_.on_control(events.pings, events.pongs, now);
@@ -801,12 +865,14 @@ class Attacker {
   // ---- the honest peer's data stream -----------------------------------------
   void on_peer_authenticated() {
     authenticated_ = true;
-    emit({{"event", "authenticated"}, {"mode", opener_ ? "stdio-b" : "stdio-a"}});
+    emit({{"event", "authenticated"}, {"mode", opts_.value("mode", "")}});
     // The mailbox has done its job (as peersock: release it, happily).
     client_->send(protocol_->finish("happy").to_send);
     client_->close();
     if (!generator_) send_control(ping_.ping(g_get_monotonic_time()));  // also makes stream 0 visible to the server
-    if (opener_) {
+    if (tcp_) {
+      if (listen_fd_ >= 0) accept_watch_ = g_unix_fd_add(listen_fd_, G_IO_IN, &Attacker::on_accept, this);
+    } else if (opener_) {
       data_.reset(SSL_new_stream(conn(), 0));
       if (!data_) die("cannot open the data stream");
       SSL_set_mode(data_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -952,6 +1018,20 @@ class Attacker {
 
   void on_peer_closed(const ossl_quic::CloseInfo& c) {
     remove_watches();
+    if (tcp_) {
+      // The connection is gone: what is still open ends abortively (§7.4).
+      // Only marked here; sweep_flows() frees them outside any callback.
+      stop_listening();
+      for (auto& f : flows_) {
+        if (!f->finished) abort_flow(*f, "the QUIC connection closed");
+      }
+      peer_ok_ = c.is_app && c.error_code == ossl_quic::kErrorNone;
+      if (!peer_ok_) {
+        std::fprintf(stderr, "psk-attacker: the connection ended with code %#llx (%s)\n",
+                     static_cast<unsigned long long>(c.error_code), c.reason.c_str());
+      }
+      return;
+    }
     peer_ok_ = c.is_app && c.error_code == ossl_quic::kErrorNone && stdio_done_;
     if (!peer_ok_) {
       std::fprintf(stderr, "psk-attacker: the connection ended before all data was delivered (code %#llx, %s)\n",
@@ -968,6 +1048,301 @@ class Attacker {
     }
     self->gen_.driver->kick();
     return G_SOURCE_CONTINUE;
+  }
+
+  // SIGTERM: the TCP peer ends like peersock on a signal, with a close of
+  // code 0 (maybe_quit() exits once it is out); everything else stops at once.
+  void on_sigterm() {
+    if (honest_ && tcp_ && gen_.endpoint && gen_.endpoint->connection() && !gen_.endpoint->closed()) {
+      emit({{"event", "closing"}, {"why", "SIGTERM"}});
+      gen_.endpoint->close(ossl_quic::kErrorNone, "done");
+      gen_.driver->kick();
+      return;
+    }
+    finish(0);
+  }
+
+  // ---- the honest peer's TCP connections (listen / connect) -------------------
+  void listen_local() {
+    int port = 0;
+    try {
+      port = std::stoi(target_);
+    } catch (const std::exception&) {
+      die("listen: '" + target_ + "' is not a port");
+    }
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        listen(listen_fd_, 64) != 0)
+      die("listen on 127.0.0.1:" + target_ + ": " + std::strerror(errno));
+    emit({{"event", "listening"}, {"port", port}});
+  }
+
+  void stop_listening() {
+    if (accept_watch_ != 0) g_source_remove(accept_watch_);
+    accept_watch_ = 0;
+    if (listen_fd_ >= 0) close(listen_fd_);
+    listen_fd_ = -1;
+  }
+
+  uint64_t streams_left() {
+    uint64_t avail = 0;
+    if (!SSL_get_quic_stream_bidi_local_avail(conn(), &avail)) avail = 0;
+    ERR_clear_error();
+    return avail;
+  }
+
+  static gboolean on_accept(gint, GIOCondition, gpointer self_) {
+    auto* self = static_cast<Attacker*>(self_);
+    bool keep = self->accept_local();
+    self->sweep_flows();
+    if (!keep) self->accept_watch_ = 0;
+    return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+  }
+
+  // Accepts what waits; returns false (stop watching) at the peer's stream
+  // limit: further connections wait in the kernel's queue, as with peersock.
+  bool accept_local() {
+    if (gen_.endpoint->closed()) return false;
+    for (;;) {
+      if (streams_left() == 0) {
+        if (!accept_paused_) emit({{"event", "accept_paused"}});
+        accept_paused_ = true;
+        return false;
+      }
+      int client = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (client < 0) return true;
+      ossl_quic::SslPtr s(SSL_new_stream(conn(), SSL_STREAM_FLAG_NO_BLOCK));
+      if (!s) {
+        ERR_clear_error();
+        emit({{"event", "error"}, {"error", "cannot open a data stream; connection refused"}});
+        close(client);
+        continue;
+      }
+      write(s.get(), {&forward::kDataStreamMagic, 1});  // with the opening (§7.2)
+      add_flow(std::move(s), client);
+      gen_.driver->kick_soon();
+    }
+  }
+
+  void resume_accepting() {
+    if (!accept_paused_ || listen_fd_ < 0 || gen_.endpoint->closed() || streams_left() == 0) return;
+    accept_paused_ = false;
+    emit({{"event", "accept_resumed"}});
+    accept_watch_ = g_unix_fd_add(listen_fd_, G_IO_IN, &Attacker::on_accept, this);
+  }
+
+  // fd >= 0: the opener's accepted socket (its 'X' is written); -1: a stream
+  // the peer opened, whose 'X' is read before the target is dialled.
+  void add_flow(ossl_quic::SslPtr stream, int fd) {
+    auto f = std::make_unique<Flow>();
+    f->owner = this;
+    f->index = ++flows_total_;
+    f->id = SSL_get_stream_id(stream.get());
+    SSL_set_mode(stream.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    f->stream = std::move(stream);
+    f->fd = fd;
+    f->header_seen = fd >= 0;
+    emit({{"event", "conn_open"}, {"index", f->index}, {"id", f->id}, {"opened_by", fd >= 0 ? "us" : "peer"}});
+    flows_.push_back(std::move(f));
+    pump_flow(*flows_.back());
+  }
+
+  void pump_flows() {
+    for (size_t i = 0; i < flows_.size(); ++i) pump_flow(*flows_[i]);
+    sweep_flows();
+  }
+
+  void sweep_flows() {
+    std::erase_if(flows_, [](const std::unique_ptr<Flow>& f) { return f->finished; });
+  }
+
+  static gboolean on_flow_fd(gint, GIOCondition, gpointer flow) {
+    auto* f = static_cast<Flow*>(flow);
+    Attacker* self = f->owner;
+    f->watch = 0;  // this source ends; pump_flow adds what it still needs
+    f->watch_cond = GIOCondition(0);
+    if (f->connecting) self->connect_done(*f);
+    self->pump_flow(*f);
+    self->sweep_flows();
+    return G_SOURCE_REMOVE;
+  }
+
+  void watch_flow(Flow& f) {
+    unsigned cond = 0;
+    if (f.connecting || f.down_off < f.down.size()) cond |= G_IO_OUT;
+    if (!f.connecting && !f.sock_eof && f.up_off == f.up.size()) cond |= G_IO_IN;
+    if (cond != 0) cond |= G_IO_ERR | G_IO_HUP;
+    if (GIOCondition(cond) == f.watch_cond) return;
+    if (f.watch != 0) g_source_remove(f.watch);
+    f.watch = 0;
+    f.watch_cond = GIOCondition(cond);
+    if (cond != 0) f.watch = g_unix_fd_add(f.fd, GIOCondition(cond), &Attacker::on_flow_fd, &f);
+  }
+
+  // The acceptor dials its target for each stream after its 'X' (§7.1).
+  void start_connect(Flow& f) {
+    auto colon = target_.rfind(':');
+    if (colon == std::string::npos) die("connect: '" + target_ + "' is not HOST:PORT");
+    std::string host = target_.substr(0, colon), port = target_.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr)
+      return connect_failed(f, "cannot resolve " + target_);
+    f.fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int r = f.fd < 0 ? -1 : connect(f.fd, res->ai_addr, res->ai_addrlen);
+    int err = errno;
+    freeaddrinfo(res);
+    if (r == 0) return emit({{"event", "conn_connected"}, {"index", f.index}});
+    if (err != EINPROGRESS) return connect_failed(f, std::strerror(err));
+    f.connecting = true;
+  }
+
+  void connect_done(Flow& f) {
+    f.connecting = false;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err != 0) return connect_failed(f, std::strerror(err));
+    emit({{"event", "conn_connected"}, {"index", f.index}});
+  }
+
+  // v >= 2: a failed target connection resets that stream only (§7.3).
+  void connect_failed(Flow& f, const std::string& why) {
+    emit({{"event", "conn_failed"}, {"index", f.index}, {"error", why}});
+    abort_flow(f, "cannot connect to " + target_ + ": " + why);
+  }
+
+  // Reset (RESET_STREAM now, STOP_SENDING when OpenSSL frees a stream whose
+  // receiving part has not ended) and an RST on the socket (§7.4).
+  void abort_flow(Flow& f, const std::string& why) {
+    if (f.finished) return;
+    f.finished = true;
+    ++flows_reset_;
+    emit({{"event", "conn_reset"},
+          {"index", f.index},
+          {"id", f.id},
+          {"why", why},
+          {"sent", f.sent},
+          {"received", f.received}});
+    if (f.stream) (void)SSL_stream_reset(f.stream.get(), nullptr, 0);
+    ERR_clear_error();
+    f.stream.reset();
+    if (f.fd >= 0) {
+      linger l{1, 0};
+      setsockopt(f.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      close(f.fd);
+      f.fd = -1;
+    }
+    if (gen_.driver) gen_.driver->kick_soon();
+  }
+
+  // Moves socket -> stream and stream -> socket as far as both sides take.
+  void pump_flow(Flow& f) {
+    if (f.finished || !gen_.endpoint || gen_.endpoint->closed()) return;
+    SSL* s = f.stream.get();
+    if (!f.header_seen) {
+      uint8_t magic = 0;
+      size_t n = 0;
+      if (SSL_read_ex(s, &magic, 1, &n) != 1) {
+        int err = SSL_get_error(s, 0);
+        ERR_clear_error();
+        if (err == SSL_ERROR_WANT_READ) return;
+        // Ended before its first byte: dropped without an error (§7.2).
+        emit({{"event", "conn_dropped"}, {"index", f.index}, {"id", f.id}});
+        f.finished = true;
+        f.stream.reset();
+        return;
+      }
+      if (magic != forward::kDataStreamMagic)
+        return peer_fail(ossl_quic::kErrorProtocol, "data stream " + std::to_string(f.id) + " does not start with 'X'");
+      f.header_seen = true;
+      start_connect(f);
+      if (f.finished) return;
+    }
+    if (f.connecting) return watch_flow(f);
+    bool wrote = false;
+    for (bool moved = true; moved;) {
+      moved = false;
+      // socket -> stream
+      while (f.up_off < f.up.size()) {
+        size_t n = 0;
+        if (SSL_write_ex(s, f.up.data() + f.up_off, f.up.size() - f.up_off, &n) != 1) {
+          int err = SSL_get_error(s, 0);
+          ERR_clear_error();
+          if (err == SSL_ERROR_WANT_WRITE) break;
+          return abort_flow(f, "the stream cannot be written (reset by the peer?)");
+        }
+        f.up_off += n;
+        f.sent += n;
+        moved = wrote = true;
+      }
+      if (f.up_off == f.up.size() && !f.sock_eof) {
+        f.up.resize(kChunk);
+        ssize_t r = ::read(f.fd, f.up.data(), f.up.size());
+        f.up.resize(r > 0 ? static_cast<size_t>(r) : 0);
+        f.up_off = 0;
+        if (r > 0) moved = true;
+        else if (r == 0) f.sock_eof = true;
+        else if (errno != EAGAIN && errno != EINTR) return abort_flow(f, std::string("read: ") + std::strerror(errno));
+      }
+      if (f.sock_eof && f.up_off == f.up.size() && !f.fin_sent) {
+        SSL_stream_conclude(s, 0);
+        f.fin_sent = wrote = true;
+      }
+      // stream -> socket
+      while (f.down_off < f.down.size()) {
+        ssize_t w = ::send(f.fd, f.down.data() + f.down_off, f.down.size() - f.down_off, MSG_NOSIGNAL);
+        if (w < 0) {
+          if (errno == EAGAIN || errno == EINTR) break;
+          return abort_flow(f, std::string("write: ") + std::strerror(errno));
+        }
+        f.down_off += static_cast<size_t>(w);
+        f.received += static_cast<uint64_t>(w);
+        moved = true;
+      }
+      if (f.down_off == f.down.size() && !f.peer_fin) {
+        f.down.resize(kChunk);
+        size_t n = 0;
+        int ok = SSL_read_ex(s, f.down.data(), f.down.size(), &n);
+        f.down.resize(ok == 1 ? n : 0);
+        f.down_off = 0;
+        if (ok == 1) {
+          moved = true;
+        } else {
+          int err = SSL_get_error(s, 0);
+          ERR_clear_error();
+          if (err == SSL_ERROR_ZERO_RETURN) f.peer_fin = true;
+          else if (err != SSL_ERROR_WANT_READ) return abort_flow(f, "the stream was reset by the peer");
+        }
+      }
+      if (f.peer_fin && f.down_off == f.down.size() && !f.shut_wr) {
+        shutdown(f.fd, SHUT_WR);
+        f.shut_wr = true;
+      }
+    }
+    if (wrote) gen_.driver->kick_soon();
+    if (f.fin_sent && f.shut_wr) return finish_flow(f);
+    watch_flow(f);
+  }
+
+  // Both directions ended with FIN: one 'D' on stream 0 (§8.2).
+  void finish_flow(Flow& f) {
+    f.finished = true;
+    ++flows_clean_;
+    emit({{"event", "conn_done"}, {"index", f.index}, {"id", f.id}, {"sent", f.sent}, {"received", f.received}});
+    if (f.watch != 0) g_source_remove(f.watch);
+    f.watch = 0;
+    close(f.fd);
+    f.fd = -1;
+    f.stream.reset();  // FIN sent: OpenSSL delivers the rest and then forgets the stream
+    send_control(std::vector<uint8_t>{session::kDoneMarker});
   }
 
   int status() const { return status_; }
@@ -1015,6 +1390,15 @@ class Attacker {
   bool stdin_eof_ = false, fin_sent_ = false, peer_fin_ = false, stdout_closed_ = false, magic_seen_ = false;
   bool stdio_done_ = false;
   guint stdin_watch_ = 0, stdout_watch_ = 0;
+
+  // honest peer (listen / connect)
+  bool tcp_ = false, accept_paused_ = false;
+  std::string target_;  // listen: PORT; connect: HOST:PORT
+  int listen_fd_ = -1;
+  guint accept_watch_ = 0;
+  std::vector<std::unique_ptr<Flow>> flows_;
+  int flows_total_ = 0, flows_clean_ = 0, flows_reset_ = 0;
+  uint64_t peer_done_count_ = 0;
   gint64 quit_started_us_ = 0;
 };
 
@@ -1030,8 +1414,10 @@ json parse_args(int argc, char** argv) {
     };
     if (a == "--listen-port") o["listen_port"] = std::stoi(next());
     else if (a == "--upstream") o["upstream"] = next();
-    else if (a == "--mode") o["mode"] = next();
-    else if (a == "--relay") o["relay"] = next();
+    else if (a == "--mode") {
+      o["mode"] = next();
+      if (o["mode"] == "listen" || o["mode"] == "connect") o["target"] = next();  // PORT, HOST:PORT
+    } else if (a == "--relay") o["relay"] = next();
     else if (a == "--code") o["code"] = next();
     else if (a == "--generate") o["generate"] = true;
     else if (a == "--attack") o["attack"] = next();
@@ -1074,7 +1460,7 @@ int main(int argc, char** argv) {
     g_unix_signal_add(
         SIGTERM,
         [](gpointer a) -> gboolean {
-          static_cast<Attacker*>(a)->finish(0);
+          static_cast<Attacker*>(a)->on_sigterm();
           return G_SOURCE_REMOVE;
         },
         &attacker);
