@@ -172,9 +172,7 @@ class Session {
       status_.motd(motd->text);
     } else if (auto* allocated = std::get_if<rendezvous::event::NameplateAllocated>(&event)) {
       code_text_ = code::generate(allocated->nameplate, options_.code_words);
-      std::string hint = hint_for_other_side(options_.mode, code_text_);
-      status_.code(code_text_, hint);
-      auth::wipe(hint);
+      status_.code(code_text_, hint_for_other_side(options_.mode, options_.settings.relay_url));
     } else if (std::holds_alternative<rendezvous::event::MailboxOpen>(event)) {
       status_.phase(ui::Phase::waiting);
     } else if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&event)) {

@@ -163,6 +163,7 @@ void Status::code(const std::string& code, const std::string& other_side_command
   std::string hint_line = fmt::format("On the other side run: {}", other_side_command);
   log::notice_line(code_line);
   log::notice_line(hint_line);
+  log::notice_line("and type the code there (or give it with PEERSOCK_CODE or --code-file)");
   wiped(code_line);
   wiped(hint_line);
 }

@@ -121,8 +121,8 @@ def test_generating_side_status_line_counts_while_waiting(lab):
     pane = TmuxPane(lab, pane_command(lab, ["connect", f"127.0.0.1:{TARGET_PORT}"]))
     try:
         m = pane.wait_screen(r"^Connection code: (\d+-[a-z-]+)$", scaled(15), "the code line")
-        pane.wait_screen(rf"^On the other side run: peersock listen {TARGET_PORT} {re.escape(m.group(1))}$",
-                         scaled(5), "the command for the other side")
+        pane.wait_screen(rf"^On the other side run: peersock --relay {re.escape(lab.relay_url)} listen {TARGET_PORT} "
+                         rf"--join$", scaled(5), "the command for the other side (our relay, never the code)")
         # The status line is redrawn every second: its counter moves on.
         pane.wait_screen(r"^waiting for the other side\.\.\. 0s$", scaled(10), "the waiting status line")
         pane.wait_screen(r"^waiting for the other side\.\.\. [2-9]s$", scaled(10), "the status line counting")

@@ -69,7 +69,7 @@ def test_json_events_from_both_sides(lab):
     m = gen.wait_line(r'"event":"code"', scaled(20), what="the code event")
     code_event = json.loads(m.string)
     code = code_event["code"]
-    lab.check(code_event["command"] == f"peersock listen {TARGET_PORT} {code}",
+    lab.check(code_event["command"] == f"peersock --relay {lab.relay_url} listen {TARGET_PORT} --join",
               f"code event's command: {code_event['command']!r}")
     cons = peer(lab, "peersock listen --json", ["--json", "listen", str(LISTEN_PORT)], env={"PEERSOCK_CODE": code})
     for p in (gen, cons):
@@ -180,8 +180,8 @@ def test_code_entry_and_argv_warning(lab, how, tmp_path):
     gen = peer(lab, "peersock connect", ["--code-words", "2", "connect", f"127.0.0.1:{TARGET_PORT}"])
     code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
     lab.check(len(code.split("-")) == 3, f"--code-words 2 gave {code!r}")
-    gen.wait_line(rf"^On the other side run: peersock listen {TARGET_PORT} {re.escape(code)}$", scaled(5),
-                  what="the ready-to-paste command for the other side")
+    gen.wait_line(rf"^On the other side run: peersock --relay {re.escape(lab.relay_url)} listen {TARGET_PORT} --join$",
+                  scaled(5), what="the ready-to-paste command for the other side (our relay, never the code)")
     args, env, stdin_text = give_code(lab, how, code, tmp_path)
     cons = peer(lab, f"peersock listen ({how})", ["listen", str(LISTEN_PORT), *args], env=env,
                 stdin=subprocess.PIPE if stdin_text else subprocess.DEVNULL)

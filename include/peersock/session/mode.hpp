@@ -8,8 +8,12 @@
 
 namespace peersock::session {
 
-// "peersock connect HOST:PORT CODE" and the like, for the code's line.
-std::string hint_for_other_side(const Mode& mode, const std::string& code);
+// The command the other side should run, for the line under the code:
+// "peersock connect HOST:PORT --join" and the like, with `--relay URL` first
+// when ours is not the default (the other side must use the same mailbox).
+// Never the code itself: a command line with the code in it is readable by
+// every local user (ps, /proc/PID/cmdline) until peersock scrubs it.
+std::string hint_for_other_side(const Mode& mode, const std::string& relay_url);
 
 // The line once authenticated; `listener`: where a listen mode accepts.
 std::string authenticated_line(const Mode& mode, const std::string& listener);
