@@ -1,5 +1,7 @@
 #include "peersock/forward/local_end.hpp"
 
+#include <iterator>
+
 namespace peersock::forward {
 
 bool is_opener(const LocalEnd& end) {
@@ -22,6 +24,12 @@ StdioDirections stdio_directions(const LocalEnd& end) {
   if (const auto* a = std::get_if<StdioA>(&end)) return a->directions;
   if (const auto* b = std::get_if<StdioB>(&end)) return b->directions;
   return {};
+}
+
+const char* mode_name(const LocalEnd& end) {
+  static constexpr const char* kNames[] = {"listen", "listen-unix", "connect", "connect-unix", "stdio-a", "stdio-b"};
+  static_assert(std::size(kNames) == std::variant_size_v<LocalEnd>);
+  return kNames[end.index()];
 }
 
 std::string connect_target(const LocalEnd& end) {

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -158,6 +159,7 @@ std::string encode(const Description& description) {
   // like the original.
   json body = {{"u", description.ufrag}, {"p", description.password}, {"c", std::move(candidates)}};
   if (description.version > 1) body["v"] = description.version;
+  if (!description.mode.empty()) body["m"] = description.mode;
   return body.dump();
 }
 
@@ -175,6 +177,14 @@ Description decode(std::string_view body) {
   out.ufrag = require_credential(j, "u", kMinUfrag, "ufrag \"u\"");
   out.password = require_credential(j, "p", kMinPassword, "password \"p\"");
   if (j.contains("v")) out.version = static_cast<int>(require_int(j, "", "v", 1, kMaxVersion, "version \"v\""));
+  if (j.contains("m")) {
+    out.mode = require_string(j, "", "m");
+    const bool name_chars = std::all_of(out.mode.begin(), out.mode.end(), [](char ch) {
+      return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+    });
+    if (out.mode.empty() || out.mode.size() > kMaxModeName || !name_chars)
+      bad("mode \"m\" must be 1.." + std::to_string(kMaxModeName) + " characters of a-z 0-9 -");
+  }
 
   const json& c = require(j, "", "c");
   if (!c.is_array()) bad(std::string("\"c\" must be an array, got ") + c.type_name());

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <string_view>
+#include <vector>
 
 #include "peersock/config/config.hpp"
+#include "peersock/error.hpp"
 
 namespace peersock::session {
 
@@ -48,6 +50,29 @@ std::string hint_for_other_side(const Mode& mode, const std::string& relay_url) 
   std::string relay;
   if (relay_url != config::defaults().relay_url) relay = fmt::format("--relay {} ", shell_word(relay_url));
   return fmt::format("peersock {}{} --join", relay, command);
+}
+
+void check_roles(const Mode& mode, const std::string& peer_mode) {
+  static const std::vector<std::string> kOpeners = {"listen", "listen-unix", "stdio-b"};
+  static const std::vector<std::string> kAcceptors = {"connect", "connect-unix", "stdio-a"};
+  auto known = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), peer_mode) != names.end();
+  };
+  const bool we_open = forward::is_opener(mode);
+  if (!(we_open ? known(kOpeners) : known(kAcceptors))) return;
+  const std::string ours = forward::mode_name(mode);
+  const std::string both = ours == peer_mode ? fmt::format("both sides ran {}", ours)
+                                             : fmt::format("this side ran {} and the other side {}", ours, peer_mode);
+  const char* partner = std::visit(Overloaded{
+                                       [](const forward::ListenTcp&) { return "connect (or stdio-a)"; },
+                                       [](const forward::ListenUnix&) { return "connect or connect-unix (or stdio-a)"; },
+                                       [](const forward::ConnectTcp&) { return "listen (or stdio-b)"; },
+                                       [](const forward::ConnectUnix&) { return "listen or listen-unix (or stdio-b)"; },
+                                       [](const forward::StdioA&) { return "stdio-b (or listen)"; },
+                                       [](const forward::StdioB&) { return "stdio-a (or connect)"; },
+                                   },
+                                   mode);
+  throw UsageError(fmt::format("{}: the other side must run {}", both, partner));
 }
 
 std::string authenticated_line(const Mode& mode, const std::string& listener) {

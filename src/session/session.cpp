@@ -182,12 +182,19 @@ class Session {
 
   void on_gathering_done() {
     auto description = link_->ice().local_description();
+    description.mode = forward::mode_name(options_.mode);
     log::debug(Layer::ice, "sending {} local candidates", description.candidates.size());
     mailbox_->send_ice(ice::encode(description));
   }
 
   void on_peer_ice(const std::string& body) {
     auto remote = ice::decode(body);
+    try {
+      check_roles(options_.mode, remote.mode);  // before anything is connected
+    } catch (const UsageError&) {
+      on_gathering_done();  // the other side learns it from our body, even if gathering is not done
+      throw;
+    }
     // Both sides use the lower of the two versions announced.
     version_ = std::min(remote.version, std::min(ice::kOurVersion, options_.settings.protocol_version));
     log::debug(Layer::ice, "peer protocol version {}, {} candidates", remote.version, remote.candidates.size());

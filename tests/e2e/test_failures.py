@@ -139,3 +139,32 @@ def test_no_interface_up_says_so(lab):
         line = check_one_error_line(lab, p)
         lab.check("no network path" in line and "offered only 127.0.0.1" in line,
                   f"{p.name}: the error line does not name the cause: {line!r}")
+
+
+SAME_ROLES = [
+    pytest.param(["listen", str(LISTEN_PORT)], ["listen", str(LISTEN_PORT + 1)],
+                 "both sides ran listen: the other side must run connect (or stdio-a)", id="listen-listen"),
+    pytest.param(["connect", f"127.0.0.1:{TARGET_PORT}"], ["connect", f"127.0.0.1:{TARGET_PORT}"],
+                 "both sides ran connect: the other side must run listen (or stdio-b)", id="connect-connect"),
+    pytest.param(["stdio-b"], ["listen", str(LISTEN_PORT)], None, id="stdio-b-listen"),
+    pytest.param(["stdio-a"], ["connect", f"127.0.0.1:{TARGET_PORT}"], None, id="stdio-a-connect"),
+]
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("gen_args,cons_args,message", SAME_ROLES)
+def test_same_roles_fail_on_both_sides_before_connecting(lab, gen_args, cons_args, message):
+    """Two openers (listen, listen-unix, stdio-b) or two acceptors (connect,
+    connect-unix, stdio-a) could never forward anything: both sides say so
+    from the other's ice body, exit 2 and connect nothing."""
+    gen, cons, _ = lab.start_pair("generator", gen_args, "consumer", cons_args,
+                                  gen_stdio=gen_args[0].startswith("stdio"),
+                                  cons_stdio=cons_args[0].startswith("stdio"))
+    for p, ours, theirs in ((gen, gen_args[0], cons_args[0]), (cons, cons_args[0], gen_args[0])):
+        rc = p.wait_exit(scaled(20), what="same roles must end both sides")
+        lab.check(rc == EXIT_USAGE, f"{p.name} exited with {rc}, expected {EXIT_USAGE}")
+        line = check_one_error_line(lab, p)
+        want = message or f"this side ran {ours} and the other side {theirs}: the other side must run"
+        lab.check(want in line, f"{p.name}: {line!r} does not say {want!r}")
+        lab.check(p.find(r"authenticated|connected directly|finding a network path") is None,
+                  f"{p.name} went on to connect:\n{p.text()}")

@@ -141,6 +141,22 @@ std::string candidate(const std::string& key, const std::string& value) {
   return out + "}";
 }
 
+TEST(IceBody, ModeRoundTripsAndIsCheckedOnReceipt) {
+  Description d = sample();
+  d.mode = "listen-unix";
+  std::string body = encode(d);
+  EXPECT_NE(body.find("\"m\":\"listen-unix\""), std::string::npos);
+  EXPECT_EQ(decode(body).mode, "listen-unix");
+  EXPECT_EQ(decode(encode(sample())).mode, "") << "absent: the original, older releases";
+  std::string base = encode(sample());
+  base.pop_back();  // the closing brace
+  for (const char* bad : {R"(,"m":5})", R"(,"m":""})", R"(,"m":"Listen"})", R"(,"m":"a\u001b[2J"})",
+                          R"(,"m":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})"}) {
+    EXPECT_THROW(decode(base + bad), CounterpartyError) << bad;
+  }
+  EXPECT_EQ(decode(base + R"(,"m":"listen-udp"})").mode, "listen-udp") << "a later release's mode is kept";
+}
+
 TEST(IceBody, TopLevelValidation) {
   expect_rejected("", "not valid JSON");
   expect_rejected("{", "not valid JSON");

@@ -53,6 +53,9 @@ bool is_connect(const LocalEnd& end);
 // stdio-a / stdio-b: the directions; other modes carry both.
 StdioDirections stdio_directions(const LocalEnd& end);
 
+// The subcommand's name: "listen", "listen-unix", "connect", ...
+const char* mode_name(const LocalEnd& end);
+
 // connect: "HOST:PORT"; connect-unix: the socket path; otherwise empty.
 std::string connect_target(const LocalEnd& end);
 

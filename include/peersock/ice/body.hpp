@@ -36,12 +36,18 @@ struct Description {
   std::string password;
   std::vector<Candidate> candidates;
   int version = 1;  // "v"; absent = 1 (the original peersock)
+  // "m": the sender's subcommand ("listen", "stdio-a", ...), so that two
+  // sides that both open (or both accept) the tunnel's streams can tell
+  // before anything is forwarded. Empty: not sent (the original, older
+  // releases). A name we do not know is kept as it is: the caller decides.
+  std::string mode;
 };
 
 // The version we announce in the body's "v" (protocol/version.hpp).
 inline constexpr int kOurVersion = protocol::kCurrent;
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
 inline constexpr size_t kMaxCandidates = 64;
+inline constexpr size_t kMaxModeName = 32;
 
 // Serialises compactly with sorted keys, like the original. Writes "v" only
 // when version > 1.
