@@ -239,6 +239,8 @@ void Forwarder::on_connected(Pending* pending, int fd, const std::string& error)
   pending_.erase(it);
   if (fd < 0) {
     std::string message = fmt::format("cannot connect to {}: {}", connect_target(local_), error);
+    if (events_.connect_failed)
+      events_.connect_failed(static_cast<uint64_t>(stream.id()), fmt::format("{}: {}", connect_target(local_), error));
     // The original peersock carries one connection: nothing left to do.
     if (!caps_.several_connections) throw Error(ExitCode::local, message);
     log::error_line(message);

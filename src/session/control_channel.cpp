@@ -25,6 +25,11 @@ void ControlChannel::send_grant(uint64_t stream_id, uint64_t limit) {
   send(encode_credit({stream_id, limit}));
 }
 
+void ControlChannel::send_connect_failure(uint64_t stream_id, std::string_view text) {
+  if (!protocol::reports_connect_failures(version_)) return;
+  send(encode_connect_failure(stream_id, text));
+}
+
 void ControlChannel::start_ping(int64_t now_us) {
   if (!protocol::has_control_stream(version_)) return;
   send(ping_.ping(now_us));
@@ -59,6 +64,9 @@ void ControlChannel::poll(int64_t now_us) {
     }
     for (const auto& grant : events.credits) {
       if (events_.grant) events_.grant(grant.stream_id, grant.limit);
+    }
+    for (const auto& failure : events.failures) {
+      if (events_.connect_failed) events_.connect_failed(failure);
     }
     auto ping = ping_.on_control(events.pings, events.pongs, now_us);
     if (!ping.reply.empty()) send(ping.reply);

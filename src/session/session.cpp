@@ -145,6 +145,11 @@ class Session {
         [this] { finish(ExitCode::ok, {}); },
         [this](uint64_t id, uint64_t limit) { guarded([&] { control_->send_grant(id, limit); }); },
         [this](std::exception_ptr e) { rethrow_guarded(e); },
+        [this](uint64_t id, const std::string& text) {
+          guarded([&] {
+            if (control_) control_->send_connect_failure(id, text);
+          });
+        },
     };
   }
 
@@ -273,6 +278,9 @@ class Session {
             [this] { peer_delivered_ = true; },
             [this](double rtt_ms) { forwarder_->set_rtt_us(static_cast<int64_t>(rtt_ms * 1000.0)); },
             [this](uint64_t id, uint64_t limit) { forwarder_->on_grant(id, limit); },
+            [this](const ConnectFailure& f) {
+              log::warning("remote-connect-failed", fmt::format("peersock: the other side could not connect to {}", f.text));
+            },
         });
     log::debug(Layer::quic, "handshake complete (ALPN '{}'); authenticating", q.alpn());
     status_.phase(ui::Phase::authenticating);
@@ -290,10 +298,11 @@ class Session {
     clear_deadline();
     // The mailbox has done its job: release the nameplate, close happily.
     mailbox_->release();
-    // v2/v3 peers measure their RTT with a ping on stream 0, the client
-    // first; ours comes from QUIC itself.
-    if (!sides_.quic_server() && protocol::has_control_stream(version_) && version_ < 4)
-      control_->start_ping(g_get_monotonic_time());
+    // The client pings on stream 0 (docs/protocol.md §6.4): v2/v3 peers get
+    // their RTT from it (ours comes from QUIC itself), and the server sees
+    // stream 0 only once the client has written to it -- until then it
+    // could tell us nothing ('D', v4 'F').
+    if (!sides_.quic_server() && protocol::has_control_stream(version_)) control_->start_ping(g_get_monotonic_time());
     auto stats = link_->quic()->stats();
     if (stats.rtt_ms > 0) forwarder_->set_rtt_us(static_cast<int64_t>(stats.rtt_ms * 1000.0));
     status_.authenticated(authenticated_line(options_.mode, forwarder_->listener_description()));

@@ -307,3 +307,22 @@ def test_interrupted_peer_resets_open_connections(lab):
     lab.check(done["event"] == "done" and done["recv"] < INTERRUPT_BYTES and done.get("recv_error")
               and "Reset" in done["recv_error"],
               f"the client should see a reset of a cut-short download, not a clean end: {done}")
+
+
+@pytest.mark.deadline(90)
+def test_refused_target_is_reported_where_the_client_runs(lab):
+    """Nothing listens behind `connect`: the client through `listen` is
+    refused (its connection reset), and both sides say why in one line --
+    the `listen` side with the other side's target and error."""
+    acc, opn = start_tunnel(lab)  # nothing listens on TARGET_PORT
+    client = lab.helper("client", ["client", "--port", str(LISTEN_PORT), "--bytes", "1000",
+                                   "--timeout", str(int(scaled(60)))])
+    c = lab.wait_for(lambda: client.event("done") or client.event("timeout"), scaled(60), "the client to be refused",
+                     fail_if=peers_alive(acc, opn))
+    lab.check(c["event"] == "done" and c["recv"] == 0, f"client: {c}")
+    acc.wait_line(rf"^peersock: cannot connect to 127\.0\.0\.1:{TARGET_PORT}: ", scaled(20),
+                  what="the connect side's error line")
+    m = opn.wait_line(rf"^peersock: the other side could not connect to 127\.0\.0\.1:{TARGET_PORT}: (.+)$",
+                      scaled(20), what="the listen side's line for the refused target")
+    lab.check("refused" in m.group(1).lower(), f"the reason does not say refused: {m.group(0)!r}")
+    lab.check(acc.returncode is None and opn.returncode is None, "the tunnel should stay up for the next connection")

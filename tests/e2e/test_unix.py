@@ -103,4 +103,7 @@ def test_connect_unix_missing_target_resets_only_that_connection(lab):
     c = lab.wait_for(lambda: client.event("done") or client.event("timeout"), scaled(60), "the client to be refused")
     lab.check(c["event"] == "done" and c["recv"] == 0, f"client: {c}")
     acc.wait_line(r"^peersock: cannot connect to .*nobody-here\.sock", scaled(20), what="the connect error line")
+    # ...and on the side where the client runs, as ssh -L says "open failed".
+    opn.wait_line(r"^peersock: the other side could not connect to .*nobody-here\.sock: ", scaled(20),
+                  what="the opener's line for the refused target")
     lab.check(acc.returncode is None and opn.returncode is None, "the tunnel should stay up for the next connection")

@@ -1,11 +1,12 @@
 // libFuzzer target for what a peer sends after auth outside the data:
 // byte 0 is checked as a data stream's first byte (forward/stream_header.hpp),
-// byte 1 picks a protocol version (1..3) and a chunk size, and the rest is
+// byte 1 picks a protocol version (1..4) and a chunk size, and the rest is
 // fed to a ControlReader (session/control.hpp) whole and in chunks.
 // Contract: only CounterpartyError escapes; for the first byte, exactly when
 // it is not 'X'; for the control bytes, the events and the error (if any)
 // do not depend on how the bytes are split, counts are bounded by the input,
-// and every credit is in QUIC's range.
+// every credit is in QUIC's range, and every 'F' text is printable ASCII
+// of 1..kMaxFailureText bytes.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +35,7 @@ Outcome run(int version, std::span<const uint8_t> bytes, size_t chunk) {
       out.events.pings += e.pings;
       out.events.pongs += e.pongs;
       out.events.credits.insert(out.events.credits.end(), e.credits.begin(), e.credits.end());
+      out.events.failures.insert(out.events.failures.end(), e.failures.begin(), e.failures.end());
     }
   } catch (const peersock::CounterpartyError&) {
     out.threw = true;
@@ -53,8 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (threw != (data[0] != kDataStreamMagic)) __builtin_trap();
   if (size < 2) return 0;
 
-  const int version = 1 + data[1] % 3;
-  const size_t chunk = (data[1] / 3) % 19 + 1;
+  const int version = 1 + data[1] % 4;
+  const size_t chunk = (data[1] / 4) % 19 + 1;
   const std::span<const uint8_t> control(data + 2, size - 2);
   const Outcome whole = run(version, control, control.size() + 1);
   const Outcome split = run(version, control, chunk);
@@ -63,8 +65,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!whole.threw) {
     const auto& a = whole.events;
     const auto& b = split.events;
-    if (a.done != b.done || a.pings != b.pings || a.pongs != b.pongs || a.credits != b.credits) __builtin_trap();
-    if (a.done + a.pings + a.pongs + a.credits.size() * kCreditFrameBytes > control.size()) __builtin_trap();
+    if (a.done != b.done || a.pings != b.pings || a.pongs != b.pongs || a.credits != b.credits ||
+        a.failures != b.failures)
+      __builtin_trap();
+    size_t failure_bytes = 0;
+    for (const auto& f : a.failures) {
+      if (f.text.empty() || f.text.size() > kMaxFailureText || f.stream_id > kMaxQuicValue) __builtin_trap();
+      for (char c : f.text)
+        if (c < 0x20 || c > 0x7e) __builtin_trap();
+      failure_bytes += 10 + f.text.size();
+    }
+    if (version < 4 && !a.failures.empty()) __builtin_trap();
+    if (a.done + a.pings + a.pongs + a.credits.size() * kCreditFrameBytes + failure_bytes > control.size())
+      __builtin_trap();
     for (const auto& c : a.credits) {
       if (c.stream_id > kMaxQuicValue || c.limit > kMaxQuicValue) __builtin_trap();
     }

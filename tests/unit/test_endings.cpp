@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "peersock/session/ending.hpp"
+#include "peersock/session/mode.hpp"
 
 namespace peersock::session {
 namespace {
@@ -96,6 +97,31 @@ TEST(Endings, MailboxMoods) {
   EXPECT_STREQ(mood_for(ExitCode::code_mismatch, true), "scary");
   EXPECT_STREQ(mood_for(ExitCode::no_path, true), "errory");
   EXPECT_STREQ(mood_for(ExitCode::relay, false), "errory");
+}
+
+TEST(Mode, TheHintNeverHoldsTheCodeAndCarriesANonDefaultRelay) {
+  const std::string def = config::defaults().relay_url;
+  EXPECT_EQ(hint_for_other_side(forward::ConnectTcp{"localhost:5900"}, def), "peersock listen 5900 --join");
+  EXPECT_EQ(hint_for_other_side(forward::ListenTcp{}, def), "peersock connect HOST:PORT --join");
+  EXPECT_EQ(hint_for_other_side(forward::StdioA{}, "ws://127.0.0.1:4000/v1"),
+            "peersock --relay ws://127.0.0.1:4000/v1 stdio-b --join");
+  EXPECT_EQ(hint_for_other_side(forward::StdioB{}, "wss://x.example/v1?a b"),
+            "peersock --relay 'wss://x.example/v1?a b' stdio-a --join");
+}
+
+TEST(Mode, SameRolesAreAUsageErrorNamingWhatTheOtherSideMustRun) {
+  try {
+    check_roles(forward::ListenTcp{}, "listen");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "both sides ran listen: the other side must run connect (or stdio-a)");
+  }
+  EXPECT_THROW(check_roles(forward::StdioA{}, "connect-unix"), UsageError);
+  EXPECT_THROW(check_roles(forward::ListenUnix{"/x"}, "stdio-b"), UsageError);
+  EXPECT_NO_THROW(check_roles(forward::ListenTcp{}, "connect"));
+  EXPECT_NO_THROW(check_roles(forward::StdioB{}, "stdio-a"));
+  EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, ""));            // the original says nothing
+  EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, "connect-udp"));  // a later release's mode
 }
 
 }  // namespace

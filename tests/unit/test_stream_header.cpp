@@ -110,5 +110,42 @@ TEST(ControlReader, V3RejectsUnknownBytesAndOutOfRangeValues) {
   }
 }
 
+TEST(ControlReader, V4ConnectFailuresSurviveAnySplitAndAreValidated) {
+  std::vector<uint8_t> wire = bytes("D");
+  auto f1 = encode_connect_failure(8, "127.0.0.1:5000: Connection refused");
+  auto f2 = encode_connect_failure(12, "h\xc3\xb6st: \x1b[2J");  // localised, hostile
+  wire.insert(wire.end(), f1.begin(), f1.end());
+  wire.insert(wire.end(), f2.begin(), f2.end());
+  auto credit = encode_credit({4, 1 << 20});
+  wire.insert(wire.end(), credit.begin(), credit.end());
+  for (size_t chunk = 1; chunk <= wire.size(); ++chunk) {
+    ControlReader reader(4);
+    std::vector<ConnectFailure> failures;
+    size_t credits = 0, done = 0;
+    for (size_t pos = 0; pos < wire.size(); pos += chunk) {
+      auto e = reader.feed(std::span(wire).subspan(pos, std::min(chunk, wire.size() - pos)));
+      failures.insert(failures.end(), e.failures.begin(), e.failures.end());
+      credits += e.credits.size();
+      done += e.done;
+    }
+    ASSERT_EQ(failures.size(), 2u) << chunk;
+    EXPECT_EQ(failures[0], (ConnectFailure{8, "127.0.0.1:5000: Connection refused"}));
+    EXPECT_EQ(failures[1], (ConnectFailure{12, "h??st: ?[2J"}));
+    EXPECT_EQ(credits, 1u);
+    EXPECT_EQ(done, 1u);
+  }
+  EXPECT_EQ(encode_connect_failure(4, "").size(), 10u + 6u) << "an empty text is sent as 'failed'";
+  EXPECT_EQ(encode_connect_failure(4, std::string(500, 'a')).size(), 10u + kMaxFailureText);
+  // A v3 peer never gets one: to a v3 reader it is an unknown byte.
+  EXPECT_THROW(ControlReader(3).feed(f1), CounterpartyError);
+  // Hostile: zero length, too long, control characters.
+  std::vector<uint8_t> zero = {'F', 0, 0, 0, 0, 0, 0, 0, 8, 0};
+  EXPECT_THROW(ControlReader(4).feed(zero), CounterpartyError);
+  std::vector<uint8_t> long_text = {'F', 0, 0, 0, 0, 0, 0, 0, 8, 255};
+  EXPECT_THROW(ControlReader(4).feed(long_text), CounterpartyError);
+  std::vector<uint8_t> escape = {'F', 0, 0, 0, 0, 0, 0, 0, 8, 2, 0x1b, 'x'};
+  EXPECT_THROW(ControlReader(4).feed(escape), CounterpartyError);
+}
+
 }  // namespace
 }  // namespace peersock::session

@@ -331,7 +331,7 @@ TEST(StatusPlain, TheLinesScriptsRelyOn) {
   {
     Status status(true);
     status.phase(Phase::contacting);
-    status.code("7-abandon-zoo", "peersock stdio-b 7-abandon-zoo");
+    status.code("7-abandon-zoo", "peersock stdio-b --join");
     status.phase(Phase::waiting);
     status.path(PathInfo{true, "a:1", "b:2", "udp", "203.0.113.1:3478", "udp"});
     status.authenticated("authenticated; forwarding stdin/stdout");
@@ -340,7 +340,8 @@ TEST(StatusPlain, TheLinesScriptsRelyOn) {
   EXPECT_EQ(testing::internal::GetCapturedStderr(),
             "Contacting the rendezvous server...\n"
             "Connection code: 7-abandon-zoo\n"
-            "On the other side run: peersock stdio-b 7-abandon-zoo\n"
+            "On the other side run: peersock stdio-b --join\n"
+            "and type the code there (or give it with PEERSOCK_CODE or --code-file)\n"
             "Waiting for the other side...\n"
             "connected via TURN relay 203.0.113.1:3478 (direct path not possible)\n"
             "authenticated; forwarding stdin/stdout\n"
@@ -416,13 +417,14 @@ TEST(StatusPlain, QuietKeepsTheCodeAndErrors) {
   {
     Status status(false);
     status.phase(Phase::contacting);
-    status.code("7-abandon-zoo", "peersock listen 1 7-abandon-zoo");
+    status.code("7-abandon-zoo", "peersock listen 1 --join");
     status.phase(Phase::waiting);
     status.finished(ExitCode::relay, "rendezvous server error");
   }
   EXPECT_EQ(testing::internal::GetCapturedStderr(),
             "Connection code: 7-abandon-zoo\n"
-            "On the other side run: peersock listen 1 7-abandon-zoo\n"
+            "On the other side run: peersock listen 1 --join\n"
+            "and type the code there (or give it with PEERSOCK_CODE or --code-file)\n"
             "peersock: rendezvous server error\n");
   log::configure({});
 }

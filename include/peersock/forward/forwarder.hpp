@@ -58,6 +58,9 @@ struct ForwarderEvents {
   // What went wrong in a callback of the forwarder's own (accepting,
   // connecting): an Error (or CounterpartyError) for the session to end with.
   std::function<void(std::exception_ptr)> failed;
+  // Acceptor: the target of the peer's stream could not be connected; `text`
+  // is "HOST:PORT: why" (the stream is reset; v4 tells the peer why).
+  std::function<void(uint64_t stream_id, const std::string& text)> connect_failed;
 };
 
 class Forwarder final : public Stage {

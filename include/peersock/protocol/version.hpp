@@ -18,5 +18,7 @@ constexpr bool several_connections(int v) { return v >= 2; }
 // 'C' frames are understood from v3 on; only v3 relies on them.
 constexpr bool frames_credit(int v) { return v >= 3; }
 constexpr bool uses_credit(int v) { return v == 3; }
+// 'F' frames: the acceptor says why it could not connect a stream's target.
+constexpr bool reports_connect_failures(int v) { return v >= 4; }
 
 }  // namespace peersock::protocol

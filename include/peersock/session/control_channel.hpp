@@ -26,6 +26,7 @@ struct ControlChannelEvents {
   std::function<void()> peer_delivered;                           // a 'D' from the peer
   std::function<void(double rtt_ms)> rtt;                         // our ping was answered
   std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3 'C'
+  std::function<void(const ConnectFailure&)> connect_failed;      // v4 'F'
 };
 
 class ControlChannel final : public Stage {
@@ -45,6 +46,9 @@ class ControlChannel final : public Stage {
 
   void send_delivered();  // one 'D'
   void send_grant(uint64_t stream_id, uint64_t limit);
+  // v4: the target of the peer's stream could not be connected (nothing is
+  // sent to older peers, which would take 'F' for a protocol violation).
+  void send_connect_failure(uint64_t stream_id, std::string_view text);
   void start_ping(int64_t now_us);  // one RTT measurement
 
   // Reads and dispatches what the peer said, then flushes our queue.
