@@ -65,6 +65,11 @@ double elapsed_seconds();
 // tty format only: the status line to keep at the bottom (empty = none).
 // Ignored in the other formats.
 void set_status_line(std::string line);
+// Something else is about to write to the terminal the status line is on
+// (stdio data going to a terminal stdout): erases the line, and no status
+// line is drawn again in this run (it would land in the middle of that
+// output). Idempotent.
+void release_terminal();
 
 template <typename... Args>
 void say(fmt::format_string<Args...> f, Args&&... args) {

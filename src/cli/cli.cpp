@@ -24,14 +24,15 @@
 
 namespace peersock::cli {
 
-log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term) {
+log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term,
+                          bool stdio_on_terminal) {
   if (parsed.json) return log::Format::json;
   if (!stderr_is_terminal || term.empty() || term == "dumb") return log::Format::plain;
   const bool stdio = forward::is_stdio(parsed.options.mode);
   switch (parsed.status_line) {
     case Parsed::StatusLine::on: return log::Format::tty;
     case Parsed::StatusLine::off: return log::Format::plain;
-    case Parsed::StatusLine::automatic: return stdio ? log::Format::plain : log::Format::tty;
+    case Parsed::StatusLine::automatic: return stdio && !stdio_on_terminal ? log::Format::plain : log::Format::tty;
   }
   return log::Format::plain;
 }
@@ -83,7 +84,8 @@ int run(int argc, char** argv) {
     Parsed parsed = parse_args(argc, argv);
     json = parsed.json;
     const char* term = std::getenv("TERM");
-    parsed.log.format = output_format(parsed, isatty(STDERR_FILENO) == 1, term != nullptr ? term : "");
+    parsed.log.format = output_format(parsed, isatty(STDERR_FILENO) == 1, term != nullptr ? term : "",
+                                      isatty(STDIN_FILENO) == 1 || isatty(STDOUT_FILENO) == 1);
     log::configure(parsed.log);
     if (parsed.help) {
       fmt::print("{}", usage_text(parsed.command));

@@ -83,7 +83,11 @@ std::string format_config(const Parsed& parsed, bool json);
 // --no-status, and for stdio-a/stdio-b only with --status (their stderr is
 // often a terminal that another program uses: ssh's ProxyCommand); else
 // plain lines.
-log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term);
+// `stdio_on_terminal`: stdin or stdout is a terminal (stdio modes show the
+// status line then: `tar c | peersock stdio-a`, `peersock stdio-b | tar x`;
+// with both ends pipes the terminal may be ssh's, as a ProxyCommand).
+log::Format output_format(const Parsed& parsed, bool stderr_is_terminal, std::string_view term,
+                          bool stdio_on_terminal = false);
 
 // The help text: the overview, or one subcommand's.
 std::string usage_text(const Command* command);

@@ -100,8 +100,8 @@ constexpr auto kOptions = std::to_array<Option>({
      .help = "stderr: one JSON object per line (docs/json-events.md)",
      .apply = [](Scan& s, std::string_view) { s.parsed.json = true; }},
     {.name = "--status",
-     .help = "the live status line on a terminal (the default, except for stdio-a/stdio-b, whose terminal may be "
-             "ssh's)",
+     .help = "the live status line on a terminal (the default; for stdio-a/stdio-b only when stdin or stdout is "
+             "a terminal too, since with both ends pipes the terminal may be ssh's)",
      .apply = [](Scan& s, std::string_view) { s.parsed.status_line = Parsed::StatusLine::on; }},
     {.name = "--no-status",
      .help = "one line per event instead, also on a terminal",

@@ -13,6 +13,7 @@ namespace {
 struct State {
   Settings settings;
   std::string status;  // tty: the status line currently drawn (without newline)
+  bool released = false;  // release_terminal(): no status line any more
   gint64 start_us = g_get_monotonic_time();
 };
 
@@ -151,12 +152,19 @@ void json_line(std::string_view object_text) {
 
 void set_status_line(std::string line) {
   State& s = state();
-  if (s.settings.format != Format::tty) return;
+  if (s.settings.format != Format::tty || s.released) return;
   if (line == s.status) return;
   std::string out = "\r\x1b[K" + line;
   s.status = std::move(line);
   std::fwrite(out.data(), 1, out.size(), stderr);
   std::fflush(stderr);
+}
+
+void release_terminal() {
+  State& s = state();
+  if (s.released) return;
+  set_status_line({});
+  s.released = true;
 }
 
 }  // namespace peersock::log

@@ -257,6 +257,7 @@ void Forwarder::on_connected(Pending* pending, int fd, const std::string& error)
 void Forwarder::make_pump(quic::Stream stream, int read_fd, int write_fd, bool is_socket, bool owns) {
   ++connections_;
   PumpOptions opts{read_fd, write_fd, is_socket, owns, caps_.fin};
+  opts.writes_to_terminal = !is_socket && isatty(write_fd) == 1;
   PumpEvents events{
       [this] {
         if (events_.wants_io) events_.wants_io();

@@ -223,6 +223,7 @@ bool Pump::pull_from_stream() {
 // Writes as much as the local side takes. False if it failed (aborted).
 bool Pump::write_local(const uint8_t* data, size_t len, size_t& written) {
   written = 0;
+  if (len > 0 && options_.writes_to_terminal) log::release_terminal();
   while (written < len && !local_write_closed_) {
     ssize_t n = write(options_.write_fd, data + written, len - written);
     if (n > 0) {

@@ -1,5 +1,7 @@
 #include "peersock/session/control_channel.hpp"
 
+#include "peersock/log.hpp"
+
 #include "peersock/error.hpp"
 #include "peersock/protocol/version.hpp"
 
@@ -48,7 +50,13 @@ void ControlChannel::flush() {
     out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(r.bytes));
     if (events_.wants_io) events_.wants_io();
   } else if (r.status == quic::IoStatus::reset) {
-    throw Error(ExitCode::peer_gone, "cannot write to the peer");
+    // The peer reset stream 0, or the connection is going away (its close
+    // may be in the same batch of datagrams): QUIC's close tells the
+    // session how the run ended. Nothing more can be said here.
+    log::debug(log::Layer::session, "control stream: {} bytes not sent, the stream is gone", out_.size());
+    out_.clear();
+    closed_ = true;
+    return;
   }
   if (out_.size() > kMaxBacklog) throw Error(ExitCode::peer_gone, "the peer stopped reading the control stream");
 }

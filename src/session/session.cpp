@@ -101,7 +101,8 @@ class Session {
   bool finishing() const { return phase_ == Phase::finishing; }
 
   void start() {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signals_.emplace_back(g_unix_signal_add(sig, &Session::on_signal, this));
+    for (int sig : {SIGINT, SIGTERM}) signals_.emplace_back(g_unix_signal_add(sig, &Session::on_signal, this));
+    signals_.emplace_back(g_unix_signal_add(SIGHUP, &Session::on_hangup, this));
     // SIGUSR1: one line per open connection on stderr (for bug reports).
     signals_.emplace_back(g_unix_signal_add(SIGUSR1, &Session::on_dump_signal, this));
     // The local side first: a port in use fails before anyone is contacted.
@@ -365,15 +366,25 @@ class Session {
   }
 
   static gboolean on_signal(gpointer self) {
-    auto* session = static_cast<Session*>(self);
-    // With connections open the peer must learn that they were cut short
-    // (ExitCode::interrupted: its local programs get a reset); with none,
-    // this is how a tunnel is meant to end.
-    const bool open = session->forwarder_ && session->forwarder_->open_connections() > 0 &&
-                      !(session->is_stdio() && session->forwarder_->stdio_delivered());
-    session->finish(open ? ExitCode::interrupted : ExitCode::ok, {});
-    session->exit_status_ = 130;
+    static_cast<Session*>(self)->interrupted(false);
     return G_SOURCE_CONTINUE;
+  }
+  static gboolean on_hangup(gpointer self) {
+    static_cast<Session*>(self)->interrupted(true);
+    return G_SOURCE_CONTINUE;
+  }
+
+  // With connections open the peer must learn that they were cut short
+  // (ExitCode::interrupted: its local programs get a reset); with none,
+  // this is how a tunnel is meant to end. A stdio side is cut short only
+  // while its input has not all gone out, and never by SIGHUP: that is how
+  // ssh ends its ProxyCommand once it has closed the pipes (a race with our
+  // reading their EOF).
+  void interrupted(bool hangup) {
+    bool open = forwarder_ && forwarder_->open_connections() > 0;
+    if (is_stdio()) open = open && !hangup && !forwarder_->stdio_input_done();
+    finish(open ? ExitCode::interrupted : ExitCode::ok, {});
+    exit_status_ = 130;
   }
 
   // Ends the session: the first reason wins. Closes the stack top-down:

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -247,7 +248,10 @@ void Status::finished(ExitCode code, const std::string& message) {
                                           {"rtt_ms", rtt_ms_ ? json(*rtt_ms_) : json(nullptr)},
                                           {"final", true}}));
     } else if (draw_) {
-      log::say("Sent {}, received {} in {}.", format_bytes(sent_), format_bytes(received_), format_duration(seconds));
+      // The average of the busier direction: what a transfer's user asks.
+      const double busier = static_cast<double>(std::max(sent_, received_));
+      log::say("Sent {}, received {} in {} (average {}).", format_bytes(sent_), format_bytes(received_),
+               format_duration(seconds), format_rate(seconds > 0 ? busier / seconds : 0));
     }
   }
 }

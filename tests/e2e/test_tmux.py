@@ -198,6 +198,9 @@ def test_readme_tar_example_ends_by_itself(lab, tmp_path):
                              "the receiving peersock to end by itself (stdin is the terminal)")
         lab.check(m.group(1) == "0", f"the receiving peersock exited with {m.group(1)}:\n{pane.screen()}")
         lab.check(pane.wait_exit(scaled(10), "tar x") == 0, "tar x failed:\n" + pane.screen())
+        # stdin is the terminal: progress was shown, and the summary has the average rate.
+        lab.check(re.search(r"^Sent 0 B, received 3\.\d MiB in \S+ \(average [\d.]+ [KMG]?i?B/s\)\.$", pane.screen(),
+                            re.MULTILINE) is not None, "no summary with the average rate:\n" + pane.screen())
         rc = sender.wait_exit(scaled(10), what="the sending side must end once the data is delivered")
         lab.check(rc == 0, f"the sending peersock exited with {rc}")
         got = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (dst / "photos").iterdir()}
@@ -224,5 +227,30 @@ def test_send_only_reads_a_terminal(lab):
         lab.check(rc == 0, f"receiver exited with {rc}")
         out = receiver.proc.stdout.read()
         lab.check(b"hello through the tunnel" in out, f"the receiver wrote {out!r}")
+    finally:
+        pane.close()
+
+
+@pytest.mark.deadline(90)
+def test_stdio_data_on_the_terminal_is_not_overdrawn(lab):
+    """stdout is the terminal: the status line is erased before the first
+    byte reaches it and not drawn again, so the program's output stays as
+    it was written (no `148.3 MiB/s2147483648`)."""
+    sender = lab.peersock("peersock stdio-a", ["stdio-a"], stdio=True)
+    code = sender.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    pane = TmuxPane(lab, pane_command(lab, ["stdio-b", code]))
+    try:
+        pane.wait_screen(r"authenticated", scaled(30), "authentication")
+        lines = [f"line {i} of the program's own output" for i in range(1, 6)]
+        sender.proc.stdin.write(("\n".join(lines) + "\n").encode())
+        sender.proc.stdin.close()
+        lab.check(pane.wait_exit(scaled(20), "the receiver") == 0, "receiver not exit 0:\n" + pane.screen())
+        screen = pane.screen()
+        for l in lines:
+            lab.check(re.search(rf"^{re.escape(l)}$", screen, re.MULTILINE) is not None,
+                      f"{l!r} is not a line of its own on the terminal:\n{screen}")
+        stray = [l for l in screen.splitlines() if re.search(r"\d ?[KMG]?i?B/s", l) and not l.startswith("Sent ")]
+        lab.check(not stray, f"a status line was left on screen: {stray}\n{screen}")
+        lab.check(sender.wait_exit(scaled(20), what="the sender") == 0, "sender not exit 0")
     finally:
         pane.close()

@@ -262,6 +262,7 @@ TEST_F(CliTest, PrintConfigShowsOriginsButNoSecrets) {
 
 TEST_F(CliTest, OutputFormat) {
   auto fmt = [&](std::vector<std::string> args, bool tty, std::string_view term = "xterm") {
+    // stdio: stdin and stdout are pipes here
     return output_format(parse(std::move(args)), tty, term);
   };
   EXPECT_EQ(fmt({"listen", "1"}, true), log::Format::tty);
@@ -271,6 +272,10 @@ TEST_F(CliTest, OutputFormat) {
   EXPECT_EQ(fmt({"--no-status", "connect", "h:1"}, true), log::Format::plain);
   // stdio: the terminal may be ssh's (ProxyCommand); only with --status.
   EXPECT_EQ(fmt({"stdio-b"}, true), log::Format::plain);
+  // ...but when stdin or stdout is the terminal (the tar cases), there is
+  // progress to show.
+  EXPECT_EQ(output_format(parse({"stdio-b"}), true, "xterm", true), log::Format::tty);
+  EXPECT_EQ(output_format(parse({"--no-status", "stdio-b"}), true, "xterm", true), log::Format::plain);
   EXPECT_EQ(fmt({"--status", "stdio-a"}, true), log::Format::tty);
   EXPECT_EQ(fmt({"--status", "stdio-a"}, false), log::Format::plain);
   EXPECT_EQ(fmt({"--json", "--status", "listen", "1"}, true), log::Format::json);

@@ -102,6 +102,8 @@ class Forwarder final : public Stage {
 
   // stdio: the one stream ended cleanly both ways.
   bool stdio_delivered() const { return stdio_delivered_; }
+  // stdio: all of stdin went into the stream (EOF reached, FIN sent).
+  bool stdio_input_done() const { return is_stdio() && !pumps_.empty() && pumps_.front()->input_done(); }
 
   struct Sample {
     const void* id;

@@ -61,6 +61,9 @@ struct PumpOptions {
   bool is_socket = false;  // shutdown(SHUT_WR) on peer FIN, RST on reset
   bool owns_fds = false;   // close the fds when the pump is destroyed
   bool peer_supports_fin = true;
+  // write_fd is a terminal (stdio): the status line is erased for good
+  // before the first byte goes to it (log::release_terminal).
+  bool writes_to_terminal = false;
 };
 
 // What the pumps of a session share for credit (v3). Null in PumpOptions:
@@ -102,6 +105,8 @@ class Pump : private Poller::Handler {
   std::string describe() const;
 
   bool finished() const { return finished_; }
+  // Local EOF reached and passed on (FIN sent): all our input went out.
+  bool input_done() const { return fin_sent_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t bytes_received() const { return bytes_received_; }
   // Both directions done with a clean FIN each way (not reset).

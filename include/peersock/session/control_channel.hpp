@@ -52,8 +52,10 @@ class ControlChannel final : public Stage {
   void start_ping(int64_t now_us);  // one RTT measurement
 
   // Reads and dispatches what the peer said, then flushes our queue.
-  // Errors: CounterpartyError for a malformed frame (v3); Error(peer_gone)
-  // when the stream failed or the backlog passed kMaxBacklog.
+  // Errors: CounterpartyError for a malformed frame (v3 and later);
+  // Error(peer_gone) when the backlog passed kMaxBacklog. A stream 0 that
+  // can no longer be written (reset, or the connection going away) only
+  // stops the channel: QUIC's close says how the run ended.
   void poll(int64_t now_us);
 
   // We queued a 'D' and everything queued has gone into the stream (which
