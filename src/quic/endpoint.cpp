@@ -228,6 +228,7 @@ void Endpoint::receive_datagram(std::span<const uint8_t> datagram, Timestamp now
   if (closed_ && !close_requested_) return;  // draining, idle or failed: nothing more to read
   ngtcp2_pkt_info pi{};
   int rv = ngtcp2_conn_read_pkt(conn_, &fixed_path().path, &pi, datagram.data(), datagram.size(), now);
+  if (rv == 0) last_received_ = now;
   if (rv != 0) on_fatal_read(rv, now);
   sweep();
 }
@@ -493,6 +494,7 @@ ConnStats Endpoint::stats() const {
   out.cwnd = info.cwnd;
   out.bytes_in_flight = info.bytes_in_flight;
   out.max_datagram = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  out.last_received = last_received_;
   return out;
 }
 

@@ -162,6 +162,12 @@ class Session {
     if (st.rtt_ms >= 0) p.rtt_ms = st.rtt_ms;
     p.cwnd = st.cwnd;
     p.bytes_in_flight = st.bytes_in_flight;
+    // Waiting for the peer (data or a keep-alive PING in flight) and nothing
+    // heard for over a second and 4 RTTs: say so, instead of an RTT sample
+    // that stays healthy until the idle timeout ends the run.
+    const double silent = static_cast<double>(quic::now() - st.last_received) / 1e9;
+    const double rtt_s = st.rtt_ms > 0 ? st.rtt_ms / 1000 : 0;
+    if (st.bytes_in_flight > 0 && st.last_received != 0 && silent > std::max(1.0, 4 * rtt_s)) p.silent_s = silent;
     return p;
   }
 

@@ -91,7 +91,11 @@ std::string status_line(const Snapshot& s, size_t width) {
     case Phase::closing: {
       line = s.phase == Phase::connected ? "connected" : "closing";
       if (path) line += fmt::format(", {}", path);
-      if (s.rtt_ms) line += fmt::format(", rtt {:.0f} ms", *s.rtt_ms);
+      if (s.silent_s) {
+        line += fmt::format(", no answer for {:.0f} s", *s.silent_s);
+      } else if (s.rtt_ms) {
+        line += fmt::format(", rtt {:.0f} ms", *s.rtt_ms);
+      }
       if (double max = cwnd_rate(s.cwnd, s.rtt_ms); max > 0) {
         line += fmt::format(", window {} ({} max), {} in flight", format_bytes(s.cwnd), format_rate(max),
                             format_bytes(s.bytes_in_flight));

@@ -104,6 +104,7 @@ Snapshot Status::snapshot() const {
   s.rtt_ms = rtt_ms_;
   s.cwnd = path_sample_.cwnd;
   s.bytes_in_flight = path_sample_.bytes_in_flight;
+  s.silent_s = path_sample_.silent_s;
   s.sent = sent_;
   s.received = received_;
   s.send_rate = send_meter_.bytes_per_second();

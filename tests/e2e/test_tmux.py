@@ -254,3 +254,25 @@ def test_stdio_data_on_the_terminal_is_not_overdrawn(lab):
         lab.check(sender.wait_exit(scaled(20), what="the sender") == 0, "sender not exit 0")
     finally:
         pane.close()
+
+
+@pytest.mark.deadline(90)
+def test_status_line_says_when_the_peer_stops_answering(lab):
+    """The peer dies (SIGKILL) during a download: the status line stops
+    showing the last RTT, which would look healthy until the idle timeout,
+    and says `no answer for N s` instead."""
+    import signal
+    target = lab.helper("target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(1 << 30),
+                                          "--timeout", str(int(scaled(80)))])
+    target.wait_event("listening", scaled(15), what="the target server to listen")
+    gen = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}"])
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    pane = TmuxPane(lab, pane_command(lab, ["listen", str(LISTEN_PORT), code]))
+    try:
+        pane.wait_screen(r"authenticated", scaled(30), "authentication")
+        lab.helper("client", ["client", "--port", str(LISTEN_PORT), "--bytes", "0", "--timeout", str(int(scaled(80)))])
+        pane.wait_screen(r"received [1-9][\d.]* [KMG]iB [1-9]", scaled(20), "the download running")
+        gen.signal(signal.SIGKILL)
+        pane.wait_screen(r"no answer for [1-9]\d* s", scaled(10), "the status line noticing the silence")
+    finally:
+        pane.close()

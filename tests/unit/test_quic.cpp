@@ -280,6 +280,17 @@ TEST(QuicHandshake, CompletesWithEqualExportersOnBothSides) {
   EXPECT_NE(c2, c);
 }
 
+TEST(QuicStats, LastReceivedFollowsThePeersPackets) {
+  QuicPair p;
+  EXPECT_EQ(p.client().stats().last_received, 0u);
+  ASSERT_TRUE(p.handshake());
+  const Timestamp first = p.client().stats().last_received;
+  EXPECT_GT(first, 0u);
+  EXPECT_LE(first, p.now());
+  p.run_for(2 * kSec, [] {});
+  EXPECT_GE(p.client().stats().last_received, first);
+}
+
 TEST(QuicHandshake, ExporterBeforeTheHandshakeThrows) {
   QuicPair p;
   EXPECT_THROW(p.client().export_keying_material(auth::kExporterLabel, auth::kExporterBytes), Error);

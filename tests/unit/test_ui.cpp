@@ -85,6 +85,16 @@ TEST(StatusLine, Phases) {
   EXPECT_EQ(status_line(s, 200), "connected, via TURN relay | sent 1.5 KiB 1.0 KiB/s | received 10.0 MiB 0 B/s");
 }
 
+TEST(StatusLine, SilenceReplacesTheLastRtt) {
+  Snapshot s;
+  s.phase = Phase::connected;
+  s.relayed = false;
+  s.rtt_ms = 12;
+  s.silent_s = 7.4;
+  s.stdio = true;
+  EXPECT_EQ(status_line(s, 200), "connected, direct, no answer for 7 s | sent 0 B 0 B/s | received 0 B 0 B/s");
+}
+
 TEST(StatusLine, CutToTheTerminalWidth) {
   Snapshot s;
   s.phase = Phase::connected;

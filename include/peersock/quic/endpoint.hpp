@@ -105,6 +105,9 @@ struct ConnStats {
   uint64_t cwnd = 0;   // congestion window, bytes
   uint64_t bytes_in_flight = 0;
   size_t max_datagram = 0;  // largest datagram we send on this path now
+  // When the peer's last packet arrived that ngtcp2 accepted (0: none yet),
+  // on the clock the endpoint is fed with.
+  Timestamp last_received = 0;
 };
 
 struct StreamState {
@@ -254,6 +257,7 @@ class Endpoint {
   bool handshake_done_ = false;
   bool close_requested_ = false, close_sent_ = false;
   Timestamp close_deadline_ = 0;
+  Timestamp last_received_ = 0;  // ConnStats::last_received
   uint64_t close_code_ = kErrorNone;
   std::string close_reason_;
   std::vector<uint8_t> close_packet_;  // resent once per packet the peer sends while we close

@@ -47,6 +47,9 @@ struct PathSample {
   std::optional<double> rtt_ms;  // smoothed RTT
   uint64_t cwnd = 0;
   uint64_t bytes_in_flight = 0;
+  // Seconds since the peer last answered while we wait for it (bytes in
+  // flight); nullopt while all is answered.
+  std::optional<double> silent_s;
 };
 
 // The network path the session found (ICE's selected pair), as the user is
@@ -80,6 +83,9 @@ struct Snapshot {
   std::optional<double> rtt_ms;  // when the session measures it
   uint64_t cwnd = 0;             // QUIC congestion window, bytes (0: unknown)
   uint64_t bytes_in_flight = 0;  // sent, not yet acknowledged or lost
+  // The peer has not answered for this long although we wait for it; shown
+  // as "no answer for N s" instead of the last RTT, which would look healthy.
+  std::optional<double> silent_s;
   uint64_t sent = 0, received = 0;
   double send_rate = 0, receive_rate = 0;  // bytes per second
   size_t open_connections = 0;
