@@ -31,7 +31,7 @@ packages=(
   nlohmann-json3-dev libfmt-dev googletest libgtest-dev
   python3-magic-wormhole-mailbox-server python3-mnemonic python3-websocket
   coturn iproute2 nftables iptables openssh-server openssh-client socat
-  procps psmisc tmux clang libclang-rt-14-dev
+  procps psmisc tmux clang libclang-rt-14-dev curl
   zsh groff-base
   python3-pytest
   libnetfilter-queue-dev
