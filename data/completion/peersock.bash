@@ -13,12 +13,23 @@ _peersock() {
         --code-words --join --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
-    # --debug=LIST: bash splits at '=', so the list is its own word.
-    if [[ $prev == = && ${COMP_WORDS[COMP_CWORD-2]} == --debug ]] || [[ $cur == --debug=* ]]; then
-        local list=${cur#--debug=} head=
+    # --debug=LIST: bash splits at '=' (COMP_WORDBREAKS), so the '=' is a
+    # word of its own and the list the word after it; right after the '='
+    # the current word is the '=' itself (and what readline completes is the
+    # empty text behind it).
+    local list= in_debug=0 pre=
+    if [[ $cur == = && $prev == --debug ]]; then
+        in_debug=1
+    elif [[ $prev == = && ${COMP_WORDS[COMP_CWORD-2]} == --debug ]]; then
+        in_debug=1 list=$cur
+    elif [[ $cur == --debug=* ]]; then
+        in_debug=1 list=${cur#--debug=} pre=--debug=  # '=' not a word break here: the word is all of it
+    fi
+    if ((in_debug)); then
+        local head=
         [[ $list == *,* ]] && head=${list%,*},
         local IFS=$' \t\n'
-        COMPREPLY=($(compgen -P "$head" -W "$layers" -- "${list##*,}"))
+        COMPREPLY=($(compgen -P "$pre$head" -W "$layers" -- "${list##*,}"))
         compopt -o nospace 2>/dev/null
         return
     fi

@@ -44,6 +44,18 @@ def test_bash_completes_subcommands_and_options(ns_lab):
         pane.type("peersock --debug=ice,fo")
         pane.send_keys("Tab")
         pane.wait_screen(r"^\$ peersock --debug=ice,forward$", scaled(10), "Tab completing a --debug layer list")
+        # Right after the '=' (bash makes the '=' a word of its own): Tab
+        # twice lists the layers.
+        pane.send_keys("C-u")
+        pane.type("peersock listen 5900 --debug=")
+        pane.send_keys("Tab")
+        pane.send_keys("Tab")
+        pane.wait_screen(r"^all\s+auth\s+forward\s+ice\s+quic\s+rendezvous\s+session\s*$", scaled(10),
+                         "Tab twice after '--debug=' listing the layers")
+        pane.wait_screen(r"^\$ peersock listen 5900 --debug=$", scaled(10), "the line kept after the listing")
+        pane.type("ren")
+        pane.send_keys("Tab")
+        pane.wait_screen(r"^\$ peersock listen 5900 --debug=rendezvous$", scaled(10), "Tab completing the layer")
     finally:
         pane.close()
 
@@ -70,5 +82,16 @@ def test_zsh_completes_subcommands_and_options(ns_lab):
         pane.type("peersock --pri")
         pane.send_keys("Tab")
         pane.wait_screen(r"^\$ peersock --print-config\s*$", scaled(10), "Tab completing an option")
+        # Options after the subcommand and its arguments, too.
+        pane.send_keys("C-u")
+        pane.type("peersock listen 5900 --js")
+        pane.send_keys("Tab")
+        pane.wait_screen(r"^\$ peersock listen 5900 --json\s*$", scaled(10), "Tab completing an option after the subcommand")
+        pane.send_keys("C-u")
+        pane.type("peersock stdio-b --debug=fo")
+        pane.send_keys("Tab")
+        # (_values adds the ',' for the next layer; typing a space removes it)
+        pane.wait_screen(r"^\$ peersock stdio-b --debug=forward,?\s*$", scaled(10),
+                         "Tab completing a --debug layer after the subcommand")
     finally:
         pane.close()
