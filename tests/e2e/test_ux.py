@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, TARGET_PORT,
-                 check_same, peersock_bin, scaled, wrong_words_code)
+from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, LISTEN_PORT, MAILBOX_PORT, REPO,
+                 TARGET_PORT, check_same, peersock_bin, scaled, wrong_words_code)
 
 ARGV_NOTE_RE = re.compile(r"^Note: the code was given on the command line")
 INTERRUPTED = 130
@@ -22,6 +22,16 @@ def peer(lab, name, args, *, env=None, stdin=subprocess.DEVNULL, stdout="lines")
     e.update(env or {})
     argv = [peersock_bin(), "--relay", lab.relay_url or "ws://127.0.0.1:4001/v1", "--stun", "", "--turn", "", *args]
     return lab.start(name, argv, stdin=stdin, stdout=stdout, env=e)
+
+
+def documented_event_order():
+    """The events of docs/json-events.md's "in the order they normally happen"
+    table that happen once per run in that order (through connection-closed;
+    stats, warnings, errors and the like come at any time)."""
+    text = (REPO / "docs" / "json-events.md").read_text()
+    section = text.split("## Events, in the order they normally happen", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\| `([a-z-]+)` \|", section, re.M)
+    return names[:names.index("connection-closed") + 1]
 
 
 def json_events(lab, p):
@@ -93,16 +103,19 @@ def test_json_events_from_both_sides(lab):
     for p, first in ((gen, ["contacting", "code", "waiting"]), (cons, ["contacting", "waiting"])):
         events = json_events(lab, p)
         names = [e["event"] for e in events]
-        # "path" comes once authenticated, with the RTT (docs/protocol.md §6.4), so it may
-        # follow the first connection-opened: checked on its own below.
-        want = first + ["finding-path", "authenticating", "authenticated", "connected",
+        want = first + ["finding-path", "authenticating", "authenticated", "connected", "path",
                         "connection-opened", "connection-closed"]
         it = iter(names)
         lab.check(all(n in it for n in want), f"{p.name}: events {names} lack the order {want}")
+        # docs/json-events.md's table lists them in this order, too.
+        documented = [n for n in documented_event_order() if n in names]
+        seen = list(dict.fromkeys(n for n in names if n in documented))
+        lab.check(seen == documented, f"{p.name}: events came in the order {seen}, "
+                                      f"docs/json-events.md's table says {documented}")
         ts = [e["t"] for e in events]
         lab.check(ts == sorted(ts), f"{p.name}: timestamps go backwards: {ts}")
-        lab.check(names.count("path") == 1 and names.index("path") > names.index("authenticated"),
-                  f"{p.name}: expected one path event after authenticated: {names}")
+        lab.check(names.count("path") == 1 and names.index("path") == names.index("connected") + 1,
+                  f"{p.name}: expected one path event, right after connected: {names}")
         path = next(e for e in events if e["event"] == "path")
         lab.check(path["relayed"] is False and path["transport"] == "udp", f"{p.name}: path event {path}")
         final = [e for e in events if e["event"] == "stats" and e.get("final")]
