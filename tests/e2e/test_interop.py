@@ -22,7 +22,8 @@ half-closes first (the target sends big_bytes() and its FIN, only then does
 the client send 4 MiB). Every byte must arrive (SHA-256 at the TCP ends), the
 OpenSSL peer must have finished both streams with a FIN each way and received
 peersock's 'D' for each. The side running `listen` is then stopped with
-SIGTERM and closes with code 0; the other must exit 0 on that close.
+SIGTERM and closes with code 0; the other must exit 0 on that close. A second
+test sends 120 connections of random sizes through each pairing.
 """
 import json
 import re
@@ -31,8 +32,10 @@ import subprocess
 
 import pytest
 
-from lab import AUTH_RE, CODE_RE, HELPER, LISTEN_PORT, PYTHON, TARGET_PORT, Pump, big_bytes, check_same, mib, peer_env, scaled
+from lab import (AUTH_RE, CODE_RE, HELPER, LISTEN_PORT, PYTHON, TARGET_PORT, Pump, big_bytes, check_same, mib, peer_env,
+                 scaled)
 from test_attacks import attacker_bin
+from test_data_plane import match_many
 
 OURS_SEED, OSSL_SEED = 303, 404
 PEER_VERSION = 2  # what the OpenSSL peer announces and implements
@@ -241,3 +244,53 @@ def test_tcp_against_openssl_quic_peer(lab, ours_mode, generator):
               f"{ossl.name}: its summary does not report a clean end with 2 clean connections: {done}")
     lab.check(ours.find(re.compile(rf"peer protocol version {PEER_VERSION}\b")) is not None,
               f"{ours.name} did not see protocol version {PEER_VERSION} from the OpenSSL peer")
+
+
+@pytest.mark.deadline(600)
+@pytest.mark.parametrize("ours_mode", ["listen", "connect"])
+def test_many_tcp_connections_against_openssl_quic_peer(lab, ours_mode):
+    """120 connections started at once, random sizes up to 8 MiB each way
+    (about 32 MiB in all per direction), through peersock and the OpenSSL
+    peer. More than the 100 streams each side allows at first: the limit must
+    be raised (MAX_STREAMS) as streams end. The side in `connect` mode
+    generates the code."""
+    count, total = 120, 32 << 20
+    ossl_mode = "connect" if ours_mode == "listen" else "listen"
+    server = lab.helper("many server", ["mserver", "--port", str(TARGET_PORT), "--timeout", str(int(scaled(500)))])
+    server.wait_event("listening", scaled(15), what="the target server to listen")
+    target = f"127.0.0.1:{TARGET_PORT}"
+    ours_args = ["--debug=ice", *(["listen", str(LISTEN_PORT)] if ours_mode == "listen" else ["connect", target])]
+    ossl_target = target if ossl_mode == "connect" else str(LISTEN_PORT)
+    if ours_mode == "connect":
+        ours = lab.peersock(f"peersock {ours_mode}", ours_args)
+        code = ours.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, code, scaled(500))
+    else:
+        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, None, scaled(500))
+        code = ossl.wait_line(CODE_RE, scaled(20), what="the OpenSSL peer's 'Connection code:' line").group(1)
+        ours = lab.peersock(f"peersock {ours_mode}", [*ours_args, code])
+    peers = [ours, ossl]
+
+    def alive():
+        for p in peers:
+            if p.returncode is not None:
+                return f"{p.name} exited with status {p.returncode}"
+        return None
+
+    ours.wait_line(AUTH_RE, scaled(60), what="peersock's 'authenticated' line")
+    lab.wait_for(lambda: ossl.event("authenticated"), scaled(60), "the OpenSSL peer to authenticate", fail_if=alive)
+    deadline = scaled(90 + 4 * 2 * total / (1 << 20))
+    client = lab.helper("many client", ["mclient", "--port", str(LISTEN_PORT), "--count", str(count),
+                                        "--total-bytes", str(total), "--max-bytes", str(8 << 20),
+                                        "--timeout", str(int(deadline))])
+    lab.wait_for(lambda: client.event("summary") or client.event("timeout"), deadline,
+                 f"{count} connections to finish", fail_if=alive)
+    lab.wait_for(lambda: sum(1 for e in server.events() if e.get("event") in ("conn", "conn_failed")) >= count,
+                 scaled(60), f"the target server to finish all {count} connections", fail_if=alive)
+    match_many(lab, client, server, count)
+    lab.wait_for(lambda: len([e for e in ossl.events() if e.get("event") == "conn_done"]) >= count, scaled(30),
+                 f"the OpenSSL peer to finish all {count} streams cleanly", fail_if=alive)
+    lab.check(not ossl.event("conn_reset"), f"{ossl.name} reset a stream: {ossl.event('conn_reset')}")
+    ossl.signal(signal.SIGTERM)
+    lab.check(ossl.wait_exit(scaled(20)) == 0, f"{ossl.name} should exit 0 after SIGTERM")
+    lab.check(ours.wait_exit(scaled(20)) == 0, f"{ours.name} should exit 0 after the peer's close with code 0")
