@@ -46,6 +46,9 @@ NETIO = HERE / "netio.py"
 PY = "/usr/bin/python3"
 A_IP, B_IP, NET = "10.77.0.1", "10.77.0.2", "10.77.0.0/24"
 TARGET, LISTEN, SOCAT, SSH_FWD, SSHD, MAILBOX = 5001, 6000, 6001, 6002, 2222, 4000
+# system calls --perf counts (perf stat, tracepoints) in each peersock process
+PERF_SYSCALLS = ["sendmsg", "sendmmsg", "recvmsg", "recvmmsg", "read", "write", "poll", "epoll_wait",
+                 "timerfd_settime"]
 # listen ports of the per-row tunnels: 6100 + 2 x tunnel number (+1 for CUBIC)
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -71,16 +74,25 @@ ROWS = [
     Row("20ms-0.1", "20 ms RTT + 0.1 % loss", delay_ms=10, loss=0.001),
     Row("200ms-1", "200 ms RTT + 1 % loss", delay_ms=100, loss=0.01),
 ]
+# Diagnostic rows, only with --rows: the 20 ms link without loss (what the
+# loss costs on the 20 ms + 0.1 % row).
+DIAG_ROWS = [
+    Row("20ms", "20 ms RTT", delay_ms=10),
+]
 
 # peersock and peersock-cubic get a new tunnel for every row (a cold start,
 # as each TCP transfer gets a new connection); peersock-warm is one BBR tunnel
 # kept from the start of the run through every row, as a long-lived tunnel
 # would be (its congestion state comes from the rows before).
-COLUMNS = ["tcp-cubic", "tcp-bbr", "socat", "ssh", "peersock", "peersock-cubic", "peersock-warm"]
+COLUMNS = ["tcp-cubic", "tcp-bbr", "socat", "ssh", "peersock", "peersock-cubic", "peersock-warm", "peersock-b"]
 TITLES = {"tcp-cubic": "TCP CUBIC", "tcp-bbr": "TCP BBR", "socat": "socat relay", "ssh": "ssh -L",
           "peersock": "peersock (BBR)", "peersock-cubic": "peersock (CUBIC)",
-          "peersock-warm": "peersock (BBR, warm tunnel)"}
-PEERSOCK_COLUMNS = {"peersock": [], "peersock-cubic": ["--congestion", "cubic"], "peersock-warm": []}
+          "peersock-warm": "peersock (BBR, warm tunnel)", "peersock-b": "peersock B (BBR, --bin-b)"}
+PEERSOCK_COLUMNS = {"peersock": [], "peersock-cubic": ["--congestion", "cubic"], "peersock-warm": [],
+                    "peersock-b": []}
+# columns that get a new tunnel for every transfer; peersock-b runs the
+# binary of --bin-b (an A/B comparison interleaved in the same run)
+FRESH = ("peersock", "peersock-cubic", "peersock-b")
 
 
 def sh(*argv, check=True):
@@ -278,6 +290,31 @@ class Bench:
             out[side] = (d["InErrors"], d["RcvbufErrors"], d["SndbufErrors"])
         return out
 
+    def loss_counters(self):
+        """(packets the iptables random-loss rules dropped, packets sent on the
+        veth), both namespaces together: the loss the link really applied."""
+        drops = pkts = 0
+        for ns, dev in ((self.a, self.va), (self.b, self.vb)):
+            out = sh("ip", "netns", "exec", ns, "iptables", "-L", "INPUT", "-v", "-x", "-n", check=False).stdout
+            for line in out.splitlines():
+                f = line.split()
+                if len(f) > 2 and f[2] == "DROP" and "statistic" in line:
+                    drops += int(f[0])
+            j = json.loads(sh("ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev).stdout)
+            pkts += j[0]["stats64"]["tx"]["packets"]
+        return drops, pkts
+
+    def qdisc_drops(self):
+        """Packets the veths' root qdiscs (tbf on the rate rows) dropped, both ends."""
+        n = 0
+        for ns, dev in ((self.a, self.va), (self.b, self.vb)):
+            r = sh("tc", "-n", ns, "-j", "-s", "qdisc", "show", "dev", dev, check=False)
+            try:
+                n += sum(q.get("drops", 0) for q in json.loads(r.stdout or "[]"))
+            except ValueError:
+                pass
+        return n
+
     def nfq_counters(self):
         """Packets each namespace's NFQUEUE dropped (queue full + failed to
         reach nfq-delay)."""
@@ -362,18 +399,19 @@ def fmt_rate(x):
 
 
 class Tunnel:
-    def __init__(self, bench, name, port, extra):
+    def __init__(self, bench, name, port, extra, binary=None):
         self.name, self.port = name, port
         self.bench = bench
         b, a = bench, bench.args
         t0 = time.monotonic()
+        binary = binary or a.bin
         common = ["--json", "--no-status", "--relay", f"ws://{A_IP}:{MAILBOX}/v1", "--stun", "", "--turn", "",
                   *extra, *a.peersock_arg]
         for attempt in range(3):
-            self.conn = b.start(b.a, [a.bin, *common, "connect", f"127.0.0.1:{TARGET}"],
+            self.conn = b.start(b.a, [binary, *common, "connect", f"127.0.0.1:{TARGET}"],
                                 log=f"{name}-connect-{attempt}.log")
             code = json_event(self.conn, "code", 30)["code"]
-            self.lis = b.start(b.b, [a.bin, *common, "listen", str(port), code], log=f"{name}-listen-{attempt}.log")
+            self.lis = b.start(b.b, [binary, *common, "listen", str(port), code], log=f"{name}-listen-{attempt}.log")
             try:
                 json_event(self.lis, "authenticated", 60, alive=(self.lis, self.conn))
                 json_event(self.conn, "authenticated", 60, alive=(self.lis, self.conn))
@@ -412,7 +450,8 @@ def main():
     ap.add_argument("--src", help="source tree (for the commit measured)")
     ap.add_argument("--rev", help="the commit the binary was built from (run.sh --commit)")
     ap.add_argument("--rows", default=",".join(r.key for r in ROWS),
-                    help="comma-separated rows to run (default all: %(default)s)")
+                    help="comma-separated rows to run (default all: %(default)s; diagnostic rows: "
+                         + ",".join(r.key for r in DIAG_ROWS) + ")")
     ap.add_argument("--columns", default=",".join(COLUMNS), help="comma-separated columns (default %(default)s)")
     ap.add_argument("--seconds", type=float, default=None, help="time bound of every transfer (default 10 s)")
     ap.add_argument("--relay-cc", default="cubic", choices=["cubic", "bbr"],
@@ -424,7 +463,9 @@ def main():
     ap.add_argument("--no-rss", action="store_true", help="skip the idle-connections (RSS) test")
     ap.add_argument("--no-ping", action="store_true", help="skip the round-trip test")
     ap.add_argument("--perf", metavar="DIR", help="`perf record -g` both peersock (BBR) processes during the "
-                                                  "peersock column of --perf-row into DIR (perf.listen, perf.connect)")
+                                                  "peersock column of --perf-row into DIR (perf.listen, perf.connect), "
+                                                  "their system calls by kind (perf stat: syscalls.listen, "
+                                                  "syscalls.connect) and the bytes moved (bytes)")
     ap.add_argument("--perf-row", default="unshaped")
     ap.add_argument("--trace-ping", metavar="DIR", help="after the round trips, strace both sides of the BBR "
                                                          "tunnel during 50 more (DIR/strace.listen, .connect)")
@@ -432,14 +473,17 @@ def main():
                     help="diagnostic: raise net.ipv4.tcp_wmem's maximum in both namespaces (default: the kernel's)")
     ap.add_argument("--peersock-arg", action="append", default=[], metavar="ARG",
                     help="extra option for every peersock process (repeatable), e.g. --peersock-arg=--debug=quic")
+    ap.add_argument("--bin-b", metavar="PATH", help="A/B: a second peersock binary, measured as the column "
+                                                    "peersock-b (BBR, a new tunnel per transfer, interleaved)")
     ap.add_argument("--keep-logs", action="store_true")
     a = ap.parse_args()
-    rows = [r for r in ROWS if r.key in a.rows.split(",")]
-    columns = [c for c in COLUMNS if c in a.columns.split(",")]
+    rows = [r for r in ROWS + DIAG_ROWS if r.key in a.rows.split(",")]
+    columns = [c for c in COLUMNS if c in a.columns.split(",") and (c != "peersock-b" or a.bin_b)]
     if a.seconds:
         for r in rows:
             r.seconds = a.seconds
     header = [f"machine: {machine()}", f"peersock: {a.bin}, commit {source_state(a.src, a.rev)}",
+              *([f"peersock B (--bin-b): {a.bin_b}"] if a.bin_b else []),
               f"started: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"]
     for h in header:
         print(h, file=sys.stderr)
@@ -497,7 +541,7 @@ def run_all(a, b, rows, columns, results, extra):
     def fresh(col):
         serial[0] += 1
         t = Tunnel(b, f"{col}-{serial[0]}", 6100 + 2 * serial[0] + (col == "peersock-cubic"),
-                   PEERSOCK_COLUMNS[col])
+                   PEERSOCK_COLUMNS[col], a.bin_b if col == "peersock-b" else None)
         extra.setdefault("setup", {}).setdefault((row.key, col), []).append(t.setup_s)
         extra.setdefault("bufs", {}).setdefault(col, t.socket_buffers())
         t.col = col
@@ -508,7 +552,7 @@ def run_all(a, b, rows, columns, results, extra):
         print(f"row {row.label}", file=sys.stderr)
         runs = {}
         for col in [c for _ in range(a.repeat) for c in columns]:  # repetitions interleaved
-            if col in ("peersock", "peersock-cubic"):
+            if col in FRESH:
                 try:
                     tunnels[col] = fresh(col)  # set up over this row's link
                 except Exception as e:
@@ -524,7 +568,7 @@ def run_all(a, b, rows, columns, results, extra):
                 r = {"note": "failed"}
             runs.setdefault(col, []).append(r)
             print(f"  {col}: {r.get('mbytes_per_s')} MB/s {r.get('note', '')}", file=sys.stderr)
-            if col in ("peersock", "peersock-cubic") and col in tunnels:
+            if col in FRESH and col in tunnels:
                 tunnels.pop(col).close()
         for col, rs in runs.items():
             results[(row.key, col)] = combine(rs)
@@ -662,12 +706,20 @@ def measure(b, a, row, col, tunnels):
     out["cc"] = set()
     udp0 = b.udp_counters() if ssport is None else None
     nfq0 = b.nfq_counters()
+    loss0 = b.loss_counters()
+    qd0 = b.qdisc_drops()
     perfs = []
     if ssport is None and a.perf and col == "peersock" and row.key == a.perf_row:
         os.makedirs(a.perf, exist_ok=True)
         for name, proc in (("listen", t.lis), ("connect", t.conn)):
             pf = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(proc.pid), "-o",
                                    os.path.join(a.perf, f"perf.{name}")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            perfs.append(pf)
+            # System calls by kind over the same transfer (DIR/syscalls.NAME).
+            pf = subprocess.Popen(["perf", "stat", "-x", ",", "-o", os.path.join(a.perf, f"syscalls.{name}"),
+                                   "-p", str(proc.pid)] + [x for sc in PERF_SYSCALLS
+                                                          for x in ("-e", f"syscalls:sys_enter_{sc}")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             perfs.append(pf)
         time.sleep(1)  # perf attaches asynchronously; it prints nothing to wait for
@@ -711,11 +763,17 @@ def measure(b, a, row, col, tunnels):
         return out
     r = json.loads(so.strip().splitlines()[-1])
     out.update(r)
+    if perfs:
+        with open(os.path.join(a.perf, "bytes"), "w") as f:
+            f.write(f"{r['bytes']}\n")
     if ssport is None:
         out["udp"] = {s: tuple(x - y for x, y in zip(b.udp_counters()[s], udp0[s])) for s in ("a", "b")}
         gib = r["bytes"] / (1 << 30)
         out["cpu"] = ((c1[0] - c0[0]) / gib if gib else None, (c1[1] - c0[1]) / gib if gib else None)
     out["nfq_drops"] = b.nfq_counters() - nfq0
+    loss1 = b.loss_counters()
+    out["link_loss"] = (loss1[0] - loss0[0], loss1[1] - loss0[1])
+    out["qdisc_drops"] = b.qdisc_drops() - qd0
     return out
 
 
@@ -774,7 +832,7 @@ def report(a, header, rows, columns, results, extra, notes):
          "parentheses; the other tables show the median transfer (error counters: the sum)." if a.repeat > 1 else ""))
     p("")
     pcols = [c for c in PEERSOCK_COLUMNS if c in columns]
-    short = {"peersock": "BBR", "peersock-cubic": "CUBIC", "peersock-warm": "warm"}
+    short = {"peersock": "BBR", "peersock-cubic": "CUBIC", "peersock-warm": "warm", "peersock-b": "B"}
     p("| link | " + " | ".join(TITLES[c] for c in columns) + " | " +
       " | ".join(f"{short[c]} / best TCP" for c in pcols) + " |")
     p("|---" * (len(columns) + len(pcols) + 1) + "|")
@@ -832,6 +890,26 @@ def report(a, header, rows, columns, results, extra, notes):
                 p(f"| {r.label} | {TITLES[c]} | {' / '.join(map(str, x['udp']['a']))} | "
                   f"{' / '.join(map(str, x['udp']['b']))} | {x.get('nfq_drops', '-')} |")
     p("")
+    shaped = [r for r in rows if r.rate]
+    if shaped:
+        p("Packets the tbf qdiscs dropped (both veth ends, the median transfer): " + "; ".join(
+            f"{r.label}: " + ", ".join(f"{TITLES[c]} {results.get((r.key, c), {}).get('qdisc_drops', '-')}"
+                                       for c in columns) for r in shaped))
+        p("")
+    lossy = [r for r in rows if r.loss]
+    if lossy:
+        p("Loss the link applied (packets the iptables random-drop rules dropped / packets sent on the veth, "
+          "both directions, the median transfer):")
+        p("")
+        p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
+        p("|---" * (len(columns) + 1) + "|")
+        for r in lossy:
+            cells = []
+            for c in columns:
+                ll = results.get((r.key, c), {}).get("link_loss")
+                cells.append(f"{ll[0]} / {ll[1]} ({100 * ll[0] / max(1, ll[1]):.2f} %)" if ll else "-")
+            p(f"| {r.label} | " + " | ".join(cells) + " |")
+        p("")
     p("CPU use during each transfer (% of one core, from /proc/PID/stat over the transfer's wall time): both "
       "peersock processes, and the busier of the two nfq-delay processes (the delay tool; a row whose delay tool "
       "is near 100 % measures the tool), and how busy the whole machine was ('all', % of all cores, other users' "
@@ -914,7 +992,7 @@ def report(a, header, rows, columns, results, extra, notes):
         return max([results.get((key, c), {}).get("mbytes_per_s") or 0 for c in ("tcp-cubic", "tcp-bbr")])
     for r in rows:
         ps = results.get((r.key, "peersock"), {}).get("mbytes_per_s")
-        if r.key == "unshaped" or ps is None or not best_tcp(r.key):
+        if r.key == "unshaped" or r in DIAG_ROWS or ps is None or not best_tcp(r.key):
             continue
         goal = 0.95 if r.key == "1gbit" else 0.9
         ratio = ps / best_tcp(r.key)

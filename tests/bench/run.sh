@@ -3,36 +3,47 @@
 # and runs tests/bench/bench.py, which prints Markdown tables. Needs root
 # (network namespaces). Not part of the test suite; nothing here is asserted.
 #
-#   tests/bench/run.sh [--commit REV] [bench.py options]   (--help lists them)
+#   tests/bench/run.sh [--commit REV] [--commit-b REV] [bench.py options]   (--help lists them)
 #
 # Without --commit it measures what the working tree builds (the output
 # names the commit and any uncommitted product files). --commit REV
 # measures exactly that commit: `git archive` exports it to
 # ${TMPDIR:-/tmp}/peersock-bench-src-<sha> and builds there (the
-# benchmark scripts themselves still come from this tree).
+# benchmark scripts themselves still come from this tree). --commit-b REV
+# builds REV the same way and measures it as a second peersock column
+# (bench.py --bin-b), interleaved with the first: an A/B on the same run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 rev=""
+rev_b=""
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --commit) rev=$2; shift 2 ;;
     --commit=*) rev=${1#*=}; shift ;;
+    --commit-b) rev_b=$2; shift 2 ;;
+    --commit-b=*) rev_b=${1#*=}; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
+# export REV: prints the directory holding a clean export of that commit
+export_rev() {
+  local sha dir
+  sha=$(git rev-parse --verify "$1^{commit}")
+  dir=${TMPDIR:-/tmp}/peersock-bench-src-${sha:0:12}
+  if [ ! -f "$dir/meson.build" ]; then
+    rm -rf "$dir.part"
+    mkdir -p "$dir.part"
+    git archive "$sha" | tar -x -C "$dir.part"
+    mv "$dir.part" "$dir"
+  fi
+  echo "$dir"
+}
 src=$here
 if [ -n "$rev" ]; then
-  sha=$(git rev-parse --verify "$rev^{commit}")
-  src=${TMPDIR:-/tmp}/peersock-bench-src-${sha:0:12}
-  if [ ! -f "$src/meson.build" ]; then
-    rm -rf "$src.part"
-    mkdir -p "$src.part"
-    git archive "$sha" | tar -x -C "$src.part"
-    mv "$src.part" "$src"
-  fi
-  args=(--rev "$sha" "${args[@]}")
+  src=$(export_rev "$rev")
+  args=(--rev "$(git rev-parse --verify "$rev^{commit}")" "${args[@]}")
 fi
 cache=${PEERSOCK_CACHE:-/var/cache/peersock}
 ossl="$cache/openssl-current"
@@ -58,24 +69,34 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
 fi
 
-dir=$src/build-release
 # -Dwerror=false: GCC 12 at -O3 reports a false stringop-overread in std::vector
 # code (src/auth encode_frame); the normal build keeps -Werror.
 opts=(--buildtype=release -Dwerror=false -Dtests=false -Dopenssl_prefix="$ossl" -Dngtcp2_prefix="$ngtcp2")
-if [ ! -f "$dir/build.ninja" ]; then
-  (cd "$src" && meson setup "$dir" "${opts[@]}" >&2)
-else
-  # An older build-release lacks -Dngtcp2_prefix (or points at another
-  # OpenSSL/ngtcp2): reconfigure it in place.
-  have=$(meson introspect --buildoptions "$dir" | /usr/bin/python3 -c '
+# build SRC: release peersock in SRC/build-release
+build() {
+  local src=$1 dir=$1/build-release have
+  if [ ! -f "$dir/build.ninja" ]; then
+    (cd "$src" && meson setup "$dir" "${opts[@]}" >&2)
+  else
+    # An older build-release lacks -Dngtcp2_prefix (or points at another
+    # OpenSSL/ngtcp2): reconfigure it in place.
+    have=$(meson introspect --buildoptions "$dir" | /usr/bin/python3 -c '
 import json, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
 print(o.get("openssl_prefix", ""), o.get("ngtcp2_prefix", "<none>"), o.get("buildtype", ""))')
-  if [ "$have" != "$ossl $ngtcp2 release" ]; then
-    (cd "$src" && meson setup --reconfigure "$dir" "${opts[@]}" >&2)
+    if [ "$have" != "$ossl $ngtcp2 release" ]; then
+      (cd "$src" && meson setup --reconfigure "$dir" "${opts[@]}" >&2)
+    fi
   fi
+  ninja -C "$dir" peersock >&2
+}
+build "$src"
+dir=$src/build-release
+if [ -n "$rev_b" ]; then
+  src_b=$(export_rev "$rev_b")
+  build "$src_b"
+  args=(--bin-b "$src_b/build-release/peersock" "${args[@]}")
 fi
-ninja -C "$dir" peersock >&2
 
 # nfq-delay (tests/netlab/nfq_delay.cpp: delay through NFQUEUE; this kernel
 # has no sch_netem). build-release has no tests, so compile it here.
