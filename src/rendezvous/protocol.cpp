@@ -149,7 +149,7 @@ Output Protocol::on_text(std::string_view text) {
                               .dump());
     if (role_ == Role::lister) {
       state_ = State::bound;
-    } else if (role_ == Role::generator) {
+    } else if (role_ == Role::generator && nameplate_.empty()) {
       out.to_send.push_back(json{{"type", "allocate"}}.dump());
       state_ = State::wait_allocated;
     } else {
@@ -205,12 +205,17 @@ Output Protocol::on_text(std::string_view text) {
     if (mailbox.empty() || mailbox.size() > kMaxMailboxChars) {
       bad("claimed mailbox id must be 1-" + std::to_string(kMaxMailboxChars) + " characters");
     }
+    if (!mailbox_.empty() && mailbox != mailbox_) bad("claimed names another mailbox after a reconnect");
     mailbox_ = mailbox;
     out.to_send.push_back(json{{"type", "open"}, {"mailbox", mailbox_}}.dump());
     out.events.emplace_back(event::MailboxOpen{});
     state_ = State::open;
-    if (pending_ice_) {
+    if (ice_sent_) {
+      // After a reconnect: our add may not have reached the server.
+      out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", sent_ice_}}.dump());
+    } else if (pending_ice_) {
       out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", *pending_ice_}}.dump());
+      sent_ice_ = std::move(*pending_ice_);
       pending_ice_.reset();
       ice_sent_ = true;
     }
@@ -266,12 +271,19 @@ Output Protocol::send_ice(std::string body) {
   Output out;
   if (state_ == State::finished) return out;
   if (state_ == State::open) {
-    out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", std::move(body)}}.dump());
+    out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", body}}.dump());
+    sent_ice_ = std::move(body);
     ice_sent_ = true;
   } else {
     pending_ice_ = std::move(body);
   }
   return out;
+}
+
+void Protocol::reconnect() {
+  if (state_ == State::finished) return;
+  state_ = State::wait_welcome;
+  nameplate_released_ = false;
 }
 
 Output Protocol::finish(std::string_view mood) {

@@ -1,5 +1,9 @@
 #include "peersock/session/mailbox.hpp"
 
+#include <fmt/core.h>
+
+#include <algorithm>
+
 #include "peersock/log.hpp"
 #include "peersock/session/ending.hpp"
 
@@ -14,17 +18,28 @@ Mailbox::Mailbox(bool generator, std::string nameplate, MailboxEvents events)
 
 void Mailbox::connect(const std::string& relay_url) {
   if (client_ || closing_) return;
-  client_ = std::make_unique<rendezvous::Client>(relay_url, rendezvous::ClientCallbacks{
-                                                                nullptr,
-                                                                [this](std::string_view text) { on_text(text); },
-                                                                [this](const Error& e) { on_failed(e); },
-                                                            });
+  relay_url_ = relay_url;
+  open_websocket();
+}
+
+void Mailbox::open_websocket() {
+  client_ = std::make_unique<rendezvous::Client>(relay_url_, rendezvous::ClientCallbacks{
+                                                                 nullptr,
+                                                                 [this](std::string_view text) { on_text(text); },
+                                                                 [this](const Error& e) { on_failed(e); },
+                                                             });
 }
 
 void Mailbox::on_text(std::string_view text) {
   // Called from libsoup's C frames: nothing may be thrown through them.
   try {
     handle(protocol_.on_text(text));
+    if (protocol_.welcomed()) {
+      if (lost_at_us_ != 0) log::say_line("Reconnected to the rendezvous server; the code still works.");
+      ever_welcomed_ = true;
+      lost_at_us_ = 0;
+      backoff_ms_ = 500;
+    }
   } catch (...) {
     if (events_.failed) events_.failed(std::current_exception());
   }
@@ -36,7 +51,38 @@ void Mailbox::on_failed(const Error& e) {
     log::debug(Layer::rendezvous, "rendezvous connection ended: {}", e.what());
     return;
   }
+  const gint64 now = g_get_monotonic_time();
+  // A violation (binary or oversized frame) is not a lost connection.
+  if (ever_welcomed_ && !closing_ && e.code() == ExitCode::relay) {
+    if (lost_at_us_ == 0) {
+      lost_at_us_ = now;
+      log::warning("relay-reconnecting", "The connection to the rendezvous server was lost; reconnecting...");
+    }
+    if (now - lost_at_us_ < static_cast<gint64>(kReconnectWindowMs) * 1000) {
+      log::debug(Layer::rendezvous, "rendezvous connection lost ({}); retrying in {} ms", e.what(), backoff_ms_);
+      dead_client_ = std::move(client_);
+      retry_ = g_timeout_add(backoff_ms_, &Mailbox::on_retry, this);
+      backoff_ms_ = std::min<guint>(backoff_ms_ * 2, 8000);
+      return;
+    }
+    if (events_.failed)
+      events_.failed(std::make_exception_ptr(Error(
+          ExitCode::relay, fmt::format("the connection to the rendezvous server was lost and not re-established "
+                                       "within {} s: {}",
+                                       kReconnectWindowMs / 1000, e.what()))));
+    return;
+  }
   if (events_.failed) events_.failed(std::make_exception_ptr(e));
+}
+
+gboolean Mailbox::on_retry(gpointer self) {
+  auto* m = static_cast<Mailbox*>(self);
+  m->retry_.fired();
+  m->dead_client_.reset();
+  if (m->closing_) return G_SOURCE_REMOVE;
+  m->protocol_.reconnect();
+  m->open_websocket();
+  return G_SOURCE_REMOVE;
 }
 
 void Mailbox::handle(const rendezvous::Output& out) {

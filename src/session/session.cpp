@@ -172,9 +172,8 @@ class Session {
   }
 
   // ---- rendezvous ---------------------------------------------------------
-  // Only once the STUN/TURN names resolved: a name that does not resolve is
-  // bad input, and bad input must fail before we contact anyone (and before
-  // a code is shown).
+  // Only once the STUN/TURN lookups ended: a name that does not resolve is
+  // warned about before we contact anyone (and before a code is shown).
   void start_rendezvous() {
     if (!finishing()) mailbox_->connect(options_.settings.relay_url);
   }

@@ -168,3 +168,25 @@ def test_same_roles_fail_on_both_sides_before_connecting(lab, gen_args, cons_arg
         lab.check(want in line, f"{p.name}: {line!r} does not say {want!r}")
         lab.check(p.find(r"authenticated|connected directly|finding a network path") is None,
                   f"{p.name} went on to connect:\n{p.text()}")
+
+
+@pytest.mark.deadline(90)
+def test_relay_restart_while_waiting_keeps_the_code(lab):
+    """The mailbox server restarts while the generating side waits: it says
+    so, reconnects with backoff, and the same code still works (the server
+    keeps its nameplates in its database)."""
+    import signal
+    gen = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}"])
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    gen.wait_line(r"Waiting for the other side", scaled(10), what="the waiting line")
+    old = lab.mailbox
+    old.signal(signal.SIGTERM)
+    old.wait_exit(scaled(15), what="the mailbox server to stop")
+    gen.wait_line(r"connection to the rendezvous server was lost; reconnecting", scaled(10),
+                  what="the line saying the relay connection was lost")
+    lab.start_mailbox()
+    gen.wait_line(r"Reconnected to the rendezvous server", scaled(30), what="the reconnect")
+    lab.check(gen.returncode is None, f"the generating side exited with {gen.returncode}")
+    cons = lab.peersock("peersock listen", ["listen", str(LISTEN_PORT), code])
+    for p in (gen, cons):
+        p.wait_line(r"^authenticated", scaled(30), what="authentication with the code from before the restart")

@@ -100,6 +100,37 @@ TEST(Rendezvous, GeneratorFlow) {
   EXPECT_TRUE(std::holds_alternative<event::Closed>(out.events[0]));
 }
 
+TEST(Rendezvous, ReconnectClaimsTheSameNameplateAndAddsOurIceAgain) {
+  Protocol p = open_generator();
+  EXPECT_EQ(p.send_ice("OURS").to_send, (Frames{R"({"body":"OURS","phase":"ice","type":"add"})"}));
+  p.reconnect();
+  EXPECT_FALSE(p.welcomed());
+  // The new websocket: bind, then claim nameplate 42 again -- no allocate,
+  // no second NameplateAllocated (the code shown stays valid).
+  Output out = p.on_text(kWelcome);
+  EXPECT_EQ(out.to_send, (Frames{kBindA, R"({"nameplate":"42","type":"claim"})"}));
+  EXPECT_TRUE(out.events.empty());
+  out = p.on_text(R"({"type":"claimed","mailbox":"mbx1"})");
+  EXPECT_EQ(out.to_send,
+            (Frames{R"({"mailbox":"mbx1","type":"open"})", R"({"body":"OURS","phase":"ice","type":"add"})"}));
+  // The peer's ice, replayed by the server, is taken once.
+  auto peer = R"({"type":"message","side":"bbbbbbbbbb","phase":"ice","body":"X"})";
+  EXPECT_EQ(p.on_text(peer).events.size(), 1u);
+  EXPECT_TRUE(p.on_text(peer).events.empty());
+  // A server that hands out another mailbox for the same nameplate is lying.
+  Protocol q = open_generator();
+  q.reconnect();
+  q.on_text(kWelcome);
+  EXPECT_THROW(q.on_text(R"({"type":"claimed","mailbox":"other"})"), CounterpartyError);
+}
+
+TEST(Rendezvous, ReconnectBeforeAllocationAllocates) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  p.on_text(kWelcome);
+  p.reconnect();
+  EXPECT_EQ(p.on_text(kWelcome).to_send, (Frames{kBindA, R"({"type":"allocate"})"}));
+}
+
 TEST(Rendezvous, ConsumerFlowWithIceBeforeOpen) {
   Protocol p(Role::consumer, "bbbbbbbbbb", "42");
   // Before welcome nothing may be sent; the body waits for the mailbox.

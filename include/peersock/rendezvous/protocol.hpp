@@ -80,6 +80,17 @@ class Protocol {
   // `mood` (happy, lonely, scary, errory). Idempotent.
   Output finish(std::string_view mood);
 
+  // The websocket was lost and a new one is opening: start again from the
+  // server's welcome with the same side, nameplate and mailbox. After the
+  // new welcome we bind and claim the nameplate we had (the generator
+  // allocates only if it never got one), reopen the mailbox and add our ice
+  // body again if we had sent it (the peer ignores a repeat). Nothing is
+  // emitted for what already happened (no second NameplateAllocated).
+  // Ignored once finished.
+  void reconnect();
+  // welcome came on the current websocket.
+  bool welcomed() const { return state_ != State::wait_welcome; }
+
   bool peer_ice_received() const { return peer_ice_received_; }
   const std::string& side() const { return side_; }
 
@@ -91,6 +102,7 @@ class Protocol {
   std::string mailbox_;
   State state_ = State::wait_welcome;
   std::optional<std::string> pending_ice_;
+  std::string sent_ice_;  // our body once added, for a reconnect
   bool ice_sent_ = false;
   bool peer_ice_received_ = false;
   bool nameplate_claimed_ = false;

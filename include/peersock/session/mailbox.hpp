@@ -4,10 +4,17 @@
 // events; what we say goes out at once.
 //
 // Lifecycle: made at the start (the protocol needs no network yet);
-// connect() once the STUN/TURN names resolved, because a name that does not
-// resolve is bad input and must fail before anyone is contacted; release()
+// connect() once the STUN/TURN lookups ended, so that their warnings come
+// before the code (and a run that cannot work fails before anyone is
+// contacted); release()
 // once authenticated (the mailbox has done its job); close() with a mood
 // from how the run ended.
+//
+// A websocket lost after the server's welcome, while the exchange is not
+// done, is opened again with backoff (0.5 s doubling to 8 s), keeping the
+// side, the nameplate and with them the code; failed() only when no new
+// connection was welcomed within kReconnectWindowMs of the loss (exit 6).
+// The first connection is not retried: a wrong --relay fails at once.
 #pragma once
 
 #include <exception>
@@ -17,6 +24,7 @@
 
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
+#include "peersock/glib/raii.hpp"
 #include "peersock/stage.hpp"
 
 namespace peersock::session {
@@ -31,6 +39,8 @@ struct MailboxEvents {
 
 class Mailbox final : public Stage {
  public:
+  static constexpr guint kReconnectWindowMs = 60'000;
+
   // `nameplate`: the consumer's, from its code; empty for the generator.
   Mailbox(bool generator, std::string nameplate, MailboxEvents events);
 
@@ -49,15 +59,23 @@ class Mailbox final : public Stage {
   bool closed() const override { return !client_ || client_->closed(); }
 
  private:
+  void open_websocket();
   void on_text(std::string_view text);
   void on_failed(const Error& e);
   void handle(const rendezvous::Output& out);
+  static gboolean on_retry(gpointer self);
 
   MailboxEvents events_;
   rendezvous::Protocol protocol_;
+  std::string relay_url_;
   std::unique_ptr<rendezvous::Client> client_;
+  std::unique_ptr<rendezvous::Client> dead_client_;  // failed; freed from the retry timer, not its own callback
   bool ice_sent_ = false;
   bool closing_ = false;
+  bool ever_welcomed_ = false;
+  gint64 lost_at_us_ = 0;  // 0: not reconnecting
+  guint backoff_ms_ = 500;
+  glib::SourceId retry_;
 };
 
 }  // namespace peersock::session
