@@ -12,7 +12,7 @@ namespace {
 
 struct State {
   Settings settings;
-  std::string status;  // tty: the status line currently drawn (without newline)
+  std::string status;     // tty: the status line currently drawn (without newline)
   bool released = false;  // release_terminal(): no status line any more
   gint64 start_us = g_get_monotonic_time();
 };

@@ -198,9 +198,9 @@ void Forwarder::start_connect(Pending* pending) {
   glib::ObjectPtr<GSocketClient> client(g_socket_client_new());
   // connect-unix: a unix socket address; connect: HOST:PORT, resolved by GIO.
   const std::string where = connect_target(local_);
-  glib::ObjectPtr<GSocketConnectable> target(
-      std::holds_alternative<ConnectUnix>(local_) ? G_SOCKET_CONNECTABLE(g_unix_socket_address_new(where.c_str()))
-                                                  : g_network_address_parse(where.c_str(), 0, nullptr));
+  glib::ObjectPtr<GSocketConnectable> target(std::holds_alternative<ConnectUnix>(local_)
+                                                 ? G_SOCKET_CONNECTABLE(g_unix_socket_address_new(where.c_str()))
+                                                 : g_network_address_parse(where.c_str(), 0, nullptr));
   if (!target) throw UsageError(fmt::format("connect: '{}' is not HOST:PORT", where));
   struct Ctx {
     Forwarder* forwarder;

@@ -4,9 +4,7 @@
 
 namespace peersock::forward {
 
-bool is_opener(const LocalEnd& end) {
-  return is_listen(end) || std::holds_alternative<StdioB>(end);
-}
+bool is_opener(const LocalEnd& end) { return is_listen(end) || std::holds_alternative<StdioB>(end); }
 
 bool is_stdio(const LocalEnd& end) {
   return std::holds_alternative<StdioA>(end) || std::holds_alternative<StdioB>(end);

@@ -12,8 +12,7 @@ std::string connections(size_t n) { return fmt::format("{} connection{}", n, n =
 
 Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete, size_t open_connections) {
   const std::string reason = text::quote(info.reason);
-  if (info.is_app && info.error_code == quic::kErrorAuthFailed)
-    return {ExitCode::code_mismatch, kMismatchMessage};
+  if (info.is_app && info.error_code == quic::kErrorAuthFailed) return {ExitCode::code_mismatch, kMismatchMessage};
   if (info.is_app && info.error_code == quic::kErrorProtocol)
     return {ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", reason)};
   if (!forwarding)
@@ -28,8 +27,8 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
     if (complete) return {ExitCode::ok, {}, true};
     return {ExitCode::peer_gone, "the other side closed the connection before all data was delivered"};
   }
-  return {ExitCode::peer_gone, fmt::format("connection to the peer lost{}", info.by_peer ? " (the peer aborted)"
-                                                                                         : " (no answer from the peer)")};
+  return {ExitCode::peer_gone, fmt::format("connection to the peer lost{}",
+                                           info.by_peer ? " (the peer aborted)" : " (no answer from the peer)")};
 }
 
 uint64_t close_code(ExitCode code) {

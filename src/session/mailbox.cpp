@@ -66,10 +66,10 @@ void Mailbox::on_failed(const Error& e) {
       return;
     }
     if (events_.failed)
-      events_.failed(std::make_exception_ptr(Error(
-          ExitCode::relay, fmt::format("the connection to the rendezvous server was lost and not re-established "
-                                       "within {} s: {}",
-                                       kReconnectWindowMs / 1000, e.what()))));
+      events_.failed(std::make_exception_ptr(
+          Error(ExitCode::relay, fmt::format("the connection to the rendezvous server was lost and not re-established "
+                                             "within {} s: {}",
+                                             kReconnectWindowMs / 1000, e.what()))));
     return;
   }
   if (events_.failed) events_.failed(std::make_exception_ptr(e));

@@ -63,15 +63,16 @@ void check_roles(const Mode& mode, const std::string& peer_mode) {
   const std::string ours = forward::mode_name(mode);
   const std::string both = ours == peer_mode ? fmt::format("both sides ran {}", ours)
                                              : fmt::format("this side ran {} and the other side {}", ours, peer_mode);
-  const char* partner = std::visit(Overloaded{
-                                       [](const forward::ListenTcp&) { return "connect (or stdio-a)"; },
-                                       [](const forward::ListenUnix&) { return "connect or connect-unix (or stdio-a)"; },
-                                       [](const forward::ConnectTcp&) { return "listen (or stdio-b)"; },
-                                       [](const forward::ConnectUnix&) { return "listen or listen-unix (or stdio-b)"; },
-                                       [](const forward::StdioA&) { return "stdio-b (or listen)"; },
-                                       [](const forward::StdioB&) { return "stdio-a (or connect)"; },
-                                   },
-                                   mode);
+  const char* partner =
+      std::visit(Overloaded{
+                     [](const forward::ListenTcp&) { return "connect (or stdio-a)"; },
+                     [](const forward::ListenUnix&) { return "connect or connect-unix (or stdio-a)"; },
+                     [](const forward::ConnectTcp&) { return "listen (or stdio-b)"; },
+                     [](const forward::ConnectUnix&) { return "listen or listen-unix (or stdio-b)"; },
+                     [](const forward::StdioA&) { return "stdio-b (or listen)"; },
+                     [](const forward::StdioB&) { return "stdio-a (or connect)"; },
+                 },
+                 mode);
   throw UsageError(fmt::format("{}: the other side must run {}", both, partner));
 }
 

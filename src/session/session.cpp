@@ -60,7 +60,9 @@ ui::PathInfo path_info(const ice::SelectedPath& p) {
 class Session {
  public:
   explicit Session(Options options)
-      : options_(std::move(options)), sides_{!options_.code.has_value(), forward::is_opener(options_.mode)}, status_(is_stdio()) {}
+      : options_(std::move(options)),
+        sides_{!options_.code.has_value(), forward::is_opener(options_.mode)},
+        status_(is_stdio()) {}
 
   ~Session() {
     // Top down: forwarding and the streams it holds, the stages on stream 0
@@ -117,12 +119,12 @@ class Session {
                                        [this](const Error& e) { finish(e.code(), e.what()); },
                                        [this] { guarded([&] { on_quic_ran(); }); },
                                    });
-    mailbox_ = std::make_unique<Mailbox>(
-        sides_.generator, sides_.generator ? std::string() : options_.code->nameplate,
-        MailboxEvents{
-            [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
-            [this](std::exception_ptr e) { rethrow_guarded(e); },
-        });
+    mailbox_ =
+        std::make_unique<Mailbox>(sides_.generator, sides_.generator ? std::string() : options_.code->nameplate,
+                                  MailboxEvents{
+                                      [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
+                                      [this](std::exception_ptr e) { rethrow_guarded(e); },
+                                  });
     if (!sides_.generator) code_text_ = options_.code->text;
     status_.phase(ui::Phase::contacting);
     status_.set_sampler([this] {
@@ -285,7 +287,8 @@ class Session {
             [this](double rtt_ms) { forwarder_->set_rtt_us(static_cast<int64_t>(rtt_ms * 1000.0)); },
             [this](uint64_t id, uint64_t limit) { forwarder_->on_grant(id, limit); },
             [this](const ConnectFailure& f) {
-              log::warning("remote-connect-failed", fmt::format("peersock: the other side could not connect to {}", f.text));
+              log::warning("remote-connect-failed",
+                           fmt::format("peersock: the other side could not connect to {}", f.text));
             },
         });
     log::debug(Layer::quic, "handshake complete (ALPN '{}'); authenticating", q.alpn());
@@ -413,9 +416,9 @@ class Session {
   // The stack, top first: the order in which it closes.
   std::vector<Stage*> top_down() const {
     std::vector<Stage*> out;
-    for (Stage* s : {static_cast<Stage*>(forwarder_.get()), static_cast<Stage*>(control_.get()),
-                     static_cast<Stage*>(gate_.get()), static_cast<Stage*>(link_.get()),
-                     static_cast<Stage*>(mailbox_.get())})
+    for (Stage* s :
+         {static_cast<Stage*>(forwarder_.get()), static_cast<Stage*>(control_.get()), static_cast<Stage*>(gate_.get()),
+          static_cast<Stage*>(link_.get()), static_cast<Stage*>(mailbox_.get())})
       if (s != nullptr) out.push_back(s);
     return out;
   }

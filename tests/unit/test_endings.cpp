@@ -120,7 +120,7 @@ TEST(Mode, SameRolesAreAUsageErrorNamingWhatTheOtherSideMustRun) {
   EXPECT_THROW(check_roles(forward::ListenUnix{"/x"}, "stdio-b"), UsageError);
   EXPECT_NO_THROW(check_roles(forward::ListenTcp{}, "connect"));
   EXPECT_NO_THROW(check_roles(forward::StdioB{}, "stdio-a"));
-  EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, ""));            // the original says nothing
+  EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, ""));             // the original says nothing
   EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, "connect-udp"));  // a later release's mode
 }
 

@@ -57,7 +57,7 @@ struct ControlEvents {
   size_t done = 0;
   size_t pings = 0;
   size_t pongs = 0;
-  std::vector<CreditGrant> credits;  // in arrival order; at most one per 17 input bytes
+  std::vector<CreditGrant> credits;      // in arrival order; at most one per 17 input bytes
   std::vector<ConnectFailure> failures;  // v4 'F', in arrival order
 };
 

@@ -14,7 +14,7 @@ namespace peersock::session {
 
 struct Ending {
   ExitCode code = ExitCode::ok;
-  std::string message;  // empty for a clean end
+  std::string message;       // empty for a clean end
   bool peer_closed = false;  // the peer ended a complete run: say so
 };
 

@@ -22,9 +22,9 @@
 #include <memory>
 #include <string>
 
+#include "peersock/glib/raii.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
-#include "peersock/glib/raii.hpp"
 #include "peersock/stage.hpp"
 
 namespace peersock::session {
