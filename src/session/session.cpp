@@ -286,7 +286,7 @@ class Session {
             [this] { peer_delivered_ = true; },
             [this](double rtt_ms) { forwarder_->set_rtt_us(static_cast<int64_t>(rtt_ms * 1000.0)); },
             [this](uint64_t id, uint64_t limit) { forwarder_->on_grant(id, limit); },
-            [this](const ConnectFailure& f) {
+            [](const ConnectFailure& f) {
               log::warning("remote-connect-failed",
                            fmt::format("peersock: the other side could not connect to {}", f.text));
             },
