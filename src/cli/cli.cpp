@@ -43,8 +43,7 @@ namespace {
 // person at a terminal is receiving (`peersock stdio-b CODE | tar x`), and
 // reading the terminal would keep the run open until they press Ctrl-D.
 void stop_sending_from_terminal(session::Mode& mode) {
-  if (auto* a = std::get_if<forward::StdioA>(&mode)) a->directions.send = false;
-  if (auto* b = std::get_if<forward::StdioB>(&mode)) b->directions.send = false;
+  if (auto* d = forward::mutable_stdio_directions(mode)) d->send = false;
 }
 
 // After the code (or a TURN password) has been read from argv, overwrite it

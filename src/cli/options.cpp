@@ -205,9 +205,7 @@ void apply_stdio_flags(Scan& scan) {
   if (!scan.send_only && !scan.recv_only) return;
   if (scan.send_only && scan.recv_only) throw UsageError("--send-only and --recv-only exclude each other");
   const char* flag = scan.send_only ? "--send-only" : "--recv-only";
-  forward::StdioDirections* d = nullptr;
-  if (auto* a = std::get_if<forward::StdioA>(&parsed.options.mode)) d = &a->directions;
-  if (auto* b = std::get_if<forward::StdioB>(&parsed.options.mode)) d = &b->directions;
+  forward::StdioDirections* d = forward::mutable_stdio_directions(parsed.options.mode);
   if (d == nullptr) {
     if (parsed.command == nullptr) return;  // --print-config alone
     throw UsageError(fmt::format("{} applies to stdio-a and stdio-b only", flag));

@@ -1,5 +1,6 @@
 #include "peersock/forward/local_end.hpp"
 
+#include <algorithm>
 #include <iterator>
 
 namespace peersock::forward {
@@ -24,10 +25,26 @@ StdioDirections stdio_directions(const LocalEnd& end) {
   return {};
 }
 
-const char* mode_name(const LocalEnd& end) {
-  static constexpr const char* kNames[] = {"listen", "listen-unix", "connect", "connect-unix", "stdio-a", "stdio-b"};
-  static_assert(std::size(kNames) == std::variant_size_v<LocalEnd>);
-  return kNames[end.index()];
+StdioDirections* mutable_stdio_directions(LocalEnd& end) {
+  if (auto* a = std::get_if<StdioA>(&end)) return &a->directions;
+  if (auto* b = std::get_if<StdioB>(&end)) return &b->directions;
+  return nullptr;
+}
+
+namespace {
+// In the variant's order.
+constexpr std::string_view kNames[] = {"listen", "listen-unix", "connect", "connect-unix", "stdio-a", "stdio-b"};
+static_assert(std::size(kNames) == std::variant_size_v<LocalEnd>);
+}  // namespace
+
+const char* mode_name(const LocalEnd& end) { return kNames[end.index()].data(); }
+
+std::optional<bool> name_is_opener(std::string_view name) {
+  const auto* it = std::find(std::begin(kNames), std::end(kNames), name);
+  if (it == std::end(kNames)) return std::nullopt;
+  // Each name's own alternative, default-constructed, knows its role.
+  static const LocalEnd kEnds[] = {ListenTcp{}, ListenUnix{}, ConnectTcp{}, ConnectUnix{}, StdioA{}, StdioB{}};
+  return is_opener(kEnds[it - std::begin(kNames)]);
 }
 
 std::string connect_target(const LocalEnd& end) {

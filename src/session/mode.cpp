@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <string_view>
-#include <vector>
 
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
@@ -53,13 +52,8 @@ std::string hint_for_other_side(const Mode& mode, const std::string& relay_url) 
 }
 
 void check_roles(const Mode& mode, const std::string& peer_mode) {
-  static const std::vector<std::string> kOpeners = {"listen", "listen-unix", "stdio-b"};
-  static const std::vector<std::string> kAcceptors = {"connect", "connect-unix", "stdio-a"};
-  auto known = [&](const std::vector<std::string>& names) {
-    return std::find(names.begin(), names.end(), peer_mode) != names.end();
-  };
-  const bool we_open = forward::is_opener(mode);
-  if (!(we_open ? known(kOpeners) : known(kAcceptors))) return;
+  const std::optional<bool> peer_opens = forward::name_is_opener(peer_mode);
+  if (!peer_opens || *peer_opens != forward::is_opener(mode)) return;
   const std::string ours = forward::mode_name(mode);
   const std::string both = ours == peer_mode ? fmt::format("both sides ran {}", ours)
                                              : fmt::format("this side ran {} and the other side {}", ours, peer_mode);

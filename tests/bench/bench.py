@@ -33,7 +33,6 @@ import platform
 import pwd
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -808,6 +807,13 @@ def rss_test(b, a, t):
 def report(a, header, rows, columns, results, extra, notes):
     out = []
     p = out.append
+
+    def column_table(table_rows, cell):
+        """One row per link, one cell per column: cell(result dict) -> text."""
+        p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
+        p("|---" * (len(columns) + 1) + "|")
+        for r in table_rows:
+            p(f"| {r.label} | " + " | ".join(cell(results.get((r.key, c), {})) for c in columns) + " |")
     for h in header:
         p(h)
     p("")
@@ -864,19 +870,13 @@ def report(a, header, rows, columns, results, extra, notes):
     p("Second half of each time-bounded transfer (MB/s between the sink's whole-second marks nearest to half and "
       "end of the window; shows the rate after start-up, '-' where the transfer ended by bytes):")
     p("")
-    p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
-    p("|---" * (len(columns) + 1) + "|")
-    for r in rows:
-        cells = []
-        for c in columns:
-            x = results.get((r.key, c), {})
-            m = x.get("marks") or []
-            if x.get("bound") == "t" and len(m) >= 2:
-                h = len(m) // 2
-                cells.append(fmt_rate((m[-1] - m[h - 1]) / (len(m) - h) / 1e6))
-            else:
-                cells.append("-")
-        p(f"| {r.label} | " + " | ".join(cells) + " |")
+    def second_half(x):
+        m = x.get("marks") or []
+        if x.get("bound") != "t" or len(m) < 2:
+            return "-"
+        h = len(m) // 2
+        return fmt_rate((m[-1] - m[h - 1]) / (len(m) - h) / 1e6)
+    column_table(rows, second_half)
     p("")
     p("UDP errors during the peersock transfers (Udp InErrors / RcvbufErrors / SndbufErrors, /proc/net/snmp, "
       "after minus before) and packets NFQUEUE dropped itself (all columns of the row):")
@@ -901,36 +901,27 @@ def report(a, header, rows, columns, results, extra, notes):
         p("Loss the link applied (packets the iptables random-drop rules dropped / packets sent on the veth, "
           "both directions, the median transfer):")
         p("")
-        p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
-        p("|---" * (len(columns) + 1) + "|")
-        for r in lossy:
-            cells = []
-            for c in columns:
-                ll = results.get((r.key, c), {}).get("link_loss")
-                cells.append(f"{ll[0]} / {ll[1]} ({100 * ll[0] / max(1, ll[1]):.2f} %)" if ll else "-")
-            p(f"| {r.label} | " + " | ".join(cells) + " |")
+        def link_loss(x):
+            ll = x.get("link_loss")
+            return f"{ll[0]} / {ll[1]} ({100 * ll[0] / max(1, ll[1]):.2f} %)" if ll else "-"
+        column_table(lossy, link_loss)
         p("")
     p("CPU use during each transfer (% of one core, from /proc/PID/stat over the transfer's wall time): both "
       "peersock processes, and the busier of the two nfq-delay processes (the delay tool; a row whose delay tool "
       "is near 100 % measures the tool), and how busy the whole machine was ('all', % of all cores, other users' "
       "processes included):")
     p("")
-    p("| link | " + " | ".join(TITLES[c] for c in columns) + " |")
-    p("|---" * (len(columns) + 1) + "|")
-    for r in rows:
-        cells = []
-        for c in columns:
-            u = results.get((r.key, c), {}).get("util", {})
-            parts = []
-            if "listen" in u:
-                parts.append(f"listen {u['listen']:.0f}, connect {u['connect']:.0f}")
-            if "nfq" in u:
-                parts.append(f"nfq {u['nfq']:.0f}")
-            mb = results.get((r.key, c), {}).get("machine_busy")
-            if mb is not None:
-                parts.append(f"all {mb:.0f}")
-            cells.append("; ".join(parts) or "-")
-        p(f"| {r.label} | " + " | ".join(cells) + " |")
+    def cpu_use(x):
+        u = x.get("util", {})
+        parts = []
+        if "listen" in u:
+            parts.append(f"listen {u['listen']:.0f}, connect {u['connect']:.0f}")
+        if "nfq" in u:
+            parts.append(f"nfq {u['nfq']:.0f}")
+        if x.get("machine_busy") is not None:
+            parts.append(f"all {x['machine_busy']:.0f}")
+        return "; ".join(parts) or "-"
+    column_table(rows, cpu_use)
     tcp_nfq = [(r.label, TITLES[c], results[(r.key, c)].get("nfq_drops")) for r in rows for c in columns
                if (r.key, c) in results and results[(r.key, c)].get("nfq_drops") and "udp" not in results[(r.key, c)]]
     for lbl, c, n in tcp_nfq:

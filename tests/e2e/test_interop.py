@@ -134,6 +134,37 @@ def start_ossl_tcp_peer(lab, mode, target, code, timeout):
     return lab.start(f"openssl peer {mode}", argv, env=peer_env(lab.home))
 
 
+def start_tcp_pair(lab, ours_mode, generator, ossl_timeout):
+    """peersock listen|connect and the OpenSSL peer in the other mode, the
+    code from `generator` ("ours" or "openssl"), both authenticated -- SMP
+    over the TLS exporter succeeded on each side, so the two QUIC stacks
+    derived the same exporter. Returns (ours, ossl, alive) where alive() is
+    a fail_if for lab.wait_for."""
+    ossl_mode = "connect" if ours_mode == "listen" else "listen"
+    target = f"127.0.0.1:{TARGET_PORT}"
+    ours_args = ["--debug=ice", *(["listen", str(LISTEN_PORT)] if ours_mode == "listen" else ["connect", target])]
+    ossl_target = target if ossl_mode == "connect" else str(LISTEN_PORT)
+    if generator == "ours":
+        ours = lab.peersock(f"peersock {ours_mode}", ours_args)
+        code = ours.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, code, ossl_timeout)
+    else:
+        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, None, ossl_timeout)
+        code = ossl.wait_line(CODE_RE, scaled(20), what="the OpenSSL peer's 'Connection code:' line").group(1)
+        ours = lab.peersock(f"peersock {ours_mode}", [*ours_args, code])
+    lab.note(f"connection code: {code}")
+
+    def alive():
+        for p in (ours, ossl):
+            if p.returncode is not None:
+                return f"{p.name} exited with status {p.returncode}"
+        return None
+
+    ours.wait_line(AUTH_RE, scaled(60), what="peersock's 'authenticated' line")
+    lab.wait_for(lambda: ossl.event("authenticated"), scaled(60), "the OpenSSL peer to authenticate", fail_if=alive)
+    return ours, ossl, alive
+
+
 @pytest.mark.deadline(600)
 @pytest.mark.parametrize("generator", ["ours", "openssl"], ids=["peersock-generates", "openssl-generates"])
 @pytest.mark.parametrize("ours_mode", ["listen", "connect"])
@@ -150,31 +181,7 @@ def test_tcp_against_openssl_quic_peer(lab, ours_mode, generator):
     server = lab.helper("target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(nbytes),
                                           "--seed", str(SERVER_SEED), "--timeout", str(int(xfer + scaled(120)))])
     server.wait_event("listening", scaled(15), what="the target server to listen")
-    target = f"127.0.0.1:{TARGET_PORT}"
-    ours_args = ["--debug=ice", *(["listen", str(LISTEN_PORT)] if ours_mode == "listen" else ["connect", target])]
-    ossl_target = target if ossl_mode == "connect" else str(LISTEN_PORT)
-    ossl_timeout = xfer + scaled(120)
-    if generator == "ours":
-        ours = lab.peersock(f"peersock {ours_mode}", ours_args)
-        code = ours.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
-        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, code, ossl_timeout)
-    else:
-        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, None, ossl_timeout)
-        code = ossl.wait_line(CODE_RE, scaled(20), what="the OpenSSL peer's 'Connection code:' line").group(1)
-        ours = lab.peersock(f"peersock {ours_mode}", [*ours_args, code])
-    lab.note(f"connection code: {code}")
-    peers = [ours, ossl]
-
-    def alive():
-        for p in peers:
-            if p.returncode is not None:
-                return f"{p.name} exited with status {p.returncode}"
-        return None
-
-    # Both authenticated: SMP over the TLS exporter succeeded on each side,
-    # so the two QUIC stacks derived the same exporter.
-    ours.wait_line(AUTH_RE, scaled(60), what="peersock's 'authenticated' line")
-    lab.wait_for(lambda: ossl.event("authenticated"), scaled(60), "the OpenSSL peer to authenticate", fail_if=alive)
+    ours, ossl, alive = start_tcp_pair(lab, ours_mode, generator, xfer + scaled(120))
 
     client_timeout = str(int(xfer + scaled(60)))
     # "half" reads nothing until told to, so it is open at the target (and
@@ -255,30 +262,9 @@ def test_many_tcp_connections_against_openssl_quic_peer(lab, ours_mode):
     be raised (MAX_STREAMS) as streams end. The side in `connect` mode
     generates the code."""
     count, total = 120, 32 << 20
-    ossl_mode = "connect" if ours_mode == "listen" else "listen"
     server = lab.helper("many server", ["mserver", "--port", str(TARGET_PORT), "--timeout", str(int(scaled(500)))])
     server.wait_event("listening", scaled(15), what="the target server to listen")
-    target = f"127.0.0.1:{TARGET_PORT}"
-    ours_args = ["--debug=ice", *(["listen", str(LISTEN_PORT)] if ours_mode == "listen" else ["connect", target])]
-    ossl_target = target if ossl_mode == "connect" else str(LISTEN_PORT)
-    if ours_mode == "connect":
-        ours = lab.peersock(f"peersock {ours_mode}", ours_args)
-        code = ours.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
-        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, code, scaled(500))
-    else:
-        ossl = start_ossl_tcp_peer(lab, ossl_mode, ossl_target, None, scaled(500))
-        code = ossl.wait_line(CODE_RE, scaled(20), what="the OpenSSL peer's 'Connection code:' line").group(1)
-        ours = lab.peersock(f"peersock {ours_mode}", [*ours_args, code])
-    peers = [ours, ossl]
-
-    def alive():
-        for p in peers:
-            if p.returncode is not None:
-                return f"{p.name} exited with status {p.returncode}"
-        return None
-
-    ours.wait_line(AUTH_RE, scaled(60), what="peersock's 'authenticated' line")
-    lab.wait_for(lambda: ossl.event("authenticated"), scaled(60), "the OpenSSL peer to authenticate", fail_if=alive)
+    ours, ossl, alive = start_tcp_pair(lab, ours_mode, "ours" if ours_mode == "connect" else "openssl", scaled(500))
     deadline = scaled(90 + 4 * 2 * total / (1 << 20))
     client = lab.helper("many client", ["mclient", "--port", str(LISTEN_PORT), "--count", str(count),
                                         "--total-bytes", str(total), "--max-bytes", str(8 << 20),

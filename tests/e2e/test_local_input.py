@@ -77,16 +77,6 @@ def test_bad_local_input_is_one_line_and_exit_2(ns_lab, args, names_bad_value):
     ns_lab.check(sentinel.event("accepted") is None, "peersock contacted the mailbox despite bad input")
 
 
-SILENT_DNS = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
-print('{"event": "listening"}', flush=True)
-while True:
-    s.recvfrom(2048)  # never answers
-"""
-
-
 @pytest.mark.deadline(90)
 def test_unresolvable_servers_are_a_warning_and_the_run_goes_on(lab):
     """--stun / --turn names that do not resolve: one warning line each, naming

@@ -120,7 +120,7 @@ def test_prompt_reports_typo_and_keeps_the_line(lab):
 def test_generating_side_status_line_counts_while_waiting(lab):
     pane = TmuxPane(lab, pane_command(lab, ["connect", f"127.0.0.1:{TARGET_PORT}"]))
     try:
-        m = pane.wait_screen(r"^Connection code: (\d+-[a-z-]+)$", scaled(15), "the code line")
+        pane.wait_screen(r"^Connection code: (\d+-[a-z-]+)$", scaled(15), "the code line")
         pane.wait_screen(rf"^On the other side run: peersock --relay {re.escape(lab.relay_url)} listen {TARGET_PORT} "
                          rf"--join$", scaled(5), "the command for the other side (our relay, never the code)")
         # The status line is redrawn every second: its counter moves on.

@@ -74,29 +74,16 @@ struct Reader {
   Bytes got;
   bool fin = false, reset = false;
 
-  void run(Stream& s) {
-    uint8_t buf[40'000];
-    while (!fin && !reset) {
-      IoResult r = s.read(buf);
-      if (r.status == IoStatus::ok) {
-        EXPECT_GT(r.bytes, 0u);
-        got.insert(got.end(), buf, buf + r.bytes);
-      } else if (r.status == IoStatus::fin) {
-        fin = true;
-      } else if (r.status == IoStatus::reset) {
-        reset = true;
-      } else {
-        break;
-      }
-    }
-  }
-  // As run(), but stops once `limit` bytes have been read in all.
+  void run(Stream& s) { run_up_to(s, UINT64_MAX); }
+  // Reads until FIN, reset or nothing more for now, but stops once `limit`
+  // bytes have been read in all.
   void run_up_to(Stream& s, uint64_t limit) {
     uint8_t buf[40'000];
     while (!fin && !reset && got.size() < limit) {
       size_t want = std::min<uint64_t>(sizeof buf, limit - got.size());
       IoResult r = s.read(std::span<uint8_t>(buf, want));
       if (r.status == IoStatus::ok) {
+        EXPECT_GT(r.bytes, 0u);
         got.insert(got.end(), buf, buf + r.bytes);
       } else if (r.status == IoStatus::fin) {
         fin = true;

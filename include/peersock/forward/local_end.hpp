@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace peersock::forward {
@@ -52,9 +54,14 @@ bool is_connect(const LocalEnd& end);
 
 // stdio-a / stdio-b: the directions; other modes carry both.
 StdioDirections stdio_directions(const LocalEnd& end);
+// stdio-a / stdio-b: their directions, to change; null for other modes.
+StdioDirections* mutable_stdio_directions(LocalEnd& end);
 
 // The subcommand's name: "listen", "listen-unix", "connect", ...
 const char* mode_name(const LocalEnd& end);
+// Whether the subcommand called `name` opens the data streams; nullopt for
+// a name that is not one of ours (a later release's mode).
+std::optional<bool> name_is_opener(std::string_view name);
 
 // connect: "HOST:PORT"; connect-unix: the socket path; otherwise empty.
 std::string connect_target(const LocalEnd& end);
