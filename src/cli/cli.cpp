@@ -3,8 +3,10 @@
 // print_config.cpp.
 #include "cli/cli.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -69,9 +71,22 @@ void emit_exit(bool json, int status) {
   log::json_line(j.dump());
 }
 
+// Each carried connection holds a descriptor (the connecting side: one per
+// stream, up to the 1024 streams QUIC allows at once), and the usual soft
+// limit is 1024. Nothing here uses select(), so a higher limit is safe.
+// Failing to raise it only means fewer connections at once.
+void raise_descriptor_limit() {
+  constexpr rlim_t kWanted = 65536;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= kWanted) return;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? kWanted : std::min(limit.rlim_max, kWanted);
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
+  raise_descriptor_limit();
   // --json also applies to errors in the command line itself, which are
   // found before parsing is done.
   bool json = false;

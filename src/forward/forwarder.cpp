@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "peersock/error.hpp"
 #include "peersock/forward/stream_header.hpp"
@@ -33,6 +34,7 @@ Forwarder::~Forwarder() {
   // Pending connects end with G_IO_ERROR_CANCELLED and do not touch `this`.
   g_cancellable_cancel(cancellable_.get());
   accept_watch_.reset();
+  fd_retry_.reset();
   sweep_.reset();
   pending_.clear();
   pumps_.clear();
@@ -105,7 +107,10 @@ void Forwarder::accept_local(int fd) {
       break;
     }
     int client = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (client < 0) break;
+    if (client < 0) {
+      if (errno == EMFILE || errno == ENFILE) wait_for_descriptors();
+      break;
+    }
     if (!caps_.several_connections && connections_ >= 1) {
       log::error_line("refusing another connection: the other side runs the original peersock, which carries one");
       ::close(client);
@@ -121,8 +126,8 @@ void Forwarder::accept_local(int fd) {
   }
 }
 
-// The peer limits how many streams may be open at once (we and OpenSSL grant
-// 100, and one more as each ends). At the limit we stop accepting: further
+// The peer limits how many streams may be open at once (we grant 1024,
+// OpenSSL 100 and more as they are used; one more as each ends). At the limit we stop accepting: further
 // connections wait in the kernel's accept queue, a bounded queue that costs
 // us nothing, instead of being refused.
 bool Forwarder::stream_credit() const { return endpoint_->streams_left() > 0; }
@@ -134,8 +139,31 @@ void Forwarder::pause_accepting() {
   accept_paused_ = true;
 }
 
+// Out of file descriptors, the listening socket stays readable: without a
+// pause accept_local would run again at once, spinning a core until some
+// connection ends. The connection waits in the kernel's accept queue, and we
+// look again a quarter of a second later.
+void Forwarder::wait_for_descriptors() {
+  if (!fd_warning_given_) {
+    fd_warning_given_ = true;
+    log::warning("out-of-descriptors",
+                 fmt::format("out of file descriptors ({}): new local connections wait until one ends",
+                             std::strerror(errno)));
+  }
+  accept_watch_.reset();
+  accept_paused_ = true;
+  fd_retry_ = g_timeout_add(250, &Forwarder::on_fd_retry, this);
+}
+
+gboolean Forwarder::on_fd_retry(gpointer self) {
+  auto* f = static_cast<Forwarder*>(self);
+  f->fd_retry_.fired();
+  f->guarded([&] { f->resume_accepting_if_possible(); });
+  return G_SOURCE_REMOVE;
+}
+
 void Forwarder::resume_accepting_if_possible() {
-  if (!accept_paused_ || stopped_ || !stream_credit()) return;
+  if (!accept_paused_ || stopped_ || fd_retry_ || !stream_credit()) return;
   accept_paused_ = false;
   accept_watch_ = g_unix_fd_add(listener_->fd(), G_IO_IN, &Forwarder::on_accept, this);
 }
@@ -144,6 +172,7 @@ void Forwarder::close(ExitCode why) {
   if (stopped_) return;
   stopped_ = true;
   accept_watch_.reset();
+  fd_retry_.reset();
   if (why == ExitCode::ok || is_stdio()) return;
   // The run ends with connections open: each local program must see an
   // error (RST), not a clean end that would pass a cut-short transfer for a

@@ -23,6 +23,16 @@ wait for events with deadlines:
             random sizes (<= M each way, about T in all per direction) and
             seeds; prints one {"event":"conn",...} per connection and a final
             {"event":"summary",...}.
+  echo      --port P [--bind A] [--timeout T]
+            echoes every connection's bytes back (one thread, selectors), for
+            as many connections as arrive; prints {"event":"listening"}.
+  hold      --port P --count N [--host A] [--timeout T]
+            opens N connections one after another and keeps them all open;
+            sends each its 8-byte index and waits for it to come back; prints
+            {"event":"echoed","count":K} each time K reaches a multiple of
+            100, and {"event":"all_echoed",...} when no open connection waits
+            for its echo any more. A line "close K" on stdin closes the next K
+            connections, oldest first; EOF on stdin closes all and exits.
 
 server/client options: --unix PATH (instead of TCP), --after-eof (read to EOF
 first, only then send: proves the half-closed direction still works),
@@ -41,6 +51,8 @@ import hashlib
 import json
 import os
 import random
+import resource
+import selectors
 import socket
 import struct
 import sys
@@ -381,6 +393,99 @@ def cmd_mclient(a):
     return 0 if not bad else 1
 
 
+def more_descriptors():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def cmd_echo(a):
+    more_descriptors()
+    srv = listening_socket(a)
+    srv.setblocking(False)
+    start_watchdog(a.timeout, lambda: {})
+    sel = selectors.DefaultSelector()
+    sel.register(srv, selectors.EVENT_READ)
+    emit("listening", port=srv.getsockname()[1])
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is srv:
+                try:
+                    conn, _ = srv.accept()
+                except BlockingIOError:
+                    continue
+                conn.setblocking(True)
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            conn = key.fileobj
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                sel.unregister(conn)
+                conn.close()
+                continue
+            conn.sendall(data)
+
+
+def cmd_hold(a):
+    more_descriptors()
+    start_watchdog(a.timeout, lambda: {})
+    deadline = time.monotonic() + a.connect_timeout
+    conns = []
+    for i in range(a.count):
+        s = connect_with_retry(a.host, a.port, deadline, None)
+        s.sendall(struct.pack("!Q", i))
+        conns.append(s)
+    emit("opened", count=len(conns))
+    sel = selectors.DefaultSelector()
+    got = {}
+    for i, s in enumerate(conns):
+        got[i] = b""
+        sel.register(s, selectors.EVENT_READ, i)
+    sel.register(sys.stdin, selectors.EVENT_READ, None)
+    pending = set(range(a.count))  # open, echo not back yet
+    closed = 0
+    echoed = 0
+    while True:
+        was_pending = bool(pending)
+        for key, _ in sel.select():
+            i = key.data
+            if i is None:
+                line = sys.stdin.readline()
+                if not line:
+                    return 0
+                k = int(line.split()[1])
+                for j in range(closed, min(a.count, closed + k)):
+                    if j in pending:
+                        sel.unregister(conns[j])
+                        pending.discard(j)
+                    conns[j].close()
+                closed = min(a.count, closed + k)
+                continue
+            if i not in pending:
+                continue
+            data = key.fileobj.recv(8 - len(got[i]))
+            if not data:
+                emit("conn_failed", index=i, error="closed before its echo")
+                sel.unregister(key.fileobj)
+                pending.discard(i)
+                continue
+            got[i] += data
+            if len(got[i]) == 8:
+                sel.unregister(key.fileobj)
+                pending.discard(i)
+                if struct.unpack("!Q", got[i])[0] != i:
+                    emit("conn_failed", index=i, error="wrong echo")
+                    continue
+                echoed += 1
+                if echoed % 100 == 0:
+                    emit("echoed", count=echoed)
+        if was_pending and not pending:
+            emit("all_echoed", echoed=echoed, open=a.count - closed)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
@@ -423,11 +528,19 @@ def main(argv=None):
     mc.add_argument("--max-bytes", type=int, default=8 << 20)
     mc.add_argument("--seed", type=int, default=7)
     mc.add_argument("--connect-timeout", type=float, default=60)
+    e = sub.add_parser("echo")
+    endpoint(e, True)
+    e.add_argument("--bind", default="127.0.0.1")
+    h = sub.add_parser("hold")
+    endpoint(h, True)
+    h.add_argument("--host", default="127.0.0.1")
+    h.add_argument("--count", type=int, required=True)
+    h.add_argument("--connect-timeout", type=float, default=60)
     a = p.parse_args(argv)
-    if a.mode in ("server", "client", "mserver", "mclient") and not a.port and not a.unix:
+    if a.mode in ("server", "client", "mserver", "mclient", "echo", "hold") and not a.port and not a.unix:
         p.error("--port or --unix is required")
     return {"server": cmd_server, "client": cmd_client, "wait-port": cmd_wait_port,
-            "mserver": cmd_mserver, "mclient": cmd_mclient}[a.mode](a)
+            "mserver": cmd_mserver, "mclient": cmd_mclient, "echo": cmd_echo, "hold": cmd_hold}[a.mode](a)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ many-connections test, default PEERSOCK_E2E_BIG_MIB) and PEERSOCK_E2E_BIG_MIB.
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -98,6 +99,71 @@ def run_many(lab, count, total, *, server_args, client_args, acceptor_args=None,
 def test_200_concurrent_connections_random_sizes(lab):
     run_many(lab, 200, many_bytes(), server_args=["--port", str(TARGET_PORT)],
              client_args=["--port", str(LISTEN_PORT), "--max-bytes", str(8 << 20)])
+
+
+# ---- many connections held open at once -------------------------------------
+
+def start_holding(lab, count):
+    """An echo server behind connect, a tunnel, and a client that opens
+    `count` connections through listen and keeps every one open."""
+    server = lab.helper("echo server", ["echo", "--port", str(TARGET_PORT), "--timeout", str(int(scaled(500)))])
+    server.wait_event("listening", scaled(15), what="the echo server to listen")
+    acc, opn = start_tunnel(lab)
+    client = lab.start("holding client", [PYTHON, "-u", str(HELPER), "hold", "--port", str(LISTEN_PORT),
+                                          "--count", str(count), "--timeout", str(int(scaled(500)))],
+                       stdin=subprocess.PIPE)
+    return acc, opn, client
+
+
+def tell(proc, line):
+    proc.proc.stdin.write(line.encode() + b"\n")
+    proc.proc.stdin.flush()
+
+
+@pytest.mark.deadline(300)
+def test_1000_connections_carried_at_once(lab):
+    """1000 connections open at the same time each get their echo while all
+    of them stay open: the peer's stream limit leaves room for all, and
+    none waits for another to end."""
+    acc, opn, client = start_holding(lab, 1000)
+    lab.wait_for(lambda: client.event("all_echoed"), scaled(120), "all 1000 held connections to get their echo",
+                 fail_if=peers_alive(acc, opn))
+    lab.check(client.event("conn_failed") is None, f"a connection failed: {client.event('conn_failed')}")
+    lab.check(client.event("all_echoed")["echoed"] == 1000, f"echoes: {client.event('all_echoed')}")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.deadline(300)
+def test_out_of_descriptors_waits_without_spinning(lab):
+    """The listening side runs out of file descriptors (its limit lowered to
+    150 while it runs): it says so once, does not spin on its readable
+    listener, and carries the waiting connections once others end."""
+    acc, opn, client = start_holding(lab, 0)  # the tunnel first; the client below
+    client.stop()
+    with open(f"/proc/{opn.pid}/comm") as f:
+        lab.check(f.read().strip() == "peersock", "the listen process is not peersock itself")
+    subprocess.run(["prlimit", "--pid", str(opn.pid), "--nofile=150:150"], check=True)
+    client = lab.start("holding client", [PYTHON, "-u", str(HELPER), "hold", "--port", str(LISTEN_PORT),
+                                          "--count", "300", "--timeout", str(int(scaled(500)))],
+                       stdin=subprocess.PIPE)
+    opn.wait_line(r"out of file descriptors", scaled(60), what="the out-of-descriptors warning")
+    client.wait_event("echoed", scaled(60), what="the first 100 echoes")
+    before = cpu_seconds(opn.pid)
+    window = 2.0
+    time.sleep(window)  # a measurement window, not a wait for an event
+    used = cpu_seconds(opn.pid) - before
+    lab.check(used < 0.5 * window, f"the listen side used {used:.2f} CPU-s in {window:.0f} s while out of descriptors")
+    lab.check(client.event("all_echoed") is None, "every connection was carried although descriptors ran out")
+    lab.check(sum("out of file descriptors" in l for l in opn.lines()) == 1, "the warning is not given exactly once")
+    tell(client, "close 200")
+    lab.wait_for(lambda: client.event("all_echoed"), scaled(60), "the waiting connections to be carried",
+                 fail_if=peers_alive(acc, opn))
+    lab.check(acc.returncode is None and opn.returncode is None, "a peer exited")
 
 
 # ---- one slow reader next to a fast one ------------------------------------

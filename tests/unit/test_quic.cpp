@@ -548,19 +548,19 @@ INSTANTIATE_TEST_SUITE_P(ReadBeforeStall, QuicStalledAfterGrowth,
                          ::testing::Values(2 * kMiB, 6 * kMiB, 12 * kMiB, 24 * kMiB, 40 * kMiB),
                          [](const auto& info) { return std::to_string(info.param / kMiB) + "MiB"; });
 
-TEST(QuicStreams, LimitIsOneHundredAndOneMoreOpensWhenOneCloses) {
+TEST(QuicStreams, LimitIs1024AndOneMoreOpensWhenOneCloses) {
   QuicPair p;
   ASSERT_TRUE(p.handshake());
-  EXPECT_EQ(p.client().streams_left(), 100u);
+  EXPECT_EQ(p.client().streams_left(), 1024u);
   std::vector<Stream> streams;
   while (auto id = p.client().open_stream()) {
     streams.emplace_back(p.client(), *id);
-    ASSERT_LE(streams.size(), 100u);
+    ASSERT_LE(streams.size(), 1024u);
   }
-  EXPECT_EQ(streams.size(), 100u);
+  EXPECT_EQ(streams.size(), 1024u);
   EXPECT_EQ(p.client().streams_left(), 0u);
-  // The server grants its own 100 as well.
-  EXPECT_EQ(p.server().streams_left(), 100u);
+  // The server grants its own 1024 as well.
+  EXPECT_EQ(p.server().streams_left(), 1024u);
 
   // Finish the first stream both ways (FIN each way, all read).
   streams.front().conclude();

@@ -128,6 +128,8 @@ class Forwarder final : public Stage {
   bool stream_credit() const;
   void pause_accepting();
   void resume_accepting_if_possible();
+  void wait_for_descriptors();
+  static gboolean on_fd_retry(gpointer self);
   quic::Stream open_data_stream();
   void poll_pending();
   void start_connect(Pending* pending);
@@ -145,7 +147,9 @@ class Forwarder final : public Stage {
   Capabilities caps_;
   bool stopped_ = false;
   glib::SourceId accept_watch_;
-  bool accept_paused_ = false;  // waiting for the peer to allow another stream
+  bool accept_paused_ = false;  // waiting for the peer to allow another stream, or for a descriptor
+  glib::SourceId fd_retry_;      // set while out of descriptors
+  bool fd_warning_given_ = false;
   glib::ObjectPtr<GCancellable> cancellable_;
   std::vector<std::unique_ptr<Pending>> pending_;
   Scratch scratch_;  // before pumps_: they use these until destroyed
