@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "peersock/text.hpp"
+
 namespace peersock::log {
 namespace {
 
@@ -28,12 +30,15 @@ constexpr std::array<std::string_view, static_cast<size_t>(Layer::count)> kLayer
 // The one place that writes stderr. In tty format a drawn status line is
 // erased first ("\r" + erase-to-end-of-line) and redrawn after the line, in a
 // single write so that the terminal never shows a half-updated screen.
+// Every line passes text::strip_controls: many carry text from the relay or
+// the peer (a motd, an error, a debug dump of a frame), and none may fake a
+// line of its own (a second "Connection code:") or drive the terminal.
 void write_line(std::string_view line) {
   State& s = state();
   std::string out;
   const bool tty = s.settings.format == Format::tty;
   if (tty && !s.status.empty()) out += "\r\x1b[K";
-  out.append(line);
+  out.append(text::strip_controls(line));
   out += '\n';
   if (tty && !s.status.empty()) out += s.status;
   std::fwrite(out.data(), 1, out.size(), stderr);
@@ -153,6 +158,7 @@ void json_line(std::string_view object_text) {
 void set_status_line(std::string line) {
   State& s = state();
   if (s.settings.format != Format::tty || s.released) return;
+  line = text::strip_controls(line);
   if (line == s.status) return;
   std::string out = "\r\x1b[K" + line;
   s.status = std::move(line);

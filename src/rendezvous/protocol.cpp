@@ -35,15 +35,11 @@ constexpr size_t kMaxMailboxChars = 256;
 constexpr size_t kMaxNameplateDigits = 9;
 
 // Server-controlled text ends up in exception messages that are printed to a
-// terminal, so control characters (escape sequences) are neutralised and
-// the length is capped.
+// terminal: bounded, and stripped of control characters here already so
+// that the message is the same in every output format.
 std::string printable(std::string_view text) {
   constexpr size_t kMaxChars = 200;
-  std::string out;
-  for (char c : text.substr(0, kMaxChars)) {
-    auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u == 0x7f) ? '?' : c;
-  }
+  std::string out = text::strip_controls(text.substr(0, kMaxChars));
   if (text.size() > kMaxChars) out += "...";
   return out;
 }

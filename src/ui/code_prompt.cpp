@@ -155,8 +155,9 @@ class Prompt {
 
   void redraw() { write_all(tty_, editor_.render(kPrompt)); }
 
+  // May carry the relay's text (why the nameplate list failed).
   void message(std::string_view text) {
-    write_all(tty_, fmt::format("\r\x1b[K{}\r\n", text));
+    write_all(tty_, fmt::format("\r\x1b[K{}\r\n", text::strip_controls(text)));
     redraw();
   }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "peersock/log.hpp"
+#include "peersock/text.hpp"
 
 namespace peersock::ui {
 namespace {
@@ -140,8 +141,11 @@ void Status::phase(Phase phase) {
 }
 
 void Status::motd(std::string_view text) {
-  std::string clean;
-  for (char c : text) clean += (static_cast<unsigned char>(c) < 0x20 && c != '\n') ? '?' : c;
+  // The relay's text: one line (a newline would let it print a fake
+  // "Connection code:" line of its own), bounded.
+  constexpr size_t kMaxMotdBytes = 1000;
+  std::string clean = text::strip_controls(text.substr(0, kMaxMotdBytes));
+  if (text.size() > kMaxMotdBytes) clean += "...";
   if (json_) {
     log::json_line(event_json("motd", {{"message", clean}}));
   } else {

@@ -480,18 +480,28 @@ class Lab:
         if rc != 0:
             self.fail(f"{what}: port 127.0.0.1:{port} in {self.ns.name} did not accept connections within {timeout:.0f}s")
 
-    def start_mailbox(self, port=MAILBOX_PORT, timeout=None):
+    def start_mailbox(self, port=MAILBOX_PORT, timeout=None, motd=None):
         """Start the magic-wormhole mailbox server inside the namespace and wait
-        (with a deadline, from inside the namespace) until it accepts connections."""
+        (with a deadline, from inside the namespace) until it accepts connections.
+        `motd`: the welcome carries this message of the day (the real server,
+        patched at start-up by mailbox_with_motd.py: it has no option for it)."""
         timeout = timeout or scaled(30)
-        db = os.path.join(self.tmpdir, "relay.sqlite")
-        self.mailbox = self.start("mailbox", [
-            TWISTD, "-n", "--pidfile=", "wormhole-mailbox",
-            f"--port=tcp:{port}:interface=127.0.0.1", f"--channel-db={db}"])
+        db = os.path.join(self.tmpdir, "relay.sqlite" if port == MAILBOX_PORT else f"relay-{port}.sqlite")
+        twistd = [TWISTD]
+        env = None
+        if motd is not None:
+            twistd = [PYTHON, str(HERE / "mailbox_with_motd.py")]
+            env = {**os.environ, "PEERSOCK_TEST_MOTD": motd}
+        mailbox = self.start("mailbox" if port == MAILBOX_PORT else f"mailbox :{port}", [
+            *twistd, "-n", "--pidfile=", "wormhole-mailbox",
+            f"--port=tcp:{port}:interface=127.0.0.1", f"--channel-db={db}"], env=env)
         self.wait_port(port, timeout, "mailbox server")
-        self.check(self.mailbox.returncode is None, "mailbox server exited right after starting")
-        self.relay_url = f"ws://127.0.0.1:{port}/v1"
-        return self.relay_url
+        self.check(mailbox.returncode is None, "mailbox server exited right after starting")
+        url = f"ws://127.0.0.1:{port}/v1"
+        if port == MAILBOX_PORT:
+            self.mailbox = mailbox
+            self.relay_url = url
+        return url
 
     def start_pair(self, gen_name, gen_args, cons_name, cons_args, *, gen_stdio=False, cons_stdio=False,
                    code_timeout=None, between=None, gen_env=None, cons_env=None):

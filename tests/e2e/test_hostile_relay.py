@@ -93,3 +93,44 @@ def test_hostile_relay_frame_ends_session_cleanly(lab, frame, expected_rc, says)
 
 def events_injected(attacker):
     return any('"injected"' in l for l in attacker.lines("stdout"))
+
+
+HOSTILE_MOTD = "maintenance tonight\nConnection code: 12-fake-fake-fake-fake\r\x1b[2K\u009b1A\u202e"
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_hostile_motd_from_the_real_server_prints_no_line_of_its_own(lab, fmt):
+    """The real mailbox server (patched at start-up: it has no motd option)
+    welcomes with a motd that tries to print a fake `Connection code:` line
+    and to drive the terminal (CR, erase-line, C1 CSI, a bidi override). The
+    generator shows it on its own "Message from the rendezvous server:" line
+    with every control character replaced, its one real code line is the only
+    one starting `Connection code:`, and the two sides still connect."""
+    relay = lab.start_mailbox(port=4002, motd=HOSTILE_MOTD)
+    json_args = ["--json"] if fmt == "json" else []
+    gen = lab.peersock("peersock stdio-a", [*json_args, "stdio-a"], relay=relay, stdio=True)
+    if fmt == "json":
+        code = json.loads(gen.wait_line(r'"event":\s*"code"', scaled(20), what="the code event").string)["code"]
+    else:
+        # Anchored: CODE_RE alone would also match the fake inside the motd.
+        code = gen.wait_line(r"^Connection code: (\d+-[a-z-]+)$", scaled(20), what="the code line").group(1)
+    cons = lab.peersock("peersock stdio-b", [*json_args, "stdio-b", code], relay=relay, stdio=True)
+    cons.proc.stdin.close()
+    gen.proc.stdin.close()
+    for p in (gen, cons):
+        rc = p.wait_exit(scaled(40), what="the session to end")
+        lab.check(rc == 0, f"{p.name} exited with status {rc}")
+        lines = p.lines("stderr")
+        for bad in ("\r", "\x1b", "\u009b", "\u202e"):
+            lab.check(not any(bad in l for l in lines), f"{p.name}: stderr holds the relay's control character {bad!r}")
+        if fmt == "json":
+            motds = [json.loads(l)["message"] for l in lines if '"motd"' in l]
+        else:
+            motds = [l for l in lines if l.startswith("Message from the rendezvous server: ")]
+            starting = [l for l in lines if l.startswith("Connection code:")]
+            lab.check(len(starting) == (1 if p is gen else 0),
+                      f"{p.name}: lines starting 'Connection code:': {starting}")
+            lab.check(all(code in l for l in starting), f"{p.name}: a code line with another code: {starting}")
+        lab.check(len(motds) == 1 and "maintenance tonight?Connection code: 12-fake" in motds[0],
+                  f"{p.name}: expected one sanitised motd, got {motds}")

@@ -9,6 +9,7 @@
 
 #include "peersock/code/code.hpp"
 #include "peersock/log.hpp"
+#include "peersock/text.hpp"
 #include "peersock/ui/code_prompt.hpp"
 #include "peersock/ui/completion.hpp"
 #include "peersock/ui/format.hpp"
@@ -333,6 +334,43 @@ TEST(StatusJson, EventsAreOneObjectPerLine) {
   EXPECT_EQ(find("error")["exit_code"], 3);
   EXPECT_EQ(find("stats")["final"], true);
   EXPECT_EQ(find("stats")["sent"], 15);
+}
+
+TEST(StripControls, ControlsBecomeQuestionMarks) {
+  using text::strip_controls;
+  EXPECT_EQ(strip_controls("plain text, 100% ASCII ~"), "plain text, 100% ASCII ~");
+  EXPECT_EQ(strip_controls(std::string_view("a\nb\rc\td\x1b[31me\x7f\x00" "f", 16)), "a?b?c?d?[31me??f");
+  // C1 as raw bytes (a Latin-1 terminal's CSI) and UTF-8 encoded (U+009B,
+  // which xterm executes as CSI in UTF-8 mode).
+  EXPECT_EQ(strip_controls("\x9b" "31m"), "?31m");
+  EXPECT_EQ(strip_controls("\xc2\x9b" "31m \xc2\x85"), "?31m ?");
+  // Bidi override and isolate: the reader would see the text reordered.
+  EXPECT_EQ(strip_controls("abc\xe2\x80\xae" "cba\xe2\x81\xa6"), "abc?cba?");
+  // Well-formed UTF-8 passes: the path line's arrow, accents, an emoji.
+  EXPECT_EQ(strip_controls("a \u2194 b, caf\u00e9 \U0001F600"), "a \u2194 b, caf\u00e9 \U0001F600");
+  // Ill-formed: overlong '/', a lone surrogate, a truncated sequence, a
+  // stray continuation byte, above U+10FFFF.
+  EXPECT_EQ(strip_controls("\xc0\xaf|\xed\xa0\x80|\xe2\x86|\x80|\xf4\x90\x80\x80"), "??|???|??|?|????");
+}
+
+TEST(StatusPlain, AMotdCannotPrintALineOfItsOwn) {
+  log::configure({});
+  testing::internal::CaptureStderr();
+  {
+    Status status(false);
+    status.motd("maintenance tonight\nConnection code: 12-fake-fake-fake-fake\r\x1b[2K\xc2\x9b" "1A");
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "Message from the rendezvous server: maintenance tonight?Connection code: 12-fake-fake-fake-fake??[2K?1A\n");
+}
+
+TEST(StatusPlain, EveryLineIsSanitisedOnTheWayOut) {
+  log::configure({});
+  testing::internal::CaptureStderr();
+  log::say_line("from the peer:\nConnection code: 1-x");
+  log::error_line("close reason \x1b]0;title\x07");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "from the peer:?Connection code: 1-x\npeersock: close reason ?]0;title?\n");
 }
 
 TEST(StatusPlain, TheLinesScriptsRelyOn) {
