@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <gcrypt.h>
 #include <openssl/crypto.h>
@@ -90,7 +92,88 @@ gcry_error_t produce(Call&& call, std::vector<uint8_t>& out) {
   return err;
 }
 
+struct MpiRelease {
+  void operator()(gcry_mpi_t m) const noexcept { gcry_mpi_release(m); }
+};
+using Mpi = std::unique_ptr<std::remove_pointer_t<gcry_mpi_t>, MpiRelease>;
+
+// The MPIs of a libotr array with exactly `count` entries, or nothing if
+// `message` is not one (libotr's own parser then rejects it). Trailing bytes
+// are ignored, as libotr does.
+std::optional<std::vector<std::span<const uint8_t>>> split_mpi_array(std::span<const uint8_t> message,
+                                                                      uint32_t count) {
+  auto read_u32 = [&](uint32_t& v) {
+    if (message.size() < 4) return false;
+    v = (uint32_t{message[0]} << 24) | (uint32_t{message[1]} << 16) | (uint32_t{message[2]} << 8) | message[3];
+    message = message.subspan(4);
+    return true;
+  };
+  uint32_t n = 0;
+  if (!read_u32(n) || n != count) return std::nullopt;
+  std::vector<std::span<const uint8_t>> mpis;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t len = 0;
+    if (!read_u32(len) || len > message.size()) return std::nullopt;
+    mpis.push_back(message.first(len));
+    message = message.subspan(len);
+  }
+  return mpis;
+}
+
+struct Group {
+  Mpi p, p_minus_1, q;
+};
+
+const Group& group() {
+  static const Group g = [] {
+    init_libraries();
+    gcry_mpi_t p = nullptr;
+    const std::string hex(kSmpModulusHex);
+    if (gcry_mpi_scan(&p, GCRYMPI_FMT_HEX, hex.c_str(), 0, nullptr) != 0)
+      throw Error(ExitCode::failure, "libgcrypt cannot read the SMP modulus");
+    Group out{Mpi(p), Mpi(gcry_mpi_new(0)), Mpi(gcry_mpi_new(0))};
+    gcry_mpi_sub_ui(out.p_minus_1.get(), out.p.get(), 1);
+    gcry_mpi_rshift(out.q.get(), out.p_minus_1.get(), 1);
+    return out;
+  }();
+  return g;
+}
+
 }  // namespace
+
+void check_subgroup(int message_number, std::span<const uint8_t> message) {
+  struct Layout {
+    uint32_t count;
+    std::vector<std::pair<size_t, const char*>> elements;  // index into the array, name
+  };
+  static const Layout kLayouts[] = {
+      {6, {{0, "g2a"}, {3, "g3a"}}},
+      {11, {{0, "g2b"}, {3, "g3b"}, {6, "Pb"}, {7, "Qb"}}},
+      {8, {{0, "Pa"}, {1, "Qa"}, {5, "Ra"}}},
+      {3, {{0, "Rb"}}},
+  };
+  assert(message_number >= 1 && message_number <= 4);
+  const Layout& layout = kLayouts[message_number - 1];
+  const auto mpis = split_mpi_array(message, layout.count);
+  if (!mpis) return;
+  const Group& g = group();
+  for (const auto& [index, name] : layout.elements) {
+    const std::span<const uint8_t> bytes = (*mpis)[index];
+    gcry_mpi_t raw = nullptr;
+    if (gcry_mpi_scan(&raw, GCRYMPI_FMT_USG, bytes.data(), bytes.size(), nullptr) != 0) return;
+    const Mpi element(raw);
+    bool in_subgroup = gcry_mpi_cmp_ui(element.get(), 2) >= 0 && gcry_mpi_cmp(element.get(), g.p_minus_1.get()) < 0;
+    if (in_subgroup) {
+      const Mpi power(gcry_mpi_new(0));
+      gcry_mpi_powm(power.get(), element.get(), g.q.get(), g.p.get());
+      in_subgroup = gcry_mpi_cmp_ui(power.get(), 1) == 0;
+    }
+    if (!in_subgroup) {
+      throw CounterpartyError("SMP: " + std::string(name) + " in msg" + std::to_string(message_number) +
+                              " is not an element of the prime-order subgroup");
+    }
+  }
+}
 
 Secret derive_secret(std::span<const uint8_t> exporter, std::string_view code) {
   // Fed in three updates rather than one concatenated buffer, so no extra
@@ -229,6 +312,18 @@ Smp::Step Smp::on_message(std::span<const uint8_t> message) {
   if (message.size() > kMaxFramePayload) {
     throw structural("message of " + std::to_string(message.size()) + " bytes exceeds " +
                      std::to_string(kMaxFramePayload));
+  }
+
+  // The message this step expects: Alice gets msg2 and msg4, Bob msg1 and
+  // msg3. Out-of-order messages are rejected below before this matters.
+  const int expected = role_ == Role::alice ? 2 * step_ : 2 * step_ + 1;
+  if (expected >= 1 && expected <= 4) {
+    try {
+      check_subgroup(expected, message);
+    } catch (const CounterpartyError&) {
+      state_->aborted = true;
+      throw;
+    }
   }
 
   const auto* in = message.data();

@@ -593,3 +593,103 @@ TEST(Smp, PeerCanHaveSucceededOnlyAfterOurLastMessage) {
   EXPECT_EQ(step4.status, Status::success);
   EXPECT_TRUE(bob.peer_can_have_succeeded());
 }
+
+// ---------------------------------------------------------------- subgroup checks
+namespace {
+
+// `message` (a libotr MPI array) with MPI `index` replaced by `value`.
+Bytes with_mpi(const Bytes& message, size_t index, const Bytes& value) {
+  const uint32_t count = be32(message, 0);
+  Bytes out(message.begin(), message.begin() + 4);
+  size_t at = 4;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t len = be32(message, at);
+    const Bytes& mpi = i == index ? value : Bytes(message.begin() + at + 4, message.begin() + at + 4 + len);
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(mpi.size() >> shift));
+    out.insert(out.end(), mpi.begin(), mpi.end());
+    at += 4 + len;
+  }
+  return out;
+}
+
+// p - k for small k (p ends in 64 one bits), big-endian.
+Bytes modulus_minus(uint8_t k) {
+  const std::string_view hex = peersock::auth::kSmpModulusHex;
+  Bytes p;
+  for (size_t i = 0; i < hex.size(); i += 2) p.push_back(static_cast<uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  p.back() = static_cast<uint8_t>(p.back() - k);
+  return p;
+}
+
+// p - 2 = -2 generates the whole group (2 is a square mod p, -1 is not):
+// order 2q, so g^q = -1. An attacker's msg1 with such a g2a or g3a made
+// Bob's reply reveal the parity of his exponents (the review's PoC).
+const Bytes kFullGroupGenerator = modulus_minus(2);
+const Bytes kOrderTwo = modulus_minus(1);
+
+TEST(SmpSubgroup, HonestMessagesPass) {
+  Smp alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  const Transcript t = run(alice, bob);
+  ASSERT_EQ(alice.status(), Status::success);
+  EXPECT_NO_THROW(peersock::auth::check_subgroup(1, t.msg1));
+  EXPECT_NO_THROW(peersock::auth::check_subgroup(2, t.msg2));
+  EXPECT_NO_THROW(peersock::auth::check_subgroup(3, t.msg3));
+  EXPECT_NO_THROW(peersock::auth::check_subgroup(4, t.msg4));
+}
+
+TEST(SmpSubgroup, Msg1WithAnElementOutsideTheSubgroupIsAProtocolViolation) {
+  for (size_t index : {size_t{0}, size_t{3}}) {
+    for (const Bytes& bad : {kFullGroupGenerator, kOrderTwo, Bytes{1}, Bytes{}}) {
+      Smp alice(Role::alice, secret_a());
+      Smp bob(Role::bob, secret_a());
+      const Bytes msg1 = with_mpi(alice.start(), index, bad);
+      try {
+        bob.on_message(msg1);
+        ADD_FAILURE() << "accepted element " << index << " of size " << bad.size();
+      } catch (const CounterpartyError& e) {
+        EXPECT_EQ(e.code(), peersock::ExitCode::protocol);
+        EXPECT_NE(std::string(e.what()).find("prime-order subgroup"), std::string::npos) << e.what();
+      }
+      EXPECT_NE(bob.status(), Status::success);
+      Smp honest(Role::alice, secret_a());
+      EXPECT_THROW(bob.on_message(honest.start()), CounterpartyError);  // the run is over
+    }
+  }
+}
+
+TEST(SmpSubgroup, EveryLaterMessageIsCheckedToo) {
+  Smp alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  const Bytes msg1 = alice.start();
+  const Bytes msg2 = bob.on_message(msg1).reply;
+  for (size_t index : {size_t{0}, size_t{3}, size_t{6}, size_t{7}})
+    EXPECT_THROW(peersock::auth::check_subgroup(2, with_mpi(msg2, index, kFullGroupGenerator)), CounterpartyError);
+  EXPECT_THROW(alice.on_message(with_mpi(msg2, 7, kFullGroupGenerator)), CounterpartyError);
+
+  Smp alice2(Role::alice, secret_a());
+  Smp bob2(Role::bob, secret_a());
+  const Bytes msg3 = alice2.on_message(bob2.on_message(alice2.start()).reply).reply;
+  for (size_t index : {size_t{0}, size_t{1}, size_t{5}})
+    EXPECT_THROW(peersock::auth::check_subgroup(3, with_mpi(msg3, index, kFullGroupGenerator)), CounterpartyError);
+  EXPECT_THROW(bob2.on_message(with_mpi(msg3, 5, kFullGroupGenerator)), CounterpartyError);
+
+  Smp alice3(Role::alice, secret_a());
+  Smp bob3(Role::bob, secret_a());
+  const Bytes msg4 = bob3.on_message(alice3.on_message(bob3.on_message(alice3.start()).reply).reply).reply;
+  ASSERT_FALSE(msg4.empty());
+  EXPECT_THROW(alice3.on_message(with_mpi(msg4, 0, kOrderTwo)), CounterpartyError);
+  EXPECT_NE(alice3.status(), Status::success);
+}
+
+TEST(SmpSubgroup, ASubgroupElementWithAWrongProofIsStillAMismatch) {
+  // 4 = 2^2 is in the subgroup: the check lets it through, and libotr's
+  // proof check fails as before -- indistinguishable from a wrong secret.
+  Smp alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  const auto step = bob.on_message(with_mpi(alice.start(), 0, Bytes{4}));
+  EXPECT_EQ(step.status, Status::mismatch);
+  EXPECT_TRUE(step.reply.empty());
+}
+
+}  // namespace

@@ -20,6 +20,26 @@ inline constexpr size_t kMaxFramePayload = 4096;
 
 using Secret = std::array<uint8_t, 32>;
 
+// The group libotr's SMP computes in: the 1536-bit MODP group of RFC 3526
+// (group 5), p = 2q + 1 with q prime, generator 2 of the subgroup of order q.
+inline constexpr std::string_view kSmpModulusHex =
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A"
+    "431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F2411"
+    "7C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED5"
+    "29077096966D670C354E4ABC9804F1746C08CA237327FFFFFFFFFFFFFFFF";
+
+// SMP message n (1-4) as libotr serialises it: a 4-byte big-endian count,
+// then per MPI a 4-byte big-endian length and that many bytes (unsigned,
+// big-endian). Checks that every group element in it (msg1: g2a, g3a; msg2:
+// g2b, g3b, Pb, Qb; msg3: Pa, Qa, Ra; msg4: Rb) lies in the subgroup of
+// order q: 2 <= g <= p-2 and g^q = 1 mod p. libotr itself only checks the
+// range, so an element of order 2q (or 2) would let a peer learn a bit of
+// our secret's exponents from our reply.
+// Errors: CounterpartyError naming the message and the element that is not
+// in the subgroup. A message that is not a well-formed array of the right
+// count passes unchecked: libotr rejects it (a mismatch, as before).
+void check_subgroup(int message_number, std::span<const uint8_t> message);
+
 // S = SHA-256(exporter || code || "CONNAUTH").
 Secret derive_secret(std::span<const uint8_t> exporter, std::string_view code);
 
@@ -67,7 +87,9 @@ class Smp {
     Status status = Status::in_progress;
   };
   // A message payload from the peer. Errors: CounterpartyError for a message
-  // that arrives after the run ended or more messages than the protocol has.
+  // that arrives after the run ended or more messages than the protocol has,
+  // and for a group element outside the prime-order subgroup
+  // (check_subgroup), checked before libotr sees the message.
   Step on_message(std::span<const uint8_t> message);
 
   Status status() const { return status_; }
