@@ -120,11 +120,14 @@ Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options,
       transmit_(std::move(transmit)),
       options_(options),
       created_(now),
+      negotiation_(std::make_unique<tls::Negotiation>()),
       ctx_(nullptr, SSL_CTX_free),
       conn_ref_(std::make_unique<ConnRef>()) {
   conn_ref_->ref.get_conn = &conn_of;
   conn_ref_->ref.user_data = this;
-  ctx_.reset(tls::make_context(role).release());
+  negotiation_->cap = options.max_version;
+  negotiation_->peer_body_version = options.peer_body_version;
+  ctx_.reset(tls::make_context(role, negotiation_.get()).release());
   if (role_ == Role::client) create_client(now);
 }
 
@@ -178,7 +181,12 @@ void Endpoint::create_client(Timestamp now) {
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &fixed_path().path, NGTCP2_PROTO_VER_V1, &callback_table(role_),
                                   &settings, &params, nullptr, this);
   if (rv != 0) throw Error(ExitCode::failure, fmt::format("ngtcp2_conn_client_new: {}", ngtcp2_strerror(rv)));
-  ssl_ = tls::make_session(ctx_.get(), role_, options_.client_alpn);
+  std::string offer = alpn::client_offer(options_.max_version);
+  if (!options_.client_alpn.empty()) {
+    if (options_.client_alpn.size() > 255) throw Error(ExitCode::failure, "invalid ALPN protocol name");
+    offer = std::string(1, static_cast<char>(options_.client_alpn.size())) + options_.client_alpn;
+  }
+  ssl_ = tls::make_session(ctx_.get(), role_, offer);
   SSL_set_app_data(ssl_, &conn_ref_->ref);
   if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0)
     throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
@@ -207,7 +215,7 @@ bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
     conn_ = nullptr;
     return false;
   }
-  ssl_ = tls::make_session(ctx_.get(), role_, kAlpn);
+  ssl_ = tls::make_session(ctx_.get(), role_, {});
   SSL_set_app_data(ssl_, &conn_ref_->ref);
   if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0)
     throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
@@ -489,6 +497,19 @@ std::string Endpoint::alpn() const {
   SSL_get0_alpn_selected(ssl_, &p, &len);
   return std::string(reinterpret_cast<const char*>(p), len);
 }
+
+alpn::Outcome Endpoint::negotiated() const {
+  if (role_ == Role::server) return alpn::server_outcome(negotiation_->selection, options_.peer_body_version);
+  const bool original = ssl_ != nullptr && tls::is_original_certificate(ssl_);
+  return alpn::client_outcome(alpn(), original, options_.max_version, options_.peer_body_version);
+}
+
+std::optional<alpn::Selection> Endpoint::selection() const {
+  if (role_ != Role::server || !negotiation_->offered) return std::nullopt;
+  return negotiation_->selection;
+}
+
+bool Endpoint::presented_original_identity() const { return negotiation_->original_identity; }
 
 ConnStats Endpoint::stats() const {
   ConnStats out;

@@ -4,8 +4,10 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include <fmt/core.h>
 
@@ -14,6 +16,11 @@
 #include "peersock/error.hpp"
 
 namespace peersock::quic::tls {
+
+// Generated from data/compat-v1/ (gen_compat_identity.py).
+extern const std::string_view kOriginalCertPem;
+extern const std::string_view kOriginalKeyPem;
+
 namespace {
 
 struct PkeyDeleter {
@@ -28,6 +35,14 @@ struct BnDeleter {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+struct StoreDeleter {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+using StorePtr = std::unique_ptr<X509_STORE, StoreDeleter>;
 
 [[noreturn]] void fail(std::string_view what) { throw Error(ExitCode::failure, fmt::format("{}: {}", what, errors())); }
 
@@ -35,7 +50,8 @@ void check(int ok, std::string_view what) {
   if (ok != 1) fail(what);
 }
 
-// The server speaks x-peersock only, in ALPN wire form ("\x0ax-peersock").
+// Plain "x-peersock" only, in ALPN wire form: what the original and the
+// releases before ALPN negotiation select (the test peers' servers).
 constexpr auto kAlpnWire = [] {
   std::array<unsigned char, kAlpn.size() + 1> wire{};
   wire[0] = static_cast<unsigned char>(kAlpn.size());
@@ -45,14 +61,74 @@ constexpr auto kAlpnWire = [] {
 static_assert(kAlpnWire[0] == 10 && kAlpnWire[1] == 'x');
 
 // ALERT_FATAL aborts the handshake with no_application_protocol (QUIC
-// transport error 0x178), which ngtcp2 sends to the client.
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in, unsigned int in_len,
-                void*) {
+// transport error 0x178), which the QUIC stack sends to the client.
+int select_plain_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+                      unsigned int in_len, void*) {
   unsigned char* chosen = nullptr;
   if (SSL_select_next_proto(&chosen, out_len, kAlpnWire.data(), kAlpnWire.size(), in, in_len) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = chosen;
   return SSL_TLSEXT_ERR_OK;
+}
+
+// The negotiating server's choice (alpn::select) over the offer OpenSSL
+// hands us; the same function already chose the identity from the
+// ClientHello (on_client_hello), so both see the same offer.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in, unsigned int in_len,
+                void* arg) {
+  auto* n = static_cast<Negotiation*>(arg);
+  n->selection = alpn::select({in, in_len}, n->cap, n->peer_body_version);
+  n->offered = true;
+  if (!n->selection.ok) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = in + n->selection.offset;
+  *out_len = static_cast<unsigned char>(n->selection.length);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+X509Ptr original_certificate() {
+  BioPtr bio(BIO_new_mem_buf(kOriginalCertPem.data(), static_cast<int>(kOriginalCertPem.size())));
+  X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!cert) fail("the original's certificate");
+  return cert;
+}
+
+PkeyPtr original_key() {
+  BioPtr bio(BIO_new_mem_buf(kOriginalKeyPem.data(), static_cast<int>(kOriginalKeyPem.size())));
+  PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) fail("the original's key");
+  return key;
+}
+
+// Before the certificate is chosen: a client that offers only plain
+// "x-peersock" and whose body had no "v" is the original, which accepts no
+// certificate but its own. Any failure here aborts the handshake (alert
+// internal_error): no exception may cross OpenSSL's C frames.
+int on_client_hello(SSL* ssl, int* alert, void* arg) {
+  auto* n = static_cast<Negotiation*>(arg);
+  const unsigned char* ext = nullptr;
+  size_t ext_len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &ext_len) != 1 ||
+      ext_len < 2)
+    return SSL_CLIENT_HELLO_SUCCESS;  // no ALPN: the selection callback does not run; ngtcp2 fails the handshake
+  const size_t list_len = (size_t{ext[0]} << 8) | ext[1];
+  if (list_len != ext_len - 2) return SSL_CLIENT_HELLO_SUCCESS;  // malformed: OpenSSL refuses it itself
+  const alpn::Selection s = alpn::select({ext + 2, list_len}, n->cap, n->peer_body_version);
+  if (!s.original_identity) return SSL_CLIENT_HELLO_SUCCESS;
+  try {
+    X509Ptr cert = original_certificate();
+    PkeyPtr key = original_key();
+    // The fresh P-256 identity would stay in its own slot and could still
+    // be chosen: this connection gets the original's only. The key is RSA,
+    // so the server signs with rsa_pss_rsae_* (TLS 1.3).
+    SSL_certs_clear(ssl);
+    check(SSL_use_certificate(ssl, cert.get()), "SSL_use_certificate");
+    check(SSL_use_PrivateKey(ssl, key.get()), "SSL_use_PrivateKey");
+    n->original_identity = true;
+  } catch (const Error&) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 // A throwaway self-signed certificate for a fresh P-256 key. The client does
@@ -97,7 +173,8 @@ std::string errors() {
   return out.empty() ? std::string("no OpenSSL error reported") : out;
 }
 
-void use_server_identity(SSL_CTX* ctx) {
+namespace {
+void use_fresh_identity(SSL_CTX* ctx) {
   // A fresh key per endpoint: nothing secret is in the source or on disk.
   PkeyPtr key(EVP_EC_gen("P-256"));
   if (!key) fail("EVP_EC_gen(P-256)");
@@ -105,10 +182,40 @@ void use_server_identity(SSL_CTX* ctx) {
   check(SSL_CTX_use_certificate(ctx, cert.get()), "SSL_CTX_use_certificate");
   check(SSL_CTX_use_PrivateKey(ctx, key.get()), "SSL_CTX_use_PrivateKey");
   check(SSL_CTX_check_private_key(ctx), "SSL_CTX_check_private_key");
-  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+}
+}  // namespace
+
+void use_server_identity(SSL_CTX* ctx) {
+  use_fresh_identity(ctx);
+  SSL_CTX_set_alpn_select_cb(ctx, select_plain_alpn, nullptr);
 }
 
-CtxPtr make_context(Role role) {
+void use_original_identity(SSL_CTX* ctx) {
+  X509Ptr cert = original_certificate();
+  PkeyPtr key = original_key();
+  check(SSL_CTX_use_certificate(ctx, cert.get()), "SSL_CTX_use_certificate");
+  check(SSL_CTX_use_PrivateKey(ctx, key.get()), "SSL_CTX_use_PrivateKey");
+  check(SSL_CTX_check_private_key(ctx), "SSL_CTX_check_private_key");
+  SSL_CTX_set_alpn_select_cb(ctx, select_plain_alpn, nullptr);
+}
+
+void pin_original_identity(SSL_CTX* ctx) {
+  StorePtr store(X509_STORE_new());
+  if (!store) fail("X509_STORE_new");
+  X509Ptr cert = original_certificate();
+  check(X509_STORE_add_cert(store.get(), cert.get()), "X509_STORE_add_cert");
+  SSL_CTX_set_cert_store(ctx, store.release());  // the context owns it now
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+}
+
+bool is_original_certificate(SSL* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr) return false;
+  X509Ptr original = original_certificate();
+  return X509_cmp(peer, original.get()) == 0;
+}
+
+CtxPtr make_context(Role role, Negotiation* negotiation) {
   // Once per process: ngtcp2's OpenSSL helper looks up its ciphers here.
   static const int init = ngtcp2_crypto_ossl_init();
   if (init != 0) throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_init failed");
@@ -119,11 +226,15 @@ CtxPtr make_context(Role role) {
   // Neither side verifies a certificate: SMP over the exporter
   // authenticates (protocol.md §5).
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-  if (role == Role::server) use_server_identity(ctx.get());
+  if (role == Role::server) {
+    use_fresh_identity(ctx.get());
+    SSL_CTX_set_client_hello_cb(ctx.get(), on_client_hello, negotiation);
+    SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, negotiation);
+  }
   return ctx;
 }
 
-SSL* make_session(SSL_CTX* ctx, Role role, std::string_view alpn) {
+SSL* make_session(SSL_CTX* ctx, Role role, std::string_view alpn_wire) {
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) fail("SSL_new");
   int rv = role == Role::client ? ngtcp2_crypto_ossl_configure_client_session(ssl)
@@ -134,15 +245,13 @@ SSL* make_session(SSL_CTX* ctx, Role role, std::string_view alpn) {
   }
   if (role == Role::client) {
     SSL_set_connect_state(ssl);
-    if (alpn.empty() || alpn.size() > 255) {
+    if (alpn_wire.empty() || alpn_wire.size() > 65535) {
       SSL_free(ssl);
-      throw Error(ExitCode::failure, "invalid ALPN protocol name");
+      throw Error(ExitCode::failure, "invalid ALPN protocol list");
     }
-    std::string wire(1, static_cast<char>(alpn.size()));
-    wire += alpn;
     // SSL_set_alpn_protos is the odd one out: 0 means success.
-    if (SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(wire.data()),
-                            static_cast<unsigned int>(wire.size())) != 0 ||
+    if (SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(alpn_wire.data()),
+                            static_cast<unsigned int>(alpn_wire.size())) != 0 ||
         SSL_set_tlsext_host_name(ssl, std::string(kSni).c_str()) != 1) {
       SSL_free(ssl);
       fail("SSL_set_alpn_protos");

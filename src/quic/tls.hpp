@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "peersock/quic/alpn.hpp"
 #include "peersock/quic/endpoint.hpp"
 
 namespace peersock::quic::tls {
@@ -18,20 +19,40 @@ struct CtxDeleter {
 };
 using CtxPtr = std::unique_ptr<SSL_CTX, CtxDeleter>;
 
+// The server's version negotiation (alpn.hpp): its inputs, set before the
+// handshake, and what the TLS callbacks chose. Owned by the endpoint; the
+// context's callbacks point at it.
+struct Negotiation {
+  int cap = 1;                // our highest version
+  int peer_body_version = 1;  // the client's body "v" (1: absent)
+  bool offered = false;       // the selection callback ran
+  alpn::Selection selection;
+  bool original_identity = false;  // the original's certificate was presented
+};
+
 // Client: no certificate verification (the peer is authenticated by SMP over
 // the exporter, protocol.md §5). Server: a fresh P-256 key and self-signed
-// certificate, ALPN kAlpn only (anything else: no_application_protocol).
-// Errors: Error(failure) with OpenSSL's reason.
-CtxPtr make_context(Role role);
+// certificate, or the original's for an original client, and the ALPN
+// choice of alpn::select, both recorded in `negotiation` (server only; it
+// must outlive the context). Errors: Error(failure) with OpenSSL's reason.
+CtxPtr make_context(Role role, Negotiation* negotiation);
 
-// The server's side of a context, whichever QUIC stack uses it: a fresh
-// P-256 key, its self-signed certificate, and ALPN kAlpn only. Also used by
-// the OpenSSL-QUIC test peer (tests/tools/ossl_quic). Errors: Error(failure).
+// For the test peers on OpenSSL's QUIC stack (tests/tools/ossl_quic), which
+// stand in for older peers: a releases-before-negotiation server (a fresh
+// P-256 key and self-signed certificate, plain "x-peersock" only), the
+// original's server (its certificate and key, plain only), and the
+// original's client (trusts only that certificate: alert 48 on any other).
+// Errors: Error(failure).
 void use_server_identity(SSL_CTX* ctx);
+void use_original_identity(SSL_CTX* ctx);
+void pin_original_identity(SSL_CTX* ctx);
 
-// A connection's SSL object with ALPN (client: `alpn`, wire-encoded here)
-// and SNI set, configured for ngtcp2. Errors: Error(failure).
-SSL* make_session(SSL_CTX* ctx, Role role, std::string_view alpn);
+// The peer presented the original peersock's certificate.
+bool is_original_certificate(SSL* ssl);
+
+// A connection's SSL object with ALPN (client: `alpn_wire`, already in wire
+// form) and SNI set, configured for ngtcp2. Errors: Error(failure).
+SSL* make_session(SSL_CTX* ctx, Role role, std::string_view alpn_wire);
 
 // This thread's OpenSSL error queue as one line (and cleared).
 std::string errors();

@@ -105,6 +105,12 @@ AuthGate::Verdict AuthGate::poll() {
   return verdict_;
 }
 
+bool AuthGate::sent_acknowledged() const {
+  if (!auth_) return true;
+  const quic::StreamState* s = endpoint_.stream(auth_.id());
+  return s == nullptr || s->tx.acked() == s->tx.written();
+}
+
 void AuthGate::close(ExitCode) {
   closed_ = true;
   smp_.reset();  // wipes the secret

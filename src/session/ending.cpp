@@ -13,6 +13,8 @@ std::string connections(size_t n) { return fmt::format("{} connection{}", n, n =
 Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool complete, size_t open_connections) {
   const std::string reason = text::quote(info.reason);
   if (info.is_app && info.error_code == quic::kErrorAuthFailed) return {ExitCode::code_mismatch, kMismatchMessage};
+  if (info.is_app && info.error_code == quic::kErrorProtocol && info.reason == kVersionChangedReason)
+    return {ExitCode::protocol, kVersionChangedMessage};
   if (info.is_app && info.error_code == quic::kErrorProtocol)
     return {ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", reason)};
   if (!forwarding)
@@ -29,6 +31,10 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
   }
   return {ExitCode::peer_gone, fmt::format("connection to the peer lost{}",
                                            info.by_peer ? " (the peer aborted)" : " (no answer from the peer)")};
+}
+
+std::string original_peer_notice() {
+  return "the other side runs the original peersock: one connection at a time, no half-close";
 }
 
 uint64_t close_code(ExitCode code) {

@@ -51,7 +51,9 @@ void Link::kick() {
 
 void Link::close(ExitCode why) {
   if (!endpoint_ || endpoint_->closed()) return;
-  endpoint_->close(close_code(why), why == ExitCode::ok ? "done" : std::string(exit_code_name(why)), quic::now());
+  std::string reason = close_reason_;
+  if (reason.empty()) reason = why == ExitCode::ok ? "done" : std::string(exit_code_name(why));
+  endpoint_->close(close_code(why), reason, quic::now());
   driver_->kick();
 }
 

@@ -208,19 +208,27 @@ class Session {
       on_gathering_done();  // the other side learns it from our body, even if gathering is not done
       throw;
     }
-    // Both sides use the lower of the two versions announced.
-    version_ = std::min(remote.version, std::min(ice::kOurVersion, options_.settings.protocol_version));
+    // The lower of the two versions announced, until the handshake's ALPN
+    // negotiation settles it (begin_auth; docs/protocol.md §3.1).
+    peer_body_version_ = remote.version;
+    version_ = std::min(remote.version, our_max_version());
     log::debug(Layer::ice, "peer protocol version {}, {} candidates", remote.version, remote.candidates.size());
     phase_ = Phase::connecting;
     status_.phase(ui::Phase::finding_path);
     quic::EndpointOptions quic_options;
     quic_options.congestion =
         options_.settings.congestion == config::Congestion::cubic ? quic::Congestion::cubic : quic::Congestion::bbr;
+    quic_options.max_version = our_max_version();
+    quic_options.peer_body_version = remote.version;
     link_->start_quic(sides_.quic_server() ? quic::Role::server : quic::Role::client, quic_options);
     set_deadline(kIceDeadlineMs, ExitCode::no_path,
                  fmt::format("no network path to the peer (tried: {})", link_->ice().tried()));
     link_->ice().set_remote(remote);
   }
+
+  // The highest version we speak: protocol::kCurrent, or lower by
+  // PEERSOCK_PROTOCOL / [protocol] version.
+  int our_max_version() const { return std::min(ice::kOurVersion, options_.settings.protocol_version); }
 
   // ---- ICE and QUIC ---------------------------------------------------------
   void on_ice_failed() {
@@ -252,12 +260,20 @@ class Session {
         finish(ExitCode::code_mismatch, kMismatchMessage);
         return;
       }
+      if (verdict == AuthGate::Verdict::success && negotiated_.version_changed) {
+        // Only now: before SMP the ALPN result could be a man in the
+        // middle's, and the message would blame the wrong party.
+        link_->set_close_reason(std::string(kVersionChangedReason));
+        finish(ExitCode::protocol, kVersionChangedMessage);
+        return;
+      }
       if (verdict == AuthGate::Verdict::success) {
         on_authenticated();
         admit_streams();  // data streams that came with the last SMP message
       }
     }
     if (finishing()) return;
+    if (forwarding_deferred_ && gate_->sent_acknowledged()) start_forwarding();
     control_->poll(g_get_monotonic_time());
     forwarder_->after_quic_run();
     maybe_close_after_stdio();
@@ -269,15 +285,54 @@ class Session {
   }
 
   void on_quic_closed(const quic::CloseInfo& info) {
+    if (auto why = original_went_silent(info.by_peer)) {
+      finish(ExitCode::code_mismatch, *why);
+      return;
+    }
+    if (relay_added_version(info)) {
+      finish(ExitCode::protocol, kVersionChangedMessage);
+      return;
+    }
     const bool complete = !is_stdio() || !protocol::has_control_stream(version_) || forwarder_->stdio_delivered();
     Ending ending = ending_for_close(info, phase_ == Phase::forwarding, complete, forwarder_->open_connections());
     if (ending.peer_closed) status_.peer_closed();
     finish(ending.code, ending.message);
   }
 
+  // An original responder (QUIC server) that found a mismatch exits without
+  // a word (v1 doc §5.3): silence once our last SMP message is out (the idle
+  // timeout, or the auth deadline) is its verdict, not a network failure.
+  std::optional<std::string> original_went_silent(bool closed_by_peer) const {
+    if (phase_ != Phase::authenticating || !negotiated_.peer_is_original || closed_by_peer || !gate_ ||
+        !gate_->awaiting_verdict())
+      return std::nullopt;
+    return std::string(kOriginalMismatchMessage);
+  }
+
+  // Our server presented its own certificate to a client that offered only
+  // plain x-peersock because that client's body announced a version (a
+  // release before ALPN negotiation, which verifies no certificate). Alert
+  // 48 (unknown_ca) back means the client was the original, which pins its
+  // own certificate and writes no "v": the relay added it.
+  bool relay_added_version(const quic::CloseInfo& info) const {
+    const quic::Endpoint* q = link_ ? link_->quic() : nullptr;
+    if (q == nullptr || !sides_.quic_server() || q->handshake_done() || !info.by_peer || info.is_app ||
+        info.error_code != kUnknownCaError || peer_body_version_ <= 1)
+      return false;
+    auto selection = q->selection();
+    return selection && selection->client_max == 0 && !q->presented_original_identity();
+  }
+
   // ---- auth -------------------------------------------------------------------
   void begin_auth(quic::Endpoint& q) {
     phase_ = Phase::authenticating;
+    // The version is the handshake's from here on (docs/protocol.md §3.1);
+    // whether the bodies agreed with it is judged after SMP.
+    negotiated_ = q.negotiated();
+    version_ = negotiated_.version;
+    log::debug(Layer::quic, "negotiated protocol version {} (ALPN '{}'; peer's body: {}){}{}", version_, q.alpn(),
+               peer_body_version_, negotiated_.peer_is_original ? "; the peer is the original" : "",
+               negotiated_.version_changed ? "; the body disagrees" : "");
     gate_ = std::make_unique<AuthGate>(q, sides_, [this] { link_->kick(); });
     control_ = std::make_unique<ControlChannel>(
         version_, sides_.quic_server(),
@@ -315,7 +370,20 @@ class Session {
     auto stats = link_->quic()->stats();
     if (stats.rtt_ms > 0) forwarder_->set_rtt_us(static_cast<int64_t>(stats.rtt_ms * 1000.0));
     status_.authenticated(authenticated_line(options_.mode, forwarder_->listener_description()));
+    if (negotiated_.peer_is_original) log::warning("original-peer", original_peer_notice());
     report_path(stats.rtt_ms);
+    // An original client handles a stream that arrives with msg4 before
+    // msg4 itself, and exits (v1 doc §7.4, §8 item 9): as the server and
+    // opener, open nothing until msg4 is acknowledged.
+    if (negotiated_.peer_is_original && sides_.quic_server() && sides_.opener && !gate_->sent_acknowledged()) {
+      forwarding_deferred_ = true;
+      return;
+    }
+    start_forwarding();
+  }
+
+  void start_forwarding() {
+    forwarding_deferred_ = false;
     forwarder_->start(*link_->quic(),
                       forward::Capabilities{protocol::has_fin(version_), protocol::several_connections(version_),
                                             protocol::uses_credit(version_)});
@@ -356,6 +424,10 @@ class Session {
   static gboolean on_deadline(gpointer self) {
     auto* session = static_cast<Session*>(self);
     session->deadline_.fired();
+    if (auto why = session->original_went_silent(false)) {
+      session->finish(ExitCode::code_mismatch, *why);
+      return G_SOURCE_REMOVE;
+    }
     session->finish(session->deadline_code_, session->deadline_message_);
     return G_SOURCE_REMOVE;
   }
@@ -452,7 +524,10 @@ class Session {
   std::unique_ptr<Mailbox> mailbox_;
   std::string code_text_;
 
-  int version_ = 1;  // negotiated: the lower of ours and the peer's
+  int version_ = 1;            // negotiated (docs/protocol.md §3.1)
+  int peer_body_version_ = 1;  // the "v" of the peer's ice body (1: absent)
+  quic::alpn::Outcome negotiated_;
+  bool forwarding_deferred_ = false;  // waiting for msg4's acknowledgement (on_authenticated)
   std::unique_ptr<Link> link_;
   std::unique_ptr<AuthGate> gate_;
   std::unique_ptr<ControlChannel> control_;

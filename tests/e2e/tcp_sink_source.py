@@ -37,7 +37,10 @@ wait for events with deadlines:
 server/client options: --unix PATH (instead of TCP), --after-eof (read to EOF
 first, only then send: proves the half-closed direction still works),
 --reset-after N (after sending N bytes, close with RST), --pause-read (read
-nothing until a line arrives on stdin).
+nothing until a line arrives on stdin), --expect N (no half-close, for a
+tunnel to the original peersock, which has none: send without the final
+shutdown, read until N bytes arrived, print "done", and close only when a
+line arrives on stdin or stdin ends; server: with --once).
 
 A transfer sends N pseudo-random bytes generated from SEED while reading
 everything the other end sends, at the same time. After the last byte it
@@ -102,8 +105,9 @@ class Transfer:
     bytes, close abortively (RST). pause: an Event the receiver waits for
     before reading anything (a stalled reader)."""
 
-    def __init__(self, sock, nbytes, seed, after_eof=False, reset_after=None, pause=None):
+    def __init__(self, sock, nbytes, seed, after_eof=False, reset_after=None, pause=None, expect=None):
         self.sock = sock
+        self.expect = expect
         self.nbytes = nbytes
         self.seed = seed
         self.after_eof = after_eof
@@ -131,7 +135,8 @@ class Transfer:
                 self.sock.sendall(c)
                 self.sent_hash.update(c)
                 self.sent += len(c)
-            self.sock.shutdown(socket.SHUT_WR)
+            if self.expect is None:
+                self.sock.shutdown(socket.SHUT_WR)
         except OSError as e:
             self.send_error = f"{type(e).__name__}: {e}"
 
@@ -141,7 +146,7 @@ class Transfer:
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         try:
-            while True:
+            while self.expect is None or self.recv < self.expect:
                 n = self.sock.recv_into(view)
                 if n == 0:
                     break
@@ -227,11 +232,17 @@ def cmd_server(a):
         conn, peer = srv.accept()
         index += 1
         emit("accepted", peer=peer_name(peer), index=index)
-        t = Transfer(conn, a.bytes, a.seed, after_eof=a.after_eof, reset_after=a.reset_after, pause=pause)
+        t = Transfer(conn, a.bytes, a.seed, after_eof=a.after_eof, reset_after=a.reset_after, pause=pause,
+                     expect=a.expect)
         transfers.append(t)
 
         def handle(conn=conn, t=t, index=index):
             res = t.run()
+            if a.expect is not None:
+                emit("done", index=index, **res)
+                sys.stdin.readline()
+                conn.close()
+                return
             conn.close()
             emit("done", index=index, **res)
 
@@ -271,8 +282,14 @@ def cmd_client(a):
         emit("connect_failed", error=str(e))
         return 2
     emit("connected", local=peer_name(s.getsockname()))
-    t = holder["t"] = Transfer(s, a.bytes, a.seed, after_eof=a.after_eof, reset_after=a.reset_after, pause=pause)
+    t = holder["t"] = Transfer(s, a.bytes, a.seed, after_eof=a.after_eof, reset_after=a.reset_after, pause=pause,
+                               expect=a.expect)
     res = t.run()
+    if a.expect is not None:
+        emit("done", **res)
+        sys.stdin.readline()
+        s.close()
+        return 0
     if not t.reset_sent:
         s.close()
     emit("done", **res)
@@ -500,6 +517,7 @@ def main(argv=None):
         q.add_argument("--after-eof", action="store_true")
         q.add_argument("--reset-after", type=int, default=None)
         q.add_argument("--pause-read", action="store_true")
+        q.add_argument("--expect", type=int, default=None)
 
     s = sub.add_parser("server")
     endpoint(s, True)

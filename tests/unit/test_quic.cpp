@@ -248,8 +248,9 @@ TEST(QuicHandshake, CompletesWithEqualExportersOnBothSides) {
   // 1.5 RTT after the start. No retransmission timer may be involved.
   EXPECT_LE(p.now() - start, 2 * kRtt);
   expect_open(p);
-  EXPECT_EQ(p.client().alpn(), kAlpn);
-  EXPECT_EQ(p.server().alpn(), kAlpn);
+  // Both at the default cap, 1: the versioned name for it.
+  EXPECT_EQ(p.client().alpn(), "x-peersock/1");
+  EXPECT_EQ(p.server().alpn(), "x-peersock/1");
   EXPECT_NEAR(p.client().stats().rtt_ms, 50.0, 5.0);
 
   auto c = p.client().export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
@@ -290,6 +291,75 @@ TEST(QuicHandshake, CompletesDespiteHeavyLoss) {
   EXPECT_GT(p.up().stats().lost + p.down().stats().lost, 0u) << "the seed dropped nothing: pick another";
   EXPECT_EQ(p.client().export_keying_material(auth::kExporterLabel, 32),
             p.server().export_keying_material(auth::kExporterLabel, 32));
+}
+
+// ---- version negotiation by ALPN (alpn.hpp; the pure choice: test_alpn.cpp) ----
+
+PairOptions versions(int client_cap, int server_cap, int client_body, int server_body) {
+  PairOptions o;
+  o.client.max_version = client_cap;
+  o.client.peer_body_version = server_body;
+  o.server.max_version = server_cap;
+  o.server.peer_body_version = client_body;
+  return o;
+}
+
+TEST(QuicNegotiation, TwoCurrentPeersAgreeOnTheLowerCapInTheHandshake) {
+  QuicPair p(versions(4, 3, 4, 3));
+  ASSERT_TRUE(p.handshake());
+  EXPECT_EQ(p.client().alpn(), "x-peersock/3");
+  for (Endpoint* e : {&p.client(), &p.server()}) {
+    auto o = e->negotiated();
+    EXPECT_EQ(o.version, 3);
+    EXPECT_FALSE(o.peer_is_original);
+    EXPECT_FALSE(o.version_changed);
+  }
+  EXPECT_FALSE(p.server().presented_original_identity());
+}
+
+TEST(QuicNegotiation, AStrippedBodyIsSeenByTheSideThatReadsIt) {
+  // The client's body reached the server without "v": its offer says 4.
+  QuicPair p(versions(4, 4, 1, 4));
+  ASSERT_TRUE(p.handshake());
+  EXPECT_TRUE(p.server().negotiated().version_changed);
+  EXPECT_FALSE(p.client().negotiated().version_changed);
+  EXPECT_EQ(p.server().negotiated().version, 4) << "the authenticated offer wins, not the body";
+  // The server's body reached the client without "v".
+  QuicPair q(versions(4, 4, 4, 1));
+  ASSERT_TRUE(q.handshake());
+  EXPECT_TRUE(q.client().negotiated().version_changed);
+  EXPECT_FALSE(q.server().negotiated().version_changed);
+}
+
+PairOptions original_client(int body) {
+  PairOptions o;
+  o.client.client_alpn = "x-peersock";  // all the original offers
+  o.server.max_version = 4;
+  o.server.peer_body_version = body;
+  o.client.peer_body_version = 4;
+  return o;
+}
+
+TEST(QuicNegotiation, APlainOnlyClientWithoutVGetsTheOriginalsCertificate) {
+  QuicPair p(original_client(1));
+  ASSERT_TRUE(p.handshake());
+  EXPECT_EQ(p.server().alpn(), "x-peersock");
+  EXPECT_TRUE(p.server().presented_original_identity());
+  EXPECT_TRUE(p.server().negotiated().peer_is_original);
+  EXPECT_EQ(p.server().negotiated().version, 1);
+  // Our client recognises that certificate (it is how it knows the original).
+  EXPECT_TRUE(p.client().negotiated().peer_is_original);
+  EXPECT_EQ(p.client().export_keying_material(auth::kExporterLabel, 32),
+            p.server().export_keying_material(auth::kExporterLabel, 32));
+}
+
+TEST(QuicNegotiation, APlainOnlyClientThatAnnouncedAVersionIsAnOlderReleaseOfOurs) {
+  QuicPair p(original_client(3));
+  ASSERT_TRUE(p.handshake());
+  EXPECT_FALSE(p.server().presented_original_identity());
+  EXPECT_EQ(p.server().negotiated().version, 3);
+  EXPECT_FALSE(p.server().negotiated().peer_is_original);
+  EXPECT_FALSE(p.client().negotiated().peer_is_original);
 }
 
 PairOptions wrong_alpn() {

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "peersock/byte_queue.hpp"
+#include "peersock/quic/alpn.hpp"
 #include "peersock/quic/send_buffer.hpp"
 
 struct ngtcp2_conn;
@@ -47,7 +48,13 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace peersock::quic {
 
-inline constexpr std::string_view kAlpn = "x-peersock";
+namespace tls {
+struct Negotiation;
+}
+
+// Plain "x-peersock": all the original and releases before ALPN negotiation
+// speak; the versioned names are in alpn.hpp.
+inline constexpr std::string_view kAlpn = alpn::kPlain;
 inline constexpr std::string_view kSni = "dummy";
 
 // Application error codes we send in CONNECTION_CLOSE.
@@ -82,8 +89,14 @@ struct EndpointOptions {
   // keep-alive PING sent into the dead path restarts the idle timer
   // (RFC 9000 §10.1; measured in the unit tests). 15 s: about 22 s at most.
   std::chrono::milliseconds idle_timeout{15000};
-  // Client only: the ALPN protocol offered. The server accepts only kAlpn.
-  std::string client_alpn{kAlpn};
+  // The highest protocol version we speak (alpn.hpp): the client offers
+  // x-peersock/max_version .. /1 and plain, the server picks from the offer.
+  int max_version = 1;
+  // The `v` of the peer's ice body (1: absent): the server needs it to pick
+  // the identity for a plain-only client, both to check the outcome.
+  int peer_body_version = 1;
+  // Client, tests only: offer exactly this one protocol name instead.
+  std::string client_alpn;
   Congestion congestion = Congestion::bbr;
 };
 
@@ -222,6 +235,14 @@ class Endpoint {
   ConnStats stats() const;
   std::string alpn() const;
 
+  // The version negotiation's result (alpn::server_outcome or
+  // client_outcome). Precondition: handshake_done().
+  alpn::Outcome negotiated() const;
+  // Server: what it chose from the client's offer (nullopt before the
+  // ClientHello) and whether it presented the original's certificate.
+  std::optional<alpn::Selection> selection() const;
+  bool presented_original_identity() const;
+
   // For ngtcp2's C callbacks (endpoint.cpp); not for the application.
   struct Callbacks;
 
@@ -247,6 +268,7 @@ class Endpoint {
   EndpointOptions options_;
   Timestamp created_;
 
+  std::unique_ptr<tls::Negotiation> negotiation_;  // before ctx_: its callbacks point here
   std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx_;
   SSL* ssl_ = nullptr;                          // owned; freed after the ngtcp2 connection
   ngtcp2_crypto_ossl_ctx* ossl_ctx_ = nullptr;  // owned

@@ -47,6 +47,19 @@ class AuthGate final : public Stage {
 
   bool authenticated() const { return verdict_ == Verdict::success; }
 
+  // The initiator sent its last SMP message (msg3) and waits for the
+  // verdict: an original responder that stays silent now found a mismatch
+  // (it exits without telling us, ../shared/docs/protocol-v1.md §5.3).
+  bool awaiting_verdict() const {
+    return sides_.smp_initiator() && verdict_ == Verdict::pending && smp_ && smp_->peer_can_have_succeeded();
+  }
+
+  // Everything we wrote on the auth stream was acknowledged by the peer
+  // (true before it exists). An original client handles a new stream before
+  // the SMP message that came with it (v1 doc §7.4): a responder that opens
+  // the data stream waits for this.
+  bool sent_acknowledged() const;
+
   // Drops SMP's state (it holds the secret) and stops answering. The auth
   // stream goes with the QUIC connection.
   void close(ExitCode why) override;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "peersock/error.hpp"
 #include "peersock/quic/endpoint.hpp"
@@ -22,6 +23,28 @@ struct Ending {
 // who typed what, so it blames nobody.
 inline constexpr const char* kMismatchMessage =
     "connection code mismatch: the codes did not match (one side typed it wrong, or someone guessed)";
+
+// The ALPN result and the peer's ice body disagree (docs/protocol.md §3.1):
+// the relay changed the version a body announced. The side that sees it
+// closes with kErrorProtocol and kVersionChangedReason, so that the other
+// side, which may have seen nothing wrong, prints the same line.
+inline constexpr const char* kVersionChangedMessage =
+    "the rendezvous server changed the protocol version offered by the other side";
+inline constexpr std::string_view kVersionChangedReason = "version-changed";
+
+// The original responder exits without a word when the codes differ (v1 doc
+// §5.3): its silence after our last SMP message is our verdict.
+inline constexpr const char* kOriginalMismatchMessage =
+    "connection code mismatch (the other side stopped after the code check)";
+
+// Said once when the peer is known to be the original peersock (v1): what
+// the session can and cannot do with it. The one place that words it.
+std::string original_peer_notice();
+
+// The TLS alert the original's client sends when the server's certificate
+// is not the original's (48, unknown_ca), as the QUIC transport error
+// (0x100 + alert) the server receives.
+inline constexpr uint64_t kUnknownCaError = 0x100 + 48;
 
 // The connection closed (by the peer, by an idle timeout, or by a failure).
 // `forwarding`: authentication had succeeded. `complete`: every data stream

@@ -54,6 +54,9 @@ class Link final : public Stage {
   // Starts QUIC's close with the application error code for `why`
   // (nothing if QUIC never started or is closed already).
   void close(ExitCode why) override;
+  // The reason text of that close instead of the exit code's name (a
+  // reason the peer maps to a message of its own, ending.hpp).
+  void set_close_reason(std::string reason) { close_reason_ = std::move(reason); }
   // Nothing more to send (or QUIC never started).
   bool closed() const override;
 
@@ -62,6 +65,7 @@ class Link final : public Stage {
   std::unique_ptr<ice::Agent> agent_;
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::Driver> driver_;
+  std::string close_reason_;
 };
 
 }  // namespace peersock::session

@@ -85,7 +85,10 @@ void Endpoint::setup_client(const EndpointOptions& options) {
   if (!ctx_) fail("SSL_CTX_new(client)");
   // No certificate verification: the server's certificate is throwaway and
   // the peer is authenticated afterwards by SMP over the exporter (§5).
+  // The original's client trusts its own certificate only (alert 48 on any
+  // other): the original-like peer does the same.
   SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_NONE, nullptr);
+  if (options.original_identity) quic::tls::pin_original_identity(ctx_.get());
 
   connection_.reset(SSL_new(ctx_.get()));
   if (!connection_) fail("SSL_new");
@@ -118,10 +121,11 @@ void Endpoint::setup_client(const EndpointOptions& options) {
 void Endpoint::setup_server(const EndpointOptions& options) {
   ctx_.reset(SSL_CTX_new(OSSL_QUIC_server_method()));
   if (!ctx_) fail("SSL_CTX_new(server)");
-  // A fresh key per Endpoint: nothing secret is in the source or on disk.
-  // The product's server identity: a fresh key, a throwaway certificate,
-  // ALPN x-peersock only (src/quic/tls.cpp).
-  quic::tls::use_server_identity(ctx_.get());
+  // A release before ALPN negotiation: a fresh key per Endpoint, a
+  // throwaway certificate, plain x-peersock only (src/quic/tls.cpp). The
+  // original-like peer: the original's certificate and key, plain only.
+  if (options.original_identity) quic::tls::use_original_identity(ctx_.get());
+  else quic::tls::use_server_identity(ctx_.get());
   // The client presents no certificate.
   SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_NONE, nullptr);
 

@@ -64,6 +64,9 @@ struct EndpointOptions {
   std::chrono::milliseconds idle_timeout{15000};
   // Client only: the ALPN protocol offered. The server accepts only kAlpn.
   std::string client_alpn{kAlpn};
+  // The original peersock's TLS identity: the server presents its
+  // certificate and key, the client accepts no other certificate.
+  bool original_identity = false;
 };
 
 class Endpoint {
