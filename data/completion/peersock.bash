@@ -8,9 +8,9 @@ _peersock() {
     local cur prev
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix help"
+    local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix peers help"
     local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --congestion --bind --send-only --recv-only --config --code-file
-        --code-words --join --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
+        --code-words --join --remember --label --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
     # --debug=LIST: bash splits at '=' (COMP_WORDBREAKS), so the '=' is a
@@ -48,7 +48,7 @@ _peersock() {
         --code-words)
             COMPREPLY=($(compgen -W "2 3 4 5 6 7 8" -- "$cur"))
             return ;;
-        --stun|--turn|--turn-user|--turn-password|--bind)
+        --stun|--turn|--turn-user|--turn-password|--bind|--remember|--label)
             return ;;
     esac
 
@@ -57,7 +57,7 @@ _peersock() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case $word in
-            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words)
+            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words|--remember|--label)
                 ((i++)) ;;
             -*) ;;
             *)
@@ -91,6 +91,15 @@ _peersock() {
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif ((npos == 1)); then
                 COMPREPLY=($(compgen -W "-" -- "$cur"))
+            fi ;;
+        peers)
+            if ((npos == 0)); then
+                COMPREPLY=($(compgen -W "list forget" -- "$cur"))
+            elif ((npos == 1)); then
+                # The names of the pairings (pairing files; dot files are not pairings).
+                local dir=${XDG_DATA_HOME:-$HOME/.local/share}/peersock/peers names=
+                [[ -d $dir ]] && names=$(cd "$dir" && ls -1 2>/dev/null)
+                COMPREPLY=($(compgen -W "$names" -- "$cur"))
             fi ;;
     esac
 }

@@ -113,6 +113,7 @@ int run(int argc, char** argv) {
       fmt::print("{}", format_config(parsed, parsed.json));
       return 0;
     }
+    if (parsed.peers) return run_peers(*parsed.peers, peers_dir(config::process_environment()), parsed.json);
     scrub_argv(argv, parsed.secret_args);
     if (parsed.code_source == CodeSource::argv) {
       log::warning("code-in-argv",

@@ -43,8 +43,15 @@ enum class CodeSource {
 };
 std::string_view code_source_name(CodeSource source);
 
+// `peersock peers`: list the pairings, or forget one.
+struct PeersAction {
+  bool forget = false;
+  std::string name;  // forget's NAME
+};
+
 struct Parsed {
   session::Options options;
+  std::optional<PeersAction> peers;  // `peersock peers ...` instead of a session
   bool help = false, version = false, print_config = false;
   const Command* command = nullptr;  // the subcommand, if one was named
   log::Settings log;
@@ -72,6 +79,15 @@ struct Parsed {
 Parsed parse_args(int argc, char** argv, const config::EnvLookup& env);
 Parsed parse_args(int argc, char** argv);  // with the process environment
 uint16_t parse_port(std::string_view text, std::string_view what);
+
+// Where pairings are kept (pairing::Store::default_dir from `env`).
+// Errors: Error(local) when neither XDG_DATA_HOME nor HOME is usable.
+std::string peers_dir(const config::EnvLookup& env);
+
+// `peersock peers ...`: prints the list (json: one JSON array) or forgets
+// one pairing; returns the exit status. Errors: Error(local) from the store,
+// UsageError for a NAME that is not paired.
+int run_peers(const PeersAction& action, const std::string& dir, bool json);
 
 // `peersock --print-config`: every effective setting and where it came
 // from, as aligned text or (json) one JSON object. Never the code; the TURN

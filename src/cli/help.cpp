@@ -73,7 +73,9 @@ std::string setting_lines() {
 
 std::string options_help() {
   return "The code (it never has to be on the command line, where others can see it):\n" +
-         option_lines(Option::Group::code) + "\nOptions (flags > environment > config file > defaults):\n" +
+         option_lines(Option::Group::code) +
+         "\nPairing (later sessions need no code; `peersock peers` lists them):\n" +
+         option_lines(Option::Group::pairing) + "\nOptions (flags > environment > config file > defaults):\n" +
          setting_lines() + option_lines(Option::Group::output) +
          R"(
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 code mismatch, 4 no network
@@ -98,6 +100,7 @@ std::string usage_text(const Command* command) {
   for (const auto& c : commands()) {
     out += fmt::format("  peersock [OPTIONS] {} {}\n      {}\n      e.g. {}\n", c.name, c.usage, c.summary, c.example);
   }
+  out += "  peersock peers [list | forget NAME]\n      the remembered peers (--remember NAME), or forget one\n";
   out += "\nThe side given no CODE prints one; give it to the other side.\n\n";
   out += options_help();
   out += "\nMore: man peersock, and `peersock SUBCOMMAND --help`.\n";

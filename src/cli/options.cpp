@@ -10,11 +10,15 @@
 #include <cstring>
 #include <optional>
 
+#include <unistd.h>
+
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "peersock/code/code.hpp"
 #include "peersock/config/table.hpp"
 #include "peersock/error.hpp"
+#include "peersock/pairing/pairing.hpp"
+#include "peersock/pairing/store.hpp"
 #include "peersock/text.hpp"
 
 namespace peersock::cli {
@@ -33,6 +37,7 @@ struct Scan {
   std::optional<std::string> bind_address;  // --bind, for listen
   bool send_only = false, recv_only = false;
   bool join = false;
+  std::optional<std::string> label;
   std::vector<config::FlagValue> flags;  // settings, applied after the file and the environment
 };
 
@@ -76,6 +81,19 @@ constexpr auto kOptions = std::to_array<Option>({
            s.parsed.options.code_words = code_words(v);
            s.parsed.code_words_given = true;
          }},
+
+    {.name = "--remember",
+     .value = V::required,
+     .arg = "NAME",
+     .help = "once authenticated, remember the other side as NAME: later sessions need no code",
+     .group = G::pairing,
+     .apply = [](Scan& s, std::string_view v) { s.parsed.options.remember = std::string(v); }},
+    {.name = "--label",
+     .value = V::required,
+     .arg = "TEXT",
+     .help = "with --remember: what the other side's list of pairings calls this side (default: the host name)",
+     .group = G::pairing,
+     .apply = [](Scan& s, std::string_view v) { s.label = std::string(v); }},
 
     {.name = "--bind",
      .value = V::required,
@@ -325,7 +343,53 @@ void resolve_code(Scan& scan, const std::vector<std::string>& rest, size_t used,
   }
 }
 
+// `peersock peers [list]`, `peersock peers forget NAME`.
+void parse_peers(Scan& scan) {
+  Parsed& parsed = scan.parsed;
+  std::vector<std::string> args;
+  for (size_t k = 1; k < scan.positional.size(); ++k) args.push_back(scan.positional[k].text);
+  PeersAction action;
+  if (args.empty() || (args.size() == 1 && args[0] == "list")) {
+    action.forget = false;
+  } else if (args[0] == "forget" && args.size() == 2) {
+    action.forget = true;
+    action.name = args[1];
+    pairing::check_name(action.name);
+  } else if (args[0] == "forget") {
+    throw UsageError("peers forget: give exactly one NAME (usage: peersock peers forget NAME)");
+  } else {
+    throw UsageError(fmt::format("peers: unknown action {} (usage: peersock peers [list | forget NAME])",
+                                 quote(args[0])));
+  }
+  parsed.peers = std::move(action);
+}
+
+// --remember and --label, once the subcommand and the code are known.
+void apply_pairing_flags(Scan& scan, const config::EnvLookup& env) {
+  Parsed& parsed = scan.parsed;
+  session::Options& o = parsed.options;
+  if (scan.label && !o.remember) throw UsageError("--label applies only with --remember NAME");
+  if (!o.remember) return;
+  pairing::check_name(*o.remember);
+  if (scan.label) {
+    o.label = *scan.label;
+  } else {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) == 0) o.label = host;
+  }
+  o.peers_dir = peers_dir(env);
+}
+
 }  // namespace
+
+std::string peers_dir(const config::EnvLookup& env) {
+  auto xdg = env("XDG_DATA_HOME");
+  auto home = env("HOME");
+  return pairing::Store::default_dir([&](const char* name) -> const char* {
+    const auto& v = std::string_view(name) == "XDG_DATA_HOME" ? xdg : home;
+    return v ? v->c_str() : nullptr;
+  });
+}
 
 std::span<const Option> options() { return kOptions; }
 
@@ -346,9 +410,15 @@ Parsed parse_args(int argc, char** argv, const config::EnvLookup& env) {
   }
   if (parsed.help || parsed.version) return std::move(parsed);
 
+  if (!scan.positional.empty() && scan.positional[0].text == "peers") {
+    parse_peers(scan);
+    return std::move(parsed);
+  }
+
   combine_settings(scan, env);
   const auto [rest, used] = subcommand_args(scan);
   resolve_code(scan, rest, used, env);
+  apply_pairing_flags(scan, env);
   return std::move(parsed);
 }
 

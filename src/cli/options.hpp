@@ -12,7 +12,7 @@ struct Scan;  // parse_args' state while it reads argv (options.cpp)
 
 struct Option {
   enum class Value { none, required, optional };  // optional: only as --NAME=VALUE
-  enum class Group { code, output };              // where --help lists it
+  enum class Group { code, pairing, output };     // where --help lists it
 
   std::string_view name;   // "--help"; empty: a line of --help only ("CODE")
   std::string_view alias;  // "-h", or empty

@@ -160,6 +160,7 @@ std::string encode(const Description& description) {
   json body = {{"u", description.ufrag}, {"p", description.password}, {"c", std::move(candidates)}};
   if (description.version > 1) body["v"] = description.version;
   if (!description.mode.empty()) body["m"] = description.mode;
+  if (!description.label.empty()) body["n"] = description.label;
   return body.dump();
 }
 
@@ -184,6 +185,12 @@ Description decode(std::string_view body) {
     });
     if (out.mode.empty() || out.mode.size() > kMaxModeName || !name_chars)
       bad("mode \"m\" must be 1.." + std::to_string(kMaxModeName) + " characters of a-z 0-9 -");
+  }
+  if (j.contains("n")) {
+    const std::string& label = require_string(j, "", "n");
+    if (label.size() > kMaxLabelOnWire) bad("label \"n\" longer than " + std::to_string(kMaxLabelOnWire) + " bytes");
+    for (char ch : label)
+      if (ch >= 0x20 && ch <= 0x7e && out.label.size() < kMaxLabel) out.label += ch;
   }
 
   const json& c = require(j, "", "c");

@@ -28,10 +28,11 @@ void AuthGate::write(quic::Stream& stream, std::span<const uint8_t> bytes) {
   if (wants_io_) wants_io_();
 }
 
-quic::Stream AuthGate::begin(std::string& code) {
+quic::Stream AuthGate::begin(std::string& code, bool keep_pairing_secret) {
   begun_ = true;
   auto exporter = endpoint_.export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
   auth::Secret secret = auth::derive_secret(exporter, code);
+  if (keep_pairing_secret) pairing_secret_ = pairing::pairing_secret(secret);
   // One session, one derivation: the code is not needed any more.
   auth::wipe(code);
   OPENSSL_cleanse(exporter.data(), exporter.size());
@@ -99,6 +100,7 @@ AuthGate::Verdict AuthGate::poll() {
       if (step.status == auth::Status::in_progress) continue;
       smp_.reset();  // wipes the secret
       verdict_ = step.status == auth::Status::success ? Verdict::success : Verdict::mismatch;
+      if (verdict_ == Verdict::mismatch) drop_pairing_secret();
       return verdict_;
     }
   }
@@ -114,6 +116,12 @@ bool AuthGate::sent_acknowledged() const {
 void AuthGate::close(ExitCode) {
   closed_ = true;
   smp_.reset();  // wipes the secret
+  drop_pairing_secret();
+}
+
+void AuthGate::drop_pairing_secret() {
+  if (pairing_secret_) OPENSSL_cleanse(pairing_secret_->data(), pairing_secret_->size());
+  pairing_secret_.reset();
 }
 
 }  // namespace peersock::session

@@ -32,6 +32,7 @@
 #include "peersock/session/link.hpp"
 #include "peersock/session/mailbox.hpp"
 #include "peersock/session/mode.hpp"
+#include "peersock/session/remember.hpp"
 #include "peersock/text.hpp"
 #include "peersock/ui/status.hpp"
 
@@ -107,6 +108,8 @@ class Session {
     signals_.emplace_back(g_unix_signal_add(SIGHUP, &Session::on_hangup, this));
     // SIGUSR1: one line per open connection on stderr (for bug reports).
     signals_.emplace_back(g_unix_signal_add(SIGUSR1, &Session::on_dump_signal, this));
+    if (options_.remember)
+      remember_.emplace(*options_.remember, options_.label, pairing::Store(options_.peers_dir));
     // The local side first: a port in use fails before anyone is contacted.
     forwarder_ = std::make_unique<forward::Forwarder>(options_.mode, forwarder_events());
     // ICE gathers while the rendezvous runs: both sides in parallel.
@@ -196,6 +199,7 @@ class Session {
   void on_gathering_done() {
     auto description = link_->ice().local_description();
     description.mode = forward::mode_name(options_.mode);
+    if (remember_) description.label = remember_->label();
     log::debug(Layer::ice, "sending {} local candidates", description.candidates.size());
     mailbox_->send_ice(ice::encode(description));
   }
@@ -212,6 +216,8 @@ class Session {
     // negotiation settles it (begin_auth; docs/protocol.md §3.1).
     peer_body_version_ = remote.version;
     version_ = std::min(remote.version, our_max_version());
+    if (remember_) remember_->check_peer(version_);
+    peer_label_ = remote.label;
     log::debug(Layer::ice, "peer protocol version {}, {} candidates", remote.version, remote.candidates.size());
     phase_ = Phase::connecting;
     status_.phase(ui::Phase::finding_path);
@@ -348,7 +354,7 @@ class Session {
         });
     log::debug(Layer::quic, "handshake complete (ALPN '{}'); authenticating", q.alpn());
     status_.phase(ui::Phase::authenticating);
-    quic::Stream control = gate_->begin(code_text_);
+    quic::Stream control = gate_->begin(code_text_, remember_.has_value());
     // The code is not needed any more: no copy of it outlives the derivation.
     if (options_.code) {
       auth::wipe(options_.code->text);
@@ -371,6 +377,15 @@ class Session {
     if (stats.rtt_ms > 0) forwarder_->set_rtt_us(static_cast<int64_t>(stats.rtt_ms * 1000.0));
     status_.authenticated(authenticated_line(options_.mode, forwarder_->listener_description()));
     if (negotiated_.peer_is_original) log::warning("original-peer", original_peer_notice());
+    if (remember_ && gate_->pairing_secret()) {
+      try {
+        status_.remembered(*options_.remember,
+                           remember_->save(*gate_->pairing_secret(), peer_label_, g_get_real_time() / 1'000'000));
+      } catch (const Error& e) {
+        log::warning("not-remembered", fmt::format("peersock: could not remember the other side: {}", e.what()));
+      }
+      gate_->drop_pairing_secret();  // on disk or lost: no copy stays in memory
+    }
     report_path(stats.rtt_ms);
     // An original client handles a stream that arrives with msg4 before
     // msg4 itself, and exits (v1 doc §7.4, §8 item 9): as the server and
@@ -528,6 +543,8 @@ class Session {
   int peer_body_version_ = 1;  // the "v" of the peer's ice body (1: absent)
   quic::alpn::Outcome negotiated_;
   bool forwarding_deferred_ = false;  // waiting for msg4's acknowledgement (on_authenticated)
+  std::optional<Remember> remember_;
+  std::string peer_label_;  // the peer's "n", for --remember
   std::unique_ptr<Link> link_;
   std::unique_ptr<AuthGate> gate_;
   std::unique_ptr<ControlChannel> control_;

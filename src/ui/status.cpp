@@ -198,6 +198,14 @@ void Status::authenticated(const std::string& line) {
   phase(Phase::connected);
 }
 
+void Status::remembered(const std::string& name, const std::string& line) {
+  if (json_) {
+    log::json_line(event_json("remembered", {{"name", name}, {"message", line}}));
+  } else {
+    log::say_line(line);
+  }
+}
+
 void Status::connection_opened(const void* id) {
   if (auto it = open_.find(id); it != open_.end()) {
     // The address was reused by a new connection object after the old one

@@ -41,6 +41,10 @@ struct Description {
   // before anything is forwarded. Empty: not sent (the original, older
   // releases). A name we do not know is kept as it is: the caller decides.
   std::string mode;
+  // "n": what the sender calls itself (its host name unless it chose
+  // another), sent only by a side that will remember this peer. Received:
+  // printable ASCII only, at most kMaxLabel (other characters dropped).
+  std::string label;
 };
 
 // The version we announce in the body's "v" (protocol/version.hpp).
@@ -48,6 +52,8 @@ inline constexpr int kOurVersion = protocol::kCurrent;
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
 inline constexpr size_t kMaxCandidates = 64;
 inline constexpr size_t kMaxModeName = 32;
+inline constexpr size_t kMaxLabel = 64;
+inline constexpr size_t kMaxLabelOnWire = 256;  // longer is a violation
 
 // Serialises compactly with sorted keys, like the original. Writes "v" only
 // when version > 1.

@@ -10,9 +10,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "peersock/auth/smp.hpp"
+#include "peersock/pairing/pairing.hpp"
 #include "peersock/protocol/sides.hpp"
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/quic/stream.hpp"
@@ -32,7 +34,9 @@ class AuthGate final : public Stage {
   // opens streams 0 and 4 here (returned: stream 0, for the control
   // channel). Errors: Error(failure) for a missing exporter, Error(peer_gone)
   // when the streams cannot be opened or written.
-  quic::Stream begin(std::string& code);
+  // `keep_pairing_secret`: also derive the pairing secret (pairing.hpp),
+  // for pairing_secret() once SMP succeeded (--remember).
+  quic::Stream begin(std::string& code, bool keep_pairing_secret = false);
   bool begun() const { return begun_; }
 
   // Takes the peer's new streams: before success only stream 0 (passed to
@@ -60,6 +64,12 @@ class AuthGate final : public Stage {
   // the data stream waits for this.
   bool sent_acknowledged() const;
 
+  // After success, when begin() was asked to keep it: the pairing secret,
+  // which both sides now hold (and only they). Empty otherwise; wiped by
+  // close() and on a mismatch.
+  const std::optional<pairing::Key>& pairing_secret() const { return pairing_secret_; }
+  void drop_pairing_secret();
+
   // Drops SMP's state (it holds the secret) and stops answering. The auth
   // stream goes with the QUIC connection.
   void close(ExitCode why) override;
@@ -77,6 +87,7 @@ class AuthGate final : public Stage {
   auth::FrameReader frames_;
   quic::Stream auth_;
   Verdict verdict_ = Verdict::pending;
+  std::optional<pairing::Key> pairing_secret_;
   bool closed_ = false;
 };
 

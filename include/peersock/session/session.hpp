@@ -22,6 +22,10 @@ struct Options {
   Mode mode;
   std::optional<code::Code> code;  // absent: this side generates the code
   int code_words = code::kDefaultWords;
+  // --remember NAME: store a pairing once authenticated (remember.hpp).
+  std::optional<std::string> remember;
+  std::string label;      // what we call ourselves to a side we pair with
+  std::string peers_dir;  // where pairings are kept (pairing::Store)
 };
 
 // Runs until the session ends; returns the process exit code. Errors are

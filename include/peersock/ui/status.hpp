@@ -58,6 +58,8 @@ class Status {
   void path(const PathInfo& path, std::optional<double> rtt_ms = std::nullopt);
   // `line` is the plain-text line ("authenticated; forwarding ...").
   void authenticated(const std::string& line);
+  // --remember stored the pairing `name`; `line` is the plain-text line.
+  void remembered(const std::string& name, const std::string& line);
   void connection_opened(const void* id);
   // Idempotent per id: only the first call for an open connection counts.
   void connection_closed(const void* id, uint64_t sent, uint64_t received, bool clean);
