@@ -225,7 +225,9 @@ Output Protocol::on_text(std::string_view text) {
     const std::string& body = string_field(msg, type, "body");
     // The server echoes our own add back to us; other phases belong to
     // protocols we do not speak.
-    if (side == side_ || phase != "ice") return out;
+    if (side == side_) return out;
+    peer_seen_ = true;
+    if (phase != "ice") return out;
     // Only one ice message per peer is meaningful (no trickle, §2.5); a
     // repeat is a replay or a confused peer, and re-applying credentials
     // mid-connection would only do harm.

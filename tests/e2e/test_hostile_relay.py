@@ -134,3 +134,50 @@ def test_hostile_motd_from_the_real_server_prints_no_line_of_its_own(lab, fmt):
             lab.check(all(code in l for l in starting), f"{p.name}: a code line with another code: {starting}")
         lab.check(len(motds) == 1 and "maintenance tonight?Connection code: 12-fake" in motds[0],
                   f"{p.name}: expected one sanitised motd, got {motds}")
+
+
+def start_dropping_relay(lab, frame_type):
+    a = lab.start(f"relay dropping {frame_type}", [
+        attacker_bin(), "mitm", "--mode", "drop", "--drop", frame_type, "--listen-port", str(PROXY_PORT),
+        "--upstream", lab.relay_url, "--timeout", str(int(scaled(100)))])
+    wait_event(a, "listening", scaled(20))
+    return a, f"ws://127.0.0.1:{PROXY_PORT}/v1"
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("frame_type,says", [
+    pytest.param("welcome", r"sent no welcome within 10 s", id="no-welcome"),
+    pytest.param("allocated", r"allocated no nameplate within 10 s", id="no-allocated"),
+    pytest.param("claimed", r"did not confirm our claim of nameplate \d+ within 10 s", id="no-claimed"),
+])
+def test_relay_that_never_answers_the_generator_ends_with_exit_6(lab, frame_type, says):
+    """A relay in front of the real mailbox server that never delivers the
+    welcome, the allocated or the claimed: the generator ends at the
+    documented deadline (10 s) with one line and exit 6."""
+    attacker, relay = start_dropping_relay(lab, frame_type)
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], relay=relay, stdio=True)
+    rc = gen.wait_exit(scaled(30), what=f"a relay that drops {frame_type} must not hang the generator")
+    lab.check(any('"dropped"' in l for l in attacker.lines("stdout")), f"the relay never dropped a {frame_type}")
+    lab.check(rc == EXIT_RENDEZVOUS, f"{gen.name} exited with status {rc}, expected {EXIT_RENDEZVOUS}")
+    line = check_one_error_line(lab, gen)
+    lab.check(re.search(says, line) is not None, f"the error line does not say /{says}/: {line!r}")
+    if frame_type != "claimed":  # the code is shown once allocated, before the claim is answered
+        lab.check(gen.find(CODE_RE) is None, "a code was shown although no nameplate was allocated")
+
+
+@pytest.mark.deadline(120)
+def test_consumer_never_hearing_from_the_peer_ends_with_exit_6(lab):
+    """The generator talks to the real server directly; the consumer's relay
+    drops every message from the other side. The consumer, whose peer is in
+    the mailbox by definition, gives up 30 s after joining with exit 6."""
+    attacker, relay = start_dropping_relay(lab, "message")
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], stdio=True)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    cons = lab.peersock("peersock stdio-b", ["stdio-b", code], relay=relay, stdio=True)
+    cons.wait_line(r"Waiting for the other side", scaled(20), what="the consumer in the mailbox")
+    rc = cons.wait_exit(scaled(60), what="the consumer must give up on a silent peer")
+    lab.check(any('"dropped"' in l for l in attacker.lines("stdout")), "the relay never dropped a message")
+    lab.check(rc == EXIT_RENDEZVOUS, f"{cons.name} exited with status {rc}, expected {EXIT_RENDEZVOUS}")
+    line = check_one_error_line(lab, cons)
+    lab.check(re.search(rf"nothing from the other side within 30 s of joining nameplate {code.split('-')[0]}", line),
+              f"the error line does not name the wait: {line!r}")

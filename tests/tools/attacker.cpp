@@ -27,6 +27,10 @@
 //                  side's `ice` body to --inject-to consumer|generator is
 //                  replaced by the contents of --frame-file (sent as a binary
 //                  frame with --binary). Nothing else is touched.
+//       drop:      a plain proxy that never delivers server -> client frames
+//                  of --drop TYPE (welcome, allocated, claimed, or message:
+//                  then only those from another side), to test what a
+//                  relay that stalls does to the peers.
 //       Every rewritten body announces the protocol version ("v") of the body
 //       it replaces: a relay that copies streams or datagrams byte for byte
 //       carries whatever the two peers agree on.
@@ -245,6 +249,11 @@ class Attacker {
   void start_mitm() {
     terminate_ = opts_.value("mode", "terminate") == "terminate" || opts_.value("mode", "") == "silent";
     silent_ = opts_.value("mode", "") == "silent";
+    if (opts_.value("mode", "") == "drop") {
+      terminate_ = false;
+      drop_type_ = opts_.value("drop", "");
+      if (drop_type_.empty()) die("--mode drop needs --drop TYPE");
+    }
     if (opts_.value("mode", "") == "inject") {
       inject_ = true;
       terminate_ = false;
@@ -545,6 +554,16 @@ class Attacker {
     Attacker* self = c->self;
     std::string text = text_of(message);
     json j = json::parse(text, nullptr, false);
+    if (!self->drop_type_.empty()) {
+      const bool drop = j.is_object() && j.value("type", "") == self->drop_type_ &&
+                        (self->drop_type_ != "message" || j.value("side", "") != c->side);
+      if (drop) {
+        emit({{"event", "dropped"}, {"type", self->drop_type_}, {"conn", c->index}});
+      } else if (soup_websocket_connection_get_state(c->down) == SOUP_WEBSOCKET_STATE_OPEN) {
+        soup_websocket_connection_send_text(c->down, text.c_str());
+      }
+      return;
+    }
     bool peer_ice = j.is_object() && j.value("type", "") == "message" && j.value("phase", "") == "ice" &&
                     j.value("side", "") != c->side && j.contains("body") && j["body"].is_string();
     if (peer_ice && self->inject_ && (self->inject_to_generator_ == c->generator)) {
@@ -1356,6 +1375,7 @@ class Attacker {
   bool inject_ = false, inject_to_generator_ = false, inject_binary_ = false;
   bool silent_ = false;
   std::string inject_frame_;
+  std::string drop_type_;  // --mode drop: the server frame type never delivered
   int status_ = 1;
   Leg gen_, cons_;
   std::vector<std::unique_ptr<Relay>> relays_;
@@ -1424,6 +1444,7 @@ json parse_args(int argc, char** argv) {
     else if (a == "--smp-code") o["smp_code"] = next();
     else if (a == "--timeout") o["timeout"] = std::stoi(next());
     else if (a == "--inject-to") o["inject_to"] = next();
+    else if (a == "--drop") o["drop"] = next();
     else if (a == "--frame-file") o["frame_file"] = next();
     else if (a == "--binary") o["binary"] = true;
     else if (a == "--protocol") o["protocol"] = std::stoi(next());

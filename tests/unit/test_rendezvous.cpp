@@ -147,9 +147,15 @@ TEST(Rendezvous, ConsumerFlowWithIceBeforeOpen) {
   ASSERT_EQ(out.events.size(), 1u);
   EXPECT_TRUE(std::holds_alternative<event::MailboxOpen>(out.events[0]));
 
-  // Echo of our own add, then a non-ice phase from the peer: both ignored.
+  EXPECT_TRUE(p.mailbox_open());
+  EXPECT_EQ(p.nameplate(), "42");
+  // Echo of our own add, then a non-ice phase from the peer: both ignored,
+  // but the second one shows the peer is there (the mailbox's deadline for
+  // the peer's first message ends with it).
   EXPECT_TRUE(p.on_text(R"({"type":"message","side":"bbbbbbbbbb","phase":"ice","body":"THEIRS"})").events.empty());
+  EXPECT_FALSE(p.peer_seen());
   EXPECT_TRUE(p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"pake","body":"00ff"})").events.empty());
+  EXPECT_TRUE(p.peer_seen());
   EXPECT_FALSE(p.peer_ice_received());
 
   out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"ice","body":"FIRST"})");

@@ -90,6 +90,12 @@ class Protocol {
   void reconnect();
   // welcome came on the current websocket.
   bool welcomed() const { return state_ != State::wait_welcome; }
+  // The mailbox is open on the current websocket (claimed came).
+  bool mailbox_open() const { return state_ == State::open; }
+  // The nameplate: the consumer's, or the generator's once allocated.
+  const std::string& nameplate() const { return nameplate_; }
+  // A `message` from another side (any phase) has arrived: the peer is there.
+  bool peer_seen() const { return peer_seen_; }
 
   bool peer_ice_received() const { return peer_ice_received_; }
   const std::string& side() const { return side_; }
@@ -105,6 +111,7 @@ class Protocol {
   std::string sent_ice_;  // our body once added, for a reconnect
   bool ice_sent_ = false;
   bool peer_ice_received_ = false;
+  bool peer_seen_ = false;
   bool nameplate_claimed_ = false;
   bool nameplate_released_ = false;
   bool list_pending_ = false;  // list_nameplates() before welcome

@@ -15,6 +15,17 @@
 // side, the nameplate and with them the code; failed() only when no new
 // connection was welcomed within kReconnectWindowMs of the loss (exit 6).
 // The first connection is not retried: a wrong --relay fails at once.
+//
+// Nothing the server owes us is waited for forever (exit 6 at the deadline):
+// the welcome within kWelcomeDeadlineMs of the websocket opening, the
+// nameplate allocated and the claim answered (the mailbox open) within
+// kClaimDeadlineMs of the welcome, and -- for the consumer, whose peer is
+// already there by definition -- the peer's first message within
+// kPeerDeadlineMs of the mailbox opening. (The real server answers in
+// milliseconds and the generator has posted its message before the code
+// could be typed; a relay that stalls, a mistyped nameplate or a generator
+// that is gone would otherwise hang the consumer.) The generator's wait for
+// the other side has no limit: that is the user's choice (Ctrl-C).
 #pragma once
 
 #include <exception>
@@ -40,6 +51,9 @@ struct MailboxEvents {
 class Mailbox final : public Stage {
  public:
   static constexpr guint kReconnectWindowMs = 60'000;
+  static constexpr guint kWelcomeDeadlineMs = 10'000;
+  static constexpr guint kClaimDeadlineMs = 10'000;
+  static constexpr guint kPeerDeadlineMs = 30'000;
 
   // `nameplate`: the consumer's, from its code; empty for the generator.
   Mailbox(bool generator, std::string nameplate, MailboxEvents events);
@@ -64,6 +78,11 @@ class Mailbox final : public Stage {
   void on_failed(const Error& e);
   void handle(const rendezvous::Output& out);
   static gboolean on_retry(gpointer self);
+  // What we wait for from the server now, and its deadline (re-armed
+  // whenever that changes).
+  enum class Awaiting { nothing, welcome, mailbox, peer };
+  void update_deadline();
+  static gboolean on_deadline(gpointer self);
 
   MailboxEvents events_;
   rendezvous::Protocol protocol_;
@@ -76,6 +95,10 @@ class Mailbox final : public Stage {
   gint64 lost_at_us_ = 0;  // 0: not reconnecting
   guint backoff_ms_ = 500;
   glib::SourceId retry_;
+  bool generator_;
+  bool websocket_open_ = false;  // the current websocket connected
+  Awaiting awaiting_ = Awaiting::nothing;
+  glib::SourceId deadline_;
 };
 
 }  // namespace peersock::session
