@@ -45,6 +45,12 @@ using log::Layer;
 constexpr guint kIceDeadlineMs = 30000;
 constexpr guint kHandshakeAndAuthDeadlineMs = 20000;
 constexpr gint64 kShutdownDeadlineUs = 5'000'000;
+// An original responder answers msg3 with msg4 as soon as it has it (one
+// modular exponentiation step, milliseconds), or exits silently on a
+// mismatch. Once msg3 is acknowledged, 5 s without msg4 is its verdict:
+// generous for retransmissions on a bad path, and much sooner than the
+// 20 s auth deadline or the idle timeout.
+constexpr guint kOriginalVerdictMs = 5000;
 
 enum class Phase {
   rendezvous,      // contacting the mailbox, waiting for the peer
@@ -262,6 +268,11 @@ class Session {
     admit_streams();
     if (phase_ == Phase::authenticating) {
       auto verdict = gate_->poll();
+      if (verdict == AuthGate::Verdict::pending && negotiated_.peer_is_original && !awaiting_original_verdict_ &&
+          gate_->awaiting_verdict() && gate_->sent_acknowledged()) {
+        awaiting_original_verdict_ = true;
+        set_deadline(kOriginalVerdictMs, ExitCode::code_mismatch, kOriginalMismatchMessage);
+      }
       if (verdict == AuthGate::Verdict::mismatch) {
         finish(ExitCode::code_mismatch, kMismatchMessage);
         return;
@@ -542,7 +553,8 @@ class Session {
   int version_ = 1;            // negotiated (docs/protocol.md §3.1)
   int peer_body_version_ = 1;  // the "v" of the peer's ice body (1: absent)
   quic::alpn::Outcome negotiated_;
-  bool forwarding_deferred_ = false;  // waiting for msg4's acknowledgement (on_authenticated)
+  bool forwarding_deferred_ = false;        // waiting for msg4's acknowledgement (on_authenticated)
+  bool awaiting_original_verdict_ = false;  // msg3 acknowledged by an original responder
   std::optional<Remember> remember_;
   std::string peer_label_;  // the peer's "n", for --remember
   std::unique_ptr<Link> link_;

@@ -351,9 +351,12 @@ class Proc:
 
 class Pump:
     """Feeds N seeded random bytes into a process's stdin while reading its
-    stdout until EOF, both at the same time, hashing both directions."""
+    stdout until EOF, both at the same time, hashing both directions.
+    hold: a threading.Event; stdin is closed only once it is set (a peer
+    without half-close ends the session at its stdin's EOF)."""
 
-    def __init__(self, proc, nbytes, seed):
+    def __init__(self, proc, nbytes, seed, hold=None):
+        self.hold = hold
         sys.path.insert(0, str(HERE))
         from tcp_sink_source import chunks
         self._chunks = chunks
@@ -375,6 +378,8 @@ class Pump:
                 self.sent_hash.update(c)
                 self.sent += len(c)
             f.flush()
+            if self.hold is not None:
+                self.hold.wait()
         except (OSError, ValueError) as e:
             self.send_error = f"{type(e).__name__}: {e}"
         finally:

@@ -80,6 +80,28 @@
 //       (exit 0 for application code 0) or SIGTERM (it then closes with
 //       code 0 itself, as peersock does on a signal, and exits 0).
 //
+//   psk-attacker original --relay URL (--code CODE | --generate) --mode stdio-a|stdio-b|listen PORT|connect HOST:PORT
+//                         [--smp-code CODE]
+//       A peer that behaves on the wire like the original peersock (v1,
+//       ../shared/docs/protocol-v1.md, with the one-flag listener fix): mailbox
+//       sides "initiator"/"code", a body without "v" or "m" (the generator
+//       sends its body only after the consumer's arrived), 3-word codes, ALPN
+//       plain x-peersock only, the original's TLS identity (as server it
+//       presents the original's certificate and key; as client it trusts only
+//       that certificate and aborts with alert 48 on any other), streams 0 and
+//       4 (stream 0 never written), one data stream with 'X', never a FIN.
+//       Like the original, and fatal (exit 1, no QUIC close) as there: a
+//       stream other than 0/4 that the client sees before its own auth success
+//       (it handles new streams before the SMP message that came with them,
+//       v1 doc §7.4), a FIN or reset on the data stream, a second data stream,
+//       and, as Bob, an SMP mismatch (it prints "connection code mismatch"
+//       and exits without telling the other side). Local EOF: TCP modes exit 0
+//       at once without closing QUIC; stdio modes close the connection with
+//       code 0 (flushing first), then exit 0. A close from the peer: exit 0.
+//       It does not reproduce the original's data loss when its send buffer
+//       is full (v1 doc, head): this peer buffers. Bytes the peer writes on
+//       stream 0 are counted (event "control_bytes"): a v1 peer never should.
+//
 // Output: one JSON object per line on stdout ({"event": ...}), flushed
 // (stderr in the stdio peer modes, where stdout carries the data).
 // Exit status: 0 when the run ended (the peers closed; peer mode: after every
@@ -94,6 +116,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -320,8 +343,13 @@ class Attacker {
 
   void make_endpoint(Leg& leg) {
     Leg* l = &leg;
-    leg.endpoint =
-        std::make_unique<ossl_quic::Endpoint>(leg.role, [l](std::span<const uint8_t> d) { l->agent->send(d); });
+    ossl_quic::EndpointOptions options;
+    if (original_) {
+      options.original_identity = true;
+      options.idle_timeout = std::chrono::milliseconds(30000);  // OpenSSL's default, which the original keeps
+    }
+    leg.endpoint = std::make_unique<ossl_quic::Endpoint>(
+        leg.role, [l](std::span<const uint8_t> d) { l->agent->send(d); }, options);
     leg.driver = std::make_unique<ossl_quic::Driver>(*leg.endpoint, [this] {
       try {
         on_quic();
@@ -358,6 +386,7 @@ class Attacker {
         leg->handshake = true;
         leg->exporter = leg->endpoint->export_keying_material(auth::kExporterLabel, auth::kExporterBytes);
         emit({{"event", "handshake"}, {"leg", leg->name}, {"exporter", hex(leg->exporter)}});
+        if (original_) client_->close();  // the original's websocket ends with its QUIC handshake
         if (mode_ != "mitm") rogue_on_handshake();
       }
       if (leg->endpoint->closed() && !leg->close_reported) {
@@ -446,6 +475,23 @@ class Attacker {
   void finish(int status) {
     if (finished_) return;
     finished_ = true;
+    emit(summary());
+    status_ = status;
+    g_main_loop_quit(loop_);
+  }
+
+  // The original ends the process where it stands (exit(), no QUIC close):
+  // the "done" summary first, then out, without running any destructor that
+  // could still send something.
+  [[noreturn]] void original_exit(int status, const std::string& why) {
+    std::fprintf(stderr, "%s\n", why.c_str());
+    emit({{"event", "exit"}, {"status", status}, {"why", why}});
+    emit(summary());
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+
+  json summary() {
     json streams = json::array();
     uint64_t app_bytes = 0;
     for (auto& r : relays_) {
@@ -467,9 +513,8 @@ class Attacker {
       done["connections_reset"] = flows_reset_;
       done["peer_done"] = peer_done_count_;
     }
-    emit(done);
-    status_ = status;
-    g_main_loop_quit(loop_);
+    if (original_) done["control_bytes"] = control_bytes_;
+    return done;
   }
 
   // ---- the websocket proxy (mitm) ---------------------------------------------
@@ -618,13 +663,14 @@ class Attacker {
   // ---- rogue peer and honest peer ------------------------------------------------
   // One leg ("peer") towards a real peersock. The honest peer is the rogue
   // that runs SMP on the right code and then forwards stdio.
-  void start_rogue(bool honest = false) {
+  void start_rogue(bool honest = false, bool original = false) {
     mode_ = honest ? "peer" : "rogue";
     honest_ = honest;
+    original_ = original;
     terminate_ = true;
     generator_ = opts_.value("generate", false);
     attack_ = honest ? "none" : opts_.value("attack", "early-stream");
-    if (opts_.value("protocol", kPeerVersion) != kPeerVersion) {
+    if (!original && opts_.value("protocol", kPeerVersion) != kPeerVersion) {
       die("only protocol version " + std::to_string(kPeerVersion) + " is implemented");
     }
     if (honest) {
@@ -652,8 +698,10 @@ class Attacker {
       nameplate = code.nameplate;
       code_ = code.text;
     }
+    // The original's fixed sides (v1 doc §2.1).
+    std::string side = original_ ? (generator_ ? "initiator" : "code") : rendezvous::random_side();
     protocol_ = std::make_unique<rendezvous::Protocol>(
-        generator_ ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(), nameplate);
+        generator_ ? rendezvous::Role::generator : rendezvous::Role::consumer, side, nameplate);
     client_ = std::make_unique<rendezvous::Client>(
         opts_.value("relay", ""), rendezvous::ClientCallbacks{nullptr, [this](std::string_view t) { on_mailbox(t); },
                                                               [](const Error& e) {
@@ -663,9 +711,11 @@ class Attacker {
   }
 
   void rogue_send_ice() {
-    if (ice_sent_) return;
+    if (ice_sent_ || !gen_.local) return;
+    // The original generator answers the consumer's body, never before it.
+    if (original_ && generator_ && !gen_.remote_set) return;
     ice_sent_ = true;
-    client_->send(protocol_->send_ice(body_of(gen_, kPeerVersion)).to_send);
+    client_->send(protocol_->send_ice(body_of(gen_, original_ ? 1 : kPeerVersion)).to_send);
   }
 
   void on_mailbox(std::string_view text) {
@@ -680,7 +730,7 @@ class Attacker {
     client_->send(out.to_send);
     for (auto& ev : out.events) {
       if (auto* a = std::get_if<rendezvous::event::NameplateAllocated>(&ev)) {
-        code_ = code::generate(a->nameplate);
+        code_ = code::generate(a->nameplate, original_ ? 3 : code::kDefaultWords);
         std::fprintf(stderr, "Connection code: %s\n", code_.c_str());
         std::fflush(stderr);
         emit({{"event", "code"}, {"code", code_}});
@@ -690,6 +740,7 @@ class Attacker {
         } catch (const std::exception& e) {
           die(std::string("peer ice body: ") + e.what());
         }
+        rogue_send_ice();  // the original generator's answer
       }
     }
   }
@@ -779,9 +830,17 @@ class Attacker {
   // acceptor its data stream); the client takes no stream before its own
   // auth (the rogue client none at all).
   void accept_streams() {
-    if (!generator_ && !(honest_ && authenticated_)) return;
+    // The original client takes every stream at once, before it reads
+    // the auth stream (v1 doc §7.4).
+    if (!generator_ && !(honest_ && authenticated_) && !original_) return;
     while (SSL* raw = SSL_accept_stream(conn(), SSL_ACCEPT_STREAM_NO_BLOCK)) {
       uint64_t id = SSL_get_stream_id(raw);
+      if (original_ && !authenticated_ && id != 0 && id != 4) {
+        original_exit(1, "Unexpected stream before auth (stream " + std::to_string(id) + ")");
+      }
+      if (original_ && authenticated_ && id != 0 && id != 4 && (data_ || flows_total_ > 0)) {
+        original_exit(1, "a second data stream (" + std::to_string(id) + "): the original carries one");
+      }
       if (id == 0 && !control_) {
         control_.reset(raw);
         SSL_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -816,6 +875,10 @@ class Attacker {
               {"status", step.status == auth::Status::success    ? "success"
                          : step.status == auth::Status::mismatch ? "mismatch"
                                                                  : "in_progress"}});
+        if (step.status == auth::Status::mismatch && original_) {
+          // The original's Bob: a line, exit 1, msg4 not sent, no close.
+          original_exit(1, "connection code mismatch");
+        }
         if (step.status == auth::Status::mismatch) {
           // What peersock does too: tell the other side at once.
           gen_.endpoint->close(ossl_quic::kErrorAuthFailed, "code-mismatch");
@@ -846,6 +909,14 @@ class Attacker {
     if (!control_) return;
     uint8_t buf[4096];
     size_t n = 0;
+    if (original_) {  // a v1 peer never writes here: count what arrives anyway
+      while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
+        control_bytes_ += n;
+        emit({{"event", "control_bytes"}, {"total", control_bytes_}});
+      }
+      ERR_clear_error();
+      return;
+    }
     while (SSL_read_ex(control_.get(), buf, sizeof buf, &n) == 1) {
       auto events = control_reader_.feed({buf, n});
       if (events.done > 0) {  // one event per read that brought 'D's, with the total so far
@@ -885,10 +956,12 @@ class Attacker {
   void on_peer_authenticated() {
     authenticated_ = true;
     emit({{"event", "authenticated"}, {"mode", opts_.value("mode", "")}});
-    // The mailbox has done its job (as peersock: release it, happily).
-    client_->send(protocol_->finish("happy").to_send);
-    client_->close();
-    if (!generator_) send_control(ping_.ping(g_get_monotonic_time()));  // also makes stream 0 visible to the server
+    if (!original_) {
+      // The mailbox has done its job (as peersock: release it, happily).
+      client_->send(protocol_->finish("happy").to_send);
+      client_->close();
+    }
+    if (!generator_ && !original_) send_control(ping_.ping(g_get_monotonic_time()));  // also makes stream 0 visible to the server
     if (tcp_) {
       if (listen_fd_ >= 0) accept_watch_ = g_unix_fd_add(listen_fd_, G_IO_IN, &Attacker::on_accept, this);
     } else if (opener_) {
@@ -941,6 +1014,17 @@ class Attacker {
         else if (r == 0) stdin_eof_ = true;
         else if (errno != EAGAIN && errno != EINTR) die(std::string("stdin: ") + std::strerror(errno));
       }
+      if (original_ && stdin_eof_ && up_off_ == up_.size()) {
+        // The original's stdio end: "connection closed", then a full close
+        // (code 0) after flushing; no FIN. Exit 0 once it is out.
+        std::fprintf(stderr, "connection closed\n");
+        emit({{"event", "closing"}, {"why", "stdin EOF"}});
+        peer_ok_ = true;
+        remove_watches();
+        gen_.endpoint->close(ossl_quic::kErrorNone, "");
+        gen_.driver->kick();
+        return;
+      }
       if (stdin_eof_ && up_off_ == up_.size() && !fin_sent_) {
         SSL_stream_conclude(data_.get(), 0);
         fin_sent_ = wrote = true;
@@ -976,9 +1060,11 @@ class Attacker {
           int err = SSL_get_error(data_.get(), 0);
           ERR_clear_error();
           if (err == SSL_ERROR_ZERO_RETURN) {
+            if (original_) original_exit(1, "the peer sent FIN on the data stream (fatal in the original)");
             peer_fin_ = true;
             emit({{"event", "peer_fin"}, {"bytes", received_}});
           } else if (err != SSL_ERROR_WANT_READ) {
+            if (original_) original_exit(1, "the data stream was reset (fatal in the original)");
             return peer_fail(ossl_quic::kErrorLocal, "the data stream was reset before all data was delivered");
           }
         }
@@ -1000,6 +1086,24 @@ class Attacker {
       emit({{"event", "delivered"}, {"sent", sent_}, {"received", received_}});
       send_control(std::vector<uint8_t>{session::kDoneMarker});
       maybe_close_after_stdio();
+    }
+  }
+
+  // The peer closed: what already arrived goes to stdout before the exit
+  // (the test closes only after every byte arrived, so this is the rest of
+  // one buffer at most).
+  void flush_stdout_blocking() {
+    if (tcp_ || stdout_closed_) return;
+    while (down_off_ < down_.size()) {
+      ssize_t w = ::write(1, down_.data() + down_off_, down_.size() - down_off_);
+      if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+        pollfd p{1, POLLOUT, 0};
+        (void)poll(&p, 1, 1000);
+        continue;
+      }
+      if (w <= 0) return;
+      down_off_ += static_cast<size_t>(w);
+      received_ += static_cast<uint64_t>(w);
     }
   }
 
@@ -1037,6 +1141,12 @@ class Attacker {
 
   void on_peer_closed(const ossl_quic::CloseInfo& c) {
     remove_watches();
+    if (original_) {
+      // "Quitting": exit 0 whatever the code; the local end closes with it.
+      if (!peer_ok_) flush_stdout_blocking();
+      peer_ok_ = true;
+      return;
+    }
     if (tcp_) {
       // The connection is gone: what is still open ends abortively (§7.4).
       // Only marked here; sweep_flows() frees them outside any callback.
@@ -1146,6 +1256,7 @@ class Attacker {
       write(s.get(), {&forward::kDataStreamMagic, 1});  // with the opening (§7.2)
       add_flow(std::move(s), client);
       gen_.driver->kick_soon();
+      if (original_) return false;  // one accept per run: later clients wait in the backlog
     }
   }
 
@@ -1311,6 +1422,11 @@ class Attacker {
         else if (r == 0) f.sock_eof = true;
         else if (errno != EAGAIN && errno != EINTR) return abort_flow(f, std::string("read: ") + std::strerror(errno));
       }
+      if (original_ && f.sock_eof && f.up_off == f.up.size()) {
+        // The original's TCP end: "connection close", exit(0) at once,
+        // no QUIC close (the peer notices by its idle timeout).
+        original_exit(0, "connection close");
+      }
       if (f.sock_eof && f.up_off == f.up.size() && !f.fin_sent) {
         SSL_stream_conclude(s, 0);
         f.fin_sent = wrote = true;
@@ -1337,7 +1453,10 @@ class Attacker {
         } else {
           int err = SSL_get_error(s, 0);
           ERR_clear_error();
+          if (err == SSL_ERROR_ZERO_RETURN && original_)
+            original_exit(1, "the peer sent FIN on the data stream (fatal in the original)");
           if (err == SSL_ERROR_ZERO_RETURN) f.peer_fin = true;
+          else if (err != SSL_ERROR_WANT_READ && original_) original_exit(1, "the data stream was reset (fatal in the original)");
           else if (err != SSL_ERROR_WANT_READ) return abort_flow(f, "the stream was reset by the peer");
         }
       }
@@ -1420,10 +1539,14 @@ class Attacker {
   int flows_total_ = 0, flows_clean_ = 0, flows_reset_ = 0;
   uint64_t peer_done_count_ = 0;
   gint64 quit_started_us_ = 0;
+
+  // original-like peer
+  bool original_ = false;
+  uint64_t control_bytes_ = 0;
 };
 
 json parse_args(int argc, char** argv) {
-  if (argc < 2) die("usage: psk-attacker mitm|rogue|peer [options] (see the comment at the top of attacker.cpp)");
+  if (argc < 2) die("usage: psk-attacker mitm|rogue|peer|original [options] (see the comment at the top of attacker.cpp)");
   json o;
   o["command"] = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -1465,6 +1588,7 @@ int main(int argc, char** argv) {
       if (opts["command"] == "mitm") attacker.start_mitm();
       else if (opts["command"] == "rogue") attacker.start_rogue();
       else if (opts["command"] == "peer") attacker.start_rogue(/*honest=*/true);
+      else if (opts["command"] == "original") attacker.start_rogue(/*honest=*/true, /*original=*/true);
       else die("unknown command");
     } catch (const std::exception& e) {
       die(e.what());
