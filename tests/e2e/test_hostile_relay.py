@@ -181,3 +181,75 @@ def test_consumer_never_hearing_from_the_peer_ends_with_exit_6(lab):
     line = check_one_error_line(lab, cons)
     lab.check(re.search(rf"nothing from the other side within 30 s of joining nameplate {code.split('-')[0]}", line),
               f"the error line does not name the wait: {line!r}")
+
+
+# ---- the protocol version (docs/protocol.md §3.1) ------------------------------
+# The relay rewrites the "v" in the ice bodies and leaves everything else, so
+# the peers still meet directly. The version is negotiated by ALPN inside the
+# TLS handshake, which SMP authenticates; a body that disagrees with it must
+# end the session after authentication with exit 8 and one line saying so, on
+# both sides -- never a stall, never a silent downgrade.
+
+VERSION_CHANGED = "peersock: the rendezvous server changed the protocol version offered by the other side"
+
+
+def start_rewriting_relay(lab, to, version):
+    argv = [attacker_bin(), "mitm", "--mode", "rewrite", "--rewrite-to", to, "--rewrite-version", version,
+            "--listen-port", str(PROXY_PORT), "--upstream", lab.relay_url, "--timeout", str(int(scaled(80)))]
+    relay = lab.start("version-rewriting relay", argv)
+    wait_event(relay, "listening", scaled(20))
+    return relay, f"ws://127.0.0.1:{PROXY_PORT}/v1"
+
+
+def rewrites(relay):
+    return [json.loads(l) for l in relay.lines("stdout") if '"rewrote_version"' in l]
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("to,version,gen_protocol,cons_protocol", [
+    pytest.param("generator", "none", None, None, id="v-stripped-from-the-consumers-body"),
+    pytest.param("consumer", "none", None, None, id="v-stripped-from-the-generators-body"),
+    pytest.param("both", "none", None, None, id="v-stripped-from-both-bodies"),
+    pytest.param("generator", "3", None, "1", id="v3-added-to-a-v1-consumers-body"),
+    pytest.param("consumer", "3", "1", None, id="v3-added-to-a-v1-generators-body"),
+])
+def test_relay_changing_the_version_ends_both_sides_with_exit_8(lab, to, version, gen_protocol, cons_protocol):
+    relay, url = start_rewriting_relay(lab, to, version)
+
+    def env(p):
+        return {"PEERSOCK_PROTOCOL": p} if p else None
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], relay=url, stdio=True, env=env(gen_protocol))
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    cons = lab.peersock("peersock stdio-b", ["stdio-b", code], relay=url, stdio=True, env=env(cons_protocol))
+    for p in (gen, cons):
+        rc = p.wait_exit(scaled(30), what="a changed version must end the session, not stall it")
+        lab.check(rc == EXIT_PROTOCOL, f"{p.name} exited with status {rc}, expected {EXIT_PROTOCOL}")
+        line = check_one_error_line(lab, p)
+        lab.check(line == VERSION_CHANGED, f"{p.name}: unexpected error line {line!r}")
+    lab.check(len(rewrites(relay)) == (2 if to == "both" else 1), f"the relay's rewrites: {rewrites(relay)}")
+
+
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("generator", ["ours", "original"], ids=["peersock-generates", "original-generates"])
+def test_relay_adding_v3_to_the_originals_body_ends_with_exit_8(lab, generator):
+    """The original writes no "v"; with "v":3 added it looks like a release
+    of ours before ALPN negotiation. As generator we then present our own
+    certificate, which the original's client refuses (alert 48): only the
+    original does that, so the relay added the version. As consumer we see
+    plain ALPN with the original's certificate and a body that says 3."""
+    from test_original import start_original
+    relay, url = start_rewriting_relay(lab, "generator" if generator == "ours" else "consumer", "3")
+    if generator == "ours":
+        ours = lab.peersock("peersock stdio-a", ["stdio-a"], relay=url, stdio=True)
+        code = ours.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+        orig = start_original(lab, ["stdio-b"], code, scaled(60), relay=url)
+    else:
+        orig = start_original(lab, ["stdio-a"], None, scaled(60), relay=url)
+        code = orig.wait_line(CODE_RE, scaled(20), what="the original's 'Connection code:' line").group(1)
+        ours = lab.peersock("peersock stdio-b", ["stdio-b", code], relay=url, stdio=True)
+    rc = ours.wait_exit(scaled(30), what="a changed version must end the session, not stall it")
+    lab.check(rc == EXIT_PROTOCOL, f"{ours.name} exited with status {rc}, expected {EXIT_PROTOCOL}")
+    line = check_one_error_line(lab, ours)
+    lab.check(line == VERSION_CHANGED, f"{ours.name}: unexpected error line {line!r}")
+    lab.check(len(rewrites(relay)) == 1, f"the relay's rewrites: {rewrites(relay)}")
+    orig.wait_exit(scaled(30), what="the original-like peer ends too")

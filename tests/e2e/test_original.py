@@ -62,8 +62,8 @@ def orig_events(proc, name):
     return out
 
 
-def start_original(lab, mode_args, code, timeout, smp_code=None):
-    argv = [attacker_bin(), "original", "--relay", lab.relay_url, "--mode", *mode_args,
+def start_original(lab, mode_args, code, timeout, smp_code=None, relay=None):
+    argv = [attacker_bin(), "original", "--relay", relay or lab.relay_url, "--mode", *mode_args,
             "--timeout", str(int(timeout))]
     argv += ["--code", code] if code else ["--generate"]
     if smp_code:

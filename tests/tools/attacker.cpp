@@ -31,6 +31,10 @@
 //                  of --drop TYPE (welcome, allocated, claimed, or message:
 //                  then only those from another side), to test what a
 //                  relay that stalls does to the peers.
+//       rewrite:   hostile relay input: the `ice` body that goes to
+//                  --rewrite-to consumer|generator|both gets its "v" removed
+//                  (--rewrite-version none) or set (--rewrite-version N);
+//                  nothing else changes, so the peers still meet directly.
 //       Every rewritten body announces the protocol version ("v") of the body
 //       it replaces: a relay that copies streams or datagrams byte for byte
 //       carries whatever the two peers agree on.
@@ -276,6 +280,14 @@ class Attacker {
       terminate_ = false;
       drop_type_ = opts_.value("drop", "");
       if (drop_type_.empty()) die("--mode drop needs --drop TYPE");
+    }
+    if (opts_.value("mode", "") == "rewrite") {
+      rewrite_ = true;
+      terminate_ = false;
+      rewrite_to_ = opts_.value("rewrite_to", "both");
+      rewrite_version_ = opts_.value("rewrite_version", "none");
+      if (rewrite_to_ != "consumer" && rewrite_to_ != "generator" && rewrite_to_ != "both")
+        die("--rewrite-to consumer|generator|both");
     }
     if (opts_.value("mode", "") == "inject") {
       inject_ = true;
@@ -625,6 +637,20 @@ class Attacker {
       return;
     }
     if (peer_ice && self->inject_) peer_ice = false;  // the other side just gets the real body
+    if (peer_ice && self->rewrite_) {
+      const std::string to = c->generator ? "generator" : "consumer";
+      if (self->rewrite_to_ == "both" || self->rewrite_to_ == to) {
+        json body = json::parse(j["body"].get<std::string>(), nullptr, false);
+        if (!body.is_object()) die("rewrite: the ice body is not a JSON object");
+        json before = body.contains("v") ? body["v"] : json();
+        if (self->rewrite_version_ == "none") body.erase("v");
+        else body["v"] = std::stoi(self->rewrite_version_);
+        j["body"] = body.dump();
+        emit({{"event", "rewrote_version"}, {"to", to}, {"before", before}, {"after", body.value("v", json())}});
+        text = j.dump();
+      }
+      peer_ice = false;
+    }
     if (peer_ice) {
       // To the generator goes our "gen" leg's description (the consumer's
       // body is for our "cons" leg), and the other way round, with the
@@ -1495,6 +1521,8 @@ class Attacker {
   bool silent_ = false;
   std::string inject_frame_;
   std::string drop_type_;  // --mode drop: the server frame type never delivered
+  bool rewrite_ = false;
+  std::string rewrite_to_, rewrite_version_;
   int status_ = 1;
   Leg gen_, cons_;
   std::vector<std::unique_ptr<Relay>> relays_;
@@ -1571,6 +1599,8 @@ json parse_args(int argc, char** argv) {
     else if (a == "--frame-file") o["frame_file"] = next();
     else if (a == "--binary") o["binary"] = true;
     else if (a == "--protocol") o["protocol"] = std::stoi(next());
+    else if (a == "--rewrite-to") o["rewrite_to"] = next();
+    else if (a == "--rewrite-version") o["rewrite_version"] = next();
     else die("unknown option " + a);
   }
   return o;
