@@ -25,7 +25,6 @@ mismatch and tell the original (exit 3); as consumer, the original responder
 exits without a word, and we must report the mismatch (exit 3,
 "the other side stopped after the code check"), not a timeout.
 """
-import json
 import re
 import subprocess
 import threading
@@ -36,6 +35,7 @@ from lab import (AUTH_RE, CODE_RE, HELPER, LISTEN_PORT, PYTHON, TARGET_PORT, Pum
                  wrong_words_code)
 from test_attacks import attacker_bin
 from test_failures import check_one_error_line
+from test_interop import ossl_events
 
 NBYTES = 4 << 20
 OURS_SEED, ORIG_SEED, SERVER_SEED, CLIENT_SEED = 11, 22, 33, 44
@@ -46,20 +46,7 @@ CODE3_RE = re.compile(r"^\d+-[a-z]+-[a-z]+-[a-z]+$")
 def orig_events(proc, name):
     """The original-like peer's JSON events: on stderr in the stdio modes
     (stdout is the data), on stdout otherwise."""
-    out = []
-    for stream in ("stdout", "stderr"):
-        try:
-            lines = proc.lines(stream)
-        except (KeyError, AttributeError, ValueError):
-            continue
-        for line in lines:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(e, dict) and e.get("event") == name:
-                out.append(e)
-    return out
+    return ossl_events(proc, name) + [e for e in proc.events() if e.get("event") == name]
 
 
 def start_original(lab, mode_args, code, timeout, smp_code=None, relay=None):

@@ -29,6 +29,26 @@ TEST(Endings, ThePeerRejectingOurDataIsAProtocolErrorWithItsReasonQuoted) {
   EXPECT_NE(e.message.find("frame"), std::string::npos);
 }
 
+TEST(Endings, AVersionChangedCloseGivesTheSendersLineOnBothSides) {
+  // The side that saw the bodies disagree with ALPN closes with this reason;
+  // the other side, before or after its own authentication, says the same.
+  for (bool forwarding : {false, true}) {
+    auto e = ending_for_close(app_close(quic::kErrorProtocol, std::string(kVersionChangedReason)), forwarding, true);
+    EXPECT_EQ(e.code, ExitCode::protocol);
+    EXPECT_EQ(e.message, kVersionChangedMessage);
+  }
+  // Any other reason with the same code is the generic protocol error.
+  auto other = ending_for_close(app_close(quic::kErrorProtocol, "version-changed!"), true, true);
+  EXPECT_NE(other.message, kVersionChangedMessage);
+  EXPECT_EQ(close_code(ExitCode::protocol), quic::kErrorProtocol);
+}
+
+TEST(Endings, TheOriginalPeerNoticeIsOneLine) {
+  const std::string n = original_peer_notice();
+  EXPECT_EQ(n.find('\n'), std::string::npos);
+  EXPECT_EQ(n.rfind("the other side runs the original peersock: one connection at a time, no half-close", 0), 0u);
+}
+
 TEST(Endings, AnyCloseBeforeAuthenticationIsNoPath) {
   auto clean = ending_for_close(app_close(quic::kErrorNone), false, true);
   EXPECT_EQ(clean.code, ExitCode::no_path);
