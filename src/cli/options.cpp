@@ -269,6 +269,7 @@ std::pair<std::vector<std::string>, size_t> subcommand_args(Scan& scan) {
 std::string read_code_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) throw UsageError(fmt::format("--code-file: cannot open {}: {}", quote(path), std::strerror(errno)));
+  config::warn_if_readable_by_others(fileno(f), "the code file", path);
   // Unbuffered: stdio's own buffer would keep a copy of the code in freed heap.
   std::setvbuf(f, nullptr, _IONBF, 0);
   char buf[512];

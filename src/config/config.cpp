@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <glib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "peersock/config/table.hpp"
 #include "peersock/error.hpp"
+#include "peersock/log.hpp"
 #include "peersock/text.hpp"
 
 namespace peersock::config {
@@ -57,6 +59,7 @@ std::optional<std::string> read_file(const std::string& path) {
     if (err == ENOENT) return std::nullopt;
     throw UsageError(path + ": cannot open: " + g_strerror(err));
   }
+  warn_if_readable_by_others(fd, "the config file", path);
   std::string data;
   char buf[4096];
   for (;;) {
@@ -191,6 +194,14 @@ void check_settings(const Settings& settings) {
 }
 
 std::string_view congestion_name(Congestion c) { return c == Congestion::bbr ? "bbr" : "cubic"; }
+
+void warn_if_readable_by_others(int fd, std::string_view what, const std::string& path) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & (S_IRGRP | S_IROTH)) == 0) return;
+  log::warning("readable-by-others",
+               fmt::format("Warning: {} {} is readable by other users (mode {:04o}); chmod 600 it", what, quote(path),
+                           st.st_mode & 07777));
+}
 
 Congestion parse_congestion(std::string_view value, std::string_view what) {
   if (value == "bbr") return Congestion::bbr;

@@ -67,8 +67,27 @@ LocalListener LocalListener::tcp(const std::string& address, uint16_t port) {
   return LocalListener(fd, fmt::format("{}:{}", address, port));
 }
 
+// The socket's directory must not let another user replace the socket (and
+// so receive the connections meant for the tunnel): owned by us or root, and
+// writable by group or other only with the sticky bit (like /tmp).
+void check_socket_directory(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return;  // bind() reports the missing directory
+  const bool foreign_owner = st.st_uid != geteuid() && st.st_uid != 0;
+  const bool open_to_others = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0;
+  if (foreign_owner || open_to_others) {
+    throw Error(ExitCode::local,
+                fmt::format("cannot listen on {}: its directory {} {}, so another user could replace the socket",
+                            text::quote(path), text::quote(dir),
+                            foreign_owner ? "belongs to another user" : "is writable by other users (no sticky bit)"));
+  }
+}
+
 LocalListener LocalListener::unix_socket(const std::string& path) {
   check_unix_path(path, "listen-unix");
+  check_socket_directory(path);
   sockaddr_un addr = unix_address(path);
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
@@ -95,6 +114,14 @@ LocalListener LocalListener::unix_socket(const std::string& path) {
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw Error(ExitCode::local, fmt::format("cannot create a socket: {}", g_strerror(errno)));
+  // Only we may connect, whatever the umask: Linux creates the socket file
+  // with the socket inode's mode (minus the umask), so setting it before
+  // bind() leaves no moment in which the file is open to others.
+  if (fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
+    const int err = errno;
+    close(fd);
+    throw Error(ExitCode::local, fmt::format("cannot restrict the socket for {}: {}", text::quote(path), g_strerror(err)));
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, kBacklog) != 0) {
     int err = errno;
     close(fd);
@@ -102,6 +129,10 @@ LocalListener LocalListener::unix_socket(const std::string& path) {
   }
   LocalListener listener(fd, path);
   if (stat(path.c_str(), &st) == 0) {
+    if ((st.st_mode & 077) != 0 && chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0) {
+      throw Error(ExitCode::local,
+                  fmt::format("cannot make {} private (mode 0600): {}", text::quote(path), g_strerror(errno)));
+    }
     listener.unix_path_ = path;
     listener.dev_ = st.st_dev;
     listener.ino_ = st.st_ino;

@@ -63,6 +63,10 @@ void ControlChannel::flush() {
 
 void ControlChannel::poll(int64_t now_us) {
   if (!stream_ || closed_) return;
+  if (!reading_) {
+    flush();
+    return;
+  }
   uint8_t buf[4096];
   quic::IoResult r;
   while ((r = stream_.read(buf)).status == quic::IoStatus::ok) {

@@ -379,6 +379,7 @@ class Session {
     clear_deadline();
     // The mailbox has done its job: release the nameplate, close happily.
     mailbox_->release();
+    control_->start_reading();  // stream 0 is read only now (docs/protocol.md §5.5)
     // The client pings on stream 0 (docs/protocol.md §6.4): v2/v3 peers get
     // their RTT from it (ours comes from QUIC itself), and the server sees
     // stream 0 only once the client has written to it -- until then it

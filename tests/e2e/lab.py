@@ -462,15 +462,17 @@ class Lab:
     def peer_env(self):
         return peer_env(self.home)
 
-    def peersock(self, name, args, *, relay=None, stdio=False, env=None):
+    def peersock(self, name, args, *, relay=None, stdio=False, env=None, prefix=()):
         """Start build/peersock with the test's relay and no STUN/TURN.
         stdio=True gives binary stdin/stdout pipes (for Pump); env adds
-        variables (e.g. PEERSOCK_PROTOCOL) to the clean peer environment."""
+        variables (e.g. PEERSOCK_PROTOCOL) to the clean peer environment;
+        prefix is a command that execs peersock (a umask, setpriv ...)."""
         argv = [peersock_bin(), "--relay", relay or self.relay_url or f"ws://127.0.0.1:{CLOSED_PORT}/v1",
                 "--stun", "", "--turn", "", *args]
         extra = os.environ.get("PEERSOCK_E2E_EXTRA_ARGS")
         if extra:
             argv[1:1] = shlex.split(extra)
+        argv = [*prefix, *argv]
         penv = {**self.peer_env(), **(env or {})}
         if stdio:
             return self.start(name, argv, stdin=subprocess.PIPE, stdout="pipe", env=penv)

@@ -329,8 +329,13 @@ struct ChannelSide {
 
 // The client attaches stream 0 at once; the server once it has arrived.
 struct ChannelRig {
-  explicit ChannelRig(int version) : client(version, false), server(version, true) {
+  // `authenticated`: both sides read stream 0 (start_reading) from the start.
+  explicit ChannelRig(int version, bool authenticated = true) : client(version, false), server(version, true) {
     if (!pair.handshake()) ADD_FAILURE() << "no handshake";
+    if (authenticated) {
+      client.channel.start_reading();
+      server.channel.start_reading();
+    }
   }
   void attach_client() {
     auto id = pair.client().open_stream();
@@ -387,6 +392,27 @@ TEST(ControlChannel, MarkersQueuedBeforeAttachAreDeliveredAfterIt) {
   EXPECT_EQ(rig.client.delivered, 1);
 }
 
+TEST(ControlChannel, NothingIsReadOrAnsweredBeforeAuthentication) {
+  // The server has not authenticated the client yet: the client's 'P' and
+  // 'D' get no pong, no RTT and no delivery until start_reading().
+  ChannelRig rig(3, /*authenticated=*/false);
+  rig.client.channel.start_reading();
+  rig.attach_client();
+  rig.client.channel.start_ping(rig.now_us());
+  rig.client.channel.send_delivered();
+  rig.client.channel.send_grant(8, 1 << 20);
+  rig.pair.run_for(1000 * kMs, [&] { rig.service(); });
+  EXPECT_TRUE(rig.server.channel.attached());
+  EXPECT_EQ(rig.server.delivered, 0) << "a 'D' was acted on before authentication";
+  EXPECT_TRUE(rig.server.grants.empty()) << "a grant was acted on before authentication";
+  EXPECT_TRUE(rig.client.rtts.empty()) << "the server answered a ping before authentication";
+  EXPECT_TRUE(rig.server.rtts.empty());
+
+  rig.server.channel.start_reading();
+  ASSERT_TRUE(rig.run_until([&] { return rig.server.delivered == 1 && !rig.client.rtts.empty(); }));
+  EXPECT_EQ(rig.server.grants.size(), 1u);
+}
+
 TEST(ControlChannel, DeliveredSentNeedsAMarker) {
   ChannelRig rig(3);
   rig.attach_client();
@@ -437,6 +463,7 @@ TEST(ControlChannel, MalformedByteAtV3ThrowsInPoll) {
   QuicPair pair;
   ASSERT_TRUE(pair.handshake());
   ChannelSide server(3, true);
+  server.channel.start_reading();
   auto id = pair.client().open_stream();
   ASSERT_TRUE(id);
   Stream raw(pair.client(), *id);
@@ -460,6 +487,7 @@ TEST(ControlChannel, UnknownByteAtV2IsIgnored) {
   QuicPair pair;
   ASSERT_TRUE(pair.handshake());
   ChannelSide server(2, true);
+  server.channel.start_reading();
   auto id = pair.client().open_stream();
   ASSERT_TRUE(id);
   Stream raw(pair.client(), *id);

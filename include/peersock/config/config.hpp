@@ -97,6 +97,13 @@ std::string default_path();
 // When `origins` is given, every field the file sets is recorded there.
 void load_file(Settings& settings, const std::string& path, Origins* origins = nullptr);
 
+// A file that holds a secret (the config file's TURN password, a code file)
+// and that group or other users may read: one warning line on stderr naming
+// `what` and the file, with its mode. `fd` is the open file (fstat, so the
+// check is on what was read, not on a path that may have changed since).
+// Nothing for other file types (a pipe, /dev/stdin) or when fstat fails.
+void warn_if_readable_by_others(int fd, std::string_view what, const std::string& path);
+
 // The environment layer: each row's variable (PEERSOCK_RELAY, PEERSOCK_STUN,
 // ...) overrides the file's value. An empty variable counts as unset, except
 // PEERSOCK_STUN / PEERSOCK_TURN, where empty disables the server (like

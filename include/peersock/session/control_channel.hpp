@@ -51,7 +51,15 @@ class ControlChannel final : public Stage {
   void send_connect_failure(uint64_t stream_id, std::string_view text);
   void start_ping(int64_t now_us);  // one RTT measurement
 
-  // Reads and dispatches what the peer said, then flushes our queue.
+  // This side's SMP succeeded: from now on poll() reads what the peer says.
+  // Until then nothing on stream 0 is read or acted on (no pong, no RTT,
+  // no 'D', no grant; docs/protocol.md §5.5): an unauthenticated peer gets
+  // no answer and no effect from it. Its bytes wait in QUIC's stream
+  // buffer, bounded by the stream's flow-control window.
+  void start_reading() { reading_ = true; }
+
+  // Reads and dispatches what the peer said (once start_reading() was
+  // called), then flushes our queue.
   // Errors: CounterpartyError for a malformed frame (v3 and later);
   // Error(peer_gone) when the backlog passed kMaxBacklog. A stream 0 that
   // can no longer be written (reset, or the connection going away) only
@@ -82,6 +90,7 @@ class ControlChannel final : public Stage {
   std::vector<uint8_t> out_;
   size_t markers_ = 0;  // 'D's queued so far
   bool closed_ = false;
+  bool reading_ = false;
 };
 
 }  // namespace peersock::session
