@@ -311,11 +311,13 @@ void Forwarder::make_pump(quic::Stream stream, int read_fd, int write_fd, bool i
 void Forwarder::on_pump_finished() {
   if (!sweep_) sweep_ = g_idle_add(&Forwarder::on_sweep, this);
   if (stopped_) return;  // cut short by close(): nothing was delivered
-  // stdio has exactly one pump. If it ended in a reset (the peer reset the
-  // stream, or stdin/stdout failed), some data was not delivered: saying "D"
-  // or exiting 0 would hide a lost tail from the user.
-  if (is_stdio() && !pumps_.empty() && !pumps_.front()->clean()) {
-    if (events_.stdio_reset) events_.stdio_reset();
+  // stdio has exactly one pump, and so has a run with the original. If it
+  // ended in a reset (the peer reset the stream, or the local end failed),
+  // some data was not delivered: saying "D" or exiting 0 would hide a lost
+  // tail from the user.
+  const bool single = is_stdio() || !caps_.several_connections;
+  if (single && !pumps_.empty() && !pumps_.front()->clean()) {
+    if (events_.only_stream_reset) events_.only_stream_reset();
     return;
   }
   if (is_stdio()) stdio_delivered_ = true;

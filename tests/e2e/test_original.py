@@ -228,3 +228,27 @@ def test_the_original_like_client_refuses_any_other_certificate(lab):
     closed = [e for e in orig_events(orig, "closed") if not e.get("app")][0]
     lab.check(not orig_events(orig, "handshake"), f"{orig.name} completed a handshake with a foreign certificate")
     lab.check(closed.get("code") == 0x100 + 48, f"{orig.name} did not refuse with alert 48 (unknown_ca): {closed}")
+
+
+@pytest.mark.deadline(120)
+def test_a_reset_with_the_original_is_not_reported_as_success(lab):
+    """With the original there is one connection per run: when it is cut
+    short (our local client resets it after 512 KiB), the run lost data, and
+    our side must say so (exit 5) instead of ending with exit 0 as after a
+    complete transfer."""
+    target = f"127.0.0.1:{TARGET_PORT}"
+    server = tcp_helper(lab, "target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(NBYTES),
+                                               "--seed", str(SERVER_SEED), "--expect", str(NBYTES), "--once",
+                                               "--timeout", str(int(scaled(100)))])
+    server.wait_event("listening", scaled(15), what="the target server to listen")
+    ours, orig = start_pair(lab, ["listen", str(LISTEN_PORT)], ["connect", target], "ours", scaled(100))
+    ours.wait_line(AUTH_RE, scaled(60), what="peersock's 'authenticated' line")
+    client = tcp_helper(lab, "tcp client", ["client", "--port", str(LISTEN_PORT), "--bytes", str(NBYTES),
+                                            "--seed", str(CLIENT_SEED), "--reset-after", str(512 << 10),
+                                            "--timeout", str(int(scaled(60)))])
+    rc = ours.wait_exit(scaled(30), what="a reset of the one connection must end the run")
+    lab.check(rc == 5, f"{ours.name} exited with status {rc}, expected 5 (data lost)")
+    line = check_one_error_line(lab, ours)
+    lab.check("reset before all data was delivered" in line, f"unexpected error line: {line!r}")
+    lab.check(client.wait_exit(scaled(30)) is not None, "the client did not finish")
+    orig.wait_exit(scaled(30), what="the original ends too")

@@ -50,8 +50,9 @@ struct ForwarderEvents {
   std::function<void(const Pump&)> closed;  // ... and ended (once each)
   // A data stream was delivered completely (both directions done, clean).
   std::function<void()> delivered;
-  // The one stream of a stdio run ended in a reset: data was lost.
-  std::function<void()> stdio_reset;
+  // The one stream of a run that has only one (stdio, or any mode with the
+  // original peersock) ended in a reset: data was lost.
+  std::function<void()> only_stream_reset;
   // The original peersock (no FIN): our side's EOF ends the session.
   std::function<void()> eof_ends_session;
   std::function<void(uint64_t stream_id, uint64_t limit)> grant;  // v3: say on stream 0
