@@ -310,6 +310,11 @@ class Session {
       finish(ExitCode::protocol, kVersionChangedMessage);
       return;
     }
+    if (negotiated_.peer_is_original && phase_ == Phase::forwarding && !is_stdio() && !info.by_peer &&
+        !info.is_app) {
+      finish(ExitCode::peer_gone, kOriginalSilentMessage);
+      return;
+    }
     const bool complete = !is_stdio() || !protocol::has_control_stream(version_) || forwarder_->stdio_delivered();
     Ending ending = ending_for_close(info, phase_ == Phase::forwarding, complete, forwarder_->open_connections());
     if (ending.peer_closed) status_.peer_closed();

@@ -252,3 +252,28 @@ def test_a_reset_with_the_original_is_not_reported_as_success(lab):
     lab.check("reset before all data was delivered" in line, f"unexpected error line: {line!r}")
     lab.check(client.wait_exit(scaled(30)) is not None, "the client did not finish")
     orig.wait_exit(scaled(30), what="the original ends too")
+
+
+@pytest.mark.deadline(120)
+def test_the_originals_silent_tcp_end_is_named(lab):
+    """The original's TCP modes exit at their local EOF without closing QUIC:
+    our side learns it by the idle timeout (exit 5) and must say what it
+    most likely was, not just 'connection lost'."""
+    target = f"127.0.0.1:{TARGET_PORT}"
+    server = tcp_helper(lab, "target server", ["server", "--port", str(TARGET_PORT), "--bytes", str(1 << 20),
+                                               "--seed", str(SERVER_SEED), "--expect", str(1 << 20), "--once",
+                                               "--timeout", str(int(scaled(100)))])
+    server.wait_event("listening", scaled(15), what="the target server to listen")
+    ours, orig = start_pair(lab, ["connect", target], ["listen", str(LISTEN_PORT)], "original", scaled(100))
+    ours.wait_line(AUTH_RE, scaled(60), what="peersock's 'authenticated' line")
+    client = tcp_helper(lab, "tcp client", ["client", "--port", str(LISTEN_PORT), "--bytes", str(1 << 20),
+                                            "--seed", str(CLIENT_SEED), "--expect", str(1 << 20),
+                                            "--timeout", str(int(scaled(60)))])
+    lab.wait_for(lambda: client.event("done") and server.event("done"), scaled(60), "1 MiB each way")
+    client.proc.stdin.write(b"close\n")  # the original's side closes first: it exits without a word
+    client.proc.stdin.flush()
+    lab.check(orig.wait_exit(scaled(10)) == 0, f"{orig.name} should exit 0 at its local EOF")
+    rc = ours.wait_exit(scaled(40), what="the idle timeout must end our side")
+    lab.check(rc == 5, f"{ours.name} exited with status {rc}, expected 5")
+    line = check_one_error_line(lab, ours)
+    lab.check("the original peersock ends a TCP connection that way" in line, f"unexpected error line: {line!r}")

@@ -37,6 +37,12 @@ inline constexpr std::string_view kVersionChangedReason = "version-changed";
 inline constexpr const char* kOriginalMismatchMessage =
     "connection code mismatch (the other side stopped after the code check)";
 
+// The original's TCP modes end by exiting when their local connection
+// closes, without closing QUIC (v1 doc §6.4): the idle timeout is how we
+// learn it, and it should not read like a network failure.
+inline constexpr const char* kOriginalSilentMessage =
+    "the other side stopped answering (the original peersock ends a TCP connection that way, without a word)";
+
 // Said once when the peer is known to be the original peersock (v1): what
 // the session can and cannot do with it. The one place that words it.
 std::string original_peer_notice();
