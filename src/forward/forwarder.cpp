@@ -317,7 +317,8 @@ void Forwarder::on_pump_finished() {
   // tail from the user.
   const bool single = is_stdio() || !caps_.several_connections;
   if (single && !pumps_.empty() && !pumps_.front()->clean()) {
-    if (events_.only_stream_reset) events_.only_stream_reset();
+    if (!is_stdio()) reset_to_report_ = true;  // on_sweep says it
+    else if (events_.only_stream_reset) events_.only_stream_reset();
     return;
   }
   if (is_stdio()) stdio_delivered_ = true;
@@ -329,6 +330,10 @@ void Forwarder::on_pump_finished() {
 gboolean Forwarder::on_sweep(gpointer self) {
   auto* f = static_cast<Forwarder*>(self);
   f->sweep_.fired();
+  if (f->reset_to_report_) {
+    f->reset_to_report_ = false;
+    if (f->events_.only_stream_reset) f->events_.only_stream_reset();
+  }
   f->sweep();
   return G_SOURCE_REMOVE;
 }

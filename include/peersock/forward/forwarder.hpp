@@ -147,6 +147,10 @@ class Forwarder final : public Stage {
   quic::Endpoint* endpoint_ = nullptr;
   Capabilities caps_;
   bool stopped_ = false;
+  // The one stream of a v1 TCP/unix run was reset: reported from on_sweep,
+  // because the session's reaction (close()) destroys pumps, and the report
+  // starts inside one of the pump's own callbacks.
+  bool reset_to_report_ = false;
   glib::SourceId accept_watch_;
   bool accept_paused_ = false;  // waiting for the peer to allow another stream, or for a descriptor
   glib::SourceId fd_retry_;      // set while out of descriptors
