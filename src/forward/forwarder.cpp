@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/error.hpp"
 #include "peersock/forward/stream_header.hpp"
 #include "peersock/log.hpp"
@@ -84,9 +85,11 @@ quic::Stream Forwarder::open_data_stream() {
 }
 
 gboolean Forwarder::on_accept(gint fd, GIOCondition, gpointer self) {
-  auto* f = static_cast<Forwarder*>(self);
-  f->guarded([&] { f->accept_local(fd); });
-  return G_SOURCE_CONTINUE;
+  return c_boundary("accepting a local connection", [&]() -> gboolean {
+    auto* f = static_cast<Forwarder*>(self);
+    f->guarded([&] { f->accept_local(fd); });
+    return G_SOURCE_CONTINUE;
+  });
 }
 
 // The forwarder's own entry points from the GLib loop: an exception must not
@@ -156,10 +159,12 @@ void Forwarder::wait_for_descriptors() {
 }
 
 gboolean Forwarder::on_fd_retry(gpointer self) {
-  auto* f = static_cast<Forwarder*>(self);
-  f->fd_retry_.fired();
-  f->guarded([&] { f->resume_accepting_if_possible(); });
-  return G_SOURCE_REMOVE;
+  return c_boundary("resuming accepting", [&]() -> gboolean {
+    auto* f = static_cast<Forwarder*>(self);
+    f->fd_retry_.fired();
+    f->guarded([&] { f->resume_accepting_if_possible(); });
+    return G_SOURCE_REMOVE;
+  });
 }
 
 void Forwarder::resume_accepting_if_possible() {
@@ -238,22 +243,24 @@ void Forwarder::start_connect(Pending* pending) {
   g_socket_client_connect_async(
       client.get(), target.get(), cancellable_.get(),
       [](GObject* source, GAsyncResult* result, gpointer data) {
-        std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
-        GError* error = nullptr;
-        glib::ObjectPtr<GSocketConnection> connection(
-            g_socket_client_connect_finish(G_SOCKET_CLIENT(source), result, &error));
-        std::string message = error ? error->message : "";
-        bool cancelled = error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-        if (error) g_error_free(error);
-        if (cancelled) return;
-        // Keep our own descriptor; the GSocketConnection closes its copy.
-        int fd = -1;
-        if (connection) {
-          fd = fcntl(g_socket_get_fd(g_socket_connection_get_socket(connection.get())), F_DUPFD_CLOEXEC, 3);
-          if (fd < 0) message = fmt::format("cannot keep the connection: {}", g_strerror(errno));
-        }
-        Forwarder* f = ctx->forwarder;
-        f->guarded([&] { f->on_connected(ctx->pending, fd, message.empty() ? "failed" : message); });
+        c_boundary("a local connect", [&] {
+          std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
+          GError* error = nullptr;
+          glib::ObjectPtr<GSocketConnection> connection(
+              g_socket_client_connect_finish(G_SOCKET_CLIENT(source), result, &error));
+          std::string message = error ? error->message : "";
+          bool cancelled = error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          if (error) g_error_free(error);
+          if (cancelled) return;
+          // Keep our own descriptor; the GSocketConnection closes its copy.
+          int fd = -1;
+          if (connection) {
+            fd = fcntl(g_socket_get_fd(g_socket_connection_get_socket(connection.get())), F_DUPFD_CLOEXEC, 3);
+            if (fd < 0) message = fmt::format("cannot keep the connection: {}", g_strerror(errno));
+          }
+          Forwarder* f = ctx->forwarder;
+          f->guarded([&] { f->on_connected(ctx->pending, fd, message.empty() ? "failed" : message); });
+        });
       },
       new Ctx{this, pending});
 }
@@ -328,14 +335,16 @@ void Forwarder::on_pump_finished() {
 // Finished pumps are destroyed here, from an idle callback, never inside
 // their own callbacks.
 gboolean Forwarder::on_sweep(gpointer self) {
-  auto* f = static_cast<Forwarder*>(self);
-  f->sweep_.fired();
-  if (f->reset_to_report_) {
-    f->reset_to_report_ = false;
-    if (f->events_.only_stream_reset) f->events_.only_stream_reset();
-  }
-  f->sweep();
-  return G_SOURCE_REMOVE;
+  return c_boundary("the connection sweep", [&]() -> gboolean {
+    auto* f = static_cast<Forwarder*>(self);
+    f->sweep_.fired();
+    if (f->reset_to_report_) {
+      f->reset_to_report_ = false;
+      if (f->events_.only_stream_reset) f->events_.only_stream_reset();
+    }
+    f->sweep();
+    return G_SOURCE_REMOVE;
+  });
 }
 
 void Forwarder::sweep() {

@@ -8,6 +8,7 @@
 
 #include <array>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::forward {
@@ -76,8 +77,10 @@ void Poller::set(int fd, bool want_read, bool want_write, Handler* handler) {
 }
 
 gboolean Poller::dispatch(GSource* source, GSourceFunc, gpointer) {
-  static_cast<Poller*>(reinterpret_cast<PollerSource*>(source)->poller)->dispatch_ready();
-  return G_SOURCE_CONTINUE;
+  return c_boundary("the socket poller", [&]() -> gboolean {
+    static_cast<Poller*>(reinterpret_cast<PollerSource*>(source)->poller)->dispatch_ready();
+    return G_SOURCE_CONTINUE;
+  });
 }
 
 void Poller::dispatch_ready() {
@@ -97,14 +100,16 @@ void Poller::dispatch_ready() {
 }
 
 gboolean Poller::on_fallback(gint fd, GIOCondition condition, gpointer self) {
-  auto* poller = static_cast<Poller*>(self);
-  auto it = poller->entries_.find(fd);
-  if (it == poller->entries_.end()) return G_SOURCE_CONTINUE;  // removed meanwhile (set() removes the source)
-  bool failed = (condition & (G_IO_HUP | G_IO_ERR)) != 0;
-  bool readable = it->second.read && ((condition & G_IO_IN) != 0 || failed);
-  bool writable = it->second.write && ((condition & G_IO_OUT) != 0 || failed);
-  if (readable || writable) it->second.handler->on_ready(fd, readable, writable);
-  return G_SOURCE_CONTINUE;
+  return c_boundary("the socket poller", [&]() -> gboolean {
+    auto* poller = static_cast<Poller*>(self);
+    auto it = poller->entries_.find(fd);
+    if (it == poller->entries_.end()) return G_SOURCE_CONTINUE;  // removed meanwhile (set() removes the source)
+    bool failed = (condition & (G_IO_HUP | G_IO_ERR)) != 0;
+    bool readable = it->second.read && ((condition & G_IO_IN) != 0 || failed);
+    bool writable = it->second.write && ((condition & G_IO_OUT) != 0 || failed);
+    if (readable || writable) it->second.handler->on_ready(fd, readable, writable);
+    return G_SOURCE_CONTINUE;
+  });
 }
 
 }  // namespace peersock::forward

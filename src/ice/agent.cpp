@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/error.hpp"
 #include "peersock/log.hpp"
 #include "peersock/text.hpp"
@@ -141,30 +142,32 @@ void Agent::gather() {
     g_resolver_lookup_by_name_async(
         resolver, host.c_str(), cancellable_.get(),
         [](GObject* source, GAsyncResult* result, gpointer data) {
-          std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
-          g_autoptr(GError) error = nullptr;
-          GList* addresses = g_resolver_lookup_by_name_finish(G_RESOLVER(source), result, &error);
-          if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;  // agent is gone
-          Agent* agent = ctx->agent;
-          if (addresses == nullptr) {
-            // Not fatal: a name that does not resolve (a typo, no DNS on this
-            // network) only costs that server's candidates; the others go on,
-            // and no path at all ends the run later (exit 4).
-            agent->unresolved_.push_back(fmt::format("{} server {}", ctx->what, text::quote(ctx->host)));
-            // GLib's message repeats the name ("Error resolving “x”: reason");
-            // the reason is the resolver's own text.
-            std::string_view why = error ? error->message : "no address";
-            if (const size_t colon = why.rfind(": "); colon != std::string_view::npos) why.remove_prefix(colon + 2);
-            log::warning("server-unresolved",
-                         fmt::format("warning: cannot resolve {} server {} ({}); going on without {}", ctx->what,
-                                     text::quote(ctx->host), why,
-                                     ctx->what == std::string_view("STUN") ? "server-reflexive candidates"
-                                                                           : "relay candidates"));
-          } else {
-            *ctx->out = address_texts(addresses);
-            g_resolver_free_addresses(addresses);
-          }
-          if (--agent->lookups_pending_ == 0) agent->resolved_then_gather();
+          c_boundary("a STUN/TURN name lookup", [&] {
+            std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(data));
+            g_autoptr(GError) error = nullptr;
+            GList* addresses = g_resolver_lookup_by_name_finish(G_RESOLVER(source), result, &error);
+            if (error && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;  // agent is gone
+            Agent* agent = ctx->agent;
+            if (addresses == nullptr) {
+              // Not fatal: a name that does not resolve (a typo, no DNS on this
+              // network) only costs that server's candidates; the others go on,
+              // and no path at all ends the run later (exit 4).
+              agent->unresolved_.push_back(fmt::format("{} server {}", ctx->what, text::quote(ctx->host)));
+              // GLib's message repeats the name ("Error resolving “x”: reason");
+              // the reason is the resolver's own text.
+              std::string_view why = error ? error->message : "no address";
+              if (const size_t colon = why.rfind(": "); colon != std::string_view::npos) why.remove_prefix(colon + 2);
+              log::warning("server-unresolved",
+                           fmt::format("warning: cannot resolve {} server {} ({}); going on without {}", ctx->what,
+                                       text::quote(ctx->host), why,
+                                       ctx->what == std::string_view("STUN") ? "server-reflexive candidates"
+                                                                             : "relay candidates"));
+            } else {
+              *ctx->out = address_texts(addresses);
+              g_resolver_free_addresses(addresses);
+            }
+            if (--agent->lookups_pending_ == 0) agent->resolved_then_gather();
+          });
         },
         new Ctx{this, &out, host, what});
   };
@@ -341,8 +344,10 @@ void Agent::use_pair(const NiceCandidate& local, const NiceCandidate& remote) {
 }
 
 void Agent::on_selected_pair(NiceAgent*, guint, guint, NiceCandidate* local, NiceCandidate* remote, gpointer self) {
-  auto* agent = static_cast<Agent*>(self);
-  if (local != nullptr && remote != nullptr && agent->connected_) agent->use_pair(*local, *remote);
+  c_boundary("the ICE pair selection", [&] {
+    auto* agent = static_cast<Agent*>(self);
+    if (local != nullptr && remote != nullptr && agent->connected_) agent->use_pair(*local, *remote);
+  });
 }
 
 std::optional<SelectedPath> Agent::selected_path() const {
@@ -366,33 +371,39 @@ std::string Agent::tried() const {
 }
 
 void Agent::on_gathering_done(NiceAgent*, guint, gpointer self) {
-  auto* agent = static_cast<Agent*>(self);
-  log::debug(Layer::ice, "gathering done");
-  if (agent->callbacks_.gathering_done) agent->callbacks_.gathering_done();
+  c_boundary("the ICE gathering", [&] {
+    auto* agent = static_cast<Agent*>(self);
+    log::debug(Layer::ice, "gathering done");
+    if (agent->callbacks_.gathering_done) agent->callbacks_.gathering_done();
+  });
 }
 
 void Agent::on_state(NiceAgent* nice, guint stream, guint component, guint state, gpointer self) {
-  auto* agent = static_cast<Agent*>(self);
-  log::debug(Layer::ice, "component state {}", nice_component_state_to_string(static_cast<NiceComponentState>(state)));
-  if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) && !agent->connected_) {
-    agent->connected_ = true;
-    SelectedPath path;
-    NiceCandidate* local = nullptr;
-    NiceCandidate* remote = nullptr;
-    if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) {
-      path = make_path(*local, *remote);
-      agent->use_pair(*local, *remote);
+  c_boundary("an ICE state change", [&] {
+    auto* agent = static_cast<Agent*>(self);
+    log::debug(Layer::ice, "component state {}", nice_component_state_to_string(static_cast<NiceComponentState>(state)));
+    if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) && !agent->connected_) {
+      agent->connected_ = true;
+      SelectedPath path;
+      NiceCandidate* local = nullptr;
+      NiceCandidate* remote = nullptr;
+      if (nice_agent_get_selected_pair(nice, stream, component, &local, &remote)) {
+        path = make_path(*local, *remote);
+        agent->use_pair(*local, *remote);
+      }
+      if (agent->callbacks_.connected) agent->callbacks_.connected(path);
+    } else if (state == NICE_COMPONENT_STATE_FAILED && !agent->failed_) {
+      agent->failed_ = true;
+      if (agent->callbacks_.failed) agent->callbacks_.failed();
     }
-    if (agent->callbacks_.connected) agent->callbacks_.connected(path);
-  } else if (state == NICE_COMPONENT_STATE_FAILED && !agent->failed_) {
-    agent->failed_ = true;
-    if (agent->callbacks_.failed) agent->callbacks_.failed();
-  }
+  });
 }
 
 void Agent::on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer self) {
-  auto* agent = static_cast<Agent*>(self);
-  if (agent->callbacks_.datagram) agent->callbacks_.datagram({reinterpret_cast<const uint8_t*>(buf), len});
+  c_boundary("an ICE datagram", [&] {
+    auto* agent = static_cast<Agent*>(self);
+    if (agent->callbacks_.datagram) agent->callbacks_.datagram({reinterpret_cast<const uint8_t*>(buf), len});
+  });
 }
 
 }  // namespace peersock::ice

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "internal.hpp"
+#include "peersock/c_boundary.hpp"
 #include "peersock/log.hpp"
 
 namespace peersock::quic {
@@ -13,7 +14,9 @@ namespace peersock::quic {
 using log::Layer;
 
 // ngtcp2's C callbacks. Each finds its Endpoint through user_data and never
-// throws (an exception must not cross ngtcp2's C frames).
+// throws (an exception must not cross ngtcp2's C frames): those that
+// allocate or log run through c_boundary_or, so that bad_alloc becomes
+// NGTCP2_ERR_CALLBACK_FAILURE and ngtcp2's own error path.
 struct Endpoint::Callbacks {
   static Endpoint& self(void* user_data) { return *static_cast<Endpoint*>(user_data); }
 
@@ -29,64 +32,74 @@ struct Endpoint::Callbacks {
   }
 
   static int handshake_completed(ngtcp2_conn*, void* user_data) {
-    Endpoint& e = self(user_data);
-    e.handshake_done_ = true;
-    log::debug(Layer::quic, "{} handshake done (ALPN '{}')", e.role_ == Role::client ? "client" : "server", e.alpn());
-    return 0;
+    return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
+      Endpoint& e = self(user_data);
+      e.handshake_done_ = true;
+      log::debug(Layer::quic, "{} handshake done (ALPN '{}')", e.role_ == Role::client ? "client" : "server", e.alpn());
+      return 0;
+    });
   }
 
   static int stream_open(ngtcp2_conn*, int64_t id, void* user_data) {
-    Endpoint& e = self(user_data);
-    auto [it, fresh] = e.streams_.try_emplace(id);
-    if (fresh) {
-      it->second.id = id;
-      e.accept_queue_.push_back(id);
-    }
-    return 0;
+    return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
+      Endpoint& e = self(user_data);
+      auto [it, fresh] = e.streams_.try_emplace(id);
+      if (fresh) {
+        it->second.id = id;
+        e.accept_queue_.push_back(id);
+      }
+      return 0;
+    });
   }
 
   static int recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t id, uint64_t, const uint8_t* data, size_t len,
                               void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    StreamState* s = e.find(id);
-    if (s == nullptr || s->released || s->rx_stopped) {
-      // Nobody will read it: let the flow-control windows move on.
-      ngtcp2_conn_extend_max_stream_offset(e.conn_, id, len);
-      ngtcp2_conn_extend_max_offset(e.conn_, len);
+    return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
+      Endpoint& e = self(user_data);
+      StreamState* s = e.find(id);
+      if (s == nullptr || s->released || s->rx_stopped) {
+        // Nobody will read it: let the flow-control windows move on.
+        ngtcp2_conn_extend_max_stream_offset(e.conn_, id, len);
+        ngtcp2_conn_extend_max_offset(e.conn_, len);
+        return 0;
+      }
+      if (len > 0) s->rx.append(data, len);
+      s->rx_total += len;
+      if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) s->rx_fin = true;
+      e.mark_ready(*s);
       return 0;
-    }
-    if (len > 0) s->rx.append(data, len);
-    s->rx_total += len;
-    if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) s->rx_fin = true;
-    e.mark_ready(*s);
-    return 0;
+    });
   }
 
   static int acked_stream_data_offset(ngtcp2_conn*, int64_t id, uint64_t offset, uint64_t len, void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    if (StreamState* s = e.find(id)) {
-      s->tx.acked_to(offset + len);
-      // ngtcp2 reports no FIN acknowledgement of its own. A FIN sent with
-      // the last bytes is retransmitted with them, so once every byte is
-      // acknowledged so is the FIN; a FIN sent alone is acknowledged by
-      // the one call without data (ngtcp2 makes it only for a FIN frame).
-      if (s->fin_sent && (s->fin_alone ? len == 0 : s->tx.acked() == s->tx.written())) s->fin_acked = true;
-      if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) e.mark_ready(*s);
-    }
-    return 0;
+    return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
+      Endpoint& e = self(user_data);
+      if (StreamState* s = e.find(id)) {
+        s->tx.acked_to(offset + len);
+        // ngtcp2 reports no FIN acknowledgement of its own. A FIN sent with
+        // the last bytes is retransmitted with them, so once every byte is
+        // acknowledged so is the FIN; a FIN sent alone is acknowledged by
+        // the one call without data (ngtcp2 makes it only for a FIN frame).
+        if (s->fin_sent && (s->fin_alone ? len == 0 : s->tx.acked() == s->tx.written())) s->fin_acked = true;
+        if (s->want_write && s->tx.unsent_bytes() < kMaxUnsent / 2) e.mark_ready(*s);
+      }
+      return 0;
+    });
   }
 
   static int stream_close(ngtcp2_conn* conn, uint32_t, int64_t id, uint64_t, void* user_data, void*) {
-    Endpoint& e = self(user_data);
-    if (!local_stream(e.role_, id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-    if (StreamState* s = e.find(id)) {
-      s->closed = true;
-      if (!s->rx_fin) s->rx_reset = true;
-      if (!s->fin_sent) s->tx_reset = true;
-      e.mark_ready(*s);
-      e.graveyard_.push_back(id);  // erased once ngtcp2 has returned (sweep)
-    }
-    return 0;
+    return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
+      Endpoint& e = self(user_data);
+      if (!local_stream(e.role_, id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+      if (StreamState* s = e.find(id)) {
+        s->closed = true;
+        if (!s->rx_fin) s->rx_reset = true;
+        if (!s->fin_sent) s->tx_reset = true;
+        e.mark_ready(*s);
+        e.graveyard_.push_back(id);  // erased once ngtcp2 has returned (sweep)
+      }
+      return 0;
+    });
   }
 
   static int stream_reset(ngtcp2_conn*, int64_t id, uint64_t, uint64_t, void* user_data, void*) {

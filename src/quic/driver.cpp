@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/error.hpp"
 
 namespace peersock::quic {
@@ -40,22 +41,26 @@ void Driver::kick_soon() {
 }
 
 gboolean Driver::on_soon(gpointer self) {
-  auto* driver = static_cast<Driver*>(self);
-  driver->soon_.fired();
-  driver->run(false);
-  return G_SOURCE_REMOVE;
+  return c_boundary("the QUIC driver", [&]() -> gboolean {
+    auto* driver = static_cast<Driver*>(self);
+    driver->soon_.fired();
+    driver->run(false);
+    return G_SOURCE_REMOVE;
+  });
 }
 
 void Driver::kick() { run(false); }
 
 gboolean Driver::on_timer(gint fd, GIOCondition, gpointer self) {
-  uint64_t expirations = 0;
-  // Drain the expiration count; EAGAIN means a re-arm already reset it.
-  if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN) return G_SOURCE_CONTINUE;
-  auto* driver = static_cast<Driver*>(self);
-  driver->armed_ = 0;
-  driver->run(true);
-  return G_SOURCE_CONTINUE;
+  return c_boundary("the QUIC timer", [&]() -> gboolean {
+    uint64_t expirations = 0;
+    // Drain the expiration count; EAGAIN means a re-arm already reset it.
+    if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN) return G_SOURCE_CONTINUE;
+    auto* driver = static_cast<Driver*>(self);
+    driver->armed_ = 0;
+    driver->run(true);
+    return G_SOURCE_CONTINUE;
+  });
 }
 
 void Driver::run(bool expired) {

@@ -124,7 +124,7 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
     check(SSL_use_certificate(ssl, cert.get()), "SSL_use_certificate");
     check(SSL_use_PrivateKey(ssl, key.get()), "SSL_use_PrivateKey");
     n->original_identity = true;
-  } catch (const Error&) {
+  } catch (...) {  // an Error from check(), or bad_alloc: never into OpenSSL's frames
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_CLIENT_HELLO_ERROR;
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/log.hpp"
 #include "peersock/session/ending.hpp"
 
@@ -105,40 +106,44 @@ void Mailbox::update_deadline() {
 }
 
 gboolean Mailbox::on_deadline(gpointer self) {
-  auto* m = static_cast<Mailbox*>(self);
-  m->deadline_.fired();
-  std::string why;
-  switch (m->awaiting_) {
-    case Awaiting::welcome:
-      why = fmt::format("the rendezvous server sent no welcome within {} s of the connection", kWelcomeDeadlineMs / 1000);
-      break;
-    case Awaiting::mailbox:
-      why = m->protocol_.nameplate().empty()
-                ? fmt::format("the rendezvous server allocated no nameplate within {} s", kClaimDeadlineMs / 1000)
-                : fmt::format("the rendezvous server did not confirm our claim of nameplate {} within {} s",
-                              m->protocol_.nameplate(), kClaimDeadlineMs / 1000);
-      break;
-    case Awaiting::peer:
-      why = fmt::format(
-          "nothing from the other side within {} s of joining nameplate {} (is the code's number right, and is the "
-          "other side still waiting?)",
-          kPeerDeadlineMs / 1000, m->protocol_.nameplate());
-      break;
-    case Awaiting::nothing: return G_SOURCE_REMOVE;
-  }
-  m->awaiting_ = Awaiting::nothing;
-  if (m->events_.failed) m->events_.failed(std::make_exception_ptr(Error(ExitCode::relay, why)));
-  return G_SOURCE_REMOVE;
+  return c_boundary("the rendezvous deadline", [&]() -> gboolean {
+    auto* m = static_cast<Mailbox*>(self);
+    m->deadline_.fired();
+    std::string why;
+    switch (m->awaiting_) {
+      case Awaiting::welcome:
+        why = fmt::format("the rendezvous server sent no welcome within {} s of the connection", kWelcomeDeadlineMs / 1000);
+        break;
+      case Awaiting::mailbox:
+        why = m->protocol_.nameplate().empty()
+                  ? fmt::format("the rendezvous server allocated no nameplate within {} s", kClaimDeadlineMs / 1000)
+                  : fmt::format("the rendezvous server did not confirm our claim of nameplate {} within {} s",
+                                m->protocol_.nameplate(), kClaimDeadlineMs / 1000);
+        break;
+      case Awaiting::peer:
+        why = fmt::format(
+            "nothing from the other side within {} s of joining nameplate {} (is the code's number right, and is the "
+            "other side still waiting?)",
+            kPeerDeadlineMs / 1000, m->protocol_.nameplate());
+        break;
+      case Awaiting::nothing: return G_SOURCE_REMOVE;
+    }
+    m->awaiting_ = Awaiting::nothing;
+    if (m->events_.failed) m->events_.failed(std::make_exception_ptr(Error(ExitCode::relay, why)));
+    return G_SOURCE_REMOVE;
+  });
 }
 
 gboolean Mailbox::on_retry(gpointer self) {
-  auto* m = static_cast<Mailbox*>(self);
-  m->retry_.fired();
-  m->dead_client_.reset();
-  if (m->closing_) return G_SOURCE_REMOVE;
-  m->protocol_.reconnect();
-  m->open_websocket();
-  return G_SOURCE_REMOVE;
+  return c_boundary("the rendezvous reconnect", [&]() -> gboolean {
+    auto* m = static_cast<Mailbox*>(self);
+    m->retry_.fired();
+    m->dead_client_.reset();
+    if (m->closing_) return G_SOURCE_REMOVE;
+    m->protocol_.reconnect();
+    m->open_websocket();
+    return G_SOURCE_REMOVE;
+  });
 }
 
 void Mailbox::handle(const rendezvous::Output& out) {

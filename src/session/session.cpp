@@ -18,6 +18,7 @@
 #include <optional>
 #include <utility>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/auth/smp.hpp"
 #include "peersock/forward/forwarder.hpp"
 #include "peersock/glib/raii.hpp"
@@ -454,36 +455,44 @@ class Session {
   }
   void clear_deadline() { deadline_.reset(); }
   static gboolean on_deadline(gpointer self) {
-    auto* session = static_cast<Session*>(self);
-    session->deadline_.fired();
-    if (auto why = session->original_went_silent(false)) {
-      session->finish(ExitCode::code_mismatch, *why);
+    return c_boundary("a session deadline", [&]() -> gboolean {
+      auto* session = static_cast<Session*>(self);
+      session->deadline_.fired();
+      if (auto why = session->original_went_silent(false)) {
+        session->finish(ExitCode::code_mismatch, *why);
+        return G_SOURCE_REMOVE;
+      }
+      session->finish(session->deadline_code_, session->deadline_message_);
       return G_SOURCE_REMOVE;
-    }
-    session->finish(session->deadline_code_, session->deadline_message_);
-    return G_SOURCE_REMOVE;
+    });
   }
 
   static gboolean on_dump_signal(gpointer self) {
-    auto* s = static_cast<Session*>(self);
-    // No exception may cross GLib's C frames: a failing stderr write is not
-    // worth dying for.
-    try {
-      fmt::print(stderr, "peersock: state: protocol v{}, {} connections, {} control bytes unsent\n", s->version_,
-                 s->forwarder_->open_connections(), s->control_ ? s->control_->unsent() : 0);
-      for (const auto& line : s->forwarder_->describe()) fmt::print(stderr, "peersock: state: {}\n", line);
-    } catch (const std::exception&) {
-    }
-    return G_SOURCE_CONTINUE;
+    return c_boundary("the SIGUSR1 dump", [&]() -> gboolean {
+      auto* s = static_cast<Session*>(self);
+      // No exception may cross GLib's C frames: a failing stderr write is not
+      // worth dying for.
+      try {
+        fmt::print(stderr, "peersock: state: protocol v{}, {} connections, {} control bytes unsent\n", s->version_,
+                   s->forwarder_->open_connections(), s->control_ ? s->control_->unsent() : 0);
+        for (const auto& line : s->forwarder_->describe()) fmt::print(stderr, "peersock: state: {}\n", line);
+      } catch (const std::exception&) {
+      }
+      return G_SOURCE_CONTINUE;
+    });
   }
 
   static gboolean on_signal(gpointer self) {
-    static_cast<Session*>(self)->interrupted(false);
-    return G_SOURCE_CONTINUE;
+    return c_boundary("a signal", [&]() -> gboolean {
+      static_cast<Session*>(self)->interrupted(false);
+      return G_SOURCE_CONTINUE;
+    });
   }
   static gboolean on_hangup(gpointer self) {
-    static_cast<Session*>(self)->interrupted(true);
-    return G_SOURCE_CONTINUE;
+    return c_boundary("a signal", [&]() -> gboolean {
+      static_cast<Session*>(self)->interrupted(true);
+      return G_SOURCE_CONTINUE;
+    });
   }
 
   // With connections open the peer must learn that they were cut short
@@ -528,18 +537,20 @@ class Session {
   }
 
   static gboolean on_finish_poll(gpointer self) {
-    auto* s = static_cast<Session*>(self);
-    const auto stack = s->top_down();
-    const bool all_closed = std::all_of(stack.begin(), stack.end(), [](const Stage* st) { return st->closed(); });
-    const bool late = g_get_monotonic_time() - s->finish_started_us_ > kShutdownDeadlineUs;
-    if (all_closed || late) {
-      s->finish_poll_.fired();
-      s->quit_ = true;
-      g_main_loop_quit(s->loop_.get());
-      return G_SOURCE_REMOVE;
-    }
-    if (s->link_ && !s->link_->closed()) s->link_->kick();
-    return G_SOURCE_CONTINUE;
+    return c_boundary("the session teardown", [&]() -> gboolean {
+      auto* s = static_cast<Session*>(self);
+      const auto stack = s->top_down();
+      const bool all_closed = std::all_of(stack.begin(), stack.end(), [](const Stage* st) { return st->closed(); });
+      const bool late = g_get_monotonic_time() - s->finish_started_us_ > kShutdownDeadlineUs;
+      if (all_closed || late) {
+        s->finish_poll_.fired();
+        s->quit_ = true;
+        g_main_loop_quit(s->loop_.get());
+        return G_SOURCE_REMOVE;
+      }
+      if (s->link_ && !s->link_->closed()) s->link_->kick();
+      return G_SOURCE_CONTINUE;
+    });
   }
 
   Options options_;

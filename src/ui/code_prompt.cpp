@@ -15,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/error.hpp"
 #include "peersock/glib/raii.hpp"
 #include "peersock/log.hpp"
@@ -106,31 +107,35 @@ class Prompt {
 
  private:
   static gboolean on_signal(gpointer self) {
-    auto* p = static_cast<Prompt*>(self);
-    p->cancelled_ = true;
-    g_main_loop_quit(p->loop_.get());
-    return G_SOURCE_CONTINUE;
+    return c_boundary("the code prompt", [&]() -> gboolean {
+      auto* p = static_cast<Prompt*>(self);
+      p->cancelled_ = true;
+      g_main_loop_quit(p->loop_.get());
+      return G_SOURCE_CONTINUE;
+    });
   }
 
   static gboolean on_input(gint fd, GIOCondition, gpointer self) {
-    auto* p = static_cast<Prompt*>(self);
-    char buf[64];
-    const ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) {
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) return G_SOURCE_CONTINUE;
-      p->input_.fired();
-      p->cancelled_ = true;  // the terminal is gone
-      g_main_loop_quit(p->loop_.get());
-      return G_SOURCE_REMOVE;
-    }
-    try {
-      for (ssize_t i = 0; i < n && !p->done(); ++i) p->on_byte(buf[i]);
-    } catch (...) {
-      p->failure_ = std::current_exception();
-      g_main_loop_quit(p->loop_.get());
-    }
-    OPENSSL_cleanse(buf, sizeof buf);
-    return G_SOURCE_CONTINUE;
+    return c_boundary("the code prompt", [&]() -> gboolean {
+      auto* p = static_cast<Prompt*>(self);
+      char buf[64];
+      const ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) {
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) return G_SOURCE_CONTINUE;
+        p->input_.fired();
+        p->cancelled_ = true;  // the terminal is gone
+        g_main_loop_quit(p->loop_.get());
+        return G_SOURCE_REMOVE;
+      }
+      try {
+        for (ssize_t i = 0; i < n && !p->done(); ++i) p->on_byte(buf[i]);
+      } catch (...) {
+        p->failure_ = std::current_exception();
+        g_main_loop_quit(p->loop_.get());
+      }
+      OPENSSL_cleanse(buf, sizeof buf);
+      return G_SOURCE_CONTINUE;
+    });
   }
 
   bool done() const { return cancelled_ || result_ || failure_; }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "peersock/c_boundary.hpp"
 #include "peersock/log.hpp"
 #include "peersock/text.hpp"
 
@@ -51,8 +52,10 @@ void Status::set_rtt(std::optional<double> ms) { rtt_ms_ = ms; }
 void Status::set_path_sampler(PathSampler sampler) { path_sampler_ = std::move(sampler); }
 
 gboolean Status::on_tick(gpointer self) {
-  static_cast<Status*>(self)->tick();
-  return G_SOURCE_CONTINUE;
+  return c_boundary("the status refresh", [&]() -> gboolean {
+    static_cast<Status*>(self)->tick();
+    return G_SOURCE_CONTINUE;
+  });
 }
 
 void Status::tick() {

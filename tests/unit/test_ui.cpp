@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "peersock/code/code.hpp"
+#include "peersock/c_boundary.hpp"
 #include "peersock/log.hpp"
 #include "peersock/text.hpp"
 #include "peersock/ui/code_prompt.hpp"
@@ -351,6 +352,18 @@ TEST(StripControls, ControlsBecomeQuestionMarks) {
   // Ill-formed: overlong '/', a lone surrogate, a truncated sequence, a
   // stray continuation byte, above U+10FFFF.
   EXPECT_EQ(strip_controls("\xc0\xaf|\xed\xa0\x80|\xe2\x86|\x80|\xf4\x90\x80\x80"), "??|???|??|?|????");
+}
+
+TEST(CBoundary, PassesResultsAndTurnsExceptionsIntoAnExit) {
+  EXPECT_EQ(c_boundary("test", [] { return 7; }), 7);
+  EXPECT_EQ(c_boundary_or(-1, []() -> int { throw std::runtime_error("x"); }), -1);
+  EXPECT_EQ(c_boundary_or(-1, [] { return 3; }), 3);
+  // What reaches a C frame ends the process with one line and the
+  // exception's exit code: never std::terminate.
+  EXPECT_EXIT(c_boundary("a test callback", []() -> int { throw Error(ExitCode::relay, "boom\nfake line"); }),
+              testing::ExitedWithCode(6), "peersock: internal error in a test callback: boom\\?fake line");
+  EXPECT_EXIT(c_boundary("a test callback", [] { throw 42; }), testing::ExitedWithCode(1),
+              "internal error in a test callback: unknown exception");
 }
 
 TEST(StatusPlain, AMotdCannotPrintALineOfItsOwn) {
