@@ -4,7 +4,7 @@
 # Two private network namespaces joined by a veth pair stand for two
 # machines: "alice" (192.0.2.1) runs Debian's magic-wormhole mailbox server,
 # a small web server on her 127.0.0.1:8000 and `peersock connect
-# 127.0.0.1:8000`; "bob" (192.0.2.2) runs `peersock listen 8080 CODE` and
+# 127.0.0.1:8000`; "bob" (192.0.2.2) runs `peersock listen 8080` (the code in PEERSOCK_CODE) and
 # fetches a file with curl from his own 127.0.0.1:8080, through the tunnel.
 # No STUN/TURN server, no public relay: every packet stays inside the two
 # namespaces (192.0.2.0/24 is a documentation range, never routed). Prints
@@ -142,8 +142,8 @@ code_line=$(wait_line "$tmp/connect.log" '^Connection code: ' $connect_pid "alic
 code=${code_line#Connection code: }
 show "$tmp/connect.log"
 
-say "5/6 bob\$ peersock listen 8080 $code"
-ip netns exec "$ns_b" "$bin" "${common[@]}" listen 8080 "$code" >"$tmp/listen.out" 2>"$tmp/listen.log" &
+say "5/6 bob\$ PEERSOCK_CODE=$code peersock listen 8080"
+PEERSOCK_CODE="$code" ip netns exec "$ns_b" "$bin" "${common[@]}" listen 8080 >"$tmp/listen.out" 2>"$tmp/listen.log" &
 listen_pid=$!
 pids+=($listen_pid)
 path=$(wait_line "$tmp/listen.log" '^connected (directly|via)' $listen_pid "bob's path line")
