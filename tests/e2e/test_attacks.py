@@ -285,6 +285,25 @@ def test_hostile_consumer_is_disconnected_and_nothing_forwarded(lab, attack, exp
 
 
 @pytest.mark.deadline(90)
+def test_stream_0_is_not_answered_before_authentication(lab):
+    """A consumer without the right code writes a ping ('P') and a 'D' on
+    stream 0 together with SMP msg1. The generator (QUIC server) reads
+    nothing on stream 0 before its own SMP verdict: no pong comes back, and
+    the wrong code ends the run as a mismatch (exit 3)."""
+    target = target_server(lab)
+    gen = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}"])
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    rogue = lab.start("rogue (ping-before-auth)", [attacker_bin(), "rogue", "--relay", lab.relay_url, "--code", code,
+                                                   "--attack", "ping-before-auth", "--timeout", str(int(scaled(60)))])
+    rc = gen.wait_exit(scaled(40), what="the generator must end the wrong-code session")
+    lab.check(rc == EXIT_MISMATCH, f"{gen.name} exited with status {rc}, expected {EXIT_MISMATCH}")
+    lab.check(events(rogue, "attack_sent"), "the rogue never got to send its ping")
+    rogue.wait_exit(scaled(20), what="the rogue to see the close")
+    lab.check(not events(rogue, "rtt"), f"the generator answered a ping before authentication: {events(rogue, 'rtt')}")
+    check_nothing_forwarded(lab, target)
+
+
+@pytest.mark.deadline(90)
 def test_hostile_generator_early_stream_reaches_nothing(lab):
     """The other direction: a rogue generator (QUIC server) hands out its own
     code (so knowing the code does not help here) and opens a data stream with

@@ -49,6 +49,8 @@
 //         garbage-mpi   client: a correctly framed msg1 of random bytes
 //         truncated-auth client: 12 bytes of a 258-byte frame, then FIN
 //         stall         complete the QUIC handshake, then do nothing
+//         ping-before-auth client: a 'P' and a 'D' on stream 0 with msg1
+//                       (an "rtt" event shows if the server answered)
 //         bad-magic     run SMP (pass the right --smp-code to authenticate),
 //                       then open a data stream that starts with 'Y'
 //                       (to test the stream header check after auth)
@@ -824,6 +826,13 @@ class Attacker {
         write(auth_.get(), auth::encode_frame(smp_->start()));
       }
       if (attack_ == "early-stream") rogue_early_stream();
+      // Stream 0 before auth: a 'P' (and a 'D') with msg1. A pong ("rtt"
+      // event) would mean the server acts on stream 0 before its SMP
+      // verdict; the wrong --smp-code then makes SMP fail.
+      if (attack_ == "ping-before-auth") {
+        send_control(ping_.ping(g_get_monotonic_time()));
+        send_control(std::vector<uint8_t>{'D'});
+      }
     } else {
       smp_->start();
       if (attack_ == "early-stream") {
