@@ -157,8 +157,9 @@ class Endpoint {
 
   // Creates the TLS objects and, for the client, the connection (its first
   // flight goes out with the first write()). The server gets a fresh P-256
-  // key and a self-signed certificate (no key in the source) and creates
-  // its connection from the first valid Initial it receives.
+  // key and a self-signed certificate (the original's published one instead
+  // for an original client, alpn.hpp) and creates its connection from the
+  // first valid Initial it receives.
   // Errors: Error(failure) with OpenSSL's or ngtcp2's reason.
   Endpoint(Role role, Transmit transmit, const EndpointOptions& options, Timestamp now);
   ~Endpoint();
