@@ -32,6 +32,13 @@ int version_of(std::string_view name) {
   return v <= kMaxVersion ? v : -1;
 }
 
+std::span<const uint8_t> protocol_list(std::span<const uint8_t> extension) {
+  if (extension.size() < 2) return {};
+  const size_t length = (size_t{extension[0]} << 8) | extension[1];
+  if (length != extension.size() - 2) return {};
+  return extension.subspan(2);
+}
+
 Selection select(std::span<const uint8_t> offer, int cap, int peer_body_version) {
   cap = std::clamp(cap, 1, kMaxVersion);
   Selection out;

@@ -107,12 +107,14 @@ int on_client_hello(SSL* ssl, int* alert, void* arg) {
   auto* n = static_cast<Negotiation*>(arg);
   const unsigned char* ext = nullptr;
   size_t ext_len = 0;
-  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &ext_len) != 1 ||
-      ext_len < 2)
-    return SSL_CLIENT_HELLO_SUCCESS;  // no ALPN: the selection callback does not run; ngtcp2 fails the handshake
-  const size_t list_len = (size_t{ext[0]} << 8) | ext[1];
-  if (list_len != ext_len - 2) return SSL_CLIENT_HELLO_SUCCESS;  // malformed: OpenSSL refuses it itself
-  const alpn::Selection s = alpn::select({ext + 2, list_len}, n->cap, n->peer_body_version);
+  // No ALPN: the selection callback does not run and the handshake fails;
+  // a malformed extension: OpenSSL refuses it itself. Either way the fresh
+  // identity stays.
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &ext_len) != 1)
+    return SSL_CLIENT_HELLO_SUCCESS;
+  const auto list = alpn::protocol_list({ext, ext_len});
+  if (list.empty()) return SSL_CLIENT_HELLO_SUCCESS;
+  const alpn::Selection s = alpn::select(list, n->cap, n->peer_body_version);
   if (!s.original_identity) return SSL_CLIENT_HELLO_SUCCESS;
   try {
     X509Ptr cert = original_certificate();

@@ -1,5 +1,6 @@
-// libFuzzer target for quic::alpn::select, which reads the ClientHello's ALPN
-// list: bytes from the peer, before anything is authenticated. Contract
+// libFuzzer target for quic::alpn::select and protocol_list, which read the
+// ClientHello's ALPN extension: bytes from the peer, before anything is
+// authenticated. Contract
 // beyond "no crash": a choice lies inside the offer, is a name we speak,
 // carries a version within [1, cap], and is the same whatever the body said
 // unless the offer is plain-only; the client's conclusion about it never
@@ -23,6 +24,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The first two bytes pick the cap and the body's version.
   const int cap = 1 + data[0] % 8, body = 1 + data[1] % 8;
   const std::span<const uint8_t> offer(data + 2, size - 2);
+  // The same bytes as a raw ClientHello extension (what the ClientHello
+  // callback reads): a list comes back only if the length matches, and it
+  // is the bytes after the length.
+  const auto list = protocol_list(offer);
+  if (!list.empty()) require(list.size() + 2 == offer.size() && list.data() == offer.data() + 2);
+  if (!list.empty()) (void)select(list, cap, body);
   const Selection s = select(offer, cap, body);
   if (!s.ok) return 0;
   require(s.offset >= 1 && s.length >= 1 && s.offset + s.length <= offer.size());

@@ -80,6 +80,17 @@ TEST(Alpn, NothingWeSpeakOrAMalformedListIsRefused) {
   EXPECT_FALSE(s.original_identity);
 }
 
+TEST(Alpn, TheRawExtensionsListNeedsItsExactLength) {
+  const std::string list = client_offer(2);
+  std::string ext = std::string(1, '\0') + static_cast<char>(list.size()) + list;
+  auto got = protocol_list(bytes(ext));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()), got.size()), list);
+  EXPECT_TRUE(protocol_list(bytes(ext + "x")).empty());
+  EXPECT_TRUE(protocol_list(bytes(ext.substr(0, ext.size() - 1))).empty());
+  EXPECT_TRUE(protocol_list(bytes(std::string(1, '\0'))).empty());
+  EXPECT_TRUE(protocol_list(bytes(std::string())).empty());
+}
+
 TEST(Alpn, TheServerSeesABodyThatDisagreesWithTheOffer) {
   const std::string offer = client_offer(4);
   EXPECT_FALSE(server_outcome(select(bytes(offer), 4, 4), 4).version_changed);

@@ -52,6 +52,11 @@ struct Selection {
   bool original_identity = false;
 };
 
+// The protocol list inside a raw ALPN extension body from a ClientHello
+// (RFC 7301 §3.1: a 2-byte length, then the list), or an empty span when
+// the length does not match the bytes (untrusted input).
+std::span<const uint8_t> protocol_list(std::span<const uint8_t> extension);
+
 // cap: our highest version; peer_body_version: the `v` of the client's body
 // (1 when absent). A versioned offer: the highest N <= cap offered wins
 // (plain, v1, if none is). A plain-only offer (the original, or a release
