@@ -9,7 +9,7 @@ _peersock() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix peers help"
-    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --congestion --bind --send-only --recv-only --config --code-file
+    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --no-original --congestion --bind --send-only --recv-only --config --code-file
         --code-words --join --remember --label --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 

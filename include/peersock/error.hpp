@@ -30,6 +30,12 @@ enum class ExitCode : int {
 // A short stable name for each exit code, used in logs (and --json later).
 std::string_view exit_code_name(ExitCode code);
 
+// A failed guess of the code, by SMP (auth) or the signaling PAKE's key
+// confirmation (signal): both sides print this. Neither can tell who typed
+// what, so it blames nobody.
+inline constexpr const char* kMismatchMessage =
+    "connection code mismatch: the codes did not match (one side typed it wrong, or someone guessed)";
+
 class Error : public std::runtime_error {
  public:
   Error(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}

@@ -91,6 +91,8 @@ std::string number(int value) { return std::to_string(value); }
 
 std::string on_off(bool value) { return value ? "on" : "off"; }
 
+std::string allowed_refused(bool value) { return value ? "allowed" : "refused"; }
+
 std::string relay_policy(const Settings& s) { return s.force_relay ? "force-relay" : s.no_relay ? "no-relay" : "any"; }
 
 // The --help line of PEERSOCK_PROTOCOL names the range.
@@ -185,6 +187,17 @@ constexpr auto kTable = std::to_array<Setting>({
      .key = "no-relay",
      .origin = &Origins::relay_policy,
      .set = assign<&Settings::no_relay, true_or_false>},
+
+    {.name = "original",
+     .section = "rendezvous",
+     .key = "original",
+     .env = "PEERSOCK_ORIGINAL",
+     .flag = "--no-original",
+     .implied = "false",
+     .help = "refuse a peer without encrypted signaling (the original peersock)",
+     .origin = &Origins::allow_original,
+     .set = assign<&Settings::allow_original, true_or_false>,
+     .show = render<&Settings::allow_original, allowed_refused>},
 
     {.name = "protocol",
      .env = "PEERSOCK_PROTOCOL",

@@ -206,15 +206,10 @@ Output Protocol::on_text(std::string_view text) {
     out.to_send.push_back(json{{"type", "open"}, {"mailbox", mailbox_}}.dump());
     out.events.emplace_back(event::MailboxOpen{});
     state_ = State::open;
-    if (ice_sent_) {
-      // After a reconnect: our add may not have reached the server.
-      out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", sent_ice_}}.dump());
-    } else if (pending_ice_) {
-      out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", *pending_ice_}}.dump());
-      sent_ice_ = std::move(*pending_ice_);
-      pending_ice_.reset();
-      ice_sent_ = true;
-    }
+    // After a reconnect every add goes out again: it may not have reached
+    // the server (the peer ignores a repeat).
+    sent_ = 0;
+    send_pending(out);
     return out;
   }
 
@@ -223,19 +218,21 @@ Output Protocol::on_text(std::string_view text) {
     const std::string& side = string_field(msg, type, "side");
     const std::string& phase = string_field(msg, type, "phase");
     const std::string& body = string_field(msg, type, "body");
-    // The server echoes our own add back to us; other phases belong to
-    // protocols we do not speak.
+    // The server echoes our own add back to us.
     if (side == side_) return out;
     peer_seen_ = true;
-    if (phase != "ice") return out;
+    if (body.size() > kMaxBodyBytes) {
+      bad(printable(phase) + " body of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
+          std::to_string(kMaxBodyBytes));
+    }
+    if (phase != "ice") {
+      out.events.emplace_back(event::PeerMessage{phase, body, side});
+      return out;
+    }
     // Only one ice message per peer is meaningful (no trickle, §2.5); a
     // repeat is a replay or a confused peer, and re-applying credentials
     // mid-connection would only do harm.
     if (peer_ice_received_) return out;
-    if (body.size() > kMaxBodyBytes) {
-      bad("ice body of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
-          std::to_string(kMaxBodyBytes));
-    }
     peer_ice_received_ = true;
     out.events.emplace_back(event::PeerIce{body});
     return out;
@@ -265,17 +262,24 @@ Output Protocol::list_nameplates() {
 }
 
 Output Protocol::send_ice(std::string body) {
-  assert(!ice_sent_ && !pending_ice_ && "send_ice must be called once");
+  assert(!ice_added_ && "send_ice must be called once");
+  ice_added_ = true;
+  return add("ice", std::move(body));
+}
+
+Output Protocol::add(std::string phase, std::string body) {
   Output out;
   if (state_ == State::finished) return out;
-  if (state_ == State::open) {
-    out.to_send.push_back(json{{"type", "add"}, {"phase", "ice"}, {"body", body}}.dump());
-    sent_ice_ = std::move(body);
-    ice_sent_ = true;
-  } else {
-    pending_ice_ = std::move(body);
-  }
+  added_.push_back({std::move(phase), std::move(body)});
+  if (state_ == State::open) send_pending(out);
   return out;
+}
+
+void Protocol::send_pending(Output& out) {
+  for (; sent_ < added_.size(); ++sent_) {
+    const Added& a = added_[sent_];
+    out.to_send.push_back(json{{"type", "add"}, {"phase", a.phase}, {"body", a.body}}.dump());
+  }
 }
 
 void Protocol::reconnect() {
@@ -295,7 +299,6 @@ Output Protocol::finish(std::string_view mood) {
   if (!mailbox_.empty()) {
     out.to_send.push_back(json{{"type", "close"}, {"mailbox", mailbox_}, {"mood", mood}}.dump());
   }
-  pending_ice_.reset();
   state_ = State::finished;
   return out;
 }

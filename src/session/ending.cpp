@@ -33,8 +33,12 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
                                            info.by_peer ? " (the peer aborted)" : " (no answer from the peer)")};
 }
 
-std::string original_peer_notice() {
-  return "the other side runs the original peersock: one connection at a time, no half-close";
+std::string original_peer_notice(bool addresses_visible, bool one_connection) {
+  std::string line = "the other side runs the original peersock:";
+  if (addresses_visible) line += " addresses are visible to the relay";
+  if (addresses_visible && one_connection) line += ";";
+  if (one_connection) line += " one connection at a time, no half-close";
+  return line;
 }
 
 uint64_t close_code(ExitCode code) {

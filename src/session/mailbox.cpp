@@ -3,8 +3,10 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cassert>
 
 #include "peersock/c_boundary.hpp"
+#include "peersock/auth/smp.hpp"
 #include "peersock/log.hpp"
 #include "peersock/session/ending.hpp"
 
@@ -12,11 +14,22 @@ namespace peersock::session {
 
 using log::Layer;
 
-Mailbox::Mailbox(bool generator, std::string nameplate, MailboxEvents events)
+Mailbox::Mailbox(bool generator, std::string nameplate, std::string code, PakeOptions pake, MailboxEvents events)
     : events_(std::move(events)),
+      nameplate_(generator ? std::string() : nameplate),
+      code_(std::move(code)),
+      pake_options_(pake),
       protocol_(generator ? rendezvous::Role::generator : rendezvous::Role::consumer, rendezvous::random_side(),
                 generator ? std::string() : std::move(nameplate)),
       generator_(generator) {}
+
+Mailbox::~Mailbox() { auth::wipe(code_); }
+
+void Mailbox::set_code(const std::string& code) {
+  code_ = code;
+  // The nameplate is the code's first part (docs/protocol.md §2.2).
+  nameplate_ = code_.substr(0, code_.find('-'));
+}
 
 void Mailbox::connect(const std::string& relay_url) {
   if (client_ || closing_) return;
@@ -49,15 +62,19 @@ void Mailbox::on_text(std::string_view text) {
     }
     update_deadline();
   } catch (...) {
-    if (events_.failed) events_.failed(std::current_exception());
+    fail(std::current_exception());
   }
+}
+
+void Mailbox::fail(std::exception_ptr e) {
+  if (events_.failed) events_.failed(e);
 }
 
 void Mailbox::on_failed(const Error& e) {
   websocket_open_ = false;
   update_deadline();
   // Once both descriptions are exchanged the mailbox is no longer needed.
-  if (protocol_.peer_ice_received() && ice_sent_) {
+  if (peer_ice_received() && ice_sent_) {
     log::debug(Layer::rendezvous, "rendezvous connection ended: {}", e.what());
     return;
   }
@@ -148,14 +165,95 @@ gboolean Mailbox::on_retry(gpointer self) {
 
 void Mailbox::handle(const rendezvous::Output& out) {
   if (client_) client_->send(out.to_send);
-  for (const auto& event : out.events)
-    if (events_.event) events_.event(event);
+  for (const auto& event : out.events) handle_event(event);
+}
+
+// The peer's messages go to the signaling channel, which hands up the ice
+// body once it is opened (or came in plaintext from the original).
+void Mailbox::handle_event(const rendezvous::Event& event) {
+  if (auto* ice = std::get_if<rendezvous::event::PeerIce>(&event)) {
+    if (channel_) handle_channel(channel_->on_message({}, pake::kPlainIcePhase, ice->body));
+    return;
+  }
+  if (auto* m = std::get_if<rendezvous::event::PeerMessage>(&event)) {
+    if (channel_) handle_channel(channel_->on_message(m->side, m->phase, m->body));
+    return;
+  }
+  const bool opened = std::holds_alternative<rendezvous::event::MailboxOpen>(event);
+  if (events_.event) events_.event(event);
+  if (opened && !channel_ && !closing_) {
+    // The first opening (a reconnect opens again: the channel goes on).
+    assert(!code_.empty() && "the generator's code is set when its nameplate is allocated");
+    channel_ = std::make_unique<pake::Channel>(pake::Params{
+        generator_ ? pake::Role::generator : pake::Role::consumer,
+        code_,
+        nameplate_,
+        protocol_.side(),
+        pake_options_.allow_original,
+        pake_options_.speak_pake,
+    });
+    auth::wipe(code_);  // the channel holds what it needs
+    handle_channel(channel_->open());
+    if (pending_ice_) {
+      handle_channel(channel_->send_ice(std::move(*pending_ice_)));
+      pending_ice_.reset();
+    }
+    if (channel_->waiting_for_generator()) original_wait_ = g_timeout_add(pake::kOriginalWaitMs, &Mailbox::on_original_wait, this);
+  }
+}
+
+void Mailbox::handle_channel(pake::Output out) {
+  for (auto& m : out.to_send) handle(protocol_.add(std::move(m.phase), std::move(m.body)));
+  if (channel_->key_agreed() && !channel_->peer_ice_received() && !peer_body_deadline_) {
+    peer_body_deadline_ = g_timeout_add(kPeerBodyDeadlineMs, &Mailbox::on_peer_body_deadline, this);
+  }
+  for (auto& e : out.events) {
+    if (auto* ice = std::get_if<pake::event::PeerIce>(&e)) {
+      peer_body_deadline_.reset();
+      original_wait_.reset();
+      log::debug(Layer::rendezvous, "the peer's ice body arrived {}", ice->sealed ? "sealed" : "in plaintext");
+      if (events_.event) events_.event(rendezvous::event::PeerIce{std::move(ice->body)});
+    } else if (std::holds_alternative<pake::event::PeerIsOriginal>(e)) {
+      log::debug(Layer::rendezvous, "signaling in plaintext: the other side speaks no PAKE");
+    }
+  }
+}
+
+gboolean Mailbox::on_original_wait(gpointer self) {
+  return c_boundary("the wait for the generator's key share", [&]() -> gboolean {
+    auto* m = static_cast<Mailbox*>(self);
+    m->original_wait_.fired();
+    try {
+      if (!m->closing_ && m->channel_) m->handle_channel(m->channel_->original_wait_expired());
+    } catch (...) {
+      m->fail(std::current_exception());
+    }
+    return G_SOURCE_REMOVE;
+  });
+}
+
+gboolean Mailbox::on_peer_body_deadline(gpointer self) {
+  return c_boundary("the deadline for the peer's sealed body", [&]() -> gboolean {
+    auto* m = static_cast<Mailbox*>(self);
+    m->peer_body_deadline_.fired();
+    if (!m->closing_) {
+      m->fail(std::make_exception_ptr(Error(
+          ExitCode::relay, fmt::format("the other side's connection details did not arrive within {} s of the key "
+                                       "exchange (the rendezvous server lost or withheld them)",
+                                       kPeerBodyDeadlineMs / 1000))));
+    }
+    return G_SOURCE_REMOVE;
+  });
 }
 
 void Mailbox::send_ice(std::string body) {
   if (ice_sent_) return;
   ice_sent_ = true;
-  handle(protocol_.send_ice(std::move(body)));
+  if (!channel_) {
+    pending_ice_ = std::move(body);
+    return;
+  }
+  handle_channel(channel_->send_ice(std::move(body)));
 }
 
 void Mailbox::release() {
@@ -167,6 +265,8 @@ void Mailbox::release() {
 }
 
 void Mailbox::close(ExitCode why) {
+  original_wait_.reset();
+  peer_body_deadline_.reset();
   if (!client_ || closing_) {
     closing_ = true;
     update_deadline();
@@ -175,7 +275,7 @@ void Mailbox::close(ExitCode why) {
   closing_ = true;
   update_deadline();
   try {
-    client_->send(protocol_.finish(mood_for(why, protocol_.peer_ice_received())).to_send);
+    client_->send(protocol_.finish(mood_for(why, peer_ice_received())).to_send);
   } catch (const std::exception&) {
     // A websocket that cannot take the goodbye is closed all the same.
   }

@@ -131,6 +131,8 @@ class Session {
                                    });
     mailbox_ =
         std::make_unique<Mailbox>(sides_.generator, sides_.generator ? std::string() : options_.code->nameplate,
+                                  sides_.generator ? std::string() : options_.code->text,
+                                  PakeOptions{options_.settings.allow_original, options_.settings.protocol_version > 1},
                                   MailboxEvents{
                                       [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
                                       [this](std::exception_ptr e) { rethrow_guarded(e); },
@@ -195,6 +197,7 @@ class Session {
       status_.motd(motd->text);
     } else if (auto* allocated = std::get_if<rendezvous::event::NameplateAllocated>(&event)) {
       code_text_ = code::generate(allocated->nameplate, options_.code_words);
+      mailbox_->set_code(code_text_);
       status_.code(code_text_, hint_for_other_side(options_.mode, options_.settings.relay_url));
     } else if (std::holds_alternative<rendezvous::event::MailboxOpen>(event)) {
       status_.phase(ui::Phase::waiting);
@@ -213,6 +216,11 @@ class Session {
 
   void on_peer_ice(const std::string& body) {
     auto remote = ice::decode(body);
+    if (mailbox_->signaling_in_clear() && !original_notice_said_) {
+      // Said now, not after authentication: the addresses are out already.
+      original_notice_said_ = true;
+      log::warning("original-peer", original_peer_notice(true, remote.version == 1));
+    }
     try {
       check_roles(options_.mode, remote.mode);  // before anything is connected
     } catch (const UsageError&) {
@@ -394,7 +402,9 @@ class Session {
     auto stats = link_->quic()->stats();
     if (stats.rtt_ms > 0) forwarder_->set_rtt_us(static_cast<int64_t>(stats.rtt_ms * 1000.0));
     status_.authenticated(authenticated_line(options_.mode, forwarder_->listener_description()));
-    if (negotiated_.peer_is_original) log::warning("original-peer", original_peer_notice());
+    if (negotiated_.peer_is_original && !original_notice_said_) {
+      log::warning("original-peer", original_peer_notice(false, true));
+    }
     if (remember_ && gate_->pairing_secret()) {
       try {
         status_.remembered(*options_.remember,
@@ -566,6 +576,7 @@ class Session {
 
   std::unique_ptr<Mailbox> mailbox_;
   std::string code_text_;
+  bool original_notice_said_ = false;
 
   int version_ = 1;            // negotiated (docs/protocol.md §3.1)
   int peer_body_version_ = 1;  // the "v" of the peer's ice body (1: absent)

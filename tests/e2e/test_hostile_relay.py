@@ -80,7 +80,10 @@ def test_hostile_relay_frame_ends_session_cleanly(lab, frame, expected_rc, says)
     attacker = lab.start("hostile relay", argv)
     wait_event(attacker, "listening", scaled(20))
     relay = f"ws://127.0.0.1:{PROXY_PORT}/v1"
-    gen = lab.peersock("peersock stdio-a", ["stdio-a"], relay=relay, stdio=True)
+    # The generator behaves like the original (PEERSOCK_PROTOCOL=1: its body
+    # goes in plaintext), so that the frame the relay replaces is the one
+    # that carries a plaintext body, as the original's would.
+    gen = lab.peersock("peersock stdio-a", ["stdio-a"], relay=relay, stdio=True, env={"PEERSOCK_PROTOCOL": "1"})
     code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
     cons = lab.peersock("peersock stdio-b", ["stdio-b", code], relay=relay, stdio=True)
     rc = cons.wait_exit(scaled(30), what="hostile relay input must end the session promptly")

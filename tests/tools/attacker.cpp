@@ -27,6 +27,7 @@
 //                  side's `ice` body to --inject-to consumer|generator is
 //                  replaced by the contents of --frame-file (sent as a binary
 //                  frame with --binary). Nothing else is touched.
+//                  --phase P replaces the frame of phase P instead of `ice`.
 //       drop:      a plain proxy that never delivers server -> client frames
 //                  of --drop TYPE (welcome, allocated, claimed, or message:
 //                  then only those from another side), to test what a
@@ -35,9 +36,20 @@
 //                  --rewrite-to consumer|generator|both gets its "v" removed
 //                  (--rewrite-version none) or set (--rewrite-version N);
 //                  nothing else changes, so the peers still meet directly.
+//       signal:    a relay that reads and meddles with the mailbox messages
+//                  only: every message frame the server sends a peer is
+//                  reported ({"event":"frame","to":...,"phase":...,"body":...})
+//                  and forwarded, except that the first frame of --phase P
+//                  from the other side to --inject-to consumer|generator gets
+//                  --action drop (not forwarded), replay (forwarded twice),
+//                  reorder (held back until the next message frame to that
+//                  side has gone out) or truncate (its body cut to half).
 //       Every rewritten body announces the protocol version ("v") of the body
 //       it replaces: a relay that copies streams or datagrams byte for byte
-//       carries whatever the two peers agree on.
+//       carries whatever the two peers agree on. terminate, silent and
+//       forward drop the peers' encrypted-signaling messages (pake, confirm,
+//       sealed-ice): both peers then take the other for the original
+//       peersock and send plaintext bodies, which the attacker rewrites.
 //
 //   psk-attacker rogue --relay URL --attack ATTACK (--code CODE | --generate) [--smp-code CODE]
 //       A peer that misbehaves. With --code it joins as the consumer (QUIC
@@ -291,6 +303,14 @@ class Attacker {
       if (rewrite_to_ != "consumer" && rewrite_to_ != "generator" && rewrite_to_ != "both")
         die("--rewrite-to consumer|generator|both");
     }
+    if (opts_.value("mode", "") == "signal") {
+      signal_ = true;
+      terminate_ = false;
+      inject_to_generator_ = opts_.value("inject_to", "consumer") == "generator";
+      signal_phase_ = opts_.value("phase", "pake");
+      signal_action_ = opts_.value("action", "drop");
+    }
+    inject_phase_ = opts_.value("phase", "ice");
     if (opts_.value("mode", "") == "inject") {
       inject_ = true;
       terminate_ = false;
@@ -540,6 +560,8 @@ class Attacker {
     bool generator = false;
     std::string side;
     int index = 0;
+    bool meddled = false;  // mode signal: the one frame was meddled with
+    std::string held;      // mode signal, reorder: the frame held back
   };
 
   void start_proxy() {
@@ -623,9 +645,28 @@ class Attacker {
       }
       return;
     }
-    bool peer_ice = j.is_object() && j.value("type", "") == "message" && j.value("phase", "") == "ice" &&
-                    j.value("side", "") != c->side && j.contains("body") && j["body"].is_string();
-    if (peer_ice && self->inject_ && (self->inject_to_generator_ == c->generator)) {
+    const bool peer_message = j.is_object() && j.value("type", "") == "message" && j.value("side", "") != c->side &&
+                              j.contains("body") && j["body"].is_string() && j.contains("phase") &&
+                              j["phase"].is_string();
+    const std::string phase = peer_message ? j["phase"].get<std::string>() : std::string();
+    if (self->signal_) {
+      on_signal_frame(c, j, text, peer_message, phase);
+      return;
+    }
+    if (peer_message && self->inject_ && self->inject_phase_ != "ice" && phase == self->inject_phase_ &&
+        self->inject_to_generator_ == c->generator) {
+      emit({{"event", "injected"}, {"to", c->generator ? "generator" : "consumer"}, {"bytes", self->inject_frame_.size()}});
+      soup_websocket_connection_send_text(c->down, self->inject_frame_.c_str());
+      return;
+    }
+    if (peer_message && !self->inject_ && (phase == "pake" || phase == "confirm" || phase == "sealed-ice")) {
+      // The ICE-rewriting attacker strips the PAKE: both peers fall back to
+      // plaintext, as with the original peersock.
+      emit({{"event", "stripped"}, {"to", c->generator ? "generator" : "consumer"}, {"phase", phase}});
+      return;
+    }
+    bool peer_ice = peer_message && phase == "ice";
+    if (peer_ice && self->inject_ && self->inject_phase_ == "ice" && (self->inject_to_generator_ == c->generator)) {
       // Hostile relay input: the frame carrying the other side's ice body is
       // replaced by the test's frame (as text, or as a binary frame).
       emit({{"event", "injected"},
@@ -672,6 +713,50 @@ class Attacker {
     }
     if (soup_websocket_connection_get_state(c->down) == SOUP_WEBSOCKET_STATE_OPEN) {
       soup_websocket_connection_send_text(c->down, text.c_str());
+    }
+  }
+
+  static void send_down(Conn* c, const std::string& text) {
+    if (soup_websocket_connection_get_state(c->down) == SOUP_WEBSOCKET_STATE_OPEN) {
+      soup_websocket_connection_send_text(c->down, text.c_str());
+    }
+  }
+
+  // Mode signal: report, forward, and meddle with one frame.
+  static void on_signal_frame(Conn* c, json& j, std::string& text, bool peer_message, const std::string& phase) {
+    Attacker* self = c->self;
+    const char* to = c->generator ? "generator" : "consumer";
+    if (j.is_object() && j.value("type", "") == "message" && j.contains("body") && j["body"].is_string()) {
+      emit({{"event", "frame"}, {"to", to}, {"phase", j.value("phase", "")}, {"body", j["body"]}});
+    }
+    const bool target = peer_message && phase == self->signal_phase_ && self->inject_to_generator_ == c->generator &&
+                        !c->meddled;
+    if (!target) {
+      send_down(c, text);
+      if (peer_message && !c->held.empty()) {
+        emit({{"event", "meddled"}, {"action", "reorder"}, {"to", to}, {"phase", self->signal_phase_}});
+        send_down(c, c->held);
+        c->held.clear();
+      }
+      return;
+    }
+    c->meddled = true;
+    const std::string& action = self->signal_action_;
+    if (action == "drop") {
+      emit({{"event", "meddled"}, {"action", action}, {"to", to}, {"phase", phase}});
+    } else if (action == "replay") {
+      send_down(c, text);
+      send_down(c, text);
+      emit({{"event", "meddled"}, {"action", action}, {"to", to}, {"phase", phase}});
+    } else if (action == "reorder") {
+      c->held = text;  // goes out after the next message frame
+    } else if (action == "truncate") {
+      std::string b = j["body"].get<std::string>();
+      j["body"] = b.substr(0, b.size() / 2);
+      send_down(c, j.dump());
+      emit({{"event", "meddled"}, {"action", action}, {"to", to}, {"phase", phase}});
+    } else {
+      die("unknown --action " + action);
     }
   }
 
@@ -1526,7 +1611,8 @@ class Attacker {
   std::string mode_ = "mitm";
   bool terminate_ = true;
   bool in_quic_ = false, quitting_ = false, finished_ = false;
-  bool inject_ = false, inject_to_generator_ = false, inject_binary_ = false;
+  bool inject_ = false, inject_to_generator_ = false, inject_binary_ = false, signal_ = false;
+  std::string inject_phase_ = "ice", signal_phase_, signal_action_;
   bool silent_ = false;
   std::string inject_frame_;
   std::string drop_type_;  // --mode drop: the server frame type never delivered
@@ -1607,6 +1693,8 @@ json parse_args(int argc, char** argv) {
     else if (a == "--drop") o["drop"] = next();
     else if (a == "--frame-file") o["frame_file"] = next();
     else if (a == "--binary") o["binary"] = true;
+    else if (a == "--phase") o["phase"] = next();
+    else if (a == "--action") o["action"] = next();
     else if (a == "--protocol") o["protocol"] = std::stoi(next());
     else if (a == "--rewrite-to") o["rewrite_to"] = next();
     else if (a == "--rewrite-version") o["rewrite_version"] = next();

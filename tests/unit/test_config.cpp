@@ -456,6 +456,7 @@ std::string example_for(const cfg::Setting& row) {
       {"protocol", "2"},
       {"congestion", "cubic"},
       {"udp-gso", "0"},
+      {"original", "false"},
   };
   if (row.key.empty() && row.env.empty() && row.arg.empty()) return std::string(row.implied);  // a flag alone
   const std::string id(!row.key.empty() ? row.key : !row.name.empty() ? row.name : row.flag);

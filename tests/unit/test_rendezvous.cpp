@@ -149,13 +149,19 @@ TEST(Rendezvous, ConsumerFlowWithIceBeforeOpen) {
 
   EXPECT_TRUE(p.mailbox_open());
   EXPECT_EQ(p.nameplate(), "42");
-  // Echo of our own add, then a non-ice phase from the peer: both ignored,
-  // but the second one shows the peer is there (the mailbox's deadline for
-  // the peer's first message ends with it).
+  // Echo of our own add: ignored. A non-ice phase from the peer: reported
+  // as it is, for the signaling channel, and it shows the peer is there
+  // (the mailbox's deadline for the peer's first message ends with it).
   EXPECT_TRUE(p.on_text(R"({"type":"message","side":"bbbbbbbbbb","phase":"ice","body":"THEIRS"})").events.empty());
+  EXPECT_TRUE(p.on_text(R"({"type":"message","side":"bbbbbbbbbb","phase":"pake","body":"00ff"})").events.empty());
   EXPECT_FALSE(p.peer_seen());
-  EXPECT_TRUE(p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"pake","body":"00ff"})").events.empty());
+  out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"pake","body":"00ff"})");
   EXPECT_TRUE(p.peer_seen());
+  ASSERT_EQ(out.events.size(), 1u);
+  const auto& m = std::get<event::PeerMessage>(out.events[0]);
+  EXPECT_EQ(m.phase, "pake");
+  EXPECT_EQ(m.body, "00ff");
+  EXPECT_EQ(m.side, "aaaaaaaaaa");
   EXPECT_FALSE(p.peer_ice_received());
 
   out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"ice","body":"FIRST"})");
@@ -170,6 +176,32 @@ TEST(Rendezvous, ConsumerFlowWithIceBeforeOpen) {
   out = p.finish("lonely");
   EXPECT_EQ(out.to_send,
             (Frames{R"({"nameplate":"42","type":"release"})", R"({"mailbox":"mbx","mood":"lonely","type":"close"})"}));
+}
+
+// Adds go out in order once the mailbox is open, and all of them again after
+// a reconnect (the server may not have stored them).
+TEST(Rendezvous, AddsInOrderAndAgainAfterReconnect) {
+  Protocol p(Role::consumer, "bbbbbbbbbb", "42");
+  p.add("pake", "P");
+  p.on_text(kWelcome);
+  Output out = p.on_text(R"({"type":"claimed","mailbox":"mbx"})");
+  EXPECT_EQ(out.to_send, (Frames{R"({"mailbox":"mbx","type":"open"})", R"({"body":"P","phase":"pake","type":"add"})"}));
+  EXPECT_EQ(p.add("confirm", "C").to_send, (Frames{R"({"body":"C","phase":"confirm","type":"add"})"}));
+  p.reconnect();
+  p.on_text(kWelcome);
+  out = p.on_text(R"({"type":"claimed","mailbox":"mbx"})");
+  EXPECT_EQ(out.to_send,
+            (Frames{R"({"mailbox":"mbx","type":"open"})", R"({"body":"P","phase":"pake","type":"add"})",
+                    R"({"body":"C","phase":"confirm","type":"add"})"}));
+}
+
+TEST(Rendezvous, OversizedBodyOfAnyPhaseIsRefused) {
+  Protocol p(Role::consumer, "bbbbbbbbbb", "42");
+  p.on_text(kWelcome);
+  p.on_text(R"({"type":"claimed","mailbox":"mbx"})");
+  const std::string big(64 * 1024 + 1, 'A');
+  EXPECT_THROW(p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"sealed-ice","body":")" + big + "\"}"),
+               CounterpartyError);
 }
 
 TEST(Rendezvous, SendIceAfterFinishSendsNothing) {

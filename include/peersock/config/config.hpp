@@ -46,6 +46,10 @@ struct Settings {
   // 1..kMaxProtocolVersion): lower it to behave like an older peer, for
   // tests or to work around a problem in a newer feature.
   int protocol_version = kMaxProtocolVersion;
+  // A peer without the signaling PAKE (the original peersock, whose ice
+  // body comes in plaintext): answered in plaintext (true) or refused
+  // (false: --no-original, PEERSOCK_ORIGINAL=false, [rendezvous] original).
+  bool allow_original = true;
   // QUIC congestion control (--congestion, PEERSOCK_CONGESTION, [quic]
   // congestion): BBR by default; CUBIC behaves like most TCP stacks.
   Congestion congestion = Congestion::bbr;
@@ -72,6 +76,7 @@ struct Origins {
   Origin relay_url, stun, turn, turn_user, turn_password;
   Origin relay_policy;  // force-relay / no-relay
   Origin protocol_version;
+  Origin allow_original;
   Origin congestion;
   Origin direct_send;
 };

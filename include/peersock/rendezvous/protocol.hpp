@@ -4,9 +4,11 @@
 // the frames over a websocket.
 //
 // Both roles: welcome -> bind -> (generator: allocate -> allocated) -> claim
-// -> claimed -> open. Our own `ice` add is sent as soon as the mailbox is open
-// and the caller has provided it (send_ice), so both sides gather in parallel.
-// The first `message` with phase "ice" from another side is reported once.
+// -> claimed -> open. Our own adds (add(); send_ice() for the `ice` phase)
+// are sent as soon as the mailbox is open, so both sides gather in parallel.
+// The first `message` with phase "ice" from another side is reported once
+// (PeerIce); every message of another phase from another side is reported
+// (PeerMessage: the signaling channel above decides what it means).
 #pragma once
 
 #include <cstdint>
@@ -40,13 +42,18 @@ struct MailboxOpen {};  // waiting for the other side
 struct PeerIce {
   std::string body;
 };                 // the peer's ice body (raw)
+struct PeerMessage {
+  std::string phase;
+  std::string body;
+  std::string side;
+};                 // another side's message of a phase other than "ice"
 struct Closed {};  // server confirmed close
 struct Nameplates {
   std::vector<std::string> ids;
 };  // reply to list_nameplates(), valid ids only
 }  // namespace event
-using Event = std::variant<event::Motd, event::NameplateAllocated, event::MailboxOpen, event::PeerIce, event::Closed,
-                           event::Nameplates>;
+using Event = std::variant<event::Motd, event::NameplateAllocated, event::MailboxOpen, event::PeerIce,
+                           event::PeerMessage, event::Closed, event::Nameplates>;
 
 struct Output {
   std::vector<std::string> to_send;  // text frames, in order
@@ -67,8 +74,11 @@ class Protocol {
   // oversize frames, or messages that make no sense in the current state.
   Output on_text(std::string_view text);
 
-  // Our ice body; sent as {"type":"add","phase":"ice","body":...} once the
-  // mailbox is open (immediately if it already is). Call once.
+  // Our message {"type":"add","phase":PHASE,"body":BODY}: sent once the
+  // mailbox is open (immediately if it already is), in the order of the
+  // calls, and again after a reconnect.
+  Output add(std::string phase, std::string body);
+  // add("ice", body). Call once.
   Output send_ice(std::string body);
 
   // Asks the server for the nameplates currently claimed (any role; sent
@@ -107,9 +117,13 @@ class Protocol {
   std::string nameplate_;
   std::string mailbox_;
   State state_ = State::wait_welcome;
-  std::optional<std::string> pending_ice_;
-  std::string sent_ice_;  // our body once added, for a reconnect
-  bool ice_sent_ = false;
+  struct Added {
+    std::string phase, body;
+  };
+  std::vector<Added> added_;  // every add, in order: sent once open, again after a reconnect
+  size_t sent_ = 0;           // how many of added_ went out on the current connection
+  bool ice_added_ = false;
+  void send_pending(Output& out);
   bool peer_ice_received_ = false;
   bool peer_seen_ = false;
   bool nameplate_claimed_ = false;

@@ -19,11 +19,6 @@ struct Ending {
   bool peer_closed = false;  // the peer ended a complete run: say so
 };
 
-// SMP failed, here or at the peer: both sides print this. Neither can tell
-// who typed what, so it blames nobody.
-inline constexpr const char* kMismatchMessage =
-    "connection code mismatch: the codes did not match (one side typed it wrong, or someone guessed)";
-
 // The ALPN result and the peer's ice body disagree (docs/protocol.md §3.1):
 // the relay changed the version a body announced. The side that sees it
 // closes with kErrorProtocol and kVersionChangedReason, so that the other
@@ -43,9 +38,12 @@ inline constexpr const char* kOriginalMismatchMessage =
 inline constexpr const char* kOriginalSilentMessage =
     "the other side stopped answering (the original peersock ends a TCP connection that way, without a word)";
 
-// Said once when the peer is known to be the original peersock (v1): what
-// the session can and cannot do with it. The one place that words it.
-std::string original_peer_notice();
+// Said once when the peer is known to be the original peersock: what that
+// means, in one line. `addresses_visible`: its ice body came in plaintext
+// (no PAKE), so the relay saw both sides' addresses. `one_connection`: it
+// speaks protocol v1 (one connection at a time, no half-close). The one
+// place that words it.
+std::string original_peer_notice(bool addresses_visible, bool one_connection);
 
 // The TLS alert the original's client sends when the server's certificate
 // is not the original's (48, unknown_ca), as the QUIC transport error

@@ -1,7 +1,15 @@
 // The rendezvous stage (docs/protocol.md §2): the mailbox protocol
 // (rendezvous::Protocol, a pure state machine) over its websocket
-// (rendezvous::Client). What the server says comes up as the protocol's
-// events; what we say goes out at once.
+// (rendezvous::Client), with the encrypted signaling channel on top
+// (pake::Channel, §2.9): the PAKE on the code, then our ice body sealed.
+// What the server says comes up as the protocol's events (the peer's ice
+// body, opened, as event::PeerIce); what we say goes out at once.
+//
+// Two timers serve the channel: the consumer's wait for the generator's key
+// share (pake::kOriginalWaitMs; then the generator is taken for the
+// original peersock), and, once the key is agreed, kPeerBodyDeadlineMs for
+// the peer's body (a relay that drops it ends the run with exit 6, never a
+// hang).
 //
 // Lifecycle: made at the start (the protocol needs no network yet);
 // connect() once the STUN/TURN lookups ended, so that their warnings come
@@ -31,11 +39,13 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "peersock/glib/raii.hpp"
 #include "peersock/rendezvous/client.hpp"
 #include "peersock/rendezvous/protocol.hpp"
+#include "peersock/pake/channel.hpp"
 #include "peersock/stage.hpp"
 
 namespace peersock::session {
@@ -48,15 +58,29 @@ struct MailboxEvents {
   std::function<void(std::exception_ptr)> failed;
 };
 
+struct PakeOptions {
+  bool allow_original = true;  // false: --no-original
+  bool speak_pake = true;      // false: PEERSOCK_PROTOCOL=1, plaintext like the original
+};
+
 class Mailbox final : public Stage {
  public:
   static constexpr guint kReconnectWindowMs = 60'000;
   static constexpr guint kWelcomeDeadlineMs = 10'000;
   static constexpr guint kClaimDeadlineMs = 10'000;
   static constexpr guint kPeerDeadlineMs = 30'000;
+  // From the key agreement to the peer's sealed body: its ICE gathering
+  // (bounded by the STUN/TURN timeouts, seconds) and a relay round trip.
+  static constexpr guint kPeerBodyDeadlineMs = 60'000;
 
   // `nameplate`: the consumer's, from its code; empty for the generator.
-  Mailbox(bool generator, std::string nameplate, MailboxEvents events);
+  // `code`: the consumer's auth password; the generator's comes by set_code.
+  Mailbox(bool generator, std::string nameplate, std::string code, PakeOptions pake, MailboxEvents events);
+  ~Mailbox() override;
+
+  // The generator's code, once its nameplate is allocated (before the
+  // mailbox opens: the server's claimed comes after allocated).
+  void set_code(const std::string& code);
 
   // Opens the websocket. Idempotent.
   void connect(const std::string& relay_url);
@@ -64,7 +88,10 @@ class Mailbox final : public Stage {
 
   // Our ice body (once; sent as soon as the mailbox is open).
   void send_ice(std::string body);
-  bool peer_ice_received() const { return protocol_.peer_ice_received(); }
+  bool peer_ice_received() const { return channel_ && channel_->peer_ice_received(); }
+  // The peer's body came in plaintext: it runs the original peersock (or the
+  // relay pretends so), and the relay has seen both sides' addresses.
+  bool signaling_in_clear() const { return channel_ && channel_->plaintext() && pake_options_.speak_pake; }
 
   // Authenticated: release the nameplate, close the mailbox happily.
   void release();
@@ -77,15 +104,25 @@ class Mailbox final : public Stage {
   void on_text(std::string_view text);
   void on_failed(const Error& e);
   void handle(const rendezvous::Output& out);
+  void handle_event(const rendezvous::Event& event);
+  void handle_channel(pake::Output out);
+  void fail(std::exception_ptr e);
   static gboolean on_retry(gpointer self);
   // What we wait for from the server now, and its deadline (re-armed
   // whenever that changes).
   enum class Awaiting { nothing, welcome, mailbox, peer };
   void update_deadline();
   static gboolean on_deadline(gpointer self);
+  static gboolean on_original_wait(gpointer self);
+  static gboolean on_peer_body_deadline(gpointer self);
 
   MailboxEvents events_;
+  std::string nameplate_;
+  std::string code_;
+  PakeOptions pake_options_;
   rendezvous::Protocol protocol_;
+  std::unique_ptr<pake::Channel> channel_;  // from the mailbox's opening on
+  std::optional<std::string> pending_ice_;    // our body, until the channel exists
   std::string relay_url_;
   std::unique_ptr<rendezvous::Client> client_;
   std::unique_ptr<rendezvous::Client> dead_client_;  // failed; freed from the retry timer, not its own callback
@@ -99,6 +136,8 @@ class Mailbox final : public Stage {
   bool websocket_open_ = false;  // the current websocket connected
   Awaiting awaiting_ = Awaiting::nothing;
   glib::SourceId deadline_;
+  glib::SourceId original_wait_;
+  glib::SourceId peer_body_deadline_;
 };
 
 }  // namespace peersock::session
