@@ -39,7 +39,10 @@ from test_interop import ossl_events
 
 NBYTES = 4 << 20
 OURS_SEED, ORIG_SEED, SERVER_SEED, CLIENT_SEED = 11, 22, 33, 44
-NOTICE = "the other side runs the original peersock: one connection at a time, no half-close"
+# One line, both clauses: its body came in plaintext (no PAKE), and it
+# speaks protocol v1.
+NOTICE = ("the other side runs the original peersock: addresses are visible to the relay; "
+          "one connection at a time, no half-close")
 CODE3_RE = re.compile(r"^\d+-[a-z]+-[a-z]+-[a-z]+$")
 
 
