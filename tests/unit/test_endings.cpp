@@ -44,9 +44,15 @@ TEST(Endings, AVersionChangedCloseGivesTheSendersLineOnBothSides) {
 }
 
 TEST(Endings, TheOriginalPeerNoticeIsOneLine) {
-  const std::string n = original_peer_notice();
-  EXPECT_EQ(n.find('\n'), std::string::npos);
-  EXPECT_EQ(n.rfind("the other side runs the original peersock: one connection at a time, no half-close", 0), 0u);
+  const std::string both = original_peer_notice(true, true);
+  EXPECT_EQ(both.find('\n'), std::string::npos);
+  EXPECT_EQ(both,
+            "the other side runs the original peersock: addresses are visible to the relay; one connection at a "
+            "time, no half-close");
+  EXPECT_EQ(original_peer_notice(false, true),
+            "the other side runs the original peersock: one connection at a time, no half-close");
+  EXPECT_EQ(original_peer_notice(true, false),
+            "the other side runs the original peersock: addresses are visible to the relay");
 }
 
 TEST(Endings, AnyCloseBeforeAuthenticationIsNoPath) {
