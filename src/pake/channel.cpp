@@ -176,14 +176,21 @@ Output Channel::on_message(std::string_view side, std::string_view phase, std::s
   return out;
 }
 
+// The consumer took a silent generator for the original, and now a PAKE
+// message shows it is not: our body is out in clear, and the generator
+// will refuse it. Say so rather than wait for a plaintext body that never
+// comes.
+void Channel::refuse_late_pake() const {
+  if (!timed_out_) return;  // committed to plaintext by the peer's own plaintext body: ignore
+  throw CounterpartyError("the other side's key exchange came after " + std::to_string(kOriginalWaitMs / 1000) +
+                          " s, when this side had taken it for the original peersock and sent its addresses in "
+                          "clear; start again");
+}
+
 void Channel::on_pake(std::string_view side, std::string_view body, Output& out) {
   if (mode_ == Mode::plaintext) {
-    if (timed_out_) {
-      throw CounterpartyError(
-          "the other side's key exchange came after " + std::to_string(kOriginalWaitMs / 1000) +
-          " s, when this side had taken it for the original peersock and sent its addresses in clear; start again");
-    }
-    return;  // committed to plaintext by the peer's own plaintext body
+    refuse_late_pake();
+    return;
   }
   if (isk_) {
     if (body == peer_pake_) return;  // the server's replay after a reconnect
@@ -213,7 +220,10 @@ void Channel::on_pake(std::string_view side, std::string_view body, Output& out)
 
 void Channel::on_confirm(std::string_view body, Output& out) {
   (void)out;
-  if (mode_ == Mode::plaintext) return;
+  if (mode_ == Mode::plaintext) {
+    refuse_late_pake();
+    return;
+  }
   if (!isk_) throw CounterpartyError("a key confirmation before the key share (reordered by the relay?)");
   if (peer_confirmed_) {
     if (body == peer_confirm_) return;
@@ -228,7 +238,10 @@ void Channel::on_confirm(std::string_view body, Output& out) {
 }
 
 void Channel::on_sealed_ice(std::string_view body, Output& out) {
-  if (mode_ == Mode::plaintext) return;
+  if (mode_ == Mode::plaintext) {
+    refuse_late_pake();
+    return;
+  }
   if (!peer_confirmed_) throw CounterpartyError("a sealed message before the key confirmation (reordered by the relay?)");
   if (peer_ice_received_) return;  // a replay; only the first body counts (§2.4)
   std::string plain = open_sealed(*isk_, peer_role(), kSealedIcePhase, body);

@@ -38,7 +38,8 @@
 //                  nothing else changes, so the peers still meet directly.
 //       signal:    a relay that reads and meddles with the mailbox messages
 //                  only: every message frame the server sends a peer is
-//                  reported ({"event":"frame","to":...,"phase":...,"body":...})
+//                  reported ({"event":"frame","to":...,"echo":...,"phase":...,
+//                  "body":...}; echo: the recipient's own message)
 //                  and forwarded, except that the first frame of --phase P
 //                  from the other side to --inject-to consumer|generator gets
 //                  --action drop (not forwarded), replay (forwarded twice),
@@ -727,7 +728,11 @@ class Attacker {
     Attacker* self = c->self;
     const char* to = c->generator ? "generator" : "consumer";
     if (j.is_object() && j.value("type", "") == "message" && j.contains("body") && j["body"].is_string()) {
-      emit({{"event", "frame"}, {"to", to}, {"phase", j.value("phase", "")}, {"body", j["body"]}});
+      emit({{"event", "frame"},
+            {"to", to},
+            {"echo", j.value("side", "") == c->side},  // the recipient's own message, echoed by the server
+            {"phase", j.value("phase", "")},
+            {"body", j["body"]}});
     }
     const bool target = peer_message && phase == self->signal_phase_ && self->inject_to_generator_ == c->generator &&
                         !c->meddled;

@@ -352,6 +352,8 @@ TEST(Channel, SilentGeneratorIsTakenForTheOriginalAfterTheWait) {
   Channel gen(params(Role::generator));
   auto gp = gen.open().to_send.at(0);
   EXPECT_THROW(con.on_message("aaaaaaaaaa", gp.phase, gp.body), CounterpartyError);
+  EXPECT_THROW(con.on_message("aaaaaaaaaa", "confirm", gp.body), CounterpartyError);
+  EXPECT_THROW(con.on_message("aaaaaaaaaa", "sealed-ice", gp.body), CounterpartyError);
 }
 
 TEST(Channel, SilentGeneratorWithNoOriginalIsRefused) {

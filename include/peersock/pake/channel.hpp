@@ -146,6 +146,7 @@ class Channel {
   void on_sealed_ice(std::string_view body, Output& out);
   void on_plain_ice(std::string_view body, Output& out);
   void become_plaintext(Output& out);
+  void refuse_late_pake() const;
   void flush(Output& out);
   Role peer_role() const { return params_.role == Role::generator ? Role::consumer : Role::generator; }
 
