@@ -143,8 +143,12 @@ std::string mailbox_id(const Key& mailbox_key, uint64_t window) {
   return id;
 }
 
+Key mac(const Key& key, std::string_view label, std::string_view message) {
+  return hmac(key, {label, std::string_view("\0", 1), message});
+}
+
 std::string mac_hex(const Key& key, std::string_view label, std::string_view message) {
-  return hex(hmac(key, {label, std::string_view("\0", 1), message}));
+  return hex(mac(key, label, message));
 }
 
 bool mac_equal(std::string_view a, std::string_view b) {

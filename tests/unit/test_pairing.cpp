@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "peersock/error.hpp"
+#include "peersock/pairing/hello.hpp"
 #include "peersock/pairing/pairing.hpp"
 #include "peersock/pairing/store.hpp"
 
@@ -217,6 +218,126 @@ TEST(PairingStore, DefaultDirFollowsXdg) {
   EXPECT_EQ(Store::default_dir(env({{"XDG_DATA_HOME", "/x"}, {"HOME", "/h"}})), "/x/peersock/peers");
   EXPECT_EQ(Store::default_dir(env({{"XDG_DATA_HOME", "rel"}, {"HOME", "/h"}})), "/h/.local/share/peersock/peers");
   EXPECT_THROW(Store::default_dir(env({})), Error);
+}
+
+}  // namespace
+}  // namespace peersock::pairing
+
+namespace peersock::pairing {
+namespace {
+
+const std::string kNonceA(32, 'a'), kNonceB(32, 'b'), kNonceC(32, 'c'), kNonceD(32, 'd');
+
+Pairing paired_with(uint8_t fill) { return make("p", key_of(fill), "", 1); }
+
+// Delivers every message `from` adds to `to`, returning to's output.
+HelloOutput deliver(const HelloOutput& from, Hello& to, int64_t now, const std::string& next_nonce = kNonceD) {
+  HelloOutput all;
+  for (const auto& m : from.to_add) {
+    auto o = to.on_message(m.phase, m.body, now, next_nonce);
+    all.to_add.insert(all.to_add.end(), o.to_add.begin(), o.to_add.end());
+    all.events.insert(all.events.end(), o.events.begin(), o.events.end());
+  }
+  return all;
+}
+
+TEST(PairingHello, ClientAndServerAgreeOnATicketAndSessionMailbox) {
+  const int64_t now = 1'700'000'000;
+  Pairing p = paired_with(5);
+  Hello client(Hello::Role::client, p, window_of(now), kNonceA);
+  Hello server(Hello::Role::server, p, window_of(now), kNonceB);
+  EXPECT_TRUE(server.start(now).to_add.empty()) << "the server waits for hellos";
+  HelloOutput hello = client.start(now);
+  ASSERT_EQ(hello.to_add.size(), 1u);
+  EXPECT_EQ(hello.to_add[0].phase, kHelloPhase);
+  EXPECT_EQ(hello.to_add[0].body.find(std::string(64, '0')), std::string::npos);
+  HelloOutput answer = deliver(hello, server, now + 3, kNonceC);
+  ASSERT_EQ(answer.events.size(), 1u);
+  auto* s = std::get_if<hello::Paired>(&answer.events[0]);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->ticket.client_nonce, kNonceA);
+  EXPECT_EQ(s->ticket.server_nonce, kNonceC);
+  HelloOutput done = deliver(answer, client, now + 3);
+  ASSERT_EQ(done.events.size(), 1u);
+  auto* c = std::get_if<hello::Paired>(&done.events[0]);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ticket.server_nonce, kNonceC);
+  EXPECT_EQ(session_mailbox_id(p.mailbox_key, c->ticket), session_mailbox_id(p.mailbox_key, s->ticket));
+  EXPECT_NE(session_mailbox_id(p.mailbox_key, c->ticket), mailbox_id(p.mailbox_key, window_of(now)));
+  // The same hello again (the mailbox replays it): not answered twice.
+  EXPECT_TRUE(deliver(hello, server, now + 10).events.empty());
+  EXPECT_EQ(server.ignored(), 1u);
+}
+
+TEST(PairingHello, NothingForgedStaleOrFromAnotherWindowIsAnswered) {
+  const int64_t now = 1'700'000'000;
+  Pairing p = paired_with(5);
+  Hello server(Hello::Role::server, p, window_of(now), kNonceB);
+  // Another pairing's hello (wrong key), another window's, a stale one.
+  EXPECT_TRUE(deliver(Hello(Hello::Role::client, paired_with(6), window_of(now), kNonceA).start(now), server, now)
+                  .events.empty());
+  EXPECT_TRUE(deliver(Hello(Hello::Role::client, p, window_of(now) + 1, kNonceA).start(now), server, now)
+                  .events.empty());
+  EXPECT_TRUE(deliver(Hello(Hello::Role::client, p, window_of(now), kNonceA).start(now - kHelloMaxAgeSeconds - 1),
+                      server, now)
+                  .events.empty());
+  for (const char* junk : {"", "{}", "[1]", "{\"n\":1,\"t\":2,\"m\":3}", "not json", "{\"n\":\"x\"}"})
+    EXPECT_TRUE(server.on_message(kHelloPhase, junk, now, kNonceD).events.empty()) << junk;
+  EXPECT_TRUE(server.on_message(kHelloPhase, std::string(600, ' '), now, kNonceD).events.empty());
+  EXPECT_EQ(server.ignored(), 10u);
+  // Other phases are none of the hello's business.
+  EXPECT_TRUE(server.on_message("ice", "{}", now, kNonceD).events.empty());
+  EXPECT_EQ(server.ignored(), 10u);
+  // Still answers a real one.
+  EXPECT_EQ(deliver(Hello(Hello::Role::client, p, window_of(now), kNonceA).start(now), server, now).events.size(), 1u);
+}
+
+TEST(PairingHello, OneServerAnswersManyClientsEachWithItsOwnTicket) {
+  const int64_t now = 1'700'000'000;
+  Pairing p = paired_with(5);
+  Hello server(Hello::Role::server, p, window_of(now), kNonceB);
+  Hello c1(Hello::Role::client, p, window_of(now), kNonceA), c2(Hello::Role::client, p, window_of(now), kNonceC);
+  HelloOutput a1 = deliver(c1.start(now), server, now, std::string(32, '1'));
+  HelloOutput a2 = deliver(c2.start(now), server, now, std::string(32, '2'));
+  // Each client takes its own welcome and ignores the other's.
+  HelloOutput both;
+  both.to_add = a1.to_add;
+  both.to_add.insert(both.to_add.end(), a2.to_add.begin(), a2.to_add.end());
+  auto r1 = deliver(both, c1, now), r2 = deliver(both, c2, now);
+  ASSERT_EQ(r1.events.size(), 1u);
+  ASSERT_EQ(r2.events.size(), 1u);
+  EXPECT_EQ(std::get<hello::Paired>(r1.events[0]).ticket.server_nonce, std::string(32, '1'));
+  EXPECT_EQ(std::get<hello::Paired>(r2.events[0]).ticket.server_nonce, std::string(32, '2'));
+  // A client that sees another client's hello (and no welcome yet) knows
+  // that both sides open streams.
+  Hello c3(Hello::Role::client, p, window_of(now), kNonceD);
+  auto r3 = deliver(c1.start(now), c3, now);
+  ASSERT_EQ(r3.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<hello::BothClients>(r3.events[0]));
+}
+
+TEST(PairingHello, ATombstoneTellsTheOtherSideAndNothingElse) {
+  const int64_t now = 1'700'000'000;
+  Pairing p = paired_with(5);
+  Pairing gone = forget(p, now);
+  for (auto role : {Hello::Role::client, Hello::Role::server}) {
+    Hello dead(role, gone, window_of(now), kNonceA);
+    HelloOutput notice = dead.start(now);
+    ASSERT_EQ(notice.to_add.size(), 1u);
+    EXPECT_EQ(notice.to_add[0].phase, kForgottenPhase);
+    EXPECT_TRUE(notice.events.empty());
+    for (auto other_role : {Hello::Role::client, Hello::Role::server}) {
+      Hello alive(other_role, p, window_of(now), kNonceB);
+      auto r = deliver(notice, alive, now);
+      ASSERT_EQ(r.events.size(), 1u);
+      EXPECT_TRUE(std::holds_alternative<hello::Forgotten>(r.events[0]));
+      // Another window's notice is worth nothing.
+      Hello later(other_role, p, window_of(now) + 1, kNonceB);
+      EXPECT_TRUE(deliver(notice, later, now).events.empty());
+    }
+    // The tombstone answers no hello.
+    EXPECT_TRUE(deliver(Hello(Hello::Role::client, p, window_of(now), kNonceC).start(now), dead, now).events.empty());
+  }
 }
 
 }  // namespace

@@ -78,8 +78,9 @@ uint64_t window_of(int64_t unix_seconds, int64_t window_seconds = kWindowSeconds
 // magic-wormhole's own mailbox ids look like), from K.
 std::string mailbox_id(const Key& mailbox_key, uint64_t window);
 
-// A MAC of a rendezvous message under K, as 64 hex characters; compared with
-// mac_equal (constant time).
+// HMAC(key, label || 0 || message): a MAC, or a key derived for one use.
+Key mac(const Key& key, std::string_view label, std::string_view message);
+// The same as 64 hex characters; compared with mac_equal (constant time).
 std::string mac_hex(const Key& key, std::string_view label, std::string_view message);
 bool mac_equal(std::string_view a, std::string_view b);
 
