@@ -10,7 +10,7 @@ _peersock() {
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix peers help"
     local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --no-original --congestion --bind --send-only --recv-only --config --code-file
-        --code-words --join --remember --label --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
+        --code-words --join --remember --label --peer --serve --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
     # --debug=LIST: bash splits at '=' (COMP_WORDBREAKS), so the '=' is a
@@ -50,6 +50,11 @@ _peersock() {
             return ;;
         --stun|--turn|--turn-user|--turn-password|--bind|--remember|--label)
             return ;;
+        --peer)
+            local dir=${XDG_DATA_HOME:-$HOME/.local/share}/peersock/peers names=
+            [[ -d $dir ]] && names=$(cd "$dir" && ls -1 2>/dev/null)
+            COMPREPLY=($(compgen -W "$names" -- "$cur"))
+            return ;;
     esac
 
     # The subcommand and how many positional words follow it.
@@ -57,7 +62,7 @@ _peersock() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case $word in
-            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words|--remember|--label)
+            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words|--remember|--label|--peer)
                 ((i++)) ;;
             -*) ;;
             *)

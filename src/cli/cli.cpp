@@ -128,6 +128,11 @@ int run(int argc, char** argv) {
       parsed.options.code = ui::prompt_code(lister, stdio);
     }
     if (!parsed.stdio_directions_given && isatty(STDIN_FILENO) == 1) stop_sending_from_terminal(parsed.options.mode);
+    if (parsed.serve && !parsed.options.peer->ticket) {
+      status = run_serve(parsed, argc, argv);
+      emit_exit(json, status);
+      return status;
+    }
     status = session::run(std::move(parsed.options));  // the session wipes the code: no copy stays here
   } catch (const Error& e) {
     log::fatal(e.code(), e.what());

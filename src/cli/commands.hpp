@@ -56,6 +56,7 @@ struct Parsed {
   const Command* command = nullptr;  // the subcommand, if one was named
   log::Settings log;
   bool json = false;
+  bool serve = false;  // --serve (with --peer)
   // --send-only / --recv-only was given (else a stdio side whose stdin is a
   // terminal does not send).
   bool stdio_directions_given = false;
@@ -88,6 +89,11 @@ std::string peers_dir(const config::EnvLookup& env);
 // one pairing; returns the exit status. Errors: Error(local) from the store,
 // UsageError for a NAME that is not paired.
 int run_peers(const PeersAction& action, const std::string& dir, bool json);
+
+// --serve: meets one client after another and runs each session in a child
+// process (this binary, the same arguments without --serve); returns the
+// exit status once stopped (130 for SIGINT/SIGTERM).
+int run_serve(const Parsed& parsed, int argc, char** argv);
 
 // `peersock --print-config`: every effective setting and where it came
 // from, as aligned text or (json) one JSON object. Never the code; the TURN

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -38,6 +39,7 @@ struct Scan {
   bool send_only = false, recv_only = false;
   bool join = false;
   std::optional<std::string> label;
+  std::optional<std::string> peer;  // --peer NAME
   std::vector<config::FlagValue> flags;  // settings, applied after the file and the environment
 };
 
@@ -88,6 +90,17 @@ constexpr auto kOptions = std::to_array<Option>({
      .help = "once authenticated, remember the other side as NAME: later sessions need no code",
      .group = G::pairing,
      .apply = [](Scan& s, std::string_view v) { s.parsed.options.remember = std::string(v); }},
+    {.name = "--peer",
+     .value = V::required,
+     .arg = "NAME",
+     .help = "instead of a code: connect to the side remembered as NAME (it runs --peer too)",
+     .group = G::pairing,
+     .apply = [](Scan& s, std::string_view v) { s.peer = std::string(v); }},
+    {.name = "--serve",
+     .help = "with --peer, for connect and connect-unix: serve one session after another, several at once, "
+             "until Ctrl-C or SIGTERM",
+     .group = G::pairing,
+     .apply = [](Scan& s, std::string_view) { s.parsed.serve = true; }},
     {.name = "--label",
      .value = V::required,
      .arg = "TEXT",
@@ -365,11 +378,60 @@ void parse_peers(Scan& scan) {
   parsed.peers = std::move(action);
 }
 
+// Where a --serve parent passes a child its ticket: the two nonces, which
+// the window mailbox shows anyway (nothing secret).
+constexpr std::string_view kTicketVariable = "PEERSOCK_PAIRED_TICKET";
+
+// --peer NAME: the pairing from the store instead of a code.
+void apply_peer(Scan& scan, const config::EnvLookup& env) {
+  Parsed& parsed = scan.parsed;
+  session::Options& o = parsed.options;
+  const std::string& name = *scan.peer;
+  if (o.remember) throw UsageError("--remember pairs during a code session; --peer uses a pairing: give one of them");
+  if (parsed.code_source == CodeSource::argv || parsed.code_source == CodeSource::file ||
+      parsed.code_source == CodeSource::prompt)
+    throw UsageError(fmt::format("--peer {} needs no code: give a code or --peer, not both", name));
+  o.code.reset();  // a PEERSOCK_CODE in the environment is not for this run
+  parsed.code_source = CodeSource::generate;
+  if (parsed.code_words_given) throw UsageError("--code-words applies only to a code session, not to --peer");
+  if (parsed.serve && !forward::is_connect(o.mode))
+    throw UsageError("--serve is for connect and connect-unix (each session connects to the same target; stdio-a "
+                     "has one stdin, listen one port)");
+  o.peers_dir = peers_dir(env);
+  auto pairing = pairing::Store(o.peers_dir).load(name);
+  if (!pairing)
+    throw UsageError(fmt::format("--peer: no pairing called {} (pair first: a code session with --remember {}; "
+                                 "peersock peers lists them)",
+                                 quote(name), name));
+  session::Options::Peer peer{std::move(*pairing), std::nullopt, pairing::kWindowSeconds};
+  if (auto w = env("PEERSOCK_PAIRING_WINDOW"); w && !w->empty()) {
+    int64_t seconds = 0;
+    auto [end, ec] = std::from_chars(w->data(), w->data() + w->size(), seconds);
+    if (ec != std::errc{} || end != w->data() + w->size() || seconds < 1 || seconds > 86400)
+      throw UsageError(fmt::format("PEERSOCK_PAIRING_WINDOW: {} is not a number of seconds from 1 to 86400", quote(*w)));
+    peer.window_seconds = seconds;
+  }
+  if (auto t = env(kTicketVariable); t && !t->empty()) {
+    const size_t colon = t->find(':');
+    pairing::Ticket ticket{t->substr(0, colon), colon == std::string::npos ? "" : t->substr(colon + 1)};
+    auto hex32 = [](const std::string& s) {
+      return s.size() == pairing::kNonceHexChars &&
+             std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    };
+    if (!hex32(ticket.client_nonce) || !hex32(ticket.server_nonce))
+      throw UsageError(fmt::format("{}: {} is not two nonces (set by --serve, not by hand)", kTicketVariable, quote(*t)));
+    peer.ticket = std::move(ticket);
+  }
+  o.peer = std::move(peer);
+}
+
 // --remember and --label, once the subcommand and the code are known.
 void apply_pairing_flags(Scan& scan, const config::EnvLookup& env) {
   Parsed& parsed = scan.parsed;
   session::Options& o = parsed.options;
   if (scan.label && !o.remember) throw UsageError("--label applies only with --remember NAME");
+  if (parsed.serve && !scan.peer) throw UsageError("--serve needs --peer NAME");
+  if (scan.peer) apply_peer(scan, env);
   if (!o.remember) return;
   pairing::check_name(*o.remember);
   if (scan.label) {

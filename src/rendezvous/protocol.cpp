@@ -102,6 +102,13 @@ Protocol::Protocol(Role role, std::string side, std::string nameplate)
   assert(role_ != Role::consumer || !nameplate_.empty());
 }
 
+Protocol Protocol::for_mailbox(std::string side, std::string mailbox) {
+  assert(!mailbox.empty() && mailbox.size() <= kMaxMailboxChars);
+  Protocol p(Role::paired, std::move(side));
+  p.mailbox_ = std::move(mailbox);
+  return p;
+}
+
 Output Protocol::on_text(std::string_view text) {
   if (text.size() > kMaxFrameBytes) {
     bad("frame of " + std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxFrameBytes));
@@ -145,6 +152,8 @@ Output Protocol::on_text(std::string_view text) {
                               .dump());
     if (role_ == Role::lister) {
       state_ = State::bound;
+    } else if (role_ == Role::paired) {
+      open_mailbox(out);
     } else if (role_ == Role::generator && nameplate_.empty()) {
       out.to_send.push_back(json{{"type", "allocate"}}.dump());
       state_ = State::wait_allocated;
@@ -203,13 +212,7 @@ Output Protocol::on_text(std::string_view text) {
     }
     if (!mailbox_.empty() && mailbox != mailbox_) bad("claimed names another mailbox after a reconnect");
     mailbox_ = mailbox;
-    out.to_send.push_back(json{{"type", "open"}, {"mailbox", mailbox_}}.dump());
-    out.events.emplace_back(event::MailboxOpen{});
-    state_ = State::open;
-    // After a reconnect every add goes out again: it may not have reached
-    // the server (the peer ignores a repeat).
-    sent_ = 0;
-    send_pending(out);
+    open_mailbox(out);
     return out;
   }
 
@@ -273,6 +276,16 @@ Output Protocol::add(std::string phase, std::string body) {
   added_.push_back({std::move(phase), std::move(body)});
   if (state_ == State::open) send_pending(out);
   return out;
+}
+
+void Protocol::open_mailbox(Output& out) {
+  out.to_send.push_back(json{{"type", "open"}, {"mailbox", mailbox_}}.dump());
+  out.events.emplace_back(event::MailboxOpen{});
+  state_ = State::open;
+  // After a reconnect every add goes out again: it may not have reached
+  // the server (the peer ignores a repeat).
+  sent_ = 0;
+  send_pending(out);
 }
 
 void Protocol::send_pending(Output& out) {

@@ -31,6 +31,15 @@ void Mailbox::set_code(const std::string& code) {
   nameplate_ = code_.substr(0, code_.find('-'));
 }
 
+Mailbox::Mailbox(bool generator, Paired paired, std::string code, PakeOptions pake, MailboxEvents events)
+    : events_(std::move(events)),
+      nameplate_(paired.mailbox_id),
+      code_(std::move(code)),
+      pake_options_(pake),
+      protocol_(rendezvous::Protocol::for_mailbox(rendezvous::random_side(), std::move(paired.mailbox_id))),
+      generator_(generator),
+      paired_(true) {}
+
 void Mailbox::connect(const std::string& relay_url) {
   if (client_ || closing_) return;
   relay_url_ = relay_url;
@@ -132,12 +141,18 @@ gboolean Mailbox::on_deadline(gpointer self) {
         why = fmt::format("the rendezvous server sent no welcome within {} s of the connection", kWelcomeDeadlineMs / 1000);
         break;
       case Awaiting::mailbox:
-        why = m->protocol_.nameplate().empty()
+        why = m->paired_ ? fmt::format("the rendezvous server did not open the session's mailbox within {} s",
+                                       kClaimDeadlineMs / 1000)
+              : m->protocol_.nameplate().empty()
                   ? fmt::format("the rendezvous server allocated no nameplate within {} s", kClaimDeadlineMs / 1000)
                   : fmt::format("the rendezvous server did not confirm our claim of nameplate {} within {} s",
                                 m->protocol_.nameplate(), kClaimDeadlineMs / 1000);
         break;
       case Awaiting::peer:
+        if (m->paired_) {
+          why = fmt::format("nothing from the other side within {} s of meeting it", kPeerDeadlineMs / 1000);
+          break;
+        }
         why = fmt::format(
             "nothing from the other side within {} s of joining nameplate {} (is the code's number right, and is the "
             "other side still waiting?)",

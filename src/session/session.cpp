@@ -32,6 +32,8 @@
 #include "peersock/session/ending.hpp"
 #include "peersock/session/link.hpp"
 #include "peersock/session/mailbox.hpp"
+#include "peersock/pairing/store.hpp"
+#include "peersock/session/meeting.hpp"
 #include "peersock/session/mode.hpp"
 #include "peersock/session/remember.hpp"
 #include "peersock/text.hpp"
@@ -69,7 +71,10 @@ class Session {
  public:
   explicit Session(Options options)
       : options_(std::move(options)),
-        sides_{!options_.code.has_value(), forward::is_opener(options_.mode)},
+        // A paired session has no code generator: the side that accepts
+        // the streams takes the generator's part (pairing/hello.hpp).
+        sides_{options_.peer ? !forward::is_opener(options_.mode) : !options_.code.has_value(),
+               forward::is_opener(options_.mode)},
         status_(is_stdio()) {}
 
   ~Session() {
@@ -80,6 +85,7 @@ class Session {
     gate_.reset();
     link_.reset();
     mailbox_.reset();
+    meeting_.reset();
   }
 
   int run() {
@@ -129,15 +135,15 @@ class Session {
                                        [this](const Error& e) { finish(e.code(), e.what()); },
                                        [this] { guarded([&] { on_quic_ran(); }); },
                                    });
-    mailbox_ =
-        std::make_unique<Mailbox>(sides_.generator, sides_.generator ? std::string() : options_.code->nameplate,
-                                  sides_.generator ? std::string() : options_.code->text,
-                                  PakeOptions{options_.settings.allow_original, options_.settings.protocol_version > 1},
-                                  MailboxEvents{
-                                      [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
-                                      [this](std::exception_ptr e) { rethrow_guarded(e); },
-                                  });
-    if (!sides_.generator) code_text_ = options_.code->text;
+    if (options_.peer) {
+      start_paired();
+    } else {
+      mailbox_ = std::make_unique<Mailbox>(
+          sides_.generator, sides_.generator ? std::string() : options_.code->nameplate,
+          sides_.generator ? std::string() : options_.code->text,
+          PakeOptions{options_.settings.allow_original, options_.settings.protocol_version > 1}, mailbox_events());
+      if (!sides_.generator) code_text_ = options_.code->text;
+    }
     status_.phase(ui::Phase::contacting);
     status_.set_sampler([this] {
       std::vector<ui::ConnectionSample> out;
@@ -189,7 +195,70 @@ class Session {
   // Only once the STUN/TURN lookups ended: a name that does not resolve is
   // warned about before we contact anyone (and before a code is shown).
   void start_rendezvous() {
-    if (!finishing()) mailbox_->connect(options_.settings.relay_url);
+    if (finishing()) return;
+    rendezvous_started_ = true;
+    if (mailbox_) mailbox_->connect(options_.settings.relay_url);
+    if (meeting_) meeting_->connect(options_.settings.relay_url);
+  }
+
+  MailboxEvents mailbox_events() {
+    return MailboxEvents{
+        [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
+        [this](std::exception_ptr e) { rethrow_guarded(e); },
+    };
+  }
+
+  // ---- --peer ---------------------------------------------------------------
+  std::string mismatch_message() const {
+    if (!options_.peer) return std::string(kMismatchMessage);
+    return fmt::format("the pairing {} does not match the other side's (forgotten or made again there?): pair "
+                       "again with a code and --remember",
+                       options_.peer->pairing.name);
+  }
+
+  // --peer: the pairing was used now (peersock peers shows it).
+  void note_pairing_used() {
+    pairing::Pairing p = options_.peer->pairing;
+    p.last_used = g_get_real_time() / 1'000'000;
+    try {
+      pairing::Store(options_.peers_dir).save(p);
+    } catch (const Error& e) {
+      log::debug(Layer::session, "could not note the pairing's use: {}", e.what());
+    }
+  }
+
+  // The meeting stands where the nameplate stands in a code session: once it
+  // has a ticket, the session runs in the ticket's own mailbox with the
+  // ticket's code (session/meeting.hpp).
+  void start_paired() {
+    const auto& peer = *options_.peer;
+    if (peer.ticket) {
+      begin_paired_session(*peer.ticket);
+      return;
+    }
+    auto role = sides_.generator ? pairing::Hello::Role::server : pairing::Hello::Role::client;
+    log::say_line(fmt::format("Waiting for the other side of the pairing {}...", peer.pairing.name));
+    meeting_ = std::make_unique<Meeting>(
+        role, peer.pairing, false, peer.window_seconds,
+        MeetingEvents{
+            [this](const pairing::Ticket& t) { guarded([&] { begin_paired_session(t); }); },
+            [this](std::exception_ptr e) { rethrow_guarded(e); },
+        });
+  }
+
+  void begin_paired_session(const pairing::Ticket& ticket) {
+    const auto& pairing = options_.peer->pairing;
+    if (!pairing.secret)
+      throw Error(ExitCode::code_mismatch, fmt::format("the pairing {} was forgotten here", pairing.name));
+    if (meeting_) meeting_->close(ExitCode::ok);
+    code_text_ = pairing::session_code(*pairing.secret, ticket.client_nonce, ticket.server_nonce);
+    // The original cannot pair: a peer without the PAKE is refused here.
+    mailbox_ = std::make_unique<Mailbox>(sides_.generator,
+                                         Mailbox::Paired{pairing::session_mailbox_id(pairing.mailbox_key, ticket)},
+                                         code_text_, PakeOptions{false, true}, mailbox_events());
+    log::debug(Layer::rendezvous, "met the other side; the session's own mailbox next");
+    if (!pending_ice_.empty()) mailbox_->send_ice(std::move(pending_ice_));
+    if (rendezvous_started_) mailbox_->connect(options_.settings.relay_url);
   }
 
   void on_mailbox_event(const rendezvous::Event& event) {
@@ -211,7 +280,8 @@ class Session {
     description.mode = forward::mode_name(options_.mode);
     if (remember_) description.label = remember_->label();
     log::debug(Layer::ice, "sending {} local candidates", description.candidates.size());
-    mailbox_->send_ice(ice::encode(description));
+    if (mailbox_) mailbox_->send_ice(ice::encode(description));
+    else pending_ice_ = ice::encode(description);  // --peer: the session's mailbox comes after the meeting
   }
 
   void on_peer_ice(const std::string& body) {
@@ -283,7 +353,7 @@ class Session {
         set_deadline(kOriginalVerdictMs, ExitCode::code_mismatch, kOriginalMismatchMessage);
       }
       if (verdict == AuthGate::Verdict::mismatch) {
-        finish(ExitCode::code_mismatch, kMismatchMessage);
+        finish(ExitCode::code_mismatch, mismatch_message());
         return;
       }
       if (verdict == AuthGate::Verdict::success && negotiated_.version_changed) {
@@ -326,6 +396,7 @@ class Session {
     }
     const bool complete = !is_stdio() || !protocol::has_control_stream(version_) || forwarder_->stdio_delivered();
     Ending ending = ending_for_close(info, phase_ == Phase::forwarding, complete, forwarder_->open_connections());
+    if (ending.code == ExitCode::code_mismatch) ending.message = mismatch_message();
     if (ending.peer_closed) status_.peer_closed();
     finish(ending.code, ending.message);
   }
@@ -402,6 +473,7 @@ class Session {
     auto stats = link_->quic()->stats();
     if (stats.rtt_ms > 0) forwarder_->set_rtt_us(static_cast<int64_t>(stats.rtt_ms * 1000.0));
     status_.authenticated(authenticated_line(options_.mode, forwarder_->listener_description()));
+    if (options_.peer) note_pairing_used();
     if (negotiated_.peer_is_original && !original_notice_said_) {
       log::warning("original-peer", original_peer_notice(false, true));
     }
@@ -541,7 +613,7 @@ class Session {
     std::vector<Stage*> out;
     for (Stage* s :
          {static_cast<Stage*>(forwarder_.get()), static_cast<Stage*>(control_.get()), static_cast<Stage*>(gate_.get()),
-          static_cast<Stage*>(link_.get()), static_cast<Stage*>(mailbox_.get())})
+          static_cast<Stage*>(link_.get()), static_cast<Stage*>(mailbox_.get()), static_cast<Stage*>(meeting_.get())})
       if (s != nullptr) out.push_back(s);
     return out;
   }
@@ -575,6 +647,9 @@ class Session {
   std::vector<glib::SourceId> signals_;
 
   std::unique_ptr<Mailbox> mailbox_;
+  std::unique_ptr<Meeting> meeting_;  // --peer, until it has a ticket
+  std::string pending_ice_;           // --peer: our body, until the session's mailbox exists
+  bool rendezvous_started_ = false;
   std::string code_text_;
   bool original_notice_said_ = false;
 

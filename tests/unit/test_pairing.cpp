@@ -88,8 +88,8 @@ TEST(PairingMailbox, NewIdEachWindowLooksLikeAMailboxId) {
   EXPECT_EQ(ids.size(), 100u);
   EXPECT_EQ(mailbox_id(k, 5), mailbox_id(k, 5));
   EXPECT_NE(mailbox_id(k, 5), mailbox_id(mailbox_key(key_of(2)), 5));
-  EXPECT_EQ(window_of(1200), 2u);
-  EXPECT_EQ(window_of(1199), 1u);
+  EXPECT_EQ(window_of(2 * kWindowSeconds), 2u);
+  EXPECT_EQ(window_of(2 * kWindowSeconds - 1), 1u);
   EXPECT_EQ(window_of(-5), 0u);
   EXPECT_EQ(window_of(10, 5), 2u);
 }

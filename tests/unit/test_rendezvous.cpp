@@ -195,6 +195,30 @@ TEST(Rendezvous, AddsInOrderAndAgainAfterReconnect) {
                     R"({"body":"C","phase":"confirm","type":"add"})"}));
 }
 
+// A paired session knows its mailbox: no nameplate to allocate, claim or
+// release; open right after the welcome, and again after a reconnect.
+TEST(Rendezvous, PairedOpensItsMailboxAtOnceWithoutANameplate) {
+  Protocol p = Protocol::for_mailbox("bbbbbbbbbb", "abcdefghijklmnopqrstuvwxyz");
+  p.add("pair-hello", "H");
+  Output out = p.on_text(kWelcome);
+  EXPECT_EQ(out.to_send, (Frames{kBindB, R"({"mailbox":"abcdefghijklmnopqrstuvwxyz","type":"open"})",
+                                 R"({"body":"H","phase":"pair-hello","type":"add"})"}));
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<event::MailboxOpen>(out.events[0]));
+  out = p.on_text(R"({"type":"message","side":"aaaaaaaaaa","phase":"pair-welcome","body":"W"})");
+  ASSERT_EQ(out.events.size(), 1u);
+  auto* m = std::get_if<event::PeerMessage>(&out.events[0]);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->phase, "pair-welcome");
+  EXPECT_EQ(m->body, "W");
+  EXPECT_THROW(p.on_text(R"({"type":"claimed","mailbox":"x"})"), CounterpartyError);
+  p.reconnect();
+  out = p.on_text(kWelcome);
+  EXPECT_EQ(out.to_send, (Frames{kBindB, R"({"mailbox":"abcdefghijklmnopqrstuvwxyz","type":"open"})",
+                                 R"({"body":"H","phase":"pair-hello","type":"add"})"}));
+  EXPECT_EQ(p.finish("happy").to_send, (Frames{R"({"mailbox":"abcdefghijklmnopqrstuvwxyz","mood":"happy","type":"close"})"}));
+}
+
 TEST(Rendezvous, OversizedBodyOfAnyPhaseIsRefused) {
   Protocol p(Role::consumer, "bbbbbbbbbb", "42");
   p.on_text(kWelcome);

@@ -41,7 +41,7 @@ inline constexpr size_t kMaxNameBytes = 64;
 // ASCII, at most 64.
 inline constexpr size_t kMaxLabelBytes = 64;
 // The length of one rendezvous window.
-inline constexpr int64_t kWindowSeconds = 600;
+inline constexpr int64_t kWindowSeconds = 120;
 
 struct Pairing {
   std::string name;

@@ -25,7 +25,9 @@ inline constexpr size_t kMaxFrameBytes = 256 * 1024;
 
 // lister: only binds and lists the claimed nameplates (`list` ->
 // `nameplates`), for completing the nameplate while the user types a code.
-enum class Role { generator, consumer, lister };
+// paired: no nameplate; opens a mailbox whose id both sides know already
+// (a --peer session, pairing/hello.hpp).
+enum class Role { generator, consumer, lister, paired };
 
 // At most this many nameplates are taken from a `nameplates` message; a
 // longer list is a broken or hostile server.
@@ -67,6 +69,9 @@ class Protocol {
  public:
   // `nameplate` is required for the consumer, ignored for the generator.
   Protocol(Role role, std::string side, std::string nameplate = {});
+  // Role::paired: binds, then opens `mailbox` (1..256 characters) right
+  // after the welcome, and again after a reconnect; no nameplate.
+  static Protocol for_mailbox(std::string side, std::string mailbox);
 
   // A text frame from the server. Errors: Error(relay) with the server's text
   // for welcome.error and every `error` message (e.g. "crowded");
@@ -124,6 +129,7 @@ class Protocol {
   size_t sent_ = 0;           // how many of added_ went out on the current connection
   bool ice_added_ = false;
   void send_pending(Output& out);
+  void open_mailbox(Output& out);
   bool peer_ice_received_ = false;
   bool peer_seen_ = false;
   bool nameplate_claimed_ = false;

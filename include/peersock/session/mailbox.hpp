@@ -81,6 +81,13 @@ class Mailbox final : public Stage {
   // The generator's code, once its nameplate is allocated (before the
   // mailbox opens: the server's claimed comes after allocated).
   void set_code(const std::string& code);
+  // A paired session's own mailbox (docs/protocol.md §2.10): no nameplate;
+  // its id stands in the PAKE's channel identifier where the nameplate
+  // would, and both sides know the code from the start.
+  struct Paired {
+    std::string mailbox_id;
+  };
+  Mailbox(bool generator, Paired paired, std::string code, PakeOptions pake, MailboxEvents events);
 
   // Opens the websocket. Idempotent.
   void connect(const std::string& relay_url);
@@ -133,6 +140,7 @@ class Mailbox final : public Stage {
   guint backoff_ms_ = 500;
   glib::SourceId retry_;
   bool generator_;
+  bool paired_ = false;  // a --peer session's own mailbox
   bool websocket_open_ = false;  // the current websocket connected
   Awaiting awaiting_ = Awaiting::nothing;
   glib::SourceId deadline_;

@@ -11,6 +11,8 @@
 #include "peersock/config/config.hpp"
 #include "peersock/error.hpp"
 #include "peersock/forward/local_end.hpp"
+#include "peersock/pairing/hello.hpp"
+#include "peersock/pairing/pairing.hpp"
 
 namespace peersock::session {
 
@@ -26,6 +28,14 @@ struct Options {
   std::optional<std::string> remember;
   std::string label;      // what we call ourselves to a side we pair with
   std::string peers_dir;  // where pairings are kept (pairing::Store)
+  // --peer NAME: no code; meet by the pairing (session/meeting.hpp).
+  struct Peer {
+    pairing::Pairing pairing;
+    // Set: the meeting is done (a --serve child); run this ticket's session.
+    std::optional<pairing::Ticket> ticket;
+    int64_t window_seconds = pairing::kWindowSeconds;
+  };
+  std::optional<Peer> peer;
 };
 
 // Runs until the session ends; returns the process exit code. Errors are
