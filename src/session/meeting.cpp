@@ -76,6 +76,8 @@ void Meeting::open_window() {
   nonce_ = random_nonce();
   hello_.emplace(role_, pairing_, window_, nonce_);
   spent_.assign(kSlots, false);
+  reuse_at_us_.assign(kSlots, 0);
+  slot_wait_ms_ = kSlotWaitMs;
   const int64_t left_s = static_cast<int64_t>(window_ + 1) * window_seconds_ - now;
   window_end_ = g_timeout_add(static_cast<guint>(std::clamp<int64_t>(left_s, 1, 86400) * 1000), &Meeting::on_window_end,
                               this);
@@ -106,7 +108,10 @@ void Meeting::open_slot(size_t index) {
 // tried: start over); kSlotWaitMs for a welcome there.
 void Meeting::next_client_slot() {
   for (auto& s : slots_) leave(*s, "lonely");
-  if (std::all_of(spent_.begin(), spent_.end(), [](bool b) { return b; })) spent_.assign(kSlots, false);
+  if (std::all_of(spent_.begin(), spent_.end(), [](bool b) { return b; })) {
+    spent_.assign(kSlots, false);
+    slot_wait_ms_ = std::min(slot_wait_ms_ * 2, kMaxSlotWaitMs);
+  }
   size_t untried = static_cast<size_t>(std::count(spent_.begin(), spent_.end(), false));
   size_t pick = random_below(untried);
   for (size_t i = 0; i < kSlots; ++i) {
@@ -117,7 +122,7 @@ void Meeting::next_client_slot() {
       break;
     }
   }
-  slot_wait_ = g_timeout_add(kSlotWaitMs, &Meeting::on_slot_wait, this);
+  slot_wait_ = g_timeout_add(slot_wait_ms_, &Meeting::on_slot_wait, this);
 }
 
 gboolean Meeting::on_slot_wait(gpointer self) {
@@ -193,8 +198,17 @@ void Meeting::on_text(Slot& slot, std::string_view text) {
   } catch (const Error& e) {
     // Two clients picked this slot at once: the server said crowded to the
     // second. It cannot close the mailbox any more; another slot it is.
-    if (role_ == pairing::Hello::Role::client && e.code() == ExitCode::relay &&
-        std::string_view(e.what()).find("crowded") != std::string_view::npos) {
+    const bool crowded =
+        e.code() == ExitCode::relay && std::string_view(e.what()).find("crowded") != std::string_view::npos;
+    if (crowded && role_ == pairing::Hello::Role::server) {
+      // A slot reopened while its old client stayed: dead for this window.
+      log::debug(Layer::rendezvous, "meeting slot {} is crowded; not used again in this window", slot.index);
+      spent_[slot.index] = true;
+      reuse_at_us_[slot.index] = 0;
+      leave(slot, "lonely");
+      return;
+    }
+    if (crowded) {
       log::debug(Layer::rendezvous, "meeting slot {} is crowded; trying another", slot.index);
       slot_wait_.reset();
       try {
@@ -241,8 +255,9 @@ void Meeting::handle(Slot& slot, const pairing::HelloOutput& out) {
     if (done_) return;
     if (auto* p = std::get_if<pairing::hello::Paired>(&e)) {
       if (role_ == pairing::Hello::Role::server) {
-        // This slot met its client: spent for the rest of the window.
+        // This slot met its client; it rests until the mailbox has ended.
         spent_[slot.index] = true;
+        reuse_at_us_[slot.index] = g_get_monotonic_time() + kSlotReuseUs;
         leave(slot, "happy");
       }
       if (!serve_) {
@@ -308,10 +323,18 @@ gboolean Meeting::on_retry(gpointer self) {
     m->sweep();
     if (m->closing_ || m->done_) return G_SOURCE_REMOVE;
     if (m->role_ == pairing::Hello::Role::server) {
+      const gint64 now = g_get_monotonic_time();
+      bool resting = false;
       for (size_t i = 0; i < kSlots; ++i) {
+        if (m->spent_[i] && m->reuse_at_us_[i] != 0 && now >= m->reuse_at_us_[i]) {
+          m->spent_[i] = false;
+          m->reuse_at_us_[i] = 0;
+        }
+        resting = resting || m->reuse_at_us_[i] != 0;
         const bool open = std::any_of(m->slots_.begin(), m->slots_.end(), [&](const auto& s) { return s->index == i; });
         if (!open && !m->spent_[i]) m->open_slot(i);
       }
+      if (resting && !m->retry_) m->retry_ = g_timeout_add(1000, &Meeting::on_retry, m);
     } else if (m->slots_.empty() && !m->slot_wait_) {
       m->next_client_slot();
     }

@@ -16,8 +16,10 @@
 // and uses each for one client; a client tries them in a random order,
 // kSlotWaitMs each, moving on when one is crowded (two clients picked it at
 // once) or silent (used already, or the server side is not there yet), for
-// as long as it runs. With kSlots = 16 a serving side can start 16 sessions
-// per window.
+// as long as it runs (waiting longer in each round without an answer). The
+// server side opens a used slot again once its mailbox has ended
+// (kSlotReuseUs), so it can meet kSlots clients at once and any number in a
+// window.
 //
 // Windows: at each boundary both sides leave the old window's mailboxes and
 // meet in the new one's, so the relay sees new mailbox ids every window.
@@ -55,7 +57,15 @@ struct MeetingEvents {
 class Meeting final : public Stage {
  public:
   static constexpr size_t kSlots = 16;
+  // A client's wait in one slot; it doubles after each round of all slots
+  // without a welcome (the server side is not running), up to kMaxSlotWaitMs.
   static constexpr guint kSlotWaitMs = 4000;
+  static constexpr guint kMaxSlotWaitMs = 30000;
+  // The server side opens a used slot again this long after its client
+  // left: by then the mailbox has ended (both sides closed), and the new
+  // open starts a new lifetime. Still crowded: the client never closed;
+  // the slot is dead for the rest of the window.
+  static constexpr gint64 kSlotReuseUs = 10'000'000;
 
   // `window_seconds`: pairing::kWindowSeconds (tests shorten it).
   Meeting(pairing::Hello::Role role, pairing::Pairing pairing, bool serve, int64_t window_seconds,
@@ -104,7 +114,9 @@ class Meeting final : public Stage {
   std::string nonce_;  // the client's, for this window
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<Slot>> leaving_;  // saying goodbye; freed by sweep(), never from their own callbacks
-  std::vector<bool> spent_;                     // this window's slots that met a client (server) or were tried (client)
+  std::vector<bool> spent_;  // this window's slots: tried (client); in use, dead or resting (server)
+  std::vector<gint64> reuse_at_us_;  // server: when a resting slot may be opened again (0: never)
+  guint slot_wait_ms_ = kSlotWaitMs;
   bool connected_ = false, closing_ = false, done_ = false;
   size_t notices_said_ = 0;  // a tombstone server side: slots that carry our notice
   gint64 lost_at_us_ = 0;
