@@ -341,3 +341,7 @@ def test_the_relay_sees_no_secret_and_no_id_common_to_two_windows(lab):
     lab.check(secret not in everything and mailbox_key not in everything, "the relay saw the pairing's secret or key")
     bodies1, bodies2 = watcher.bodies.get(w1, set()), watcher.bodies.get(w2, set())
     lab.check(not (bodies1 & bodies2), "a message body common to two windows")
+    # The sessions' ice bodies went sealed (the PAKE on the ticket's code):
+    # no ufrag, password or candidate list in clear.
+    clear = [b for s in watcher.bodies.values() for b in s if '"u":' in b or '"c":[' in b]
+    lab.check(not clear, f"an ice body in clear: {clear[:1]}")
