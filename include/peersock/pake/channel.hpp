@@ -159,10 +159,8 @@ class Channel {
   std::optional<cpace::Isk> isk_;
   std::string peer_pake_;  // body, for telling a replay from a second share
   std::string peer_confirm_;
-  std::string peer_sealed_ice_;
   std::string peer_side_;
   bool peer_confirmed_ = false;
-  bool heard_from_peer_ = false;
   bool timed_out_ = false;  // consumer: took the silent generator for the original
   std::optional<std::string> own_ice_;
   bool own_ice_sent_ = false;
