@@ -5,6 +5,7 @@
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -114,6 +115,8 @@ void Forwarder::accept_local(int fd) {
       if (errno == EMFILE || errno == ENFILE) wait_for_descriptors();
       break;
     }
+    // This one is carried; the next ones wait if it took one of the last.
+    const bool reserve_reached = in_descriptor_reserve(client);
     if (!caps_.several_connections && connections_ >= 1) {
       log::error_line("refusing another connection: the other side runs the original peersock, which carries one");
       ::close(client);
@@ -126,7 +129,23 @@ void Forwarder::accept_local(int fd) {
       continue;
     }
     make_pump(std::move(stream), client, client, true, true);
+    if (reserve_reached) {
+      wait_for_descriptors();
+      break;
+    }
   }
+}
+
+// Descriptors are handed out lowest first, so a new one numbered within
+// kDescriptorReserve of the limit means at most that many are left. They
+// are kept for the rest of the run (the relay's websocket after a lost
+// connection, ICE's and TURN's sockets, the connecting side's dials, the
+// sanitizer's own pipe): a process with none left fails in places that have
+// nothing to do with the connection that took the last one.
+bool Forwarder::in_descriptor_reserve(int fd) const {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return false;
+  return static_cast<rlim_t>(fd) + static_cast<rlim_t>(kDescriptorReserve) >= limit.rlim_cur;
 }
 
 // The peer limits how many streams may be open at once (we grant 1024,
@@ -142,16 +161,19 @@ void Forwarder::pause_accepting() {
   accept_paused_ = true;
 }
 
-// Out of file descriptors, the listening socket stays readable: without a
-// pause accept_local would run again at once, spinning a core until some
-// connection ends. The connection waits in the kernel's accept queue, and we
-// look again a quarter of a second later.
+// Out of file descriptors (or down to the reserve), the listening socket
+// stays readable: without a pause accept_local would run again at once,
+// spinning a core until some connection ends. The connection waits in the
+// kernel's accept queue, and we look again a quarter of a second later.
 void Forwarder::wait_for_descriptors() {
   if (!fd_warning_given_) {
     fd_warning_given_ = true;
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
     log::warning("out-of-descriptors",
-                 fmt::format("out of file descriptors ({}): new local connections wait until one ends",
-                             std::strerror(errno)));
+                 fmt::format("running out of file descriptors (ulimit -n is {}): new local connections wait until "
+                             "one ends",
+                             static_cast<unsigned long long>(limit.rlim_cur)));
   }
   accept_watch_.reset();
   accept_paused_ = true;
@@ -162,7 +184,15 @@ gboolean Forwarder::on_fd_retry(gpointer self) {
   return c_boundary("resuming accepting", [&]() -> gboolean {
     auto* f = static_cast<Forwarder*>(self);
     f->fd_retry_.fired();
-    f->guarded([&] { f->resume_accepting_if_possible(); });
+    f->guarded([&] {
+      // The lowest free descriptor tells whether one outside the reserve is
+      // free again (a connection ended).
+      int probe = fcntl(f->listener_->fd(), F_DUPFD_CLOEXEC, 0);
+      const bool still_short = probe < 0 || f->in_descriptor_reserve(probe);
+      if (probe >= 0) ::close(probe);
+      if (still_short) f->fd_retry_ = g_timeout_add(250, &Forwarder::on_fd_retry, f);
+      else f->resume_accepting_if_possible();
+    });
     return G_SOURCE_REMOVE;
   });
 }

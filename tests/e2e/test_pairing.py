@@ -202,7 +202,7 @@ def test_three_sessions_by_pairing_then_forgetting_ends_both_sides(lab):
     b = lab.peersock("peersock stdio-b --peer alice (forgotten)", ["stdio-b", "--peer", "alice"],
                      env=side_env(lab, "b"))
     for p, why in ((b, r"was forgotten here"), (a, r"the other side has forgotten the pairing bob")):
-        rc = p.wait_exit(5, what="a forgotten pairing ends the attempt on both sides within 5 s")
+        rc = p.wait_exit(scaled(5), what="a forgotten pairing ends the attempt on both sides within 5 s")
         lab.check(rc == 3, f"{p.name} exited {rc}, expected 3")
         lab.check(p.find(why) is not None, f"{p.name}: no line matching {why!r}")
     # The forgetting side keeps nothing that could authenticate.

@@ -130,6 +130,8 @@ class Forwarder final : public Stage {
   void pause_accepting();
   void resume_accepting_if_possible();
   void wait_for_descriptors();
+  bool in_descriptor_reserve(int fd) const;
+  static constexpr int kDescriptorReserve = 32;
   static gboolean on_fd_retry(gpointer self);
   quic::Stream open_data_stream();
   void poll_pending();
