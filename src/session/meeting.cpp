@@ -228,6 +228,13 @@ void Meeting::handle(Slot& slot, const rendezvous::Output& out) {
   if (slot.client) slot.client->send(out.to_send);
   for (const auto& event : out.events) {
     if (done_ || slot.leaving) return;
+    if (std::holds_alternative<rendezvous::event::MailboxOpen>(event) && pairing_.secret && !said_waiting_ &&
+        (role_ == pairing::Hello::Role::client || ++slots_opened_ == kSlots)) {
+      // Said once the other side can find us: a client in its first slot,
+      // the server side in all of them.
+      said_waiting_ = true;
+      log::say_line(fmt::format("Waiting for the other side of the pairing {}...", pairing_.name));
+    }
     if (std::holds_alternative<rendezvous::event::MailboxOpen>(event) && !pairing_.secret) {
       // Our notice went out with the open, on the same ordered websocket. A
       // client has said it where the server side waits; the server side

@@ -237,7 +237,6 @@ class Session {
       return;
     }
     auto role = sides_.generator ? pairing::Hello::Role::server : pairing::Hello::Role::client;
-    log::say_line(fmt::format("Waiting for the other side of the pairing {}...", peer.pairing.name));
     meeting_ = std::make_unique<Meeting>(
         role, peer.pairing, false, peer.window_seconds,
         MeetingEvents{

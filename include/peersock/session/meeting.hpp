@@ -118,7 +118,9 @@ class Meeting final : public Stage {
   std::vector<gint64> reuse_at_us_;  // server: when a resting slot may be opened again (0: never)
   guint slot_wait_ms_ = kSlotWaitMs;
   bool connected_ = false, closing_ = false, done_ = false;
-  size_t notices_said_ = 0;  // a tombstone server side: slots that carry our notice
+  size_t notices_said_ = 0;
+  size_t slots_opened_ = 0;    // the server side, until all are open: then "Waiting for..."
+  bool said_waiting_ = false;  // a tombstone server side: slots that carry our notice
   gint64 lost_at_us_ = 0;
   guint backoff_ms_ = 500;
   glib::SourceId window_end_, slot_wait_, retry_;
