@@ -223,7 +223,13 @@ def test_tcp_against_openssl_quic_peer(lab, ours_mode, generator):
 
     # The OpenSSL peer finished both connections cleanly (both FINs), each
     # with the byte counts the TCP ends saw, and got peersock's 'D' for each.
-    conns = [e for e in ossl.events() if e.get("event") == "conn_done"]
+    # Its 'conn_done' follows the TCP end's own 'done' (it needs that end's
+    # close and the QUIC FIN both), so wait for it rather than read it now.
+    def ossl_conns():
+        return [e for e in ossl.events() if e.get("event") == "conn_done"]
+    lab.wait_for(lambda: len(ossl_conns()) >= 2 or ossl.event("conn_reset"), scaled(30),
+                 "the OpenSSL peer to finish both connections", fail_if=alive)
+    conns = ossl_conns()
     lab.check(len(conns) == 2 and not ossl.event("conn_reset"),
               f"{ossl.name}: expected 2 clean connections: {conns}, resets {ossl.event('conn_reset')}")
     # Its socket is the target's (connect) or the client's (listen).
