@@ -9,7 +9,7 @@ _peersock() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix peers help"
-    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --no-original --congestion --bind --send-only --recv-only --config --code-file
+    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --no-original --congestion --reconnect-timeout --bind --send-only --recv-only --config --code-file
         --code-words --join --remember --label --peer --serve --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
@@ -44,6 +44,9 @@ _peersock() {
             return ;;
         --congestion)
             COMPREPLY=($(compgen -W "bbr cubic" -- "$cur"))
+            return ;;
+        --reconnect-timeout)
+            COMPREPLY=($(compgen -W "0 30 60 300" -- "$cur"))
             return ;;
         --code-words)
             COMPREPLY=($(compgen -W "2 3 4 5 6 7 8" -- "$cur"))

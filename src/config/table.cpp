@@ -46,6 +46,20 @@ int protocol_version(std::string_view value, std::string_view what) {
   return value[0] - '0';
 }
 
+int seconds(std::string_view value, std::string_view what) {
+  int n = 0;
+  bool ok = !value.empty() && value.size() <= 5;
+  for (char c : value) {
+    if (c < '0' || c > '9') ok = false;
+    if (ok) n = n * 10 + (c - '0');
+  }
+  if (!ok || n > kMaxReconnectTimeout) {
+    throw UsageError(std::string(what) + ": " + quote(value) + " is not a number of seconds (0 to " +
+                     std::to_string(kMaxReconnectTimeout) + ")");
+  }
+  return n;
+}
+
 // ---- Setters: parse, then store in one Settings field.
 
 template <auto Field, auto Parse>
@@ -217,6 +231,17 @@ constexpr auto kTable = std::to_array<Setting>({
      .origin = &Origins::congestion,
      .set = assign<&Settings::congestion, parse_congestion>,
      .show = render<&Settings::congestion, congestion_name>},
+
+    {.name = "reconnect-timeout",
+     .section = "quic",
+     .key = "reconnect-timeout",
+     .env = "PEERSOCK_RECONNECT_TIMEOUT",
+     .flag = "--reconnect-timeout",
+     .arg = "SECONDS",
+     .help = "how long to wait for a silent peer to answer again (default 60; 0: 15 s, no resumption)",
+     .origin = &Origins::reconnect_timeout,
+     .set = assign<&Settings::reconnect_timeout_s, seconds>,
+     .show = render<&Settings::reconnect_timeout_s, number>},
 
     {.name = "udp-gso",
      .env = "PEERSOCK_UDP_GSO",

@@ -27,25 +27,30 @@ namespace {
 
 using log::Layer;
 
-// ngtcp2 wants a network path for every packet. The ICE layer owns the real
-// addresses and may switch pairs underneath; QUIC sees one constant path, so
-// a pair switch is no migration (no path validation, no new CIDs needed).
-struct FixedPath {
+}  // namespace
+
+// Paths. ngtcp2 wants a network path for every packet. The ICE layer owns
+// the real addresses and may switch pairs underneath; QUIC sees a made-up
+// path, so a pair switch is no migration (no path validation, no new CIDs
+// needed). The path changes only when we decide so: resume_path() gives it
+// a new generation, encoded in the addresses' third octet (127.0.G.1 local,
+// 127.1.G.1 remote) -- the address and not only the port, since ngtcp2
+// resets a server's congestion state only when the peer's address changes.
+struct Endpoint::Path {
   sockaddr_in local{}, remote{};
   ngtcp2_path path{};
-  FixedPath() {
+  explicit Path(uint8_t generation) {
     local.sin_family = remote.sin_family = AF_INET;
-    local.sin_addr.s_addr = remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    local.sin_addr.s_addr = htonl(0x7f000001u | (uint32_t{generation} << 8));
+    remote.sin_addr.s_addr = htonl(0x7f010001u | (uint32_t{generation} << 8));
     local.sin_port = htons(1);
     remote.sin_port = htons(2);
     path.local = {reinterpret_cast<ngtcp2_sockaddr*>(&local), sizeof local};
     path.remote = {reinterpret_cast<ngtcp2_sockaddr*>(&remote), sizeof remote};
   }
 };
-const FixedPath& fixed_path() {
-  static const FixedPath p;
-  return p;
-}
+
+namespace {
 
 // Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP); anything bigger
 // cannot have come from a real datagram path.
@@ -122,7 +127,8 @@ Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options,
       created_(now),
       negotiation_(std::make_unique<tls::Negotiation>()),
       ctx_(nullptr, SSL_CTX_free),
-      conn_ref_(std::make_unique<ConnRef>()) {
+      conn_ref_(std::make_unique<ConnRef>()),
+      path_(std::make_unique<Path>(0)) {
   conn_ref_->ref.get_conn = &conn_of;
   conn_ref_->ref.user_data = this;
   negotiation_->cap = options.max_version;
@@ -159,6 +165,13 @@ void fill_settings(ngtcp2_settings& settings, const EndpointOptions& options, Ti
   settings.max_tx_udp_payload_size = 1452;
 }
 
+// Half the idle timeout, at most 7.5 s: the effective idle timeout is the
+// smaller of both sides' (an OpenSSL peer's is 30 s), so a long one of ours
+// must not make our PINGs rarer than the peer's timeout needs.
+ngtcp2_duration keep_alive(const ngtcp2_transport_params& params) {
+  return std::min<ngtcp2_duration>(params.max_idle_timeout / 2, 7500 * NGTCP2_MILLISECONDS);
+}
+
 void fill_params(ngtcp2_transport_params& params, const EndpointOptions& options) {
   ngtcp2_transport_params_default(&params);
   params.initial_max_stream_data_bidi_local = kInitialStreamWindow;
@@ -178,7 +191,7 @@ void Endpoint::create_client(Timestamp now) {
   fill_settings(settings, options_, now);
   ngtcp2_transport_params params;
   fill_params(params, options_);
-  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &fixed_path().path, NGTCP2_PROTO_VER_V1, &callback_table(role_),
+  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_->path, NGTCP2_PROTO_VER_V1, &callback_table(role_),
                                   &settings, &params, nullptr, this);
   if (rv != 0) throw Error(ExitCode::failure, fmt::format("ngtcp2_conn_client_new: {}", ngtcp2_strerror(rv)));
   std::string offer = alpn::client_offer(options_.max_version);
@@ -191,7 +204,7 @@ void Endpoint::create_client(Timestamp now) {
   if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0)
     throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
   ngtcp2_conn_set_tls_native_handle(conn_, ossl_ctx_);
-  ngtcp2_conn_set_keep_alive_timeout(conn_, params.max_idle_timeout / 2);
+  ngtcp2_conn_set_keep_alive_timeout(conn_, keep_alive(params));
 }
 
 // The first Initial from the client makes the connection. Anything else
@@ -208,7 +221,7 @@ bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
   params.original_dcid_present = 1;
   params.stateless_reset_token_present = 1;
   random_bytes(params.stateless_reset_token, sizeof params.stateless_reset_token);
-  int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &fixed_path().path, hd.version, &callback_table(role_),
+  int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path_->path, hd.version, &callback_table(role_),
                                   &settings, &params, nullptr, this);
   if (rv != 0) {
     log::debug(Layer::quic, "ngtcp2_conn_server_new: {}", ngtcp2_strerror(rv));
@@ -220,7 +233,7 @@ bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
   if (ngtcp2_crypto_ossl_ctx_new(&ossl_ctx_, ssl_) != 0)
     throw Error(ExitCode::failure, "ngtcp2_crypto_ossl_ctx_new failed");
   ngtcp2_conn_set_tls_native_handle(conn_, ossl_ctx_);
-  ngtcp2_conn_set_keep_alive_timeout(conn_, params.max_idle_timeout / 2);
+  ngtcp2_conn_set_keep_alive_timeout(conn_, keep_alive(params));
   log::debug(Layer::quic, "accepted a QUIC connection");
   return true;
 }
@@ -239,11 +252,45 @@ void Endpoint::receive_datagram(std::span<const uint8_t> datagram, Timestamp now
     return;
   }
   if (closed_ && !close_requested_) return;  // draining, idle or failed: nothing more to read
+  if (resume_enabled_ && last_datagram_ != 0 && now - last_datagram_ >= kResumeAfterNs) resume_path(now);
+  last_datagram_ = now;
   ngtcp2_pkt_info pi{};
-  int rv = ngtcp2_conn_read_pkt(conn_, &fixed_path().path, &pi, datagram.data(), datagram.size(), now);
+  int rv = ngtcp2_conn_read_pkt(conn_, &path_->path, &pi, datagram.data(), datagram.size(), now);
   if (rv == 0) last_received_ = now;
   if (rv != 0) on_fatal_read(rv, now);
   sweep();
+}
+
+std::optional<Timestamp> Endpoint::probe_due() const {
+  if (!resume_enabled_ || close_requested_ || last_datagram_ == 0) return std::nullopt;
+  return std::max(last_datagram_ + kResumeAfterNs, last_probe_ + kProbeIntervalNs);
+}
+
+void Endpoint::enable_path_resumption() {
+  if (!conn_ || resume_enabled_) return;
+  resume_enabled_ = true;
+  ngtcp2_conn_set_keep_alive_timeout(conn_, kResumeKeepAliveNs);
+}
+
+// The first datagram after a silence: the path is back (endpoint.hpp,
+// kResumeAfterNs). Failures leave the path as it was: the connection then
+// recovers the slow way, at its next probe timeout.
+void Endpoint::resume_path(Timestamp now) {
+  auto next = std::make_unique<Path>(static_cast<uint8_t>(resumptions_ + 1));
+  const double silent_s = static_cast<double>(now - last_datagram_) / 1e9;
+  if (role_ == Role::client) {
+    // Needs a spare connection ID from the server (active_connection_id_limit).
+    int rv = ngtcp2_conn_initiate_immediate_migration(conn_, &next->path, now);
+    if (rv != 0) {
+      log::debug(Layer::quic, "path back after {:.1f} s of silence; not migrating: {}", silent_s, ngtcp2_strerror(rv));
+      return;
+    }
+  }
+  // The server needs nothing more: the next packet from the "new" address
+  // makes ngtcp2 validate it and start over on it.
+  path_ = std::move(next);
+  ++resumptions_;
+  log::debug(Layer::quic, "path back after {:.1f} s of silence: resumed as path {}", silent_s, resumptions_);
 }
 
 void Endpoint::on_fatal_read(int rv, Timestamp now) {
@@ -300,6 +347,12 @@ void Endpoint::fail(int liberr, Timestamp now) {
 
 void Endpoint::handle_expiry(Timestamp now) {
   if (!conn_ || close_sent_ || (closed_ && !close_requested_)) return;
+  if (auto due = probe_due(); due && *due <= now) {
+    static constexpr uint8_t probe[] = {kPathProbe};
+    static constexpr size_t size = sizeof probe;
+    last_probe_ = now;
+    transmit(probe, std::span<const size_t>(&size, 1));
+  }
   int rv = ngtcp2_conn_handle_expiry(conn_, now);
   if (rv == NGTCP2_ERR_IDLE_CLOSE) {
     log::debug(Layer::quic, "idle timeout");
@@ -318,6 +371,7 @@ std::optional<Timestamp> Endpoint::expiry() const {
   if (!conn_ || close_sent_ || (closed_ && !close_requested_)) return std::nullopt;
   Timestamp t = ngtcp2_conn_get_expiry(conn_);
   if (close_requested_) t = std::min(t, close_deadline_);
+  if (auto due = probe_due()) t = std::min(t, *due);
   if (t == UINT64_MAX) return std::nullopt;
   return t;
 }

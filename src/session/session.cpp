@@ -54,6 +54,15 @@ constexpr gint64 kShutdownDeadlineUs = 5'000'000;
 // generous for retransmissions on a bad path, and much sooner than the
 // 20 s auth deadline or the idle timeout.
 constexpr guint kOriginalVerdictMs = 5000;
+// Liveness once forwarding (reconnect-timeout > 0, peers on v4 and later):
+// checked twice a second. A healthy path is never silent for much more
+// than quic::kResumeKeepAliveNs (3 s: the peer's PING or the ACK of ours),
+// so 5 s of silence is said out loud as "reconnecting".
+constexpr guint kLivenessCheckMs = 500;
+constexpr double kSilentNoticeS = 5.0;
+// QUIC's idle timeout stays above reconnect-timeout, so that the session's
+// own deadline, with its message, is what ends a silent run.
+constexpr int kIdleMarginS = 10;
 
 enum class Phase {
   rendezvous,      // contacting the mailbox, waiting for the peer
@@ -310,6 +319,8 @@ class Session {
         options_.settings.congestion == config::Congestion::cubic ? quic::Congestion::cubic : quic::Congestion::bbr;
     quic_options.max_version = our_max_version();
     quic_options.peer_body_version = remote.version;
+    if (options_.settings.reconnect_timeout_s > 0)
+      quic_options.idle_timeout = std::chrono::seconds(options_.settings.reconnect_timeout_s + kIdleMarginS);
     link_->start_quic(sides_.quic_server() ? quic::Role::server : quic::Role::client, quic_options);
     set_deadline(kIceDeadlineMs, ExitCode::no_path,
                  fmt::format("no network path to the peer (tried: {})", link_->ice().tried()));
@@ -486,6 +497,7 @@ class Session {
       gate_->drop_pairing_secret();  // on disk or lost: no copy stays in memory
     }
     report_path(stats.rtt_ms);
+    start_liveness();
     // An original client handles a stream that arrives with msg4 before
     // msg4 itself, and exits (v1 doc §7.4, §8 item 9): as the server and
     // opener, open nothing until msg4 is acknowledged.
@@ -526,6 +538,44 @@ class Session {
   void maybe_close_after_stdio() {
     if (is_stdio() && forwarder_->stdio_delivered() && peer_delivered_ && control_->delivered_sent())
       finish(ExitCode::ok, {});
+  }
+
+  // ---- liveness (docs/protocol.md §4.5) --------------------------------------
+  // A silent peer is not yet a dead one: the path may come back (an outage,
+  // a router that drops everything for a while), and the QUIC connection
+  // survives it (quic::kResumeAfterNs). We give up after reconnect-timeout
+  // seconds without a packet; until then the local connections stay open
+  // and what they write waits under back-pressure. Towards peers before v4
+  // (OpenSSL's stack) QUIC's idle timeout decides, as it always did.
+  void start_liveness() {
+    if (options_.settings.reconnect_timeout_s <= 0 || version_ < 4) return;
+    link_->quic()->enable_path_resumption();
+    last_heard_ = link_->quic()->stats().last_received;
+    liveness_ = g_timeout_add(kLivenessCheckMs, &Session::on_liveness, this);
+  }
+  static gboolean on_liveness(gpointer self) {
+    return c_boundary("the liveness check", [&]() -> gboolean {
+      static_cast<Session*>(self)->check_liveness();
+      return G_SOURCE_CONTINUE;
+    });
+  }
+  void check_liveness() {
+    if (finishing() || !link_->quic()) return;
+    const quic::Timestamp heard = link_->quic()->stats().last_received;
+    if (heard > last_heard_) {
+      if (reconnecting_) status_.reconnected(static_cast<double>(heard - last_heard_) / 1e9);
+      reconnecting_ = false;
+      last_heard_ = heard;
+    }
+    const double silent = static_cast<double>(quic::now() - last_heard_) / 1e9;
+    const int timeout = options_.settings.reconnect_timeout_s;
+    if (!reconnecting_ && silent >= kSilentNoticeS) {
+      reconnecting_ = true;
+      status_.reconnecting(silent, timeout);
+    }
+    if (silent >= timeout) {
+      finish(ExitCode::peer_gone, fmt::format("connection to the peer lost (no answer for {} s)", timeout));
+    }
   }
 
   // ---- deadlines, signals, teardown ---------------------------------------
@@ -599,6 +649,7 @@ class Session {
     log::debug(Layer::session, "ending: {}", exit_code_name(code));
     exit_status_ = static_cast<int>(code);
     clear_deadline();
+    liveness_.reset();
     // The stack first, so that the connections it cuts are reported before
     // the last line.
     for (Stage* stage : top_down()) stage->close(code);
@@ -666,6 +717,9 @@ class Session {
   bool peer_delivered_ = false;  // a 'D' arrived
 
   glib::SourceId deadline_;
+  glib::SourceId liveness_;
+  quic::Timestamp last_heard_ = 0;  // the peer's last packet, as of the last check
+  bool reconnecting_ = false;
   ExitCode deadline_code_ = ExitCode::failure;
   std::string deadline_message_;
 };

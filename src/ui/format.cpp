@@ -92,7 +92,7 @@ std::string status_line(const Snapshot& s, size_t width) {
       line = s.phase == Phase::connected ? "connected" : "closing";
       if (path) line += fmt::format(", {}", path);
       if (s.silent_s) {
-        line += fmt::format(", no answer for {:.0f} s", *s.silent_s);
+        line += fmt::format(", reconnecting\u2026 no answer for {:.0f} s", *s.silent_s);
       } else if (s.rtt_ms) {
         line += fmt::format(", rtt {:.0f} ms", *s.rtt_ms);
       }

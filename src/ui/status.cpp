@@ -71,6 +71,7 @@ void Status::tick() {
                    {"cwnd", s.cwnd},
                    {"cwnd_rate", std::llround(cwnd_rate(s.cwnd, s.rtt_ms))},
                    {"bytes_in_flight", s.bytes_in_flight}};
+    if (s.silent_s) fields["silent_s"] = std::llround(*s.silent_s);
     log::json_line(event_json("stats", std::move(fields)));
   }
   redraw();
@@ -244,6 +245,23 @@ void Status::peer_closed() {
     log::json_line(event_json("peer-closed", json::object()));
   } else {
     log::say("The other side closed the connection.");
+  }
+}
+
+void Status::reconnecting(double silent_s, int timeout_s) {
+  if (json_) {
+    log::json_line(event_json("reconnecting", {{"silent_s", std::llround(silent_s)}, {"timeout_s", timeout_s}}));
+  } else {
+    log::say("No answer from the other side for {:.0f} s; reconnecting (giving up after {} s)...", silent_s,
+             timeout_s);
+  }
+}
+
+void Status::reconnected(double silent_s) {
+  if (json_) {
+    log::json_line(event_json("reconnected", {{"silent_s", std::round(silent_s * 10) / 10}}));
+  } else {
+    log::say("The other side answers again (after {:.1f} s of silence).", silent_s);
   }
 }
 

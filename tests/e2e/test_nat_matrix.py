@@ -279,10 +279,10 @@ def test_no_path_fails_in_bounded_time(netlab, sites, how):
         path=dict(kind="failed", line=want), setup=time.monotonic() - t0, expected="exit 4 (no path)")
 
 
-def _connected_pair(netlab, a, b):
-    gen = netlab.peersock(a.hosts[0], "peersock stdio-a (alice)", ["stdio-a"], stdio=True)
+def _connected_pair(netlab, a, b, extra=()):
+    gen = netlab.peersock(a.hosts[0], "peersock stdio-a (alice)", ["stdio-a"], stdio=True, extra=extra)
     code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
-    cons = netlab.peersock(b.hosts[0], "peersock stdio-b (bob)", ["stdio-b", code], stdio=True)
+    cons = netlab.peersock(b.hosts[0], "peersock stdio-b (bob)", ["stdio-b", code], stdio=True, extra=extra)
     # Data flows both ways before the failure.
     for src, dst in ((gen, cons), (cons, gen)):
         src.proc.stdin.write(b"ping\n")
@@ -299,7 +299,9 @@ def _connected_pair(netlab, a, b):
 def test_dead_peer_is_detected_within_30s(netlab, sites, failure):
     a = sites("a", "restricted", ["alice"])
     b = sites("b", "restricted", ["bob"])
-    gen, cons = _connected_pair(netlab, a, b)
+    # --reconnect-timeout 0: QUIC's idle timeout decides, as before path
+    # resumption (test_outage.py covers the default).
+    gen, cons = _connected_pair(netlab, a, b, extra=("--reconnect-timeout", "0"))
     t0 = time.monotonic()
     if failure == "peer-killed":
         cons.signal(signal.SIGKILL)

@@ -256,6 +256,21 @@ class Site:
         for host in self.hosts:
             wait_running(host.ns.name, "eth0")
 
+    def outage(self, on):
+        """Drops (on=True) or forwards again (False) everything the router
+        would forward, both ways: an outage of the site's uplink. The NAT
+        mappings (conntrack) stay, so the same path comes back."""
+        r = self.router.name
+        if on:
+            rules = ("table inet psk_outage {\n"
+                     "  chain forward { type filter hook forward priority -300; policy drop; }\n"
+                     "}\n")
+            run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=rules)
+            self.netlab.note(f"outage: router {self.letter} drops everything it forwards")
+        else:
+            run(["ip", "netns", "exec", r, "nft", "delete", "table", "inet", "psk_outage"])
+            self.netlab.note(f"outage over: router {self.letter} forwards again")
+
     def probe(self, host=None):
         """Runs the NAT-type probe on a host; returns its JSON result."""
         host = host or self.hosts[0]

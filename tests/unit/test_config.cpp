@@ -437,6 +437,19 @@ TEST(LoadFile, QuicCongestion) {
   EXPECT_CONTAINS(load_error("[ice]\ncongestion = bbr\n"), "'congestion'");
 }
 
+TEST(LoadFile, QuicReconnectTimeout) {
+  EXPECT_EQ(cfg::defaults().reconnect_timeout_s, 60);
+  EXPECT_EQ(load("[quic]\nreconnect-timeout = 0\n").reconnect_timeout_s, 0);
+  EXPECT_EQ(load("[quic]\nreconnect-timeout = 86400\n").reconnect_timeout_s, 86400);
+  for (const char* bad : {"-1", "86401", "1e3", "60s", "", " 5x", "999999999999"}) {
+    SCOPED_TRACE(bad);
+    std::string path;
+    const std::string msg = load_error(std::string("[quic]\nreconnect-timeout = ") + bad + "\n", &path);
+    EXPECT_CONTAINS(msg, path + ":2: ");
+    EXPECT_CONTAINS(msg, "is not a number of seconds (0 to 86400)");
+  }
+}
+
 // ---- the settings table ------------------------------------------------------
 
 namespace {
@@ -455,6 +468,7 @@ std::string example_for(const cfg::Setting& row) {
       {"no-relay", "false"},
       {"protocol", "2"},
       {"congestion", "cubic"},
+      {"reconnect-timeout", "30"},
       {"udp-gso", "0"},
       {"original", "false"},
   };

@@ -1029,6 +1029,115 @@ TEST(QuicIdle, KeepAlivesHoldAQuietConnectionOpen) {
   EXPECT_GE(p.up().stats().offered + p.down().stats().offered - before, 10u);
 }
 
+// ---- outages: path resumption --------------------------------------------------
+
+struct OutageResult {
+  bool delivered = false;     // the whole exchange, byte-exact
+  Timestamp stalled_for = 0;  // from the path's return to the first new byte at the receiver
+  uint64_t resumptions = 0;   // both sides
+};
+
+// 4 MiB from `sender` at 10 Mbit/s; after 1 s both directions go dead for
+// `outage`, then come back. How long after the return does the receiver
+// get its next byte?
+OutageResult outage(Role sender, Timestamp outage, bool resume, bool both_ways = false) {
+  PairOptions o;
+  o.client.idle_timeout = o.server.idle_timeout = std::chrono::milliseconds(120'000);
+  o.up.bits_per_second = o.down.bits_per_second = 10'000'000;
+  o.up.queue_bytes = o.down.queue_bytes = 62'500;
+  QuicPair p(o);
+  OutageResult r;
+  if (!p.handshake()) return r;
+  if (resume) {
+    p.client().enable_path_resumption();
+    p.server().enable_path_resumption();
+  }
+  Bytes data = sim::random_bytes(4 * kMiB, 5);
+  Exchange x(p, sender == Role::client || both_ways ? data : Bytes{},
+             sender == Role::server || both_ways ? data : Bytes{});
+  const Reader& rx = sender == Role::client ? x.server_reader : x.client_reader;
+  p.run_for(1 * kSec, [&] { x.step(); });
+  if (rx.got.empty() || x.done()) return r;
+  p.up().set_dead(true);
+  p.down().set_dead(true);
+  p.run_for(outage, [&] { x.step(); });
+  p.up().set_dead(false);
+  p.down().set_dead(false);
+  const Timestamp back = p.now();
+  const size_t before = rx.got.size();
+  if (!p.run_until([&] { return x.step() || rx.got.size() > before; }, 120 * kSec)) return r;
+  r.stalled_for = p.now() - back;
+  r.delivered = x.run(120 * kSec);
+  if (r.delivered) x.expect_exact();
+  expect_open(p);
+  r.resumptions = p.client().path_resumptions() + p.server().path_resumptions();
+  return r;
+}
+
+class QuicOutage : public ::testing::TestWithParam<Role> {};
+
+TEST_P(QuicOutage, ThirtySecondsOfSilenceThenTheTransferGoesOnAtOnce) {
+  OutageResult r = outage(GetParam(), 30 * kSec, true);
+  ASSERT_TRUE(r.delivered);
+  EXPECT_GE(r.resumptions, 1u);
+  // The next probe (kProbeIntervalNs) or the idle side's PING reaches the
+  // silent side, which resumes and sends at once.
+  EXPECT_LE(r.stalled_for, kProbeIntervalNs + 10 * kRtt);
+  RecordProperty("stalled_ms", std::to_string(r.stalled_for / kMs));
+}
+
+TEST_P(QuicOutage, BothWaysAtOnceResumeAsSoonAsAProbeGetsThrough) {
+  // Both congestion windows are full when the path dies, so no keep-alive
+  // goes out on either side: only the probes tell them the path is back.
+  OutageResult r = outage(GetParam(), 30 * kSec, true, true);
+  ASSERT_TRUE(r.delivered);
+  EXPECT_GE(r.resumptions, 2u);
+  EXPECT_LE(r.stalled_for, kProbeIntervalNs + 10 * kRtt);
+  RecordProperty("stalled_ms", std::to_string(r.stalled_for / kMs));
+}
+
+TEST_P(QuicOutage, WithoutResumptionTheSenderWaitsForItsBackedOffProbe) {
+  // The reason resumption exists: the same outage without it leaves the
+  // transfer stalled for many seconds after the path is back.
+  OutageResult r = outage(GetParam(), 30 * kSec, false);
+  ASSERT_TRUE(r.delivered);
+  EXPECT_EQ(r.resumptions, 0u);
+  EXPECT_GT(r.stalled_for, 2 * (kResumeKeepAliveNs + 10 * kRtt));
+  RecordProperty("stalled_ms", std::to_string(r.stalled_for / kMs));
+}
+
+TEST_P(QuicOutage, RepeatedOutagesEachResume) {
+  // Each client resumption takes a spare connection ID; the server issues
+  // a new one once the old one is retired, so they do not run out.
+  PairOptions o;
+  o.client.idle_timeout = o.server.idle_timeout = std::chrono::milliseconds(120'000);
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake());
+  p.client().enable_path_resumption();
+  p.server().enable_path_resumption();
+  // A client can migrate only once the handshake is confirmed (its
+  // HANDSHAKE_DONE arrived): one RTT after handshake().
+  p.run_for(1 * kSec);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE(i);
+    Bytes up = GetParam() == Role::client ? sim::random_bytes(64 * 1024, i) : Bytes{};
+    Bytes down = GetParam() == Role::server ? sim::random_bytes(64 * 1024, i) : Bytes{};
+    p.up().set_dead(true);
+    p.down().set_dead(true);
+    Exchange x(p, up, down);
+    p.run_for(8 * kSec, [&] { x.step(); });
+    p.up().set_dead(false);
+    p.down().set_dead(false);
+    ASSERT_TRUE(x.run(kResumeKeepAliveNs + 20 * kRtt));
+    x.expect_exact();
+  }
+  expect_open(p);
+  EXPECT_GE(p.client().path_resumptions(), 8u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Quic, QuicOutage, ::testing::Values(Role::client, Role::server),
+                         [](const auto& info) { return info.param == Role::client ? "ClientSends" : "ServerSends"; });
+
 // ---- junk input ----------------------------------------------------------------
 
 TEST(QuicGarbage, JunkBeforeTheHandshakeIsHarmless) {

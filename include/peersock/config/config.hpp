@@ -57,7 +57,14 @@ struct Settings {
   // GSO instead of through libnice (PEERSOCK_UDP_GSO=0 turns it off, for
   // troubleshooting and for measuring what it brings).
   bool direct_send = true;
+  // Seconds of silence from the peer before the session gives up
+  // (--reconnect-timeout, PEERSOCK_RECONNECT_TIMEOUT, [quic]
+  // reconnect-timeout). A path that goes silent and comes back within it
+  // carries on where it stopped; 0 ends the session at QUIC's 15 s idle
+  // timeout instead, as before path resumption.
+  int reconnect_timeout_s = 60;
 };
+inline constexpr int kMaxReconnectTimeout = 86400;
 
 inline constexpr uint16_t kDefaultStunPort = 3478;
 
@@ -79,6 +86,7 @@ struct Origins {
   Origin allow_original;
   Origin congestion;
   Origin direct_send;
+  Origin reconnect_timeout;
 };
 
 struct Setting;  // a row of the settings table (table.hpp)

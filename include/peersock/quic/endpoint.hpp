@@ -100,6 +100,32 @@ struct EndpointOptions {
   Congestion congestion = Congestion::bbr;
 };
 
+// A path that went silent and came back (an outage, a router that dropped
+// everything for a while) leaves both congestion controllers in a state
+// that recovers only slowly: the side whose data was in flight backs its
+// probe timeout off exponentially (RFC 9002 §6.2.1, no cap in ngtcp2), so
+// after 30 s of silence its next probe may be 30 s away -- measured in the
+// unit tests, where a 30 s outage left a transfer stalled for as long again
+// without the remedy below. Nothing in ngtcp2's API restarts that timer, but
+// a connection migration does (it resets congestion state and the probe
+// count). So the first datagram after kResumeAfter of silence makes QUIC
+// see a new path, which is only a name for the same ICE pair (endpoint.cpp,
+// "Paths"): the client migrates to it; the server takes the packet as the
+// peer's NAT rebinding. Both then send at once, at slow start.
+inline constexpr uint64_t kResumeAfterNs = 5'000'000'000ULL;
+// PING interval while path resumption is on: the idle side's PINGs are what
+// reaches the silent side first once the path is back, so the longest gap a
+// healthy path shows is about this plus one RTT (mosh sends every 3 s too).
+inline constexpr uint64_t kResumeKeepAliveNs = 3'000'000'000ULL;
+// While nothing arrives for kResumeAfterNs, one probe datagram a second:
+// when both sides had data in flight, both are held by their congestion
+// windows (no keep-alive goes out) and only their backed-off probe timers
+// would send. The probe is one byte that no QUIC stack accepts (a long
+// header without the fixed bit, RFC 9000 §17.2: ngtcp2 and OpenSSL discard
+// it), so it only tells the other side that the path is back.
+inline constexpr uint64_t kProbeIntervalNs = 1'000'000'000ULL;
+inline constexpr uint8_t kPathProbe = 0x80;
+
 // What one stream's application side may learn (stream.hpp).
 enum class IoStatus {
   ok,           // `bytes` moved (write: possibly fewer than offered)
@@ -182,6 +208,14 @@ class Endpoint {
   std::optional<Timestamp> expiry() const;
 
   bool handshake_done() const { return handshake_done_; }
+
+  // Turns on path resumption (kResumeAfterNs) and PINGs every
+  // kResumeKeepAliveNs. Only towards peers on ngtcp2 (protocol v4 and
+  // later): a client migration needs a peer that handles one, and
+  // OpenSSL's stack was never tested with it. Precondition: handshake_done().
+  void enable_path_resumption();
+  // How many times the path was resumed (for tests and the debug log).
+  uint64_t path_resumptions() const { return resumptions_; }
 
   // TLS exporter (RFC 8446 §7.5), empty context. Precondition:
   // handshake_done(). Errors: Error(failure).
@@ -281,6 +315,15 @@ class Endpoint {
   bool close_requested_ = false, close_sent_ = false;
   Timestamp close_deadline_ = 0;
   Timestamp last_received_ = 0;  // ConnStats::last_received
+  Timestamp last_datagram_ = 0;  // any datagram, accepted or not
+  Timestamp last_probe_ = 0;
+  std::optional<Timestamp> probe_due() const;
+  bool resume_enabled_ = false;
+  uint64_t resumptions_ = 0;
+  // The path QUIC sees (endpoint.cpp, "Paths"): `generation` names it.
+  struct Path;
+  std::unique_ptr<Path> path_;
+  void resume_path(Timestamp now);
   uint64_t close_code_ = kErrorNone;
   std::string close_reason_;
   std::vector<uint8_t> close_packet_;  // resent once per packet the peer sends while we close

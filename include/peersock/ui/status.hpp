@@ -64,6 +64,11 @@ class Status {
   // Idempotent per id: only the first call for an open connection counts.
   void connection_closed(const void* id, uint64_t sent, uint64_t received, bool clean);
   void peer_closed();
+  // The peer has not been heard for `silent_s` seconds; the session waits
+  // up to `timeout_s` for it (one line, and a "reconnecting" event).
+  void reconnecting(double silent_s, int timeout_s);
+  // It answers again after `silent_s` seconds of silence.
+  void reconnected(double silent_s);
   // The session ends with `code`; `message` (if any) is the error line.
   void finished(ExitCode code, const std::string& message);
 

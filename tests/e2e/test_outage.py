@@ -1,0 +1,150 @@
+"""A tunnel that survives an outage (tests/netlab): alice's router drops
+everything it forwards for 30 or 60 s in the middle of a stdio stream that
+runs both ways, then forwards again. Both sides say that they are
+reconnecting, say when the other side answers again, deliver every byte and
+exit 0. An outage longer than --reconnect-timeout ends both sides with exit 5
+and one line; a killed peer is given up on after the default timeout.
+
+The path is direct (restricted x cone) and stays the same: the router keeps
+its NAT mappings through the outage. Address changes need an ICE restart and
+are not covered here.
+"""
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netlab"))
+import netlab as nl  # noqa: E402
+from lab import CODE_RE, EXIT_PEER_GONE, Pump, check_same, scaled  # noqa: E402
+
+RECONNECTING_RE = r"^No answer from the other side for \d+ s; reconnecting \(giving up after (\d+) s\)\.\.\.$"
+BACK_RE = r"^The other side answers again \(after ([\d.]+) s of silence\)\.$"
+PATH_RE = re.compile(r"connected (directly|via)")
+# Both hosts send at most this much (tbf on their LAN links): the stream
+# below takes long enough that the outage hits it in the middle.
+RATE_MBIT = 8
+STREAM_BYTES = 12 << 20
+
+
+@pytest.fixture(scope="module")
+def netlab(peersock_binary):
+    lab = nl.NetLab()
+    try:
+        lab.start_services(timeout=scaled(30))
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def pair_sites(netlab, deadline):
+    """alice behind a restricted NAT, bob behind a cone: a direct path."""
+    netlab.mark()
+    a = netlab.add_site("a", "restricted", ["alice"])
+    try:
+        b = netlab.add_site("b", "cone", ["bob"])
+    except BaseException:
+        netlab.remove_site("a")
+        raise
+    try:
+        yield a, b
+    finally:
+        deadline.disarm()
+        for letter in ("a", "b"):
+            netlab.remove_site(letter)
+
+
+def start_pair(netlab, a, b, extra=()):
+    gen = netlab.peersock(a.hosts[0], "peersock stdio-a (alice)", ["stdio-a"], stdio=True, extra=extra)
+    code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
+    cons = netlab.peersock(b.hosts[0], "peersock stdio-b (bob)", ["stdio-b", code], stdio=True, extra=extra)
+    for p in (gen, cons):
+        p.wait_line(PATH_RE, scaled(30), what="the path line")
+    return gen, cons
+
+
+def wait_flowing(netlab, pumps, at_least):
+    deadline = time.monotonic() + scaled(60)
+    while min(p.recv for p in pumps) < at_least:
+        if time.monotonic() > deadline:
+            netlab.fail(f"the stream did not start: received {[p.recv for p in pumps]} bytes")
+        for p in pumps:
+            if p.proc.returncode is not None:
+                netlab.fail(f"{p.proc.name} exited with {p.proc.returncode} before the outage")
+        time.sleep(0.05)
+
+
+@pytest.mark.deadline(420)
+@pytest.mark.parametrize("seconds", [30, 60])
+def test_stream_survives_an_outage(netlab, pair_sites, seconds):
+    a, b = pair_sites
+    for h in (a.hosts[0], b.hosts[0]):
+        h.rate(RATE_MBIT)
+    gen, cons = start_pair(netlab, a, b)
+    pa, pb = Pump(gen, STREAM_BYTES, 31), Pump(cons, STREAM_BYTES, 32)
+    wait_flowing(netlab, (pa, pb), 1 << 20)
+    before = (pa.recv, pb.recv)
+    a.outage(True)
+    t0 = time.monotonic()
+    try:
+        # The outage itself is the scenario: both sides notice it and say so
+        # while it lasts (the wait below is its length, not a guess).
+        for p in (gen, cons):
+            m = p.wait_line(RECONNECTING_RE, scaled(15), what="the 'reconnecting' line during the outage")
+            netlab.check(m.group(1) == "60", f"{p.name}: the default reconnect timeout is not 60 s: {m.string!r}")
+        netlab.check(gen.returncode is None and cons.returncode is None, "a side exited during the outage")
+        time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+        during = (pa.recv, pb.recv)
+    finally:
+        a.outage(False)
+    back_at = time.monotonic()
+    netlab.note(f"outage of {back_at - t0:.1f} s; received before {before}, at its end {during}")
+    for p in (gen, cons):
+        m = p.wait_line(BACK_RE, scaled(20), what="the 'answers again' line after the outage")
+        netlab.note(f"{p.name}: {m.string} ({time.monotonic() - back_at:.1f} s after the path came back)")
+    ra, rb = pa.wait(scaled(120)), pb.wait(scaled(120))
+    for p in (gen, cons):
+        rc = p.wait_exit(scaled(20), what="stdio peers exit after both directions are delivered")
+        netlab.check(rc == 0, f"{p.name} exited with status {rc}, expected 0")
+    check_same(netlab, "alice", ra, "bob", rb, STREAM_BYTES)
+
+
+@pytest.mark.deadline(180)
+def test_outage_longer_than_the_reconnect_timeout_ends_both_sides(netlab, pair_sites):
+    a, b = pair_sites
+    gen, cons = start_pair(netlab, a, b, extra=("--reconnect-timeout", "10"))
+    pa, pb = Pump(gen, 1 << 30, 41), Pump(cons, 1 << 30, 42)  # more than can arrive before the outage
+    wait_flowing(netlab, (pa, pb), 1 << 20)
+    a.outage(True)
+    t0 = time.monotonic()
+    try:
+        for p in (gen, cons):
+            rc = p.wait_exit(scaled(25) - (time.monotonic() - t0), what="giving up after the reconnect timeout")
+            took = time.monotonic() - t0
+            netlab.note(f"{p.name} gave up after {took:.1f} s")
+            netlab.check(rc == EXIT_PEER_GONE, f"{p.name} exited with {rc}, expected {EXIT_PEER_GONE}")
+            netlab.check(took >= 9.5, f"{p.name} gave up after {took:.1f} s, before its 10 s timeout")
+            errors = [line for line in p.lines() if line.startswith("peersock:")]
+            netlab.check(errors == ["peersock: connection to the peer lost (no answer for 10 s)"],
+                         f"{p.name}: expected one error line, got {errors}")
+    finally:
+        a.outage(False)
+
+
+@pytest.mark.deadline(150)
+def test_killed_peer_is_given_up_on_after_the_default_timeout(netlab, pair_sites):
+    a, b = pair_sites
+    gen, cons = start_pair(netlab, a, b)
+    cons.signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    gen.wait_line(RECONNECTING_RE, scaled(15), what="the 'reconnecting' line")
+    rc = gen.wait_exit(scaled(65) - (time.monotonic() - t0), what="giving up within 65 s")
+    took = time.monotonic() - t0
+    netlab.note(f"{gen.name} gave up after {took:.1f} s")
+    netlab.check(rc == EXIT_PEER_GONE, f"{gen.name} exited with {rc}, expected {EXIT_PEER_GONE}")
+    netlab.check(gen.find(re.escape("peersock: connection to the peer lost (no answer for 60 s)")) is not None,
+                 f"{gen.name}: no 'connection to the peer lost' line")
