@@ -94,7 +94,7 @@ TEST(StatusLine, SilenceReplacesTheLastRtt) {
   s.rtt_ms = 12;
   s.silent_s = 7.4;
   s.stdio = true;
-  EXPECT_EQ(status_line(s, 200), "connected, direct, no answer for 7 s | sent 0 B 0 B/s | received 0 B 0 B/s");
+  EXPECT_EQ(status_line(s, 200), "connected, direct, reconnecting\u2026 no answer for 7 s | sent 0 B 0 B/s | received 0 B 0 B/s");
 }
 
 TEST(StatusLine, CutToTheTerminalWidth) {
