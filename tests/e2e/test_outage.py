@@ -148,3 +148,43 @@ def test_killed_peer_is_given_up_on_after_the_default_timeout(netlab, pair_sites
     netlab.check(rc == EXIT_PEER_GONE, f"{gen.name} exited with {rc}, expected {EXIT_PEER_GONE}")
     netlab.check(gen.find(re.escape("peersock: connection to the peer lost (no answer for 60 s)")) is not None,
                  f"{gen.name}: no 'connection to the peer lost' line")
+
+
+@pytest.mark.deadline(240)
+def test_interactive_ssh_session_survives_an_outage(lab):
+    """An ssh session through the tunnel (both peers in one namespace, on
+    127.0.0.1): a command answers, UDP is dropped for 30 s, and the same
+    session answers the next command once it is back."""
+    import subprocess
+    from test_ssh import SshSetup
+    s = SshSetup(lab)
+    s.start_sshd()
+    acc, host = s.tunnel("interactive")
+    ssh = lab.start("ssh session", ["ssh", "-F", s.ssh_config, host,
+                                    "while read -r line; do echo \"got $line\"; done"],
+                    stdin=subprocess.PIPE, env=lab.peer_env())
+
+    def ask(word, timeout):
+        ssh.proc.stdin.write(f"{word}\n".encode())
+        ssh.proc.stdin.flush()
+        ssh.wait_line(rf"^got {word}$", timeout, stream="stdout", what=f"the session's answer to {word!r}")
+
+    ask("before", scaled(60))
+    drop = ["ip", "netns", "exec", lab.ns.name, "iptables", "-I", "INPUT", "-i", "lo", "-p", "udp", "-j", "DROP"]
+    subprocess.run(drop, check=True)
+    t0 = time.monotonic()
+    try:
+        acc.wait_line(RECONNECTING_RE, scaled(15), what="the 'reconnecting' line during the outage")
+        # Typed during the outage: it waits and is answered afterwards.
+        ssh.proc.stdin.write(b"during\n")
+        ssh.proc.stdin.flush()
+        time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
+        lab.check(ssh.returncode is None and acc.returncode is None, "ssh or the tunnel exited during the outage")
+    finally:
+        subprocess.run([*drop[:5], "-D", *drop[6:]], check=True)
+    acc.wait_line(BACK_RE, scaled(20), what="the 'answers again' line after the outage")
+    ssh.wait_line(r"^got during$", scaled(20), stream="stdout", what="the answer to what was typed during the outage")
+    ask("after", scaled(20))
+    ssh.proc.stdin.close()
+    lab.check(ssh.wait_exit(scaled(20), what="ssh to end") == 0, "ssh did not exit 0")
+    s.tunnel_done(acc)
