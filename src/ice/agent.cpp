@@ -105,6 +105,7 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
   g_list_free_full(ips, g_free);
 
   g_signal_connect(agent_.get(), "candidate-gathering-done", G_CALLBACK(&Agent::on_gathering_done), this);
+  g_signal_connect(agent_.get(), "new-candidate-full", G_CALLBACK(&Agent::on_new_candidate), this);
   g_signal_connect(agent_.get(), "component-state-changed", G_CALLBACK(&Agent::on_state), this);
   g_signal_connect(agent_.get(), "new-selected-pair-full", G_CALLBACK(&Agent::on_selected_pair), this);
   nice_agent_attach_recv(agent_.get(), stream_, 1, g_main_context_get_thread_default(), &Agent::on_recv, this);
@@ -115,6 +116,7 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
 // calling us and close its sockets.
 Agent::~Agent() {
   cancellable_.cancel();
+  gather_grace_.reset();
   direct_.reset();
   direct_socket_.reset();
   nice_agent_attach_recv(agent_.get(), stream_, 1, g_main_context_get_thread_default(), nullptr, nullptr);
@@ -374,8 +376,45 @@ void Agent::on_gathering_done(NiceAgent*, guint, gpointer self) {
   c_boundary("the ICE gathering", [&] {
     auto* agent = static_cast<Agent*>(self);
     log::debug(Layer::ice, "gathering done");
-    if (agent->callbacks_.gathering_done) agent->callbacks_.gathering_done();
+    agent->gathered();
   });
+}
+
+// Gathering ends only when every discovery has answered or timed out. Where
+// UDP is blocked, the STUN and TURN-over-UDP requests never answer and
+// libnice gives up on them after 2 s, while the TURN-over-TCP relay -- the
+// path that will be used -- arrived after a few round trips: measured in the
+// NAT lab (udp-blocked x restricted), gathering took 2.0 s of the 2.25 s
+// setup. So a relay candidate in hand starts a short grace period, and the
+// description goes out when it ends, with what was gathered by then. What
+// comes later is not sent (no trickle): at worst a better path is missed,
+// never the relay that works. Where UDP works, the UDP relay comes first
+// and the TCP relay within about one more round trip, so both are in.
+constexpr guint kGatherGraceMs = 300;
+
+void Agent::on_new_candidate(NiceAgent*, NiceCandidate* candidate, gpointer self) {
+  c_boundary("an ICE candidate", [&] {
+    auto* agent = static_cast<Agent*>(self);
+    if (agent->gathered_ || agent->gather_grace_ || candidate->type != NICE_CANDIDATE_TYPE_RELAYED) return;
+    agent->gather_grace_ = g_timeout_add(kGatherGraceMs, &Agent::on_gather_grace, agent);
+  });
+}
+
+gboolean Agent::on_gather_grace(gpointer self) {
+  return c_boundary("the ICE gathering", [&]() -> gboolean {
+    auto* agent = static_cast<Agent*>(self);
+    agent->gather_grace_.fired();
+    if (!agent->gathered_) log::debug(Layer::ice, "gathering: a relay candidate is in hand; not waiting for the rest");
+    agent->gathered();
+    return G_SOURCE_REMOVE;
+  });
+}
+
+void Agent::gathered() {
+  if (gathered_) return;
+  gathered_ = true;
+  gather_grace_.reset();
+  if (callbacks_.gathering_done) callbacks_.gathering_done();
 }
 
 void Agent::on_state(NiceAgent* nice, guint stream, guint component, guint state, gpointer self) {

@@ -83,6 +83,9 @@ class Agent {
 
  private:
   static void on_gathering_done(NiceAgent*, guint, gpointer self);
+  static void on_new_candidate(NiceAgent*, NiceCandidate* candidate, gpointer self);
+  static gboolean on_gather_grace(gpointer self);
+  void gathered();  // once: the description is ready
   static void on_state(NiceAgent*, guint, guint, guint state, gpointer self);
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer self);
   static void on_selected_pair(NiceAgent*, guint, guint, NiceCandidate* local, NiceCandidate* remote, gpointer self);
@@ -102,6 +105,8 @@ class Agent {
   glib::Cancellable cancellable_;  // the resolver lookups
   int lookups_pending_ = 0;
   bool setup_failed_ = false;
+  bool gathered_ = false;
+  glib::SourceId gather_grace_;  // armed by the first relay candidate
   uint64_t dropped_ = 0;
   // The selected pair's socket when the path is direct UDP (a reference of
   // ours, so the fd stays valid), and the sender that uses it (declared
