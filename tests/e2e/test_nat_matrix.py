@@ -17,7 +17,6 @@ import itertools
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,8 +67,8 @@ def sites(netlab, deadline):
     netlab.mark()
     made = []
 
-    def make(letter, nat, hosts, late_drop=False):
-        site = netlab.add_site(letter, nat, hosts, late_drop)
+    def make(letter, nat, hosts, late_drop=False, backend="nft"):
+        site = netlab.add_site(letter, nat, hosts, late_drop, backend)
         made.append(letter)
         return site
 
@@ -124,16 +123,17 @@ MATRIX = list(itertools.product(TYPES, repeat=2))
 
 @pytest.mark.deadline(300)
 @pytest.mark.parametrize("a_nat,b_nat", MATRIX, ids=[f"{a}-x-{b}" for a, b in MATRIX])
-def test_nat_matrix(netlab, sites, a_nat, b_nat):
-    a = sites("a", a_nat, ["alice"])
-    b = sites("b", b_nat, ["bob"])
+@pytest.mark.parametrize("backend", nl.NAT_BACKENDS)
+def test_nat_matrix(netlab, sites, a_nat, b_nat, backend):
+    a = sites("a", a_nat, ["alice"], backend=backend)
+    b = sites("b", b_nat, ["bob"], backend=backend)
     a.verify()
     b.verify()
     want = expected_path(a_nat, b_nat)
     nbytes = nat_bytes()
-    netlab.note(f"alice behind {a_nat}, bob behind {b_nat}: expect {want}, {mib(nbytes)} each way")
+    netlab.note(f"alice behind {a_nat}, bob behind {b_nat} ({backend}): expect {want}, {mib(nbytes)} each way")
     pa, pb, setup = transfer(netlab, a.hosts[0], b.hosts[0], nbytes)
-    _rows[(a_nat, b_nat)] = dict(path=pa, peer_path=pb, setup=setup, expected=want)
+    _rows[(a_nat, b_nat, backend)] = dict(path=pa, peer_path=pb, setup=setup, expected=want)
     for who, p in (("alice", pa), ("bob", pb)):
         netlab.check(p["kind"] == want, f"{who}: expected a {want} path, got: {p['line']}")
         netlab.check(p.get("rtt") is not None, f"{who}: the path line has no rtt: {p['line']}")
@@ -325,7 +325,7 @@ def _fmt_setup(s):
 
 
 def write_matrix_doc():
-    if len(_rows) != len(MATRIX):
+    if len(_rows) != len(MATRIX) * len(nl.NAT_BACKENDS):
         return  # a subset ran: keep the committed table
     if scaled(1) != 1:
         return  # a slowed-down run (sanitizers): its timings are not the reference
@@ -339,15 +339,18 @@ def write_matrix_doc():
         "The lab (`tests/netlab/`) is real Linux NAT in network namespaces: coturn and the",
         "mailbox server on 203.0.113.10, alice behind router A (203.0.113.2), bob behind",
         "router B (198.51.100.2). Each router's NAT type is verified by a probe first.",
+        "Every pair runs twice: routers built with nftables, and with iptables",
+        "(`MASQUERADE --random-fully` for symmetric; `netlab.nat_iptables`).",
         "Setup time: from starting the second peer to the first forwarded byte, on a",
         "shared 2-core machine without added delay (noisy; not asserted).",
         "",
-        "| alice | bob | expected | path (as alice reports it) | setup time |",
-        "|---|---|---|---|---|",
+        "| alice | bob | expected | path (as alice reports it, nftables) | setup time | iptables: path | setup time |",
+        "|---|---|---|---|---|---|---|",
     ]
     for a, b in MATRIX:
-        r = _rows[(a, b)]
-        lines.append(f"| {a} | {b} | {r['expected']} | `{r['path']['line'].strip()}` | {_fmt_setup(r['setup'])} |")
+        r, i = _rows[(a, b, "nft")], _rows[(a, b, "iptables")]
+        lines.append(f"| {a} | {b} | {r['expected']} | `{r['path']['line'].strip()}` | {_fmt_setup(r['setup'])} "
+                     f"| {i['path']['kind']} | {_fmt_setup(i['setup'])} |")
     if _extra:
         lines += ["", "Other scenarios:", "", "| scenario | expected | result | time |", "|---|---|---|---|"]
         for name, r in _extra.items():

@@ -12,7 +12,8 @@
 - Site A's router has 203.0.113.2 towards wan, site B's 198.51.100.2.
   A LAN behind NAT is 10.1.0.0/24 (A) or 10.2.0.0/24 (B); with NAT type
   `none` the LAN is public instead (203.0.113.64/26, 198.51.100.64/26).
-- NAT types (nftables in the router namespace, see NAT_RULES):
+- NAT types (nftables in the router namespace, see nat_rules(); or the same
+  with iptables, nat_iptables(), backend="iptables"):
   none        routing only, the host has a public address
   cone        port-preserving masquerade + every inbound UDP port forwarded
               to the first host: endpoint-independent mapping and filtering
@@ -53,6 +54,7 @@ import lab as e2e  # noqa: E402  (Netns, Proc, deadlines, peersock_bin)
 PYTHON = e2e.PYTHON
 REFLECTOR = HERE / "reflector.py"
 NAT_TYPES = ("none", "cone", "restricted", "symmetric", "udp-blocked")
+NAT_BACKENDS = ("nft", "iptables")  # how the routers are built: nat_rules() or nat_iptables()
 
 SERVICE_IP = "203.0.113.10"
 REFLECTOR2_IP = "203.0.113.11"
@@ -125,6 +127,32 @@ table ip natlab {{
   }}
 }}
 """
+
+
+def nat_iptables(nat, first_host, late_drop=False):
+    """The same NAT types as nat_rules(), built with iptables (x_tables
+    rules; Debian's default iptables program), one argument list per rule.
+    Symmetric is MASQUERADE --random-fully, as home routers on Linux and
+    the lab the outage and path tests were first tried in do it. The guard
+    against unsolicited inbound packets sits in the mangle table's
+    PREROUTING (priority -150, after conntrack and before NAT), where
+    nat_rules() has its own chain."""
+    rules = []
+    if nat != "none":
+        masq = ["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"]
+        rules.append(masq + (["--random-fully"] if nat == "symmetric" else []))
+    if nat == "cone":
+        rules.append(["-t", "nat", "-A", "PREROUTING", "-i", "wan", "-p", "udp", "--dport", "1024:65535",
+                      "-j", "DNAT", "--to-destination", first_host])
+    if nat == "udp-blocked":
+        rules.append(["-A", "FORWARD", "-i", "br0", "-o", "wan", "-p", "udp", "-j", "DROP"])
+    if nat != "none":
+        match = ["-i", "wan"] + (["!", "-p", "udp"] if nat == "cone" else []) + ["-m", "conntrack", "--ctstate", "NEW"]
+        if late_drop:
+            rules += [["-A", "FORWARD", *match, "-j", "DROP"], ["-A", "INPUT", *match, "-j", "DROP"]]
+        else:
+            rules.append(["-t", "mangle", "-A", "PREROUTING", *match, "-j", "DROP"])
+    return rules
 
 
 def run(argv, check=True, timeout=30, input=None):
@@ -204,9 +232,10 @@ class Host:
 class Site:
     """A NAT router namespace and its LAN (a bridge) with one or more hosts."""
 
-    def __init__(self, netlab, letter, nat, host_names, late_drop=False):
+    def __init__(self, netlab, letter, nat, host_names, late_drop=False, backend="nft"):
         assert nat in NAT_TYPES, nat
-        self.netlab, self.letter, self.nat = netlab, letter, nat
+        assert backend in NAT_BACKENDS, backend
+        self.netlab, self.letter, self.nat, self.backend = netlab, letter, nat, backend
         cfg = SITES[letter]
         self.cfg = cfg
         self.router = e2e.Netns()
@@ -252,7 +281,11 @@ class Site:
             netlab.etc_dirs.append(etc)
             (etc / "hosts").write_text(f"127.0.0.1 localhost\n{SERVICE_IP} {LAB_SERVER_NAME}\n")
             self.hosts.append(Host(self, hname, ns, ip))
-        run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip, late_drop))
+        if backend == "nft":
+            run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip, late_drop))
+        else:
+            for rule in nat_iptables(nat, self.hosts[0].ip, late_drop):
+                run(["ip", "netns", "exec", r, "iptables", *rule])
         for host in self.hosts:
             wait_running(host.ns.name, "eth0")
 
@@ -447,11 +480,11 @@ class NetLab:
     def relay_url(self):
         return f"ws://{SERVICE_IP}:{MAILBOX_PORT}/v1"
 
-    def add_site(self, letter, nat, host_names, late_drop=False):
+    def add_site(self, letter, nat, host_names, late_drop=False, backend="nft"):
         assert letter not in self.sites
         before = len(self.namespaces)
         try:
-            site = Site(self, letter, nat, host_names, late_drop)
+            site = Site(self, letter, nat, host_names, late_drop, backend)
         except BaseException:
             # Undo the half-built site so that the next test can build one.
             run(["ip", "-n", self.wan.name, "link", "del", f"to-{letter}"], check=False)
@@ -540,6 +573,7 @@ def main():
     up.add_argument("--bob", choices=NAT_TYPES, default="restricted")
     up.add_argument("--alice2", action="store_true", help="a second host on alice's LAN")
     up.add_argument("--no-verify", action="store_true", help="skip the NAT-type probes")
+    up.add_argument("--backend", choices=NAT_BACKENDS, default="nft", help="build the NAT with nftables or iptables")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("netlab: needs root (network namespaces)")
@@ -547,8 +581,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     with NetLab() as lab:
         lab.start_services()
-        a = lab.add_site("a", args.alice, ["alice", "alice2"] if args.alice2 else ["alice"])
-        b = lab.add_site("b", args.bob, ["bob"])
+        a = lab.add_site("a", args.alice, ["alice", "alice2"] if args.alice2 else ["alice"], backend=args.backend)
+        b = lab.add_site("b", args.bob, ["bob"], backend=args.backend)
         if not args.no_verify:
             for s in (a, b):
                 print(f"site {s.letter} ({s.nat}): probe {json.dumps(s.verify())}")
