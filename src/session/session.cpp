@@ -55,13 +55,15 @@ constexpr gint64 kShutdownDeadlineUs = 5'000'000;
 // 20 s auth deadline or the idle timeout.
 constexpr guint kOriginalVerdictMs = 5000;
 // Liveness once forwarding (reconnect-timeout > 0, peers on v4 and later):
-// checked twice a second. A healthy path is never silent for much more
-// than quic::kResumeKeepAliveNs (3 s: the peer's PING or the ACK of ours),
-// so 5 s of silence is said out loud as "reconnecting".
-constexpr guint kLivenessCheckMs = 500;
-constexpr double kSilentNoticeS = 5.0;
-// QUIC's idle timeout stays above reconnect-timeout, so that the session's
-// own deadline, with its message, is what ends a silent run.
+// checked four times a second. A healthy path is never silent for much
+// more than quic::kResumeKeepAliveNs (3 s: the peer's PING or the ACK of
+// ours), so 5 s of silence is said out loud as "reconnecting", and from then
+// on we keep trying for reconnect-timeout seconds: with the default 60, a
+// 60 s outage survives and a vanished peer is given up on after 65 s.
+constexpr guint kLivenessCheckMs = 250;
+constexpr int kSilentNoticeS = 5;
+// QUIC's idle timeout stays above that, so that the session's own
+// deadline, with its message, is what ends a silent run.
 constexpr int kIdleMarginS = 10;
 
 enum class Phase {
@@ -320,7 +322,8 @@ class Session {
     quic_options.max_version = our_max_version();
     quic_options.peer_body_version = remote.version;
     if (options_.settings.reconnect_timeout_s > 0)
-      quic_options.idle_timeout = std::chrono::seconds(options_.settings.reconnect_timeout_s + kIdleMarginS);
+      quic_options.idle_timeout =
+          std::chrono::seconds(kSilentNoticeS + options_.settings.reconnect_timeout_s + kIdleMarginS);
     link_->start_quic(sides_.quic_server() ? quic::Role::server : quic::Role::client, quic_options);
     set_deadline(kIceDeadlineMs, ExitCode::no_path,
                  fmt::format("no network path to the peer (tried: {})", link_->ice().tried()));
@@ -573,8 +576,9 @@ class Session {
       reconnecting_ = true;
       status_.reconnecting(silent, timeout);
     }
-    if (silent >= timeout) {
-      finish(ExitCode::peer_gone, fmt::format("connection to the peer lost (no answer for {} s)", timeout));
+    if (silent >= kSilentNoticeS + timeout) {
+      finish(ExitCode::peer_gone,
+             fmt::format("connection to the peer lost (no answer for {} s)", kSilentNoticeS + timeout));
     }
   }
 

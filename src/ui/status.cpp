@@ -252,8 +252,7 @@ void Status::reconnecting(double silent_s, int timeout_s) {
   if (json_) {
     log::json_line(event_json("reconnecting", {{"silent_s", std::llround(silent_s)}, {"timeout_s", timeout_s}}));
   } else {
-    log::say("No answer from the other side for {:.0f} s; reconnecting (giving up after {} s)...", silent_s,
-             timeout_s);
+    log::say("No answer from the other side for {:.0f} s; reconnecting for up to {} s...", silent_s, timeout_s);
   }
 }
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netlab"))
 import netlab as nl  # noqa: E402
 from lab import CODE_RE, EXIT_PEER_GONE, Pump, check_same, scaled  # noqa: E402
 
-RECONNECTING_RE = r"^No answer from the other side for \d+ s; reconnecting \(giving up after (\d+) s\)\.\.\.$"
+RECONNECTING_RE = r"^No answer from the other side for \d+ s; reconnecting for up to (\d+) s\.\.\.$"
 BACK_RE = r"^The other side answers again \(after ([\d.]+) s of silence\)\.$"
 PATH_RE = re.compile(r"connected (directly|via)")
 # Both hosts send at most this much (tbf on their LAN links): the stream
@@ -123,13 +123,14 @@ def test_outage_longer_than_the_reconnect_timeout_ends_both_sides(netlab, pair_s
     t0 = time.monotonic()
     try:
         for p in (gen, cons):
-            rc = p.wait_exit(scaled(25) - (time.monotonic() - t0), what="giving up after the reconnect timeout")
+            rc = p.wait_exit(scaled(30) - (time.monotonic() - t0), what="giving up after the reconnect timeout")
             took = time.monotonic() - t0
             netlab.note(f"{p.name} gave up after {took:.1f} s")
             netlab.check(rc == EXIT_PEER_GONE, f"{p.name} exited with {rc}, expected {EXIT_PEER_GONE}")
-            netlab.check(took >= 9.5, f"{p.name} gave up after {took:.1f} s, before its 10 s timeout")
+            # 5 s of silence before "reconnecting", then the 10 s.
+            netlab.check(took >= 14.5, f"{p.name} gave up after {took:.1f} s, before 5 + 10 s of silence")
             errors = [line for line in p.lines() if line.startswith("peersock:")]
-            netlab.check(errors == ["peersock: connection to the peer lost (no answer for 10 s)"],
+            netlab.check(errors == ["peersock: connection to the peer lost (no answer for 15 s)"],
                          f"{p.name}: expected one error line, got {errors}")
     finally:
         a.outage(False)
@@ -142,11 +143,13 @@ def test_killed_peer_is_given_up_on_after_the_default_timeout(netlab, pair_sites
     cons.signal(signal.SIGKILL)
     t0 = time.monotonic()
     gen.wait_line(RECONNECTING_RE, scaled(15), what="the 'reconnecting' line")
-    rc = gen.wait_exit(scaled(65) - (time.monotonic() - t0), what="giving up within 65 s")
+    # 5 s of silence, then 60 s of reconnecting; the check runs every 0.25 s.
+    rc = gen.wait_exit(scaled(68) - (time.monotonic() - t0), what="giving up after 65 s of silence")
     took = time.monotonic() - t0
     netlab.note(f"{gen.name} gave up after {took:.1f} s")
     netlab.check(rc == EXIT_PEER_GONE, f"{gen.name} exited with {rc}, expected {EXIT_PEER_GONE}")
-    netlab.check(gen.find(re.escape("peersock: connection to the peer lost (no answer for 60 s)")) is not None,
+    netlab.check(took >= 64, f"{gen.name} gave up after {took:.1f} s, before 65 s of silence")
+    netlab.check(gen.find(re.escape("peersock: connection to the peer lost (no answer for 65 s)")) is not None,
                  f"{gen.name}: no 'connection to the peer lost' line")
 
 

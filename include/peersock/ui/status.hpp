@@ -65,7 +65,7 @@ class Status {
   void connection_closed(const void* id, uint64_t sent, uint64_t received, bool clean);
   void peer_closed();
   // The peer has not been heard for `silent_s` seconds; the session waits
-  // up to `timeout_s` for it (one line, and a "reconnecting" event).
+  // up to `timeout_s` more for it (one line, and a "reconnecting" event).
   void reconnecting(double silent_s, int timeout_s);
   // It answers again after `silent_s` seconds of silence.
   void reconnected(double silent_s);
