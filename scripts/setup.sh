@@ -35,6 +35,7 @@ packages=(
   zsh groff-base
   python3-pytest
   libnetfilter-queue-dev
+  wireguard-go wireguard-tools dnsmasq-base bind9-dnsutils iperf3
 )
 
 missing=()

@@ -80,6 +80,36 @@ Examples:
   peersock connect-unix /run/postgresql/.s.PGSQL.5432
   peersock connect-unix /var/run/docker.sock
 )"},
+      {"listen-udp", "PORT [CODE]", "receive UDP datagrams on 127.0.0.1:PORT and carry them to the other side",
+       "peersock listen-udp 51820 7-abandon-zoo-lab-name", &parse_listen_udp,
+       R"(Receives UDP datagrams on 127.0.0.1:PORT (--bind ADDR for another address) and
+carries them to the other side, which runs `connect-udp` (and only that: a
+TCP or stdio mode there is refused on both sides, exit 2). Each client's
+source address is a flow of its own, so replies come back to the client that
+asked. The datagrams travel unreliably, like UDP itself, in QUIC DATAGRAM
+frames; one larger than the path can carry is dropped and counted, never
+split. Both sides need protocol version 5 (exit 8 otherwise).
+
+A flow ends after --udp-idle SECONDS without a datagram (default 60); at most
+--udp-max-flows N flows live at once (default 4096; a new one ends the least
+recently used).
+
+Examples:
+  peersock listen-udp 51820 7-abandon-zoo-lab-name   WireGuard: Endpoint =
+                                                     127.0.0.1:51820
+  peersock listen-udp 5353 -                         then: dig -p 5353 @127.0.0.1
+)"},
+      {"connect-udp", "HOST:PORT [CODE]", "send the other side's UDP datagrams to HOST:PORT from here",
+       "peersock connect-udp localhost:51820", &parse_connect_udp,
+       R"(Every datagram that arrives at the other side's `listen-udp` port is sent to
+HOST:PORT from this machine, from one local socket per client of the other
+side, and what HOST:PORT answers goes back to that client. HOST is resolved
+once, when the session starts.
+
+Examples:
+  peersock connect-udp localhost:51820     a WireGuard server on this machine
+  peersock connect-udp 192.168.1.1:53      the LAN's DNS server
+)"},
   };
   return table;
 }

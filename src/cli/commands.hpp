@@ -1,5 +1,6 @@
 // The subcommand table. Each subcommand parses its own positional arguments
-// into a session::Mode (one file each: listen.cpp, connect.cpp, stdio.cpp).
+// into a session::Mode (one file each: listen.cpp, connect.cpp, stdio.cpp,
+// listen_unix.cpp, connect_unix.cpp, listen_udp.cpp, connect_udp.cpp).
 #pragma once
 
 #include <optional>
@@ -30,6 +31,8 @@ size_t parse_stdio_a(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_stdio_b(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_listen_unix(const std::vector<std::string>& args, session::Mode& mode);
 size_t parse_connect_unix(const std::vector<std::string>& args, session::Mode& mode);
+size_t parse_listen_udp(const std::vector<std::string>& args, session::Mode& mode);
+size_t parse_connect_udp(const std::vector<std::string>& args, session::Mode& mode);
 
 const std::vector<Command>& commands();
 

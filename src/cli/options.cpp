@@ -35,7 +35,9 @@ struct Scan {
   };
   std::vector<Positional> positional;
   std::optional<std::string> config_flag, code_file;
-  std::optional<std::string> bind_address;  // --bind, for listen
+  std::optional<std::string> bind_address;  // --bind, for listen and listen-udp
+  std::optional<uint64_t> udp_idle_ns;      // --udp-idle
+  std::optional<size_t> udp_max_flows;      // --udp-max-flows
   bool send_only = false, recv_only = false;
   bool join = false;
   std::optional<std::string> label;
@@ -52,6 +54,23 @@ int code_words(std::string_view v) {
     throw UsageError(
         fmt::format("--code-words: {} is not a number from {} to {}", quote(v), code::kMinWords, code::kMaxWords));
   }
+  return n;
+}
+
+// --udp-idle: seconds, 0.1 to one day (decimals allowed: tests use short ones).
+uint64_t udp_idle(std::string_view v) {
+  double seconds = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+  if (ec != std::errc{} || end != v.data() + v.size() || !(seconds >= 0.1 && seconds <= 86400))
+    throw UsageError(fmt::format("--udp-idle: {} is not a number of seconds from 0.1 to 86400", quote(v)));
+  return static_cast<uint64_t>(seconds * 1e9);
+}
+
+size_t udp_max_flows(std::string_view v) {
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc{} || end != v.data() + v.size() || n < 1 || n > 65536)
+    throw UsageError(fmt::format("--udp-max-flows: {} is not a number from 1 to 65536", quote(v)));
   return n;
 }
 
@@ -113,6 +132,16 @@ constexpr auto kOptions = std::to_array<Option>({
      .arg = "ADDR",
      .help = "listen: address to accept on (default 127.0.0.1)",
      .apply = [](Scan& s, std::string_view v) { s.bind_address = std::string(v); }},
+    {.name = "--udp-idle",
+     .value = V::required,
+     .arg = "SECONDS",
+     .help = "listen-udp, connect-udp: a flow ends after this long without a datagram (default 60)",
+     .apply = [](Scan& s, std::string_view v) { s.udp_idle_ns = udp_idle(v); }},
+    {.name = "--udp-max-flows",
+     .value = V::required,
+     .arg = "N",
+     .help = "listen-udp, connect-udp: flows at once at most; a new one ends the least recently used (default 4096)",
+     .apply = [](Scan& s, std::string_view v) { s.udp_max_flows = udp_max_flows(v); }},
     {.name = "--send-only",
      .help = "stdio: send stdin, discard what arrives (also when stdin is a terminal)",
      .apply = [](Scan& s, std::string_view) { s.send_only = true; }},
@@ -269,6 +298,16 @@ std::pair<std::vector<std::string>, size_t> subcommand_args(Scan& scan) {
   const size_t used = command->parse(rest, parsed.options.mode);
   if (auto* listen = std::get_if<forward::ListenTcp>(&parsed.options.mode); listen && scan.bind_address)
     listen->bind_address = *scan.bind_address;
+  if (auto* listen = std::get_if<forward::ListenUdp>(&parsed.options.mode); listen && scan.bind_address)
+    listen->bind_address = *scan.bind_address;
+  if (scan.udp_idle_ns || scan.udp_max_flows) {
+    forward::udp::FlowLimits* limits = forward::mutable_udp_limits(parsed.options.mode);
+    if (limits == nullptr)
+      throw UsageError(fmt::format("{}: only listen-udp and connect-udp take {}", command->name,
+                                   scan.udp_idle_ns ? "--udp-idle" : "--udp-max-flows"));
+    if (scan.udp_idle_ns) limits->idle_ns = *scan.udp_idle_ns;
+    if (scan.udp_max_flows) limits->max_flows = *scan.udp_max_flows;
+  }
   apply_stdio_flags(scan);
   if (rest.size() > used + 1) {
     throw UsageError(fmt::format("{}: unexpected argument {} (usage: peersock {} {})", command->name,

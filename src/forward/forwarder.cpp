@@ -29,6 +29,10 @@ Forwarder::Forwarder(LocalEnd local, ForwarderEvents events)
     listener_.emplace(LocalListener::tcp(tcp->bind_address, tcp->port));
   } else if (const auto* unix_socket = std::get_if<ListenUnix>(&local_)) {
     listener_.emplace(LocalListener::unix_socket(unix_socket->path));
+  } else if (is_udp(local_)) {
+    udp_ = std::make_unique<UdpRelay>(
+        local_, [this] { if (events_.wants_io) events_.wants_io(); },
+        [this](std::exception_ptr e) { if (events_.failed) events_.failed(e); });
   }
 }
 
@@ -40,9 +44,18 @@ Forwarder::~Forwarder() {
   sweep_.reset();
   pending_.clear();
   pumps_.clear();
+  udp_.reset();
 }
 
-std::string Forwarder::listener_description() const { return listener_ ? listener_->description() : std::string(); }
+std::string Forwarder::listener_description() const {
+  if (udp_) return udp_->description();
+  return listener_ ? listener_->description() : std::string();
+}
+
+std::optional<UdpCounts> Forwarder::udp_counts() const {
+  if (!udp_) return std::nullopt;
+  return udp_->counts();
+}
 
 namespace {
 // Puts /dev/null in place of stdin (reads: EOF at once) or stdout (writes
@@ -59,6 +72,10 @@ void replace_with_null(int fd) {
 void Forwarder::start(quic::Endpoint& endpoint, Capabilities caps) {
   endpoint_ = &endpoint;
   caps_ = caps;
+  if (udp_) {
+    udp_->start(endpoint);
+    return;
+  }
   if (is_stdio()) {
     const StdioDirections d = stdio_directions(local_);
     if (!d.send) replace_with_null(0);
@@ -208,6 +225,7 @@ void Forwarder::close(ExitCode why) {
   stopped_ = true;
   accept_watch_.reset();
   fd_retry_.reset();
+  if (udp_) udp_->close();
   if (why == ExitCode::ok || is_stdio()) return;
   // The run ends with connections open: each local program must see an
   // error (RST), not a clean end that would pass a cut-short transfer for a
@@ -223,7 +241,7 @@ void Forwarder::close(ExitCode why) {
 
 void Forwarder::on_stream(quic::Stream stream) {
   bool single = is_stdio() || !caps_.several_connections;
-  if (is_opener(local_) || (single && connections_ + pending_.size() >= 1)) {
+  if (is_opener(local_) || udp_ || (single && connections_ + pending_.size() >= 1)) {
     log::debug(Layer::forward, "rejecting unexpected stream {}", stream.id());
     stream.reset();
     return;
@@ -395,6 +413,7 @@ void Forwarder::sweep() {
 // 1000 idle ones open).
 void Forwarder::after_quic_run() {
   if (!endpoint_) return;
+  if (udp_) udp_->after_quic_run();
   poll_pending();
   for (int64_t id : endpoint_->take_ready()) {
     auto it = pumps_by_stream_.find(static_cast<uint64_t>(id));

@@ -120,6 +120,18 @@ struct Endpoint::Callbacks {
     return 0;
   }
 
+  static int recv_datagram(ngtcp2_conn*, uint32_t, const uint8_t* data, size_t len, void* user_data) {
+    return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
+      self(user_data).receive_datagram_frame({data, len});
+      return 0;
+    });
+  }
+
+  static int lost_datagram(ngtcp2_conn*, uint64_t, void* user_data) {
+    ++self(user_data).datagram_stats_.lost;
+    return 0;
+  }
+
   static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref) { return static_cast<Endpoint*>(ref->user_data)->conn_; }
 
   static const ngtcp2_callbacks& table(Role role) {
@@ -153,6 +165,8 @@ struct Endpoint::Callbacks {
     cb.stream_close = stream_close;
     cb.stream_reset = stream_reset;
     cb.extend_max_stream_data = extend_max_stream_data;
+    cb.recv_datagram = recv_datagram;
+    cb.lost_datagram = lost_datagram;
     return cb;
   }
 };

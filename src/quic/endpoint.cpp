@@ -19,7 +19,9 @@
 
 #include "internal.hpp"
 #include "peersock/error.hpp"
+#include "peersock/c_boundary.hpp"
 #include "peersock/log.hpp"
+#include "peersock/protocol/version.hpp"
 #include "tls.hpp"
 
 namespace peersock::quic {
@@ -87,6 +89,22 @@ constexpr uint64_t kMaxStreams = 1024;
 constexpr Timestamp kCloseFlushNs = 3'000'000'000ULL;
 // Datagrams per write pass at most (one send call).
 constexpr size_t kMaxBatch = 64;
+// What we advertise as max_datagram_frame_size: any UDP payload fits in
+// the frame; what limits a datagram is the path (max_datagram_payload()).
+constexpr uint64_t kMaxDatagramFrame = 65535;
+// DATAGRAM send queue: what waits for the congestion window. 1024 datagrams
+// or 2 MiB, about 17 ms at 1 Gbit/s: a burst from the local application
+// rides it out, a sustained overload is dropped at once instead of aging
+// in a queue (old UDP data is worth less than new: games, VoIP, DNS
+// retries). The receive queue is drained after every QUIC run (the
+// forwarder), so its bound only matters when the local socket is stuck.
+constexpr size_t kMaxDatagramQueue = 1024;
+constexpr size_t kMaxDatagramQueueBytes = 2 << 20;
+constexpr size_t kMaxDatagramRxQueue = 4096;
+constexpr size_t kMaxDatagramRxQueueBytes = 8 << 20;
+// Every AEAD of QUIC's TLS 1.3 cipher suites (AES-GCM, ChaCha20-Poly1305,
+// AES-CCM) adds a 16-byte tag.
+constexpr size_t kAeadTag = 16;
 
 void random_bytes(uint8_t* dest, size_t len) {
   if (RAND_bytes(dest, static_cast<int>(len)) != 1) throw Error(ExitCode::failure, "RAND_bytes failed");
@@ -133,6 +151,7 @@ Endpoint::Endpoint(Role role, Transmit transmit, const EndpointOptions& options,
   conn_ref_->ref.user_data = this;
   negotiation_->cap = options.max_version;
   negotiation_->peer_body_version = options.peer_body_version;
+  negotiation_->on_selected = [this](int version) { on_version_selected(version); };
   ctx_.reset(tls::make_context(role, negotiation_.get()).release());
   if (role_ == Role::client) create_client(now);
 }
@@ -182,6 +201,10 @@ void fill_params(ngtcp2_transport_params& params, const EndpointOptions& options
   params.initial_max_streams_uni = 0;
   params.max_idle_timeout = static_cast<ngtcp2_duration>(options.idle_timeout.count()) * NGTCP2_MILLISECONDS;
   params.active_connection_id_limit = 4;
+  // The client offers every version up to its cap, so it advertises what
+  // its highest one needs; the server decides once it has selected one
+  // (Endpoint::on_version_selected).
+  if (options.datagrams && protocol::carries_udp(options.max_version)) params.max_datagram_frame_size = kMaxDatagramFrame;
 }
 }  // namespace
 
@@ -217,6 +240,7 @@ bool Endpoint::create_server(std::span<const uint8_t> first, Timestamp now) {
   fill_settings(settings, options_, now);
   ngtcp2_transport_params params;
   fill_params(params, options_);
+  params.max_datagram_frame_size = 0;  // on_version_selected
   params.original_dcid = hd.dcid;
   params.original_dcid_present = 1;
   params.stateless_reset_token_present = 1;
@@ -411,12 +435,48 @@ void Endpoint::write(Timestamp now) {
     }
   }
 
+  const bool datagrams = datagrams_enabled();
+  const size_t datagram_max = max_datagram_payload();
   while (out_sizes_.size() < max_pkts) {
     uint8_t* dest = out_.data() + used;
     size_t cursor = 0;  // next candidate in sendable_ for this packet
     int64_t last = -1;  // the stream whose data ended the packet
     ngtcp2_ssize n = 0;
-    for (;;) {
+    // DATAGRAM frames first: UDP traffic is what waits badly (a game's
+    // position, a voice frame), while a stream's bytes wait in its buffer
+    // and TCP holds the application back. Then stream data fills the rest.
+    bool packet_done = false;
+    while (datagrams && !tx_datagrams_.empty()) {
+      std::vector<uint8_t>& d = tx_datagrams_.front();
+      if (d.size() > datagram_max) {  // the path's limit cannot shrink below what was checked; be sure anyway
+        ++datagram_stats_.too_large;
+        pop_datagram();
+        continue;
+      }
+      int accepted = 0;
+      ngtcp2_vec v{d.data(), d.size()};
+      n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, dest, max_size, &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE,
+                                      next_datagram_id_, &v, 1, now);
+      if (accepted) {
+        ++next_datagram_id_;
+        ++datagram_stats_.sent;
+        datagram_stats_.sent_bytes += d.size();
+        pop_datagram();
+      }
+      if (n == NGTCP2_ERR_WRITE_MORE) continue;  // room left in this packet
+      if (n == NGTCP2_ERR_INVALID_ARGUMENT) {   // over the peer's max_datagram_frame_size
+        ++datagram_stats_.too_large;
+        pop_datagram();
+        continue;
+      }
+      if (n < 0) {
+        fail(static_cast<int>(n), now);
+        return;
+      }
+      packet_done = true;  // a full packet (n > 0), or congestion / pacing limited (0)
+      break;
+    }
+    for (; !packet_done;) {
       StreamState* s = nullptr;
       while (cursor < sendable_.size()) {
         s = find(sendable_[cursor]);
@@ -489,6 +549,11 @@ void Endpoint::write(Timestamp now) {
   sweep();
 }
 
+void Endpoint::pop_datagram() {
+  tx_datagram_bytes_ -= tx_datagrams_.front().size();
+  tx_datagrams_.pop_front();
+}
+
 void Endpoint::write_close(Timestamp now) {
   ngtcp2_ccerr ccerr;
   ngtcp2_ccerr_default(&ccerr);
@@ -529,6 +594,19 @@ void Endpoint::close(uint64_t app_error, std::string_view reason, Timestamp now)
   write(now);
 }
 
+// Server, from the ALPN selection callback (before the handshake keys, so
+// before our transport parameters are encoded): DATAGRAM support only for a
+// version that carries UDP.
+void Endpoint::on_version_selected(int version) {
+  if (!conn_ || !options_.datagrams || !protocol::carries_udp(version)) return;
+  ngtcp2_transport_params params = *ngtcp2_conn_get_local_transport_params2(conn_);
+  params.max_datagram_frame_size = kMaxDatagramFrame;
+  int rv = ngtcp2_conn_set_local_transport_params(conn_, &params);
+  c_boundary("the ALPN selection", [&] {
+    if (rv != 0) log::debug(Layer::quic, "set_local_transport_params: {}", ngtcp2_strerror(rv));
+  });
+}
+
 bool Endpoint::shutdown_complete() const {
   if (close_requested_) return close_sent_;
   return closed_.has_value();
@@ -564,6 +642,72 @@ std::optional<alpn::Selection> Endpoint::selection() const {
 }
 
 bool Endpoint::presented_original_identity() const { return negotiation_->original_identity; }
+
+bool Endpoint::datagrams_enabled() const {
+  if (!conn_ || !handshake_done_ || closed_) return false;
+  const ngtcp2_transport_params* local = ngtcp2_conn_get_local_transport_params2(conn_);
+  const ngtcp2_transport_params* remote = ngtcp2_conn_get_remote_transport_params2(conn_);
+  return local && remote && local->max_datagram_frame_size > 0 && remote->max_datagram_frame_size > 0;
+}
+
+// A 1-RTT packet around one DATAGRAM frame: the first byte, the peer's
+// connection id, a packet number of up to 4 bytes, the AEAD tag; the frame's
+// type byte and its length (a varint of up to 4 bytes below 2^30).
+size_t Endpoint::datagram_overhead() const {
+  return 1 + ngtcp2_conn_get_dcid2(conn_)->datalen + 4 + kAeadTag + 1 + 4;
+}
+
+size_t Endpoint::max_datagram_payload() const {
+  if (!datagrams_enabled()) return 0;
+  const size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  const size_t overhead = datagram_overhead();
+  const uint64_t frame = ngtcp2_conn_get_remote_transport_params2(conn_)->max_datagram_frame_size;
+  const size_t by_frame = frame > 5 ? static_cast<size_t>(std::min<uint64_t>(frame - 5, kMaxDatagram)) : 0;
+  return std::min(path > overhead ? path - overhead : 0, by_frame);
+}
+
+DatagramResult Endpoint::send_datagram(std::span<const uint8_t> payload) {
+  if (!datagrams_enabled() || close_requested_) return DatagramResult::unavailable;
+  if (payload.size() > max_datagram_payload()) {
+    ++datagram_stats_.too_large;
+    return DatagramResult::too_large;
+  }
+  if (tx_datagrams_.size() >= kMaxDatagramQueue || tx_datagram_bytes_ + payload.size() > kMaxDatagramQueueBytes) {
+    ++datagram_stats_.queue_full;
+    return DatagramResult::queue_full;
+  }
+  tx_datagrams_.emplace_back(payload.begin(), payload.end());
+  tx_datagram_bytes_ += payload.size();
+  return DatagramResult::queued;
+}
+
+void Endpoint::accept_datagrams(bool on) {
+  accept_datagrams_ = on;
+  if (!on) {
+    rx_datagrams_.clear();
+    rx_datagram_bytes_ = 0;
+  }
+}
+
+void Endpoint::receive_datagram_frame(std::span<const uint8_t> payload) {
+  if (!accept_datagrams_ || rx_datagrams_.size() >= kMaxDatagramRxQueue ||
+      rx_datagram_bytes_ + payload.size() > kMaxDatagramRxQueueBytes) {
+    ++datagram_stats_.rx_dropped;
+    return;
+  }
+  rx_datagrams_.emplace_back(payload.begin(), payload.end());
+  rx_datagram_bytes_ += payload.size();
+}
+
+std::optional<std::vector<uint8_t>> Endpoint::take_datagram() {
+  if (rx_datagrams_.empty()) return std::nullopt;
+  std::vector<uint8_t> out = std::move(rx_datagrams_.front());
+  rx_datagrams_.pop_front();
+  rx_datagram_bytes_ -= out.size();
+  ++datagram_stats_.received;
+  datagram_stats_.received_bytes += out.size();
+  return out;
+}
 
 ConnStats Endpoint::stats() const {
   ConnStats out;

@@ -80,6 +80,7 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const u
   n->selection = alpn::select({in, in_len}, n->cap, n->peer_body_version);
   n->offered = true;
   if (!n->selection.ok) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  if (n->on_selected) n->on_selected(n->selection.version);
   *out = in + n->selection.offset;
   *out_len = static_cast<unsigned char>(n->selection.length);
   return SSL_TLSEXT_ERR_OK;

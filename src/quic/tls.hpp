@@ -5,6 +5,7 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@ struct Negotiation {
   bool offered = false;       // the selection callback ran
   alpn::Selection selection;
   bool original_identity = false;  // the original's certificate was presented
+  // Called from the selection callback with the chosen version, before the
+  // server's transport parameters go out (the endpoint advertises DATAGRAM
+  // support from here). Must not throw.
+  std::function<void(int version)> on_selected;
 };
 
 // Client: no certificate verification (the peer is authenticated by SMP over

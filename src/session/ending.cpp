@@ -15,6 +15,8 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
   if (info.is_app && info.error_code == quic::kErrorAuthFailed) return {ExitCode::code_mismatch, kMismatchMessage};
   if (info.is_app && info.error_code == quic::kErrorProtocol && info.reason == kVersionChangedReason)
     return {ExitCode::protocol, kVersionChangedMessage};
+  if (info.is_app && info.error_code == quic::kErrorProtocol && info.reason == kNoUdpReason)
+    return {ExitCode::protocol, kPeerNeedsUdpMessage};
   if (info.is_app && info.error_code == quic::kErrorProtocol)
     return {ExitCode::protocol, fmt::format("the peer ended the connection: it received invalid data ({})", reason)};
   if (!forwarding)
@@ -31,6 +33,13 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
   }
   return {ExitCode::peer_gone, fmt::format("connection to the peer lost{}",
                                            info.by_peer ? " (the peer aborted)" : " (no answer from the peer)")};
+}
+
+std::string no_udp_message(int version) {
+  const std::string who = version == 1 ? "the original peersock" : fmt::format("protocol version {}", version);
+  return fmt::format("the other side cannot forward UDP (it speaks {}; listen-udp and connect-udp need version 5 on "
+                     "both sides: update it, or unset PEERSOCK_PROTOCOL)",
+                     who);
 }
 
 std::string original_peer_notice(bool addresses_visible, bool one_connection) {

@@ -44,6 +44,11 @@ std::string hint_for_other_side(const Mode& mode, const std::string& relay_url) 
           [](const forward::ConnectUnix&) -> std::string { return "listen PORT"; },
           [](const forward::StdioA&) -> std::string { return "stdio-b"; },
           [](const forward::StdioB&) -> std::string { return "stdio-a"; },
+          [](const forward::ListenUdp&) -> std::string { return "connect-udp HOST:PORT"; },
+          [](const forward::ConnectUdp& c) -> std::string {
+            auto colon = c.target.rfind(':');
+            return "listen-udp " + (colon == std::string::npos ? std::string("PORT") : c.target.substr(colon + 1));
+          },
       },
       mode);
   std::string relay;
@@ -53,7 +58,11 @@ std::string hint_for_other_side(const Mode& mode, const std::string& relay_url) 
 
 void check_roles(const Mode& mode, const std::string& peer_mode) {
   const std::optional<bool> peer_opens = forward::name_is_opener(peer_mode);
-  if (!peer_opens || *peer_opens != forward::is_opener(mode)) return;
+  if (!peer_opens) return;
+  // UDP pairs only with UDP: datagrams have no stream to go into, and a
+  // stream has no datagram to come out of.
+  const bool kinds_differ = *forward::name_is_udp(peer_mode) != forward::is_udp(mode);
+  if (!kinds_differ && *peer_opens != forward::is_opener(mode)) return;
   const std::string ours = forward::mode_name(mode);
   const std::string both = ours == peer_mode ? fmt::format("both sides ran {}", ours)
                                              : fmt::format("this side ran {} and the other side {}", ours, peer_mode);
@@ -65,12 +74,18 @@ void check_roles(const Mode& mode, const std::string& peer_mode) {
                      [](const forward::ConnectUnix&) { return "listen or listen-unix (or stdio-b)"; },
                      [](const forward::StdioA&) { return "stdio-b (or listen)"; },
                      [](const forward::StdioB&) { return "stdio-a (or connect)"; },
+                     [](const forward::ListenUdp&) { return "connect-udp"; },
+                     [](const forward::ConnectUdp&) { return "listen-udp"; },
                  },
                  mode);
   throw UsageError(fmt::format("{}: the other side must run {}", both, partner));
 }
 
 std::string authenticated_line(const Mode& mode, const std::string& listener) {
+  if (std::holds_alternative<forward::ListenUdp>(mode))
+    return fmt::format("authenticated; forwarding UDP datagrams to {} to the other side", listener);
+  if (std::holds_alternative<forward::ConnectUdp>(mode))
+    return fmt::format("authenticated; the other side's UDP datagrams go to {}", forward::connect_target(mode));
   if (forward::is_listen(mode))
     return fmt::format("authenticated; forwarding connections to {} to the other side", listener);
   if (forward::is_connect(mode))

@@ -324,6 +324,7 @@ class Session {
     if (options_.settings.reconnect_timeout_s > 0)
       quic_options.idle_timeout =
           std::chrono::seconds(kSilentNoticeS + options_.settings.reconnect_timeout_s + kIdleMarginS);
+    quic_options.datagrams = forward::is_udp(options_.mode);
     link_->start_quic(sides_.quic_server() ? quic::Role::server : quic::Role::client, quic_options);
     set_deadline(kIceDeadlineMs, ExitCode::no_path,
                  fmt::format("no network path to the peer (tried: {})", link_->ice().tried()));
@@ -374,6 +375,12 @@ class Session {
         // middle's, and the message would blame the wrong party.
         link_->set_close_reason(std::string(kVersionChangedReason));
         finish(ExitCode::protocol, kVersionChangedMessage);
+        return;
+      }
+      if (verdict == AuthGate::Verdict::success && forward::is_udp(options_.mode) &&
+          !protocol::carries_udp(version_)) {
+        link_->set_close_reason(std::string(kNoUdpReason));
+        finish(ExitCode::protocol, no_udp_message(version_));
         return;
       }
       if (verdict == AuthGate::Verdict::success) {

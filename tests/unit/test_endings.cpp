@@ -147,7 +147,43 @@ TEST(Mode, SameRolesAreAUsageErrorNamingWhatTheOtherSideMustRun) {
   EXPECT_NO_THROW(check_roles(forward::ListenTcp{}, "connect"));
   EXPECT_NO_THROW(check_roles(forward::StdioB{}, "stdio-a"));
   EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, ""));             // the original says nothing
-  EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, "connect-udp"));  // a later release's mode
+  EXPECT_NO_THROW(check_roles(forward::ConnectTcp{"h:1"}, "connect-sctp"));  // a later release's mode
+}
+
+TEST(Mode, UdpPairsOnlyWithUdp) {
+  EXPECT_NO_THROW(check_roles(forward::ListenUdp{}, "connect-udp"));
+  EXPECT_NO_THROW(check_roles(forward::ConnectUdp{"h:1"}, "listen-udp"));
+  EXPECT_NO_THROW(check_roles(forward::ListenUdp{}, ""));  // the original: found by the version (exit 8)
+  try {
+    check_roles(forward::ListenUdp{}, "connect");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "this side ran listen-udp and the other side connect: the other side must run connect-udp");
+  }
+  try {
+    check_roles(forward::ConnectTcp{"h:1"}, "listen-udp");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "this side ran connect and the other side listen-udp: the other side must run listen (or stdio-b)");
+  }
+  EXPECT_THROW(check_roles(forward::ListenUdp{}, "listen-udp"), UsageError);
+  EXPECT_THROW(check_roles(forward::ConnectUdp{"h:1"}, "connect-udp"), UsageError);
+  EXPECT_THROW(check_roles(forward::ConnectUdp{"h:1"}, "stdio-b"), UsageError);
+  EXPECT_THROW(check_roles(forward::StdioA{}, "listen-udp"), UsageError);
+  EXPECT_EQ(hint_for_other_side(forward::ConnectUdp{"localhost:51820"}, config::defaults().relay_url),
+            "peersock listen-udp 51820 --join");
+  EXPECT_EQ(hint_for_other_side(forward::ListenUdp{}, config::defaults().relay_url),
+            "peersock connect-udp HOST:PORT --join");
+}
+
+TEST(Endings, NoUdpInTheNegotiatedVersion) {
+  EXPECT_NE(no_udp_message(4).find("protocol version 4"), std::string::npos);
+  EXPECT_NE(no_udp_message(1).find("the original peersock"), std::string::npos);
+  quic::CloseInfo info{true, true, quic::kErrorProtocol, std::string(kNoUdpReason)};
+  Ending e = ending_for_close(info, false, true, 0);
+  EXPECT_EQ(e.code, ExitCode::protocol);
+  EXPECT_EQ(e.message, kPeerNeedsUdpMessage);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // closing, idle timeout, stream limits, readiness, junk input and congestion
 // control. Virtual time makes a 50 ms RTT cost nothing and makes every time
 // bound a statement about the protocol, not about the test machine.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -1292,6 +1293,146 @@ TEST(QuicThroughput, FlowControlWindowsGrowOnALongFatPath) {
   EXPECT_LE(took, 6 * kSec) << "took " << took / kMs << " ms";
   RecordProperty("virtual_ms", std::to_string(took / kMs));
 }
+
+
+// ---- DATAGRAM frames (RFC 9221; docs/protocol.md §7.7) -----------------------
+
+namespace datagrams {
+
+PairOptions udp_pair(int client_cap, int server_cap, bool client_wants = true, bool server_wants = true) {
+  PairOptions o = versions(client_cap, server_cap, client_cap, server_cap);
+  o.client.datagrams = client_wants;
+  o.server.datagrams = server_wants;
+  return o;
+}
+
+// Both endpoints' received datagrams, taken as the forwarder takes them.
+struct Collected {
+  std::vector<Bytes> at_client, at_server;
+  void take(QuicPair& p) {
+    while (auto d = p.client().take_datagram()) at_client.push_back(std::move(*d));
+    while (auto d = p.server().take_datagram()) at_server.push_back(std::move(*d));
+  }
+};
+
+TEST(QuicDatagrams, EnabledOnlyWhenTheVersionCarriesUdpAndBothAsk) {
+  struct Case {
+    int client_cap, server_cap;
+    bool client_wants, server_wants, enabled;
+  };
+  for (const Case& c : {Case{5, 5, true, true, true}, Case{5, 4, true, true, false}, Case{4, 5, true, true, false},
+                        Case{5, 5, false, true, false}, Case{5, 5, true, false, false}}) {
+    QuicPair p(udp_pair(c.client_cap, c.server_cap, c.client_wants, c.server_wants));
+    ASSERT_TRUE(p.handshake());
+    SCOPED_TRACE(fmt::format("caps {}/{} wants {}/{}", c.client_cap, c.server_cap, c.client_wants, c.server_wants));
+    EXPECT_EQ(p.client().datagrams_enabled(), c.enabled);
+    EXPECT_EQ(p.server().datagrams_enabled(), c.enabled);
+    if (!c.enabled) {
+      const Bytes one{1, 2, 3};
+      EXPECT_EQ(p.client().send_datagram(one), quic::DatagramResult::unavailable);
+      EXPECT_EQ(p.server().send_datagram(one), quic::DatagramResult::unavailable);
+      EXPECT_EQ(p.client().max_datagram_payload(), 0u);
+    }
+  }
+}
+
+TEST(QuicDatagrams, TheServerAdvertisesNothingToAClientAtAnOlderVersion) {
+  // The server speaks 5 and wants datagrams, the client only offers up to
+  // 4: the server's transport parameters must not offer DATAGRAM frames.
+  QuicPair p(udp_pair(4, 5));
+  ASSERT_TRUE(p.handshake());
+  EXPECT_EQ(p.server().negotiated().version, 4);
+  EXPECT_FALSE(p.client().datagrams_enabled());
+}
+
+TEST(QuicDatagrams, CarryPayloadsBothWaysIntact) {
+  QuicPair p(udp_pair(5, 5));
+  ASSERT_TRUE(p.handshake());
+  p.client().accept_datagrams(true);
+  p.server().accept_datagrams(true);
+  const size_t max = p.client().max_datagram_payload();
+  EXPECT_GE(max, 1100u);
+  EXPECT_LE(max, 1452u);
+  std::vector<Bytes> up, down;
+  for (size_t i = 0; i < 200; ++i) {
+    up.push_back(sim::random_bytes(1 + (i * 37) % max, i));
+    down.push_back(sim::random_bytes(1 + (i * 53) % max, 1000 + i));
+    ASSERT_EQ(p.client().send_datagram(up.back()), quic::DatagramResult::queued);
+    ASSERT_EQ(p.server().send_datagram(down.back()), quic::DatagramResult::queued);
+  }
+  Collected got;
+  ASSERT_TRUE(p.run_until([&] {
+    got.take(p);
+    return got.at_server.size() == up.size() && got.at_client.size() == down.size();
+  }));
+  EXPECT_EQ(got.at_server, up);  // no loss on this link: all, and in order
+  EXPECT_EQ(got.at_client, down);
+  EXPECT_EQ(p.client().datagram_stats().sent, up.size());
+  EXPECT_EQ(p.server().datagram_stats().received, up.size());
+}
+
+TEST(QuicDatagrams, TooLargeIsDroppedAndCountedNeverFragmented) {
+  QuicPair p(udp_pair(5, 5));
+  ASSERT_TRUE(p.handshake());
+  p.server().accept_datagrams(true);
+  const size_t max = p.client().max_datagram_payload();
+  EXPECT_EQ(p.client().send_datagram(Bytes(max + 1, 7)), quic::DatagramResult::too_large);
+  EXPECT_EQ(p.client().send_datagram(Bytes(max, 8)), quic::DatagramResult::queued);
+  EXPECT_EQ(p.client().datagram_stats().too_large, 1u);
+  Collected got;
+  ASSERT_TRUE(p.run_until([&] {
+    got.take(p);
+    return !got.at_server.empty();
+  }));
+  p.run_for(1 * kSec, [&] { got.take(p); });
+  ASSERT_EQ(got.at_server.size(), 1u);
+  EXPECT_EQ(got.at_server[0], Bytes(max, 8));  // the largest one fits in one packet
+}
+
+TEST(QuicDatagrams, TheSendQueueIsBoundedAndOverflowIsCounted) {
+  QuicPair p(udp_pair(5, 5));
+  ASSERT_TRUE(p.handshake());
+  size_t queued = 0, full = 0;
+  for (int i = 0; i < 5000; ++i) {
+    auto r = p.client().send_datagram(Bytes(1000, 1));
+    (r == quic::DatagramResult::queued ? queued : full) += 1;
+  }
+  EXPECT_LE(queued, 2100u);  // 2 MiB of 1000-byte datagrams at most
+  EXPECT_GT(full, 0u);
+  EXPECT_EQ(p.client().datagram_stats().queue_full, full);
+  EXPECT_EQ(p.client().datagrams_unsent(), queued);
+}
+
+TEST(QuicDatagrams, NotAcceptedBeforeForwardingAndBoundedAfter) {
+  QuicPair p(udp_pair(5, 5));
+  ASSERT_TRUE(p.handshake());
+  ASSERT_EQ(p.client().send_datagram(Bytes(10, 1)), quic::DatagramResult::queued);
+  p.run_for(1 * kSec);
+  EXPECT_EQ(p.server().datagrams_waiting(), 0u);
+  EXPECT_EQ(p.server().datagram_stats().rx_dropped, 1u);
+  p.server().accept_datagrams(true);
+  ASSERT_EQ(p.client().send_datagram(Bytes(10, 2)), quic::DatagramResult::queued);
+  ASSERT_TRUE(p.run_until([&] { return p.server().datagrams_waiting() == 1; }));
+  EXPECT_EQ(*p.server().take_datagram(), Bytes(10, 2));
+}
+
+TEST(QuicDatagrams, UnderLossSomeAreLostAndNoneAreRetransmitted) {
+  PairOptions o = udp_pair(5, 5);
+  o.up.loss = o.down.loss = 0.05;
+  o.up.seed = 11;
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake(20 * kSec));
+  p.server().accept_datagrams(true);
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(p.client().send_datagram(Bytes(500, 3)), quic::DatagramResult::queued);
+  Collected got;
+  p.run_for(5 * kSec, [&] { got.take(p); });
+  EXPECT_LT(got.at_server.size(), 500u);
+  EXPECT_GT(got.at_server.size(), 400u);
+  EXPECT_GT(p.client().datagram_stats().lost, 0u);
+  EXPECT_EQ(p.client().datagram_stats().sent, 500u);
+}
+
+}  // namespace datagrams
 
 }  // namespace
 }  // namespace peersock::quic

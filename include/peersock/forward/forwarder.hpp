@@ -27,6 +27,7 @@
 #include "peersock/forward/local_socket.hpp"
 #include "peersock/forward/poller.hpp"
 #include "peersock/forward/pump.hpp"
+#include "peersock/forward/udp_relay.hpp"
 #include "peersock/glib/raii.hpp"
 #include "peersock/quic/endpoint.hpp"
 #include "peersock/quic/stream.hpp"
@@ -112,6 +113,8 @@ class Forwarder final : public Stage {
   };
   std::vector<Sample> samples() const;
   size_t open_connections() const { return pumps_.size(); }
+  // listen-udp / connect-udp: the datagram counts; nullopt in other modes.
+  std::optional<UdpCounts> udp_counts() const;
   // One line per connection (SIGUSR1 dump).
   std::vector<std::string> describe() const;
 
@@ -146,6 +149,7 @@ class Forwarder final : public Stage {
   LocalEnd local_;
   ForwarderEvents events_;
   std::optional<LocalListener> listener_;
+  std::unique_ptr<UdpRelay> udp_;  // listen-udp, connect-udp
   quic::Endpoint* endpoint_ = nullptr;
   Capabilities caps_;
   bool stopped_ = false;

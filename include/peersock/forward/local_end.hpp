@@ -10,6 +10,8 @@
 #include <string_view>
 #include <variant>
 
+#include "peersock/forward/udp_flows.hpp"
+
 namespace peersock::forward {
 
 struct ListenTcp {  // listen PORT [--bind ADDR]
@@ -42,12 +44,32 @@ struct StdioB {  // stdio-b
   StdioDirections directions;
 };
 
-using LocalEnd = std::variant<ListenTcp, ListenUnix, ConnectTcp, ConnectUnix, StdioA, StdioB>;
+// UDP (docs/protocol.md §7.7): datagrams, not streams, and only between
+// these two. listen-udp is the opener: its clients' source addresses make
+// the flows.
+struct ListenUdp {  // listen-udp PORT [--bind ADDR]
+  std::string bind_address = "127.0.0.1";
+  uint16_t port = 0;
+  udp::FlowLimits limits;  // --udp-idle, --udp-max-flows
+};
+struct ConnectUdp {  // connect-udp HOST:PORT
+  std::string target;
+  udp::FlowLimits limits;
+};
 
-// The opener opens the data streams: the listen modes and stdio-b. The
-// other side must be an acceptor: a connect mode or stdio-a
-// (docs/protocol.md §7.1).
+using LocalEnd = std::variant<ListenTcp, ListenUnix, ConnectTcp, ConnectUnix, StdioA, StdioB, ListenUdp, ConnectUdp>;
+
+// The opener opens the data streams (or, for UDP, the flows): the listen
+// modes and stdio-b. The other side must be an acceptor: a connect mode or
+// stdio-a (docs/protocol.md §7.1).
 bool is_opener(const LocalEnd& end);
+// listen-udp and connect-udp: they pair only with each other.
+bool is_udp(const LocalEnd& end);
+// Whether the subcommand called `name` is a UDP mode; nullopt for a name
+// that is not one of ours.
+std::optional<bool> name_is_udp(std::string_view name);
+// The UDP modes' flow limits; null for other modes.
+udp::FlowLimits* mutable_udp_limits(LocalEnd& end);
 bool is_stdio(const LocalEnd& end);
 bool is_listen(const LocalEnd& end);
 bool is_connect(const LocalEnd& end);
@@ -63,7 +85,8 @@ const char* mode_name(const LocalEnd& end);
 // a name that is not one of ours (a later release's mode).
 std::optional<bool> name_is_opener(std::string_view name);
 
-// connect: "HOST:PORT"; connect-unix: the socket path; otherwise empty.
+// connect, connect-udp: "HOST:PORT"; connect-unix: the socket path;
+// otherwise empty.
 std::string connect_target(const LocalEnd& end);
 
 }  // namespace peersock::forward

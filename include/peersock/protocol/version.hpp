@@ -9,7 +9,9 @@ namespace peersock::protocol {
 // 3: per-stream credit ('C' grants on stream 0), for OpenSSL's QUIC stack
 //    whose windows are per connection.
 // 4: QUIC's own per-stream flow control (ngtcp2) instead of 'C' grants.
-inline constexpr int kCurrent = 4;
+// 5: UDP forwarding (listen-udp / connect-udp) in QUIC DATAGRAM frames
+//    (RFC 9221), each with a flow header (docs/protocol.md §7.7).
+inline constexpr int kCurrent = 5;
 inline constexpr int kOldest = 1;
 
 constexpr bool has_fin(int v) { return v >= 2; }
@@ -20,5 +22,7 @@ constexpr bool frames_credit(int v) { return v >= 3; }
 constexpr bool uses_credit(int v) { return v == 3; }
 // 'F' frames: the acceptor says why it could not connect a stream's target.
 constexpr bool reports_connect_failures(int v) { return v >= 4; }
+// DATAGRAM frames with a flow header: what listen-udp / connect-udp need.
+constexpr bool carries_udp(int v) { return v >= 5; }
 
 }  // namespace peersock::protocol

@@ -42,6 +42,7 @@
 #include "peersock/quic/send_buffer.hpp"
 
 struct ngtcp2_conn;
+
 struct ngtcp2_crypto_ossl_ctx;
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -97,6 +98,12 @@ struct EndpointOptions {
   int peer_body_version = 1;
   // Client, tests only: offer exactly this one protocol name instead.
   std::string client_alpn;
+  // DATAGRAM frames (RFC 9221) for listen-udp / connect-udp: advertise
+  // max_datagram_frame_size, the client when it offers a version that
+  // carries UDP (protocol::carries_udp), the server only when it selected
+  // one. Neither side advertises it otherwise, so a TCP session's transport
+  // parameters are what they were before (docs/protocol.md §4.3).
+  bool datagrams = false;
   Congestion congestion = Congestion::bbr;
 };
 
@@ -125,6 +132,23 @@ inline constexpr uint64_t kResumeKeepAliveNs = 3'000'000'000ULL;
 // it), so it only tells the other side that the path is back.
 inline constexpr uint64_t kProbeIntervalNs = 1'000'000'000ULL;
 inline constexpr uint8_t kPathProbe = 0x80;
+
+// Datagram counters for the status line, `--json` and bug reports.
+struct DatagramStats {
+  uint64_t sent = 0, sent_bytes = 0;          // handed to ngtcp2 in a packet
+  uint64_t received = 0, received_bytes = 0;  // taken by the application
+  uint64_t too_large = 0;     // larger than one packet can carry now: dropped, never fragmented
+  uint64_t queue_full = 0;    // the send queue was full (the path is slower than the input)
+  uint64_t lost = 0;          // in a packet QUIC declared lost (not retransmitted)
+  uint64_t rx_dropped = 0;    // arrived while not accepted (before forwarding) or the receive queue was full
+};
+
+enum class DatagramResult {
+  queued,       // goes out with the next write pass(es)
+  too_large,    // bigger than max_datagram_payload(): dropped and counted
+  queue_full,   // the send queue is at its bound: dropped and counted
+  unavailable,  // no DATAGRAM support negotiated (or the connection is closed)
+};
 
 // What one stream's application side may learn (stream.hpp).
 enum class IoStatus {
@@ -267,6 +291,28 @@ class Endpoint {
   // reset, room to write), each once since the last call.
   std::vector<int64_t> take_ready();
 
+  // ---- datagrams (RFC 9221; docs/protocol.md §7.7) ----
+  // Both sides advertised max_datagram_frame_size and the handshake is done.
+  bool datagrams_enabled() const;
+  // The largest payload one DATAGRAM frame may carry on the path now (the
+  // path's UDP payload size minus the packet and frame overhead, within the
+  // peer's max_datagram_frame_size); 0 while not enabled. Grows when path
+  // MTU discovery finds a larger path.
+  size_t max_datagram_payload() const;
+  // Queues one datagram (copied); it leaves with the next write passes,
+  // within the congestion window, ahead of stream data. Unreliable: never
+  // retransmitted. The queue is bounded (kMaxDatagramQueue); what does not
+  // fit or is too large is dropped and counted, never split.
+  DatagramResult send_datagram(std::span<const uint8_t> payload);
+  // Received datagrams are kept (bounded) only while accepted: the
+  // forwarder turns this on once authenticated; before, they are dropped.
+  void accept_datagrams(bool on);
+  // The oldest received datagram, moved out; nullopt when none is waiting.
+  std::optional<std::vector<uint8_t>> take_datagram();
+  size_t datagrams_waiting() const { return rx_datagrams_.size(); }
+  size_t datagrams_unsent() const { return tx_datagrams_.size(); }
+  const DatagramStats& datagram_stats() const { return datagram_stats_; }
+
   ConnStats stats() const;
   std::string alpn() const;
 
@@ -297,6 +343,10 @@ class Endpoint {
   void maybe_erase(int64_t id);
   void sweep();
   void transmit(std::span<const uint8_t> bytes, std::span<const size_t> sizes);
+  void on_version_selected(int version);
+  size_t datagram_overhead() const;
+  void pop_datagram();
+  void receive_datagram_frame(std::span<const uint8_t> payload);  // from ngtcp2's callback
 
   Role role_;
   Transmit transmit_;
@@ -334,6 +384,15 @@ class Endpoint {
   std::deque<int64_t> accept_queue_;
   std::vector<int64_t> ready_;
   std::vector<int64_t> graveyard_;  // closed by ngtcp2 during a call; erased after it
+
+  // DATAGRAM frames: to send (oldest first), and received, not yet taken.
+  std::deque<std::vector<uint8_t>> tx_datagrams_;
+  size_t tx_datagram_bytes_ = 0;
+  std::deque<std::vector<uint8_t>> rx_datagrams_;
+  size_t rx_datagram_bytes_ = 0;
+  bool accept_datagrams_ = false;
+  uint64_t next_datagram_id_ = 1;
+  DatagramStats datagram_stats_;
 
   std::vector<uint8_t> out_;  // one write pass's datagrams
   std::vector<size_t> out_sizes_;

@@ -27,6 +27,18 @@ inline constexpr const char* kVersionChangedMessage =
     "the rendezvous server changed the protocol version offered by the other side";
 inline constexpr std::string_view kVersionChangedReason = "version-changed";
 
+// listen-udp / connect-udp with a peer whose version does not carry UDP
+// (protocol::carries_udp: the original, older releases, PEERSOCK_PROTOCOL
+// below 5). Found after SMP, by both sides when both are current; the side
+// that finds it closes with kErrorProtocol and kNoUdpReason, so that a peer
+// that cannot tell (the original) says why it ended.
+inline constexpr std::string_view kNoUdpReason = "udp-unsupported";
+// The line for the side in a UDP mode; `version`: the negotiated one.
+std::string no_udp_message(int version);
+// The line for a side that received kNoUdpReason.
+inline constexpr const char* kPeerNeedsUdpMessage =
+    "the other side runs listen-udp or connect-udp, which needs protocol version 5 on both sides";
+
 // The original responder exits without a word when the codes differ (v1 doc
 // §5.3): its silence after our last SMP message is our verdict.
 inline constexpr const char* kOriginalMismatchMessage =

@@ -18,7 +18,8 @@ std::string hint_for_other_side(const Mode& mode, const std::string& relay_url);
 // The other side's subcommand (the "m" of its ice body; empty when it did
 // not say) against ours: Error(usage) when both open the tunnel's streams
 // or both accept them, e.g. "both sides ran listen: the other side must run
-// connect (or stdio-a)". A name we do not know passes (a later release's).
+// connect (or stdio-a)", and when one side runs a UDP mode and the other a
+// TCP, unix or stdio one. A name we do not know passes (a later release's).
 void check_roles(const Mode& mode, const std::string& peer_mode);
 
 // The line once authenticated; `listener`: where a listen mode accepts.
