@@ -331,8 +331,9 @@ UdpCounts UdpRelay::counts() const {
     c.out_dropped = local_too_large_ + s.too_large + s.queue_full + s.lost;
     c.in_dropped += s.rx_dropped;
     c.max_payload = endpoint_->max_datagram_payload();
-    // The largest local datagram: the path's limit less the shortest header.
-    c.max_payload = c.max_payload > 0 ? c.max_payload - 1 : 0;
+    // The largest local datagram: the path's limit less a 2-byte header (flows
+    // 64 to 16383; the first 64 have a byte more, later ones 2 bytes less).
+    c.max_payload = c.max_payload > 2 ? c.max_payload - 2 : 0;
   }
   return c;
 }

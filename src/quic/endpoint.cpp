@@ -87,6 +87,9 @@ static_assert(kConnWindow >= 4 * kMaxStreamWindow, "a stalled stream must not ta
 constexpr uint64_t kMaxStreams = 1024;
 // How long close() waits for the peer to acknowledge written stream data.
 constexpr Timestamp kCloseFlushNs = 3'000'000'000ULL;
+// The largest packet we send: what fits a 1500-byte MTU over IPv6 (1500 -
+// 40 - 8). PMTUD (below) probes up to it.
+constexpr size_t kMaxTxUdpPayload = 1452;
 // Datagrams per write pass at most (one send call).
 constexpr size_t kMaxBatch = 64;
 // What we advertise as max_datagram_frame_size: any UDP payload fits in
@@ -181,7 +184,7 @@ void fill_settings(ngtcp2_settings& settings, const EndpointOptions& options, Ti
   // ngtcp2's PMTUD starts at 1200 and probes upwards, so a path that does
   // not (a TURN relay inside a 1500-byte MTU) simply stays lower. Towards an
   // OpenSSL peer the peer's max_udp_payload_size transport parameter caps it.
-  settings.max_tx_udp_payload_size = 1452;
+  settings.max_tx_udp_payload_size = kMaxTxUdpPayload;
 }
 
 // Half the idle timeout, at most 7.5 s: the effective idle timeout is the
@@ -414,9 +417,15 @@ void Endpoint::write(Timestamp now) {
     write_close(now);
     return;
   }
-  const size_t max_size = std::max<size_t>(ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_), 1200);
+  const size_t path_size = std::max<size_t>(ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_), 1200);
   const size_t quantum = ngtcp2_conn_get_send_quantum(conn_);
-  const size_t max_pkts = std::clamp<size_t>(quantum / max_size, 1, kMaxBatch);
+  const size_t max_pkts = std::clamp<size_t>(quantum / path_size, 1, kMaxBatch);
+  // Room for kMaxTxUdpPayload in every packet, not only the path's size:
+  // ngtcp2 writes its PMTUD probes (larger than the path's size so far)
+  // only into a buffer that holds them. With the path's size here the
+  // probes never went out and every connection stayed at 1200 bytes
+  // (measured: max_datagram_payload() 1157 before and after 10 s).
+  const size_t max_size = std::max(path_size, kMaxTxUdpPayload);
   out_.resize(max_pkts * max_size);
   out_sizes_.clear();
   size_t used = 0;

@@ -162,6 +162,14 @@ class Session {
       return out;
     });
     status_.set_path_sampler([this] { return path_sample(); });
+    if (forward::is_udp(options_.mode)) {
+      status_.set_datagram_sampler([this]() -> std::optional<ui::DatagramSample> {
+        auto c = forwarder_ ? forwarder_->udp_counts() : std::nullopt;
+        if (!c) return std::nullopt;
+        return ui::DatagramSample{c->out, c->out_bytes, c->in, c->in_bytes, c->out_dropped, c->in_dropped, c->flows,
+                                  c->max_payload};
+      });
+    }
     link_->ice().gather();
   }
 

@@ -51,6 +51,23 @@ void Status::set_rtt(std::optional<double> ms) { rtt_ms_ = ms; }
 
 void Status::set_path_sampler(PathSampler sampler) { path_sampler_ = std::move(sampler); }
 
+void Status::set_datagram_sampler(DatagramSampler sampler) { datagram_sampler_ = std::move(sampler); }
+
+namespace {
+json udp_json(const DatagramSample& u, double send_rate, double receive_rate) {
+  return {{"sent", u.out},
+          {"received", u.in},
+          {"sent_bytes", u.out_bytes},
+          {"received_bytes", u.in_bytes},
+          {"dropped_out", u.out_dropped},
+          {"dropped_in", u.in_dropped},
+          {"send_rate", std::llround(send_rate)},
+          {"receive_rate", std::llround(receive_rate)},
+          {"flows", u.flows},
+          {"max_datagram", u.max_payload}};
+}
+}  // namespace
+
 gboolean Status::on_tick(gpointer self) {
   return c_boundary("the status refresh", [&]() -> gboolean {
     static_cast<Status*>(self)->tick();
@@ -72,6 +89,7 @@ void Status::tick() {
                    {"cwnd_rate", std::llround(cwnd_rate(s.cwnd, s.rtt_ms))},
                    {"bytes_in_flight", s.bytes_in_flight}};
     if (s.silent_s) fields["silent_s"] = std::llround(*s.silent_s);
+    if (s.udp) fields["udp"] = udp_json(*s.udp, s.udp_send_rate, s.udp_receive_rate);
     log::json_line(event_json("stats", std::move(fields)));
   }
   redraw();
@@ -92,6 +110,11 @@ void Status::sample() {
   }
   sent_ = closed_sent_;
   received_ = closed_received_;
+  if (datagram_sampler_) udp_ = datagram_sampler_();
+  if (udp_) {
+    sent_ += udp_->out_bytes;
+    received_ += udp_->in_bytes;
+  }
   for (const auto& [id, c] : open_) {
     sent_ += c.sent;
     received_ += c.received;
@@ -99,6 +122,10 @@ void Status::sample() {
   const gint64 now = g_get_monotonic_time();
   send_meter_.add(now, sent_);
   receive_meter_.add(now, received_);
+  if (udp_) {
+    udp_send_meter_.add(now, udp_->out);
+    udp_receive_meter_.add(now, udp_->in);
+  }
 }
 
 Snapshot Status::snapshot() const {
@@ -116,6 +143,9 @@ Snapshot Status::snapshot() const {
   s.receive_rate = receive_meter_.bytes_per_second();
   s.open_connections = open_.size();
   s.stdio = stdio_;
+  s.udp = udp_;
+  s.udp_send_rate = udp_send_meter_.bytes_per_second();
+  s.udp_receive_rate = udp_receive_meter_.bytes_per_second();
   return s;
 }
 
@@ -273,13 +303,15 @@ void Status::finished(ExitCode code, const std::string& message) {
   if (connected_us_ != 0) {
     const double seconds = static_cast<double>(g_get_monotonic_time() - connected_us_) / 1e6;
     if (json_) {
-      log::json_line(event_json("stats", {{"sent", sent_},
+      json fields = {{"sent", sent_},
                                           {"received", received_},
                                           {"send_rate", 0},
                                           {"receive_rate", 0},
                                           {"connections", open_.size()},
                                           {"rtt_ms", rtt_ms_ ? json(*rtt_ms_) : json(nullptr)},
-                                          {"final", true}}));
+                                          {"final", true}};
+      if (udp_) fields["udp"] = udp_json(*udp_, 0, 0);
+      log::json_line(event_json("stats", std::move(fields)));
     } else if (draw_) {
       // The average of the busier direction: what a transfer's user asks.
       const double busier = static_cast<double>(std::max(sent_, received_));

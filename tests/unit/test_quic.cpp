@@ -1371,6 +1371,20 @@ TEST(QuicDatagrams, CarryPayloadsBothWaysIntact) {
   EXPECT_EQ(p.server().datagram_stats().received, up.size());
 }
 
+// PMTUD raises the path's packet size from QUIC's 1200 bytes to our 1452
+// within seconds, without any data: the probes need room in the write
+// buffer beyond the path's current size (they never went out without it).
+TEST(QuicDatagrams, PathMtuDiscoveryRaisesTheLimitOnAnIdleConnection) {
+  QuicPair p(udp_pair(5, 5));
+  ASSERT_TRUE(p.handshake());
+  const size_t before = p.client().max_datagram_payload();
+  EXPECT_LT(before, 1200u);
+  p.run_for(5 * kSec);
+  EXPECT_GT(p.client().max_datagram_payload(), 1350u);
+  EXPECT_GT(p.server().max_datagram_payload(), 1350u);
+  EXPECT_LE(p.client().stats().max_datagram, 1452u);
+}
+
 TEST(QuicDatagrams, TooLargeIsDroppedAndCountedNeverFragmented) {
   QuicPair p(udp_pair(5, 5));
   ASSERT_TRUE(p.handshake());

@@ -76,6 +76,15 @@ std::string path_line(const PathInfo& path, std::optional<double> rtt_ms = std::
 // (cwnd / RTT); 0 when either is unknown.
 double cwnd_rate(uint64_t cwnd, std::optional<double> rtt_ms);
 
+// listen-udp / connect-udp: datagram counters per direction ("out": from
+// local clients to the peer; "in": from the peer to local sockets).
+struct DatagramSample {
+  uint64_t out = 0, out_bytes = 0, in = 0, in_bytes = 0;
+  uint64_t out_dropped = 0, in_dropped = 0;
+  size_t flows = 0;
+  size_t max_payload = 0;  // the largest local datagram the path carries now
+};
+
 struct Snapshot {
   Phase phase = Phase::contacting;
   double phase_seconds = 0;      // time spent in the current phase
@@ -90,6 +99,9 @@ struct Snapshot {
   double send_rate = 0, receive_rate = 0;  // bytes per second
   size_t open_connections = 0;
   bool stdio = false;  // one stdin/stdout stream: connection count means nothing
+  // UDP modes: shown instead of the connection count.
+  std::optional<DatagramSample> udp;
+  double udp_send_rate = 0, udp_receive_rate = 0;  // datagrams per second
 };
 
 // The status line for a terminal `width` columns wide (cut to fit: a

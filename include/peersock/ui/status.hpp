@@ -45,6 +45,9 @@ class Status {
   // flight), pulled once a second like the traffic.
   using PathSampler = std::function<PathSample()>;
   void set_path_sampler(PathSampler sampler);
+  // listen-udp / connect-udp: the datagram counters, pulled the same way.
+  using DatagramSampler = std::function<std::optional<DatagramSample>()>;
+  void set_datagram_sampler(DatagramSampler sampler);
   // Round-trip time, for whoever measures it (QUIC keep-alives); nullopt =
   // unknown. Shown in the status line and in "stats" events.
   void set_rtt(std::optional<double> ms);
@@ -92,6 +95,9 @@ class Status {
   Sampler sampler_;
   PathSampler path_sampler_;
   PathSample path_sample_;
+  DatagramSampler datagram_sampler_;
+  std::optional<DatagramSample> udp_;
+  RateMeter udp_send_meter_, udp_receive_meter_;
   Phase phase_ = Phase::contacting;
   gint64 phase_started_us_ = g_get_monotonic_time();
   gint64 connected_us_ = 0;
