@@ -18,7 +18,7 @@ runs=${1:-10000000}
 max_seconds=${2:-10800}
 shift 2 2>/dev/null || shift $#
 targets=("$@")
-[ ${#targets[@]} = 0 ] && targets=(fuzz_stream_header fuzz_code fuzz_config fuzz_auth_frames fuzz_ice_body fuzz_mailbox fuzz_pake fuzz_smp fuzz_text fuzz_alpn fuzz_pairing)
+[ ${#targets[@]} = 0 ] && targets=(fuzz_stream_header fuzz_code fuzz_config fuzz_auth_frames fuzz_ice_body fuzz_mailbox fuzz_pake fuzz_smp fuzz_text fuzz_alpn fuzz_pairing fuzz_udp_flow_header)
 # shellcheck source=../sanitize/env.sh
 . "$here/tests/sanitize/env.sh"
 mkdir -p "$build/fuzz-artifacts"

@@ -19,7 +19,7 @@ mkdir -p "$artifacts"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-targets=(fuzz_mailbox fuzz_pake fuzz_ice_body fuzz_auth_frames fuzz_smp fuzz_code fuzz_stream_header fuzz_config fuzz_text fuzz_alpn fuzz_pairing)
+targets=(fuzz_mailbox fuzz_pake fuzz_ice_body fuzz_auth_frames fuzz_smp fuzz_code fuzz_stream_header fuzz_config fuzz_text fuzz_alpn fuzz_pairing fuzz_udp_flow_header)
 results="$work/results.tsv"
 : >"$results"
 status=0
