@@ -8,8 +8,8 @@ _peersock() {
     local cur prev
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix peers help"
-    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --no-original --congestion --reconnect-timeout --bind --send-only --recv-only --config --code-file
+    local subcommands="connect listen stdio-a stdio-b listen-unix connect-unix listen-udp connect-udp peers help"
+    local options="--relay --stun --turn --turn-user --turn-password --force-relay --no-relay --no-original --congestion --reconnect-timeout --bind --udp-idle --udp-max-flows --send-only --recv-only --config --code-file
         --code-words --join --remember --label --peer --serve --print-config --json --status --no-status -v --verbose --debug= -q --quiet -h --help --version"
     local layers="all rendezvous ice quic auth forward session"
 
@@ -51,7 +51,7 @@ _peersock() {
         --code-words)
             COMPREPLY=($(compgen -W "2 3 4 5 6 7 8" -- "$cur"))
             return ;;
-        --stun|--turn|--turn-user|--turn-password|--bind|--remember|--label)
+        --stun|--turn|--turn-user|--turn-password|--bind|--remember|--label|--udp-idle|--udp-max-flows)
             return ;;
         --peer)
             local dir=${XDG_DATA_HOME:-$HOME/.local/share}/peersock/peers names=
@@ -65,7 +65,7 @@ _peersock() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case $word in
-            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words|--remember|--label|--peer)
+            --relay|--stun|--turn|--turn-user|--turn-password|--bind|--config|--code-file|--code-words|--remember|--label|--peer|--udp-idle|--udp-max-flows)
                 ((i++)) ;;
             -*) ;;
             *)
@@ -82,15 +82,15 @@ _peersock() {
         "")
             COMPREPLY=($(compgen -W "$subcommands" -- "$cur")) ;;
         help)
-            ((npos == 0)) && COMPREPLY=($(compgen -W "connect listen stdio-a stdio-b listen-unix connect-unix" -- "$cur")) ;;
-        connect)
+            ((npos == 0)) && COMPREPLY=($(compgen -W "connect listen stdio-a stdio-b listen-unix connect-unix listen-udp connect-udp" -- "$cur")) ;;
+        connect|connect-udp)
             if ((npos == 0)); then
                 COMPREPLY=($(compgen -W "localhost: 127.0.0.1:" -- "$cur"))
                 compopt -o nospace 2>/dev/null
             elif ((npos == 1)); then
                 COMPREPLY=($(compgen -W "-" -- "$cur"))
             fi ;;
-        listen)
+        listen|listen-udp)
             ((npos == 1)) && COMPREPLY=($(compgen -W "-" -- "$cur")) ;;
         stdio-a|stdio-b)
             ((npos == 0)) && COMPREPLY=($(compgen -W "-" -- "$cur")) ;;

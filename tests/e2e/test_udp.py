@@ -18,7 +18,7 @@ import shutil
 
 import pytest
 
-from lab import (EXIT_PROTOCOL, EXIT_USAGE, HERE, LISTEN_PORT, PYTHON, TARGET_PORT, scaled)
+from lab import (EXIT_LOCAL_SOCKET, EXIT_PROTOCOL, EXIT_USAGE, HERE, LISTEN_PORT, PYTHON, TARGET_PORT, scaled)
 
 TOOL = HERE / "udp_tool.py"
 
@@ -229,3 +229,16 @@ def test_udp_dig_through_the_tunnel_against_dnsmasq(lab):
     answer = dig.lines("stdout")
     lab.check(rc == 0 and answer == ["10.11.12.13"], f"dig exited {rc} with {answer}")
     lab.check(dns.find("query\\[A\\] tunnel.peersock.test from 127.0.0.1"), "dnsmasq did not log the query")
+
+
+@pytest.mark.deadline(60)
+def test_listen_udp_port_in_use_fails_before_a_code(lab):
+
+    tool(lab, "udp echo on the port", ["echo", "--port", str(LISTEN_PORT), "--timeout", str(int(scaled(50)))]) \
+        .wait_event("listening", scaled(15), what="the port to be taken")
+    p = lab.peersock("peersock listen-udp", ["listen-udp", str(LISTEN_PORT)])
+    rc = p.wait_exit(scaled(20), what="listen-udp on a port in use")
+    lab.check(rc == EXIT_LOCAL_SOCKET, f"exit status {rc}, expected {EXIT_LOCAL_SOCKET}")
+    errors = [l for l in p.lines() if l.startswith("peersock: ")]
+    lab.check(len(errors) == 1 and "cannot listen on" in errors[0] and "in use" in errors[0], f"stderr: {p.lines()}")
+    lab.check(not p.find("Connection code"), "a code was shown although the port could not be bound")
