@@ -233,7 +233,6 @@ def test_udp_dig_through_the_tunnel_against_dnsmasq(lab):
 
 @pytest.mark.deadline(60)
 def test_listen_udp_port_in_use_fails_before_a_code(lab):
-
     tool(lab, "udp echo on the port", ["echo", "--port", str(LISTEN_PORT), "--timeout", str(int(scaled(50)))]) \
         .wait_event("listening", scaled(15), what="the port to be taken")
     p = lab.peersock("peersock listen-udp", ["listen-udp", str(LISTEN_PORT)])
