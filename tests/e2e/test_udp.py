@@ -241,3 +241,19 @@ def test_listen_udp_port_in_use_fails_before_a_code(lab):
     errors = [l for l in p.lines() if l.startswith("peersock: ")]
     lab.check(len(errors) == 1 and "cannot listen on" in errors[0] and "in use" in errors[0], f"stderr: {p.lines()}")
     lab.check(not p.find("Connection code"), "a code was shown although the port could not be bound")
+
+
+@pytest.mark.deadline(120)
+@pytest.mark.parametrize("generator", ["ours", "original"], ids=["peersock-generates", "original-generates"])
+def test_udp_with_the_original_peersock_exits_8(lab, generator):
+    """The original (psk-attacker original, protocol v1) says nothing about
+    its mode: the pairing passes, and the version ends it after SMP."""
+    from test_original import start_pair as original_pair
+    ours, orig = original_pair(lab, ["listen-udp", str(LISTEN_PORT)], ["connect", f"127.0.0.1:{TARGET_PORT}"],
+                               generator, scaled(60))
+    rc = ours.wait_exit(scaled(60), what="the version check against the original")
+    lab.check(rc == EXIT_PROTOCOL, f"{ours.name}: exit status {rc}, expected {EXIT_PROTOCOL}")
+    errors = [l for l in ours.lines() if l.startswith("peersock: ")]
+    lab.check(len(errors) == 1 and "cannot forward UDP" in errors[0] and "the original peersock" in errors[0],
+              f"{ours.name}: {ours.lines()}")
+    lab.check(not ours.find("forwarding UDP datagrams"), f"{ours.name} started forwarding: {ours.lines()}")
