@@ -96,12 +96,12 @@ constexpr size_t kMaxBatch = 64;
 // the frame; what limits a datagram is the path (max_datagram_payload()).
 constexpr uint64_t kMaxDatagramFrame = 65535;
 // DATAGRAM send queue: what waits for the congestion window. 1024 datagrams
+// (kMaxDatagramQueue, endpoint.hpp)
 // or 2 MiB, about 17 ms at 1 Gbit/s: a burst from the local application
 // rides it out, a sustained overload is dropped at once instead of aging
 // in a queue (old UDP data is worth less than new: games, VoIP, DNS
 // retries). The receive queue is drained after every QUIC run (the
 // forwarder), so its bound only matters when the local socket is stuck.
-constexpr size_t kMaxDatagramQueue = 1024;
 constexpr size_t kMaxDatagramQueueBytes = 2 << 20;
 constexpr size_t kMaxDatagramRxQueue = 4096;
 constexpr size_t kMaxDatagramRxQueueBytes = 8 << 20;

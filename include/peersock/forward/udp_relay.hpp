@@ -70,6 +70,7 @@ class UdpRelay final : private Poller::Handler {
   template <typename F>
   void guarded(F&& f);
   void read_local(int fd);
+  void set_reading(bool on);
   void to_peer(uint64_t flow, std::span<uint8_t> buffer, size_t payload_offset, size_t length);
   void deliver(std::span<const uint8_t> datagram, quic::Timestamp now);
   int flow_socket(uint64_t flow, quic::Timestamp now);
@@ -86,6 +87,7 @@ class UdpRelay final : private Poller::Handler {
   int listen_fd_ = -1;  // listen-udp's socket
   quic::Endpoint* endpoint_ = nullptr;
   bool stopped_ = false;
+  bool reading_paused_ = false;  // the send queue is nearly full: the kernel's buffer holds the rest
   Poller poller_;
   glib::SourceId tick_;
   std::vector<uint8_t> buffer_;  // one datagram with room for the header in front

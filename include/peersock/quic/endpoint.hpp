@@ -143,6 +143,9 @@ struct DatagramStats {
   uint64_t rx_dropped = 0;    // arrived while not accepted (before forwarding) or the receive queue was full
 };
 
+// The DATAGRAM send queue's bound (endpoint.cpp says why this size).
+inline constexpr size_t kMaxDatagramQueue = 1024;
+
 enum class DatagramResult {
   queued,       // goes out with the next write pass(es)
   too_large,    // bigger than max_datagram_payload(): dropped and counted
