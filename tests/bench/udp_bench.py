@@ -29,7 +29,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
 A_IP, B_IP = "10.78.0.1", "10.78.0.2"
-PORT, MAILBOX = 5201, 4000
+PORT, MAILBOX, ECHO = 5201, 4000, 7007
+UDP_TOOL = REPO / "tests" / "e2e" / "udp_tool.py"
+# One datagram at a time to an echo server, COUNT round trips: the latency
+# the tunnel adds is half the difference of the round trips (one way).
+PINGER = r"""
+import json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((host, port))
+s.settimeout(1.0)
+rtts = []
+for i in range(count):
+    t = time.perf_counter()
+    s.send(i.to_bytes(4, "big") + b"x" * 60)
+    try:
+        while int.from_bytes(s.recv(2048)[:4], "big") != i:
+            pass
+    except socket.timeout:
+        continue
+    rtts.append((time.perf_counter() - t) * 1e6)
+rtts.sort()
+print(json.dumps({"n": len(rtts), "median_us": rtts[len(rtts) // 2], "p99_us": rtts[int(len(rtts) * 0.99)]}))
+"""
 # iperf3's datagram size: below the 1155 bytes a path carries before PMTU
 # discovery has run (1399 after), so no datagram is dropped for its size.
 LENGTH = 1100
@@ -100,6 +122,21 @@ class Bench:
             self.wait_log(p, r'"event":"authenticated"', 30, f"{name} authenticated")
         return gen, cons
 
+    def tunnel_to(self, port, name):
+        gen = self.peersock(self.a, ["connect-udp", f"127.0.0.1:{port}"], f"{name}-a")
+        code = json.loads(self.wait_log(gen, r'\{[^\n]*"event":"code"[^\n]*\}', 20, "code").group(0))["code"]
+        cons = self.peersock(self.b, ["listen-udp", str(port)], f"{name}-b", env={"PEERSOCK_CODE": code})
+        for p in (gen, cons):
+            self.wait_log(p, r'"event":"authenticated"', 30, f"{name} authenticated")
+
+    def pings(self, host, port, count):
+        r = sh("ip", "netns", "exec", self.b, "/usr/bin/python3", "-c", PINGER, host, str(port), str(count),
+               check=False)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
     def iperf(self, host, mbit, seconds):
         r = sh("ip", "netns", "exec", self.b, "iperf3", "-c", host, "-p", str(PORT), "-u", "-b", f"{mbit}M",
                "-l", str(LENGTH), "-t", str(seconds), "-J", check=False)
@@ -145,6 +182,15 @@ def main():
         b.wait_log(server, r"Server listening", 10, "iperf3 server")
         b.tunnel("connect", "listen", "tcp")  # iperf3's control connection
         b.tunnel("connect-udp", "listen-udp", "udp")
+        echo = b.start(b.a, ["/usr/bin/python3", "-u", str(UDP_TOOL), "echo", "--port", str(ECHO), "--timeout", "600"],
+                       "echo")
+        b.wait_log(echo, r'"listening"', 10, "UDP echo server")
+        # The same echo server on the veth address, for the direct path.
+        echo_direct = b.start(b.a, ["/usr/bin/python3", "-u", str(UDP_TOOL), "echo", "--bind", A_IP, "--port", str(ECHO),
+                                    "--timeout", "600"], "echo-direct")
+        b.wait_log(echo_direct, r'"listening"', 10, "UDP echo server on the veth")
+        b.tunnel_to(ECHO, "udp-echo")
+        lat_direct, lat_tunnel = b.pings(A_IP, ECHO, 2000), b.pings("127.0.0.1", ECHO, 2000)
         rows = []
         for mbit in [int(x) for x in args.rates.split(",")]:
             direct = b.iperf(A_IP, mbit, args.seconds)
@@ -159,6 +205,12 @@ def main():
             ratio = f"{t['mbit'] / d['mbit']:.2f}" if d and t and d["mbit"] > 0 else "-"
             print(f"| {mbit} Mbit/s | {cell(d, 'mbit', '{:.0f} Mbit/s')} | {cell(d, 'loss', '{:.2f} %')} | "
                   f"{cell(t, 'mbit', '{:.0f} Mbit/s')} | {cell(t, 'loss', '{:.2f} %')} | {ratio} |")
+        if lat_direct and lat_tunnel:
+            print(f"\nAdded one-way latency per datagram (64 bytes, one at a time, {lat_tunnel['n']} round trips): "
+                  f"median {(lat_tunnel['median_us'] - lat_direct['median_us']) / 2:.0f} us, "
+                  f"p99 {(lat_tunnel['p99_us'] - lat_direct['p99_us']) / 2:.0f} us "
+                  f"(round trips direct: median {lat_direct['median_us']:.0f} us, p99 {lat_direct['p99_us']:.0f} us; "
+                  f"tunnel: median {lat_tunnel['median_us']:.0f} us, p99 {lat_tunnel['p99_us']:.0f} us)")
     finally:
         b.close()
 

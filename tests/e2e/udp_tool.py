@@ -32,7 +32,7 @@ def echo(args):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    s.bind(("127.0.0.1", args.port))
+    s.bind((args.bind, args.port))
     say("listening", port=args.port)
     seen = set()
     deadline = time.monotonic() + args.timeout
@@ -174,6 +174,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("echo")
     e.add_argument("--port", type=int, required=True)
+    e.add_argument("--bind", default="127.0.0.1")
     e.add_argument("--timeout", type=float, default=120)
     b = sub.add_parser("blast")
     b.add_argument("--port", type=int, required=True)
