@@ -7,8 +7,7 @@
 namespace peersock::cli {
 
 size_t parse_connect_udp(const std::vector<std::string>& args, session::Mode& mode) {
-  if (args.empty())
-    throw UsageError("connect-udp: missing HOST:PORT (usage: peersock connect-udp HOST:PORT [CODE])");
+  if (args.empty()) throw UsageError("connect-udp: missing HOST:PORT (usage: peersock connect-udp HOST:PORT [CODE])");
   const std::string& target = args[0];
   auto colon = target.rfind(':');
   if (colon == std::string::npos || colon == 0) {

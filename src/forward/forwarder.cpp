@@ -31,8 +31,13 @@ Forwarder::Forwarder(LocalEnd local, ForwarderEvents events)
     listener_.emplace(LocalListener::unix_socket(unix_socket->path));
   } else if (is_udp(local_)) {
     udp_ = std::make_unique<UdpRelay>(
-        local_, [this] { if (events_.wants_io) events_.wants_io(); },
-        [this](std::exception_ptr e) { if (events_.failed) events_.failed(e); });
+        local_,
+        [this] {
+          if (events_.wants_io) events_.wants_io();
+        },
+        [this](std::exception_ptr e) {
+          if (events_.failed) events_.failed(e);
+        });
   }
 }
 

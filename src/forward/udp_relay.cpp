@@ -106,8 +106,8 @@ UdpRelay::UdpRelay(const LocalEnd& end, std::function<void()> wants_io, std::fun
       const int err = errno;
       ::close(listen_fd_);
       listen_fd_ = -1;
-      throw Error(ExitCode::local, fmt::format("cannot listen on {}:{} (UDP): {}", l->bind_address, l->port,
-                                               g_strerror(err)));
+      throw Error(ExitCode::local,
+                  fmt::format("cannot listen on {}:{} (UDP): {}", l->bind_address, l->port, g_strerror(err)));
     }
     enlarge_buffers(listen_fd_);
     description_ = fmt::format("{}:{}", l->bind_address, l->port);
@@ -193,8 +193,8 @@ void UdpRelay::read_local(int fd) {
     sockaddr_storage from{};
     socklen_t from_length = sizeof from;
     uint8_t* payload = buffer_.data() + udp::kMaxHeader;
-    const ssize_t n = recvfrom(fd, payload, kMaxUdpPayload + 1, MSG_TRUNC, reinterpret_cast<sockaddr*>(&from),
-                               &from_length);
+    const ssize_t n =
+        recvfrom(fd, payload, kMaxUdpPayload + 1, MSG_TRUNC, reinterpret_cast<sockaddr*>(&from), &from_length);
     if (n < 0) {
       if (errno == EINTR) continue;
       // EAGAIN: all read. ECONNREFUSED on a flow socket: the target sent
@@ -204,7 +204,8 @@ void UdpRelay::read_local(int fd) {
     uint64_t flow = 0;
     if (fd == listen_fd_) {
       const udp::ListenFlows::Assigned a = listen_flows_->flow_for(source_of(from), now);
-      if (a.evicted) log::debug(Layer::forward, "UDP: flow limit ({}) reached, the oldest flow ends", limits_.max_flows);
+      if (a.evicted)
+        log::debug(Layer::forward, "UDP: flow limit ({}) reached, the oldest flow ends", limits_.max_flows);
       flow = a.id;
     } else {
       auto it = flow_of_.find(fd);
@@ -263,8 +264,8 @@ void UdpRelay::deliver(std::span<const uint8_t> datagram, quic::Timestamp now) {
     }
     sockaddr_storage to{};
     const socklen_t to_length = sockaddr_of(*client, to);
-    sent = sendto(listen_fd_, payload.data(), payload.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to),
-                  to_length);
+    sent =
+        sendto(listen_fd_, payload.data(), payload.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), to_length);
   } else {
     const int fd = flow_socket(header->flow_id, now);
     if (fd < 0) {

@@ -18,8 +18,8 @@
 #include <cstring>
 
 #include "internal.hpp"
-#include "peersock/error.hpp"
 #include "peersock/c_boundary.hpp"
+#include "peersock/error.hpp"
 #include "peersock/log.hpp"
 #include "peersock/protocol/version.hpp"
 #include "tls.hpp"
@@ -207,7 +207,8 @@ void fill_params(ngtcp2_transport_params& params, const EndpointOptions& options
   // The client offers every version up to its cap, so it advertises what
   // its highest one needs; the server decides once it has selected one
   // (Endpoint::on_version_selected).
-  if (options.datagrams && protocol::carries_udp(options.max_version)) params.max_datagram_frame_size = kMaxDatagramFrame;
+  if (options.datagrams && protocol::carries_udp(options.max_version))
+    params.max_datagram_frame_size = kMaxDatagramFrame;
 }
 }  // namespace
 
@@ -473,7 +474,7 @@ void Endpoint::write(Timestamp now) {
         pop_datagram();
       }
       if (n == NGTCP2_ERR_WRITE_MORE) continue;  // room left in this packet
-      if (n == NGTCP2_ERR_INVALID_ARGUMENT) {   // over the peer's max_datagram_frame_size
+      if (n == NGTCP2_ERR_INVALID_ARGUMENT) {    // over the peer's max_datagram_frame_size
         ++datagram_stats_.too_large;
         pop_datagram();
         continue;
@@ -662,9 +663,7 @@ bool Endpoint::datagrams_enabled() const {
 // A 1-RTT packet around one DATAGRAM frame: the first byte, the peer's
 // connection id, a packet number of up to 4 bytes, the AEAD tag; the frame's
 // type byte and its length (a varint of up to 4 bytes below 2^30).
-size_t Endpoint::datagram_overhead() const {
-  return 1 + ngtcp2_conn_get_dcid2(conn_)->datalen + 4 + kAeadTag + 1 + 4;
-}
+size_t Endpoint::datagram_overhead() const { return 1 + ngtcp2_conn_get_dcid2(conn_)->datalen + 4 + kAeadTag + 1 + 4; }
 
 size_t Endpoint::max_datagram_payload() const {
   if (!datagrams_enabled()) return 0;

@@ -37,9 +37,10 @@ Ending ending_for_close(const quic::CloseInfo& info, bool forwarding, bool compl
 
 std::string no_udp_message(int version) {
   const std::string who = version == 1 ? "the original peersock" : fmt::format("protocol version {}", version);
-  return fmt::format("the other side cannot forward UDP (it speaks {}; listen-udp and connect-udp need version 5 on "
-                     "both sides: update it, or unset PEERSOCK_PROTOCOL)",
-                     who);
+  return fmt::format(
+      "the other side cannot forward UDP (it speaks {}; listen-udp and connect-udp need version 5 on "
+      "both sides: update it, or unset PEERSOCK_PROTOCOL)",
+      who);
 }
 
 std::string original_peer_notice(bool addresses_visible, bool one_connection) {

@@ -166,8 +166,8 @@ class Session {
       status_.set_datagram_sampler([this]() -> std::optional<ui::DatagramSample> {
         auto c = forwarder_ ? forwarder_->udp_counts() : std::nullopt;
         if (!c) return std::nullopt;
-        return ui::DatagramSample{c->out, c->out_bytes, c->in, c->in_bytes, c->out_dropped, c->in_dropped, c->flows,
-                                  c->max_payload};
+        return ui::DatagramSample{c->out,         c->out_bytes,  c->in,    c->in_bytes,
+                                  c->out_dropped, c->in_dropped, c->flows, c->max_payload};
       });
     }
     link_->ice().gather();
@@ -385,8 +385,7 @@ class Session {
         finish(ExitCode::protocol, kVersionChangedMessage);
         return;
       }
-      if (verdict == AuthGate::Verdict::success && forward::is_udp(options_.mode) &&
-          !protocol::carries_udp(version_)) {
+      if (verdict == AuthGate::Verdict::success && forward::is_udp(options_.mode) && !protocol::carries_udp(version_)) {
         link_->set_close_reason(std::string(kNoUdpReason));
         finish(ExitCode::protocol, no_udp_message(version_));
         return;

@@ -103,9 +103,9 @@ std::string status_line(const Snapshot& s, size_t width) {
       line += fmt::format(" | sent {} {} | received {} {}", format_bytes(s.sent), format_rate(s.send_rate),
                           format_bytes(s.received), format_rate(s.receive_rate));
       if (s.udp) {
-        line += fmt::format(" | udp {} flow{}, {} out ({:.0f}/s), {} in ({:.0f}/s), dropped {} out {} in",
-                            s.udp->flows, s.udp->flows == 1 ? "" : "s", s.udp->out, s.udp_send_rate, s.udp->in,
-                            s.udp_receive_rate, s.udp->out_dropped, s.udp->in_dropped);
+        line += fmt::format(" | udp {} flow{}, {} out ({:.0f}/s), {} in ({:.0f}/s), dropped {} out {} in", s.udp->flows,
+                            s.udp->flows == 1 ? "" : "s", s.udp->out, s.udp_send_rate, s.udp->in, s.udp_receive_rate,
+                            s.udp->out_dropped, s.udp->in_dropped);
       } else if (!s.stdio) {
         line += fmt::format(" | {} connection{}", s.open_connections, s.open_connections == 1 ? "" : "s");
       }

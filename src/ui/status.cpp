@@ -303,13 +303,10 @@ void Status::finished(ExitCode code, const std::string& message) {
   if (connected_us_ != 0) {
     const double seconds = static_cast<double>(g_get_monotonic_time() - connected_us_) / 1e6;
     if (json_) {
-      json fields = {{"sent", sent_},
-                                          {"received", received_},
-                                          {"send_rate", 0},
-                                          {"receive_rate", 0},
-                                          {"connections", open_.size()},
-                                          {"rtt_ms", rtt_ms_ ? json(*rtt_ms_) : json(nullptr)},
-                                          {"final", true}};
+      json fields = {
+          {"sent", sent_},     {"received", received_},       {"send_rate", 0},
+          {"receive_rate", 0}, {"connections", open_.size()}, {"rtt_ms", rtt_ms_ ? json(*rtt_ms_) : json(nullptr)},
+          {"final", true}};
       if (udp_) fields["udp"] = udp_json(*udp_, 0, 0);
       log::json_line(event_json("stats", std::move(fields)));
     } else if (draw_) {

@@ -1294,7 +1294,6 @@ TEST(QuicThroughput, FlowControlWindowsGrowOnALongFatPath) {
   RecordProperty("virtual_ms", std::to_string(took / kMs));
 }
 
-
 // ---- DATAGRAM frames (RFC 9221; docs/protocol.md §7.7) -----------------------
 
 namespace datagrams {

@@ -26,11 +26,11 @@ TEST(UdpFlowHeader, ShortestVarintAndBack) {
     std::vector<uint8_t> bytes;
   };
   // RFC 9000 §A.1's examples, and the edges of each length.
-  for (const Case& c : {Case{0, {0x00}}, Case{37, {0x25}}, Case{63, {0x3f}}, Case{64, {0x40, 0x40}},
-                        Case{15293, {0x7b, 0xbd}}, Case{16383, {0x7f, 0xff}}, Case{16384, {0x80, 0x00, 0x40, 0x00}},
-                        Case{494878333, {0x9d, 0x7f, 0x3e, 0x7d}},
-                        Case{151288809941952652ULL, {0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c}},
-                        Case{kMaxFlowId, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}}) {
+  for (const Case& c :
+       {Case{0, {0x00}}, Case{37, {0x25}}, Case{63, {0x3f}}, Case{64, {0x40, 0x40}}, Case{15293, {0x7b, 0xbd}},
+        Case{16383, {0x7f, 0xff}}, Case{16384, {0x80, 0x00, 0x40, 0x00}}, Case{494878333, {0x9d, 0x7f, 0x3e, 0x7d}},
+        Case{151288809941952652ULL, {0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c}},
+        Case{kMaxFlowId, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}}) {
     EXPECT_EQ(header_of(c.id), c.bytes) << c.id;
     std::vector<uint8_t> datagram = c.bytes;
     datagram.push_back(0xaa);  // payload
@@ -64,7 +64,7 @@ TEST(UdpFlowTable, IdleFlowsExpireOldestFirstAndActivityKeepsThemAlive) {
   EXPECT_TRUE(t.touch(1, kStart).fresh);
   EXPECT_TRUE(t.touch(2, kStart + 10 * kSec).fresh);
   EXPECT_FALSE(t.touch(1, kStart + 20 * kSec).fresh);  // 1 is active again
-  EXPECT_EQ(*t.next_expiry(), kStart + 70 * kSec);      // 2 is now the oldest
+  EXPECT_EQ(*t.next_expiry(), kStart + 70 * kSec);     // 2 is now the oldest
   EXPECT_TRUE(t.expire(kStart + 69 * kSec).empty());
   EXPECT_EQ(t.expire(kStart + 70 * kSec), std::vector<uint64_t>{2});
   EXPECT_TRUE(t.contains(1));

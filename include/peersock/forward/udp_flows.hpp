@@ -68,8 +68,8 @@ class FlowTable {
   explicit FlowTable(FlowLimits limits) : limits_(limits) {}
 
   struct Touched {
-    bool fresh = false;                // the flow was not live: added now
-    std::optional<uint64_t> evicted;   // the flow removed to make room for it
+    bool fresh = false;               // the flow was not live: added now
+    std::optional<uint64_t> evicted;  // the flow removed to make room for it
   };
   // A datagram of flow `id` at `now`: marks it active, adding it if new
   // (evicting the least recently active flow when max_flows are live).

@@ -137,10 +137,11 @@ inline constexpr uint8_t kPathProbe = 0x80;
 struct DatagramStats {
   uint64_t sent = 0, sent_bytes = 0;          // handed to ngtcp2 in a packet
   uint64_t received = 0, received_bytes = 0;  // taken by the application
-  uint64_t too_large = 0;     // larger than one packet can carry now: dropped, never fragmented
-  uint64_t queue_full = 0;    // the send queue was full (the path is slower than the input)
-  uint64_t lost = 0;          // in a packet QUIC declared lost (not retransmitted)
-  uint64_t rx_dropped = 0;    // arrived while not accepted (before forwarding) or the receive queue was full
+  // Dropped: larger than one packet can carry now (never fragmented); the
+  // send queue was full (the path is slower than the input); in a packet
+  // QUIC declared lost (never retransmitted); arrived while not accepted
+  // (before forwarding) or with the receive queue full.
+  uint64_t too_large = 0, queue_full = 0, lost = 0, rx_dropped = 0;
 };
 
 // The DATAGRAM send queue's bound (endpoint.cpp says why this size).
