@@ -58,7 +58,7 @@ class Driver {
   int timer_fd_ = -1;
   glib::SourceId timer_watch_;
   glib::SourceId soon_;
-  Timestamp armed_ = 0;  // 0: disarmed
+  Timestamp armed_ = 0;  // the timerfd's deadline, 0: disarmed (may be earlier than expiry())
   bool running_ = false, again_ = false;
 };
 
