@@ -19,7 +19,7 @@ Driver::Driver(Endpoint& endpoint, std::function<void()> after_events)
   // CLOCK_MONOTONIC is the clock g_get_monotonic_time() reads.
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) throw Error(ExitCode::failure, std::string("timerfd_create: ") + std::strerror(errno));
-  timer_watch_ = g_unix_fd_add(timer_fd_, G_IO_IN, &Driver::on_timer, this);
+  timer_watch_ = glib::add_fd_watch(timer_fd_, G_IO_IN, &Driver::on_timer, this);
 }
 
 Driver::~Driver() {
