@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "peersock/c_boundary.hpp"
 #include "peersock/error.hpp"
@@ -30,6 +31,7 @@ Driver::~Driver() {
 
 void Driver::receive(std::span<const uint8_t> datagram) {
   endpoint_.receive_datagram(datagram, now());
+  received_ = true;
   kick_soon();
 }
 
@@ -82,6 +84,11 @@ void Driver::run(bool expired) {
   bool first = true;
   do {
     again_ = false;
+    // What the datagrams brought goes to the local sockets before the write
+    // pass: on a request/response exchange the pass would otherwise send
+    // the ACK first, and the response reached the local client one sendmsg
+    // later. The pass then also carries the window the reader freed.
+    if (std::exchange(received_, false)) after_events_();
     Timestamp t = now();
     auto expiry = endpoint_.expiry();
     if ((expired && first) || (expiry && *expiry <= t)) endpoint_.handle_expiry(t);  // also writes
