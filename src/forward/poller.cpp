@@ -31,6 +31,7 @@ Poller::Poller() {
   source_.reset(g_source_new(&funcs, sizeof(PollerSource)));
   reinterpret_cast<PollerSource*>(source_.get())->poller = this;
   g_source_add_unix_fd(source_.get(), epfd_, G_IO_IN);
+  glib::keep_polled_while_dispatching(source_.get());
   g_source_attach(source_.get(), nullptr);
 }
 
@@ -73,7 +74,7 @@ void Poller::set(int fd, bool want_read, bool want_write, Handler* handler) {
   // reports it ready, and the handler's read or write finds out the rest.
   auto condition =
       static_cast<GIOCondition>((want_read ? G_IO_IN : 0) | (want_write ? G_IO_OUT : 0) | G_IO_HUP | G_IO_ERR);
-  entry.fallback = g_unix_fd_add(fd, condition, &Poller::on_fallback, this);
+  entry.fallback = glib::add_fd_watch(fd, condition, &Poller::on_fallback, this);
 }
 
 gboolean Poller::dispatch(GSource* source, GSourceFunc, gpointer) {

@@ -572,8 +572,9 @@ def run_all(a, b, rows, columns, results, extra):
         for col, rs in runs.items():
             results[(row.key, col)] = combine(rs)
     b.shape(Row("unshaped", "unshaped"))
-    # New BBR and CUBIC tunnels on the unshaped link for the round trips.
-    for col in ("peersock", "peersock-cubic"):
+    # New BBR and CUBIC tunnels (and the A/B binary's) on the unshaped link
+    # for the round trips.
+    for col in ("peersock", "peersock-cubic", "peersock-b"):
         if col in columns:
             row = Row("ping", "ping")
             tunnels[col] = fresh(col)

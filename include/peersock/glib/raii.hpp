@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 #include <glib-object.h>
 #include <glib.h>
+#include <glib-unix.h>
 
 #include <memory>
 #include <utility>
@@ -54,6 +55,27 @@ class SourceId {
  private:
   guint id_ = 0;
 };
+
+// GLib takes a source's descriptors out of the poll set while it dispatches
+// it and puts them back afterwards, unless the source may recurse; each of
+// those two changes writes the context's wakeup eventfd (GLib 2.74), which
+// the next poll() then reports and GLib drains with a read(): two writes,
+// one poll and one read per dispatch. A 64-byte round trip through the
+// tunnel dispatched the QUIC timer and the socket poller once or more on
+// each side. Sources that never run the main loop from their callback
+// (ours never do) can simply stay in the poll set.
+inline void keep_polled_while_dispatching(GSource* source) { g_source_set_can_recurse(source, TRUE); }
+
+// g_unix_fd_add on the default context, kept in the poll set while
+// dispatching (above).
+inline guint add_fd_watch(int fd, GIOCondition condition, GUnixFDSourceFunc callback, gpointer data) {
+  GSource* source = g_unix_fd_source_new(fd, condition);
+  keep_polled_while_dispatching(source);
+  g_source_set_callback(source, reinterpret_cast<GSourceFunc>(reinterpret_cast<void (*)()>(callback)), data, nullptr);
+  guint id = g_source_attach(source, nullptr);
+  g_source_unref(source);
+  return id;
+}
 
 struct ObjectUnref {
   void operator()(gpointer object) const { g_object_unref(object); }

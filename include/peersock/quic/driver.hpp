@@ -31,7 +31,9 @@ Timestamp now();
 class Driver {
  public:
   // `after_events` runs after every write pass and timer run, so the owner
-  // can read streams, react to the handshake or to a close.
+  // can read streams, react to the handshake or to a close; after received
+  // datagrams also once before the write pass (the data they brought is
+  // delivered before it is acknowledged).
   // Errors: Error(failure) if the timerfd cannot be made.
   Driver(Endpoint& endpoint, std::function<void()> after_events);
   ~Driver();
@@ -58,8 +60,9 @@ class Driver {
   int timer_fd_ = -1;
   glib::SourceId timer_watch_;
   glib::SourceId soon_;
-  Timestamp armed_ = 0;  // 0: disarmed
+  Timestamp armed_ = 0;  // the timerfd's deadline, 0: disarmed (may be earlier than expiry())
   bool running_ = false, again_ = false;
+  bool received_ = false;  // datagrams read since the last run
 };
 
 }  // namespace peersock::quic
