@@ -53,12 +53,10 @@ def expected_path(a, b):
 
 @pytest.fixture(scope="module")
 def netlab(peersock_binary):
-    lab = nl.NetLab()
     try:
-        lab.start_services(timeout=scaled(30))
-        yield lab
+        with nl.started(scaled(30)) as lab:
+            yield lab
     finally:
-        lab.close()
         write_matrix_doc()
 
 

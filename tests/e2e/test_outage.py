@@ -32,12 +32,8 @@ STREAM_BYTES = 12 << 20
 
 @pytest.fixture(scope="module")
 def netlab(peersock_binary):
-    lab = nl.NetLab()
-    try:
-        lab.start_services(timeout=scaled(30))
+    with nl.started(scaled(30)) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 @pytest.fixture

@@ -40,12 +40,8 @@ def netlab(peersock_binary):
                         pytrace=False)
     if not os.path.exists("/dev/net/tun"):
         pytest.fail("/dev/net/tun is missing: wireguard-go needs a tun device", pytrace=False)
-    lab = nl.NetLab()
-    try:
-        lab.start_services(timeout=scaled(30))
+    with nl.started(scaled(30)) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def wg_keys():

@@ -37,6 +37,7 @@ limits a host's rate with tbf.
 By hand: `/usr/bin/python3 tests/netlab/netlab.py up --alice cone --bob symmetric`
 (see tests/netlab/README.md).
 """
+import contextlib
 import json
 import os
 import shlex
@@ -562,6 +563,18 @@ class NetLab:
     def __exit__(self, *exc):
         self.close()
 
+
+
+@contextlib.contextmanager
+def started(timeout=30):
+    """A NetLab with its servers running, closed when the block ends (the
+    module fixtures of the tests that use the lab)."""
+    lab = NetLab()
+    try:
+        lab.start_services(timeout=timeout)
+        yield lab
+    finally:
+        lab.close()
 
 def main():
     import argparse
