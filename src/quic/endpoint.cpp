@@ -595,7 +595,11 @@ void Endpoint::close(uint64_t app_error, std::string_view reason, Timestamp now)
   close_requested_ = true;
   close_code_ = app_error;
   close_reason_ = std::string(reason.substr(0, 256));
-  close_deadline_ = now + kCloseFlushNs;
+  // A peer that has not answered for kResumeAfterNs (the session gives up
+  // on a silent peer) would only make the flush last its whole deadline:
+  // 3 s more before a dead peer's side exits, for nothing.
+  const bool silent = last_datagram_ != 0 && now - last_datagram_ >= kResumeAfterNs;
+  close_deadline_ = silent ? now : now + kCloseFlushNs;
   if (!closed_) closed_ = CloseInfo{false, true, app_error, close_reason_};
   if (!conn_) {
     close_sent_ = true;  // a server that never heard from anyone: nobody to tell

@@ -1136,6 +1136,43 @@ TEST_P(QuicOutage, RepeatedOutagesEachResume) {
   EXPECT_GE(p.client().path_resumptions(), 8u);
 }
 
+TEST(QuicOutageClose, ClosingAfterASilenceDoesNotWaitForTheFlush) {
+  // The session gives up on a peer that has been silent for the whole
+  // reconnect timeout; data still unacknowledged then cannot arrive, and
+  // waiting the close's flush deadline (3 s) only delays the exit.
+  PairOptions o;
+  o.client.idle_timeout = o.server.idle_timeout = std::chrono::milliseconds(120'000);
+  o.up.bits_per_second = o.down.bits_per_second = 10'000'000;  // 4 MiB take about 3.4 s
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake());
+  p.client().enable_path_resumption();
+  p.server().enable_path_resumption();
+  Exchange x(p, sim::random_bytes(4 * kMiB, 7), Bytes{});
+  p.run_for(1 * kSec, [&] { x.step(); });
+  ASSERT_FALSE(x.done());
+  p.up().set_dead(true);
+  p.down().set_dead(true);
+  p.run_for(kResumeAfterNs + 1 * kSec, [&] { x.step(); });
+  p.client().close(1, "gone", p.now());
+  EXPECT_TRUE(p.client().shutdown_complete());
+}
+
+TEST(QuicOutageClose, ClosingWhileThePeerAnswersStillFlushes) {
+  // The other half of the rule above: the flush is skipped only for a
+  // silent peer.
+  PairOptions o;
+  o.up.bits_per_second = o.down.bits_per_second = 10'000'000;
+  QuicPair p(o);
+  ASSERT_TRUE(p.handshake());
+  p.client().enable_path_resumption();
+  p.server().enable_path_resumption();
+  Exchange x(p, sim::random_bytes(4 * kMiB, 8), Bytes{});
+  p.run_for(100 * kMs, [&] { x.step(); });
+  ASSERT_FALSE(x.done());
+  p.client().close(1, "done", p.now());
+  EXPECT_FALSE(p.client().shutdown_complete());
+}
+
 INSTANTIATE_TEST_SUITE_P(Quic, QuicOutage, ::testing::Values(Role::client, Role::server),
                          [](const auto& info) { return info.param == Role::client ? "ClientSends" : "ServerSends"; });
 

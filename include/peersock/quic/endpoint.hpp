@@ -250,8 +250,8 @@ class Endpoint {
   std::vector<uint8_t> export_keying_material(std::string_view label, size_t length) const;
 
   // Starts closing with an application error code. Idempotent. Stream data
-  // already written is delivered first (up to a few seconds, or until the
-  // peer stops answering), then CONNECTION_CLOSE goes out. Before the
+  // already written is delivered first (up to 3 s; not at all when nothing
+  // arrived for kResumeAfterNs), then CONNECTION_CLOSE goes out. Before the
   // handshake is done QUIC cannot carry an application close: the peer
   // then sees transport error APPLICATION_ERROR (0x0c).
   void close(uint64_t app_error, std::string_view reason, Timestamp now);
