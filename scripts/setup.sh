@@ -34,7 +34,7 @@ packages=(
   procps psmisc tmux clang libclang-rt-14-dev curl
   zsh groff-base
   python3-pytest
-  libnetfilter-queue-dev
+  libnetfilter-queue-dev conntrack
   wireguard-go wireguard-tools dnsmasq-base bind9-dnsutils iperf3
 )
 

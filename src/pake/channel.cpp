@@ -172,8 +172,55 @@ Output Channel::on_message(std::string_view side, std::string_view phase, std::s
     on_confirm(body, out);
   } else if (phase == kSealedIcePhase) {
     on_sealed_ice(body, out);
+  } else if (phase.starts_with(kRestartPhasePrefix)) {
+    on_restart(phase, body, out);
   }
   return out;
+}
+
+namespace {
+// "restart-N" -> N, or 0 when N is not 1..kMaxRestartGeneration in plain
+// decimal (no sign, no leading zero).
+uint32_t restart_generation(std::string_view phase) {
+  std::string_view digits = phase.substr(kRestartPhasePrefix.size());
+  if (digits.empty() || digits.size() > 7 || digits[0] == '0') return 0;
+  uint32_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return n <= kMaxRestartGeneration ? n : 0;
+}
+
+std::string restart_phase(uint32_t generation) { return std::string(kRestartPhasePrefix) + std::to_string(generation); }
+}  // namespace
+
+Output Channel::send_restart(uint32_t generation, std::string_view body) {
+  if (mode_ != Mode::pake || !isk_ || !peer_confirmed_)
+    throw Error(ExitCode::failure, "an ICE restart needs the sealed signaling channel");
+  if (generation == 0 || generation > kMaxRestartGeneration)
+    throw Error(ExitCode::failure, "ICE restart generation out of range");
+  if (body.size() > kMaxSealedPlaintext) {
+    throw Error(ExitCode::failure,
+                "our restart body of " + std::to_string(body.size()) + " bytes is too large for a signaling message");
+  }
+  Output out;
+  const std::string phase = restart_phase(generation);
+  out.to_send.push_back({phase, seal(*isk_, params_.role, phase, body)});
+  return out;
+}
+
+void Channel::on_restart(std::string_view phase, std::string_view body, Output& out) {
+  // The original and a plaintext peer never restart: whatever arrives is
+  // not from the peer we authenticated.
+  if (mode_ != Mode::pake) return;
+  const uint32_t generation = restart_generation(phase);
+  if (generation == 0) throw CounterpartyError("a restart message with a malformed generation");
+  if (!peer_confirmed_) throw CounterpartyError("a sealed message before the key confirmation (reordered by the relay?)");
+  if (generation <= peer_restart_) return;  // a replay after a reconnect, or overtaken by a newer one
+  std::string plain = open_sealed(*isk_, peer_role(), phase, body);
+  peer_restart_ = generation;
+  out.events.emplace_back(event::PeerRestart{generation, std::move(plain)});
 }
 
 // The consumer took a silent generator for the original, and now a PAKE

@@ -152,7 +152,7 @@ Output Protocol::on_text(std::string_view text) {
                               .dump());
     if (role_ == Role::lister) {
       state_ = State::bound;
-    } else if (role_ == Role::paired) {
+    } else if (role_ == Role::paired || nameplate_given_up_) {
       open_mailbox(out);
     } else if (role_ == Role::generator && nameplate_.empty()) {
       out.to_send.push_back(json{{"type", "allocate"}}.dump());
@@ -298,13 +298,31 @@ void Protocol::send_pending(Output& out) {
 void Protocol::reconnect() {
   if (state_ == State::finished) return;
   state_ = State::wait_welcome;
-  nameplate_released_ = false;
+  if (!nameplate_given_up_) nameplate_released_ = false;
+}
+
+Output Protocol::ping(uint32_t n) {
+  Output out;
+  if (state_ == State::finished || state_ == State::wait_welcome) return out;
+  out.to_send.push_back(json{{"type", "ping"}, {"ping", n}}.dump());
+  return out;
+}
+
+Output Protocol::release_nameplate() {
+  Output out;
+  if (state_ == State::finished || mailbox_.empty()) return out;
+  nameplate_given_up_ = true;
+  if (nameplate_claimed_ && !nameplate_released_ && state_ == State::open) {
+    out.to_send.push_back(json{{"type", "release"}, {"nameplate", nameplate_}}.dump());
+    nameplate_released_ = true;
+  }
+  return out;
 }
 
 Output Protocol::finish(std::string_view mood) {
   Output out;
   if (state_ == State::finished) return out;
-  if (nameplate_claimed_ && !nameplate_released_) {
+  if (nameplate_claimed_ && !nameplate_released_ && !nameplate_given_up_) {
     out.to_send.push_back(json{{"type", "release"}, {"nameplate", nameplate_}}.dump());
     nameplate_released_ = true;
   }

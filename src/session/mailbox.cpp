@@ -61,10 +61,13 @@ void Mailbox::open_websocket() {
 
 void Mailbox::on_text(std::string_view text) {
   // Called from libsoup's C frames: nothing may be thrown through them.
+  alive_deadline_.reset();  // the server answered: the websocket works
   try {
     handle(protocol_.on_text(text));
     if (protocol_.welcomed()) {
-      if (lost_at_us_ != 0) log::say_line("Reconnected to the rendezvous server; the code still works.");
+      if (lost_at_us_ != 0 && !kept_) log::say_line("Reconnected to the rendezvous server; the code still works.");
+      if (kept_ && kept_reconnecting_) log::debug(Layer::rendezvous, "the session's mailbox is open again");
+      kept_reconnecting_ = false;
       ever_welcomed_ = true;
       lost_at_us_ = 0;
       backoff_ms_ = 500;
@@ -76,12 +79,82 @@ void Mailbox::on_text(std::string_view text) {
 }
 
 void Mailbox::fail(std::exception_ptr e) {
+  if (kept_) {
+    // The session runs without the relay; only restarts need it.
+    if (closing_) return;
+    std::string why = "unknown error";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      why = x.what();
+    }
+    log::warning("relay-gone", fmt::format("warning: the rendezvous server failed ({}); the session goes on, but "
+                                           "cannot move to a new network path any more",
+                                           why));
+    closing_ = true;
+    retry_.reset();
+    if (client_) client_->close();
+    return;
+  }
   if (events_.failed) events_.failed(e);
+}
+
+void Mailbox::keep_open() {
+  if (!client_ && !dead_client_) return;
+  if (closing_) return;
+  kept_ = true;
+  peer_body_deadline_.reset();
+  original_wait_.reset();
+  update_deadline();
+  handle(protocol_.release_nameplate());
+}
+
+// Needed again only for a restart: retried quietly, for as long as the
+// session lasts.
+void Mailbox::reconnect_later(const std::string& why) {
+  alive_deadline_.reset();
+  websocket_open_ = false;
+  if (retry_) return;  // one is due already
+  log::debug(Layer::rendezvous, "rendezvous connection lost ({}); retrying in {} ms", why, backoff_ms_);
+  kept_reconnecting_ = true;
+  dead_client_ = std::move(client_);
+  retry_ = g_timeout_add(backoff_ms_, &Mailbox::on_retry, this);
+  backoff_ms_ = std::min<guint>(backoff_ms_ * 2, 8000);
+}
+
+void Mailbox::check_alive() {
+  if (!kept_ || closing_ || alive_deadline_ || retry_ || !client_ || !protocol_.welcomed()) return;
+  const gint64 now = g_get_monotonic_time();
+  if (last_ping_us_ != 0 && now - last_ping_us_ < static_cast<gint64>(kAliveDeadlineMs) * 1000) return;
+  last_ping_us_ = now;
+  handle(protocol_.ping(++pings_));
+  alive_deadline_ = g_timeout_add(kAliveDeadlineMs, &Mailbox::on_alive_deadline, this);
+}
+
+gboolean Mailbox::on_alive_deadline(gpointer self) {
+  return c_boundary("the rendezvous liveness check", [&]() -> gboolean {
+    auto* m = static_cast<Mailbox*>(self);
+    m->alive_deadline_.fired();
+    if (!m->closing_) {
+      m->backoff_ms_ = 500;
+      m->reconnect_later(fmt::format("no answer to a ping within {} s", kAliveDeadlineMs / 1000));
+    }
+    return G_SOURCE_REMOVE;
+  });
+}
+
+void Mailbox::send_restart(uint32_t generation, const std::string& body) {
+  if (!can_restart()) return;
+  handle_channel(channel_->send_restart(generation, body));
 }
 
 void Mailbox::on_failed(const Error& e) {
   websocket_open_ = false;
   update_deadline();
+  if (kept_) {
+    if (!closing_) reconnect_later(e.what());
+    return;
+  }
   // Once both descriptions are exchanged the mailbox is no longer needed.
   if (peer_ice_received() && ice_sent_) {
     log::debug(Layer::rendezvous, "rendezvous connection ended: {}", e.what());
@@ -113,7 +186,7 @@ void Mailbox::on_failed(const Error& e) {
 
 void Mailbox::update_deadline() {
   Awaiting now = Awaiting::nothing;
-  if (closing_ || !websocket_open_) {
+  if (closing_ || kept_ || !websocket_open_) {
     now = Awaiting::nothing;
   } else if (!protocol_.welcomed()) {
     now = Awaiting::welcome;
@@ -228,6 +301,8 @@ void Mailbox::handle_channel(pake::Output out) {
       original_wait_.reset();
       log::debug(Layer::rendezvous, "the peer's ice body arrived {}", ice->sealed ? "sealed" : "in plaintext");
       if (events_.event) events_.event(rendezvous::event::PeerIce{std::move(ice->body)});
+    } else if (auto* restart = std::get_if<pake::event::PeerRestart>(&e)) {
+      if (kept_ && !closing_ && events_.peer_restart) events_.peer_restart(restart->generation, std::move(restart->body));
     } else if (std::holds_alternative<pake::event::PeerIsOriginal>(e)) {
       log::debug(Layer::rendezvous, "signaling in plaintext: the other side speaks no PAKE");
     }

@@ -24,6 +24,7 @@
 #include "peersock/glib/raii.hpp"
 #include "peersock/ice/body.hpp"
 #include "peersock/log.hpp"
+#include "peersock/pake/channel.hpp"
 #include "peersock/protocol/sides.hpp"
 #include "peersock/protocol/version.hpp"
 #include "peersock/quic/stream.hpp"
@@ -62,6 +63,11 @@ constexpr guint kOriginalVerdictMs = 5000;
 // 60 s outage survives and a vanished peer is given up on after 65 s.
 constexpr guint kLivenessCheckMs = 250;
 constexpr int kSilentNoticeS = 5;
+// While the path stays silent, a new ICE restart this often: one needs a
+// mailbox round trip, gathering (up to libnice's 2 s STUN/TURN timeouts
+// where they do not answer) and the checks; a pending one that has not
+// connected by then is replaced.
+constexpr gint64 kRestartEveryS = 10;
 // QUIC's idle timeout stays above that, so that the session's own
 // deadline, with its message, is what ends a silent run.
 constexpr int kIdleMarginS = 10;
@@ -145,6 +151,8 @@ class Session {
                                        [this] { guarded([&] { on_ice_failed(); }); },
                                        [this](const Error& e) { finish(e.code(), e.what()); },
                                        [this] { guarded([&] { on_quic_ran(); }); },
+                                       [this](uint32_t g) { guarded([&] { on_restart_gathered(g); }); },
+                                       [this](const ice::SelectedPath& p) { guarded([&] { on_path_changed(p); }); },
                                    });
     if (options_.peer) {
       start_paired();
@@ -224,6 +232,7 @@ class Session {
     return MailboxEvents{
         [this](const rendezvous::Event& e) { guarded([&] { on_mailbox_event(e); }); },
         [this](std::exception_ptr e) { rethrow_guarded(e); },
+        [this](uint32_t generation, std::string body) { guarded([&] { on_peer_restart(generation, body); }); },
     };
   }
 
@@ -489,8 +498,13 @@ class Session {
   void on_authenticated() {
     phase_ = Phase::forwarding;
     clear_deadline();
-    // The mailbox has done its job: release the nameplate, close happily.
-    mailbox_->release();
+    // The mailbox has done its job: release the nameplate, and close it
+    // happily -- or keep it for ICE restarts (v6, docs/protocol.md §2.11).
+    if (restarts_enabled()) {
+      mailbox_->keep_open();
+    } else {
+      mailbox_->release();
+    }
     control_->start_reading();  // stream 0 is read only now (docs/protocol.md §5.5)
     // The client pings on stream 0 (docs/protocol.md §6.4): v2/v3 peers get
     // their RTT from it (ours comes from QUIC itself), and the server sees
@@ -590,10 +604,60 @@ class Session {
       reconnecting_ = true;
       status_.reconnecting(silent, timeout);
     }
+    if (reconnecting_) maybe_restart();
     if (silent >= kSilentNoticeS + timeout) {
       finish(ExitCode::peer_gone,
              fmt::format("connection to the peer lost (no answer for {} s)", kSilentNoticeS + timeout));
     }
+  }
+
+  // ---- ICE restarts (docs/protocol.md §2.11) ----------------------------------
+  // A path silent for kSilentNoticeS may be gone for good (a new address, a
+  // NAT that rebound): while it stays silent, every kRestartEveryS one side
+  // or the other offers a fresh ICE description through the mailbox, and
+  // the other answers with its own. Generations order the attempts: an
+  // offer above ours replaces what we had pending, one below is stale.
+  bool restarts_enabled() const {
+    return protocol::restarts_ice(version_) && options_.settings.reconnect_timeout_s > 0 && mailbox_ != nullptr;
+  }
+
+  void maybe_restart() {
+    if (!restarts_enabled() || !mailbox_->can_restart()) return;
+    mailbox_->check_alive();  // what broke the path may have broken the websocket too
+    const gint64 now = g_get_monotonic_time();
+    if (last_restart_us_ != 0 && now - last_restart_us_ < kRestartEveryS * G_USEC_PER_SEC) return;
+    if (restart_generation_ >= pake::kMaxRestartGeneration) return;
+    last_restart_us_ = now;
+    ++restart_generation_;
+    log::debug(Layer::session, "the path is silent: offering ICE restart {}", restart_generation_);
+    link_->begin_restart(restart_generation_);
+  }
+
+  void on_restart_gathered(uint32_t generation) {
+    if (finishing() || generation != link_->restart_generation()) return;
+    auto description = link_->restart_description();
+    description.mode = forward::mode_name(options_.mode);
+    log::debug(Layer::ice, "restart {}: sending {} local candidates", generation, description.candidates.size());
+    mailbox_->send_restart(generation, ice::encode(description));
+  }
+
+  void on_peer_restart(uint32_t generation, const std::string& body) {
+    if (finishing() || !restarts_enabled()) return;
+    auto remote = ice::decode(body);
+    if (generation < restart_generation_) return;  // we offered a newer one since
+    restart_generation_ = generation;
+    if (link_->restart_generation() != generation) {
+      // The peer's offer: answer it with a fresh agent of our own.
+      last_restart_us_ = g_get_monotonic_time();
+      link_->begin_restart(generation);
+    }
+    link_->set_restart_remote(generation, remote);
+  }
+
+  void on_path_changed(const ice::SelectedPath& path) {
+    if (finishing()) return;
+    auto stats = link_->quic() ? link_->quic()->stats() : quic::ConnStats{};
+    status_.path(path_info(path), stats.rtt_ms < 0 ? std::nullopt : std::optional<double>(stats.rtt_ms));
   }
 
   // ---- deadlines, signals, teardown ---------------------------------------
@@ -738,6 +802,8 @@ class Session {
   glib::SourceId liveness_;
   quic::Timestamp last_heard_ = 0;  // the peer's last packet, as of the last check
   bool reconnecting_ = false;
+  uint32_t restart_generation_ = 0;  // the highest offered, by either side
+  gint64 last_restart_us_ = 0;       // when we last began one
   ExitCode deadline_code_ = ExitCode::failure;
   std::string deadline_message_;
 };

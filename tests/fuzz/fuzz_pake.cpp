@@ -4,7 +4,8 @@
 // and whether the consumer's wait for the original expires midway; the rest
 // is split at '\n' into mailbox messages "PHASE\tBODY" from the other side.
 // Bit 7 of byte 0 makes every BODY an attempt at open_sealed instead, with a
-// fixed key. Error/CounterpartyError are the documented outcome for bad
+// fixed key (bit 6: in phase "restart-1", an ICE restart's, not
+// "sealed-ice"). Phases "restart-N" reach the generation parser. Error/CounterpartyError are the documented outcome for bad
 // input; anything else escaping, a crash, or an outgoing message of an
 // unknown phase is a bug.
 #include <cstddef>
@@ -38,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     isk[0] = 1;
     try {
       std::string plain = Channel::open_sealed(isk, (flags & 1) ? Role::generator : Role::consumer,
-                                               kSealedIcePhase, rest);
+                                               (flags & 0x40) ? std::string_view("restart-1") : kSealedIcePhase, rest);
       if (plain.size() > kMaxSealedPlaintext) __builtin_trap();
     } catch (const peersock::Error&) {
     }

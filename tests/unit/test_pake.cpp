@@ -287,6 +287,66 @@ TEST_F(Keyed, ReflectedMessageIsRefused) {
   EXPECT_THROW(Channel::open_sealed(isk, Role::consumer, "sealed-restart", sealed), CounterpartyError);
 }
 
+// ---- ICE restarts (protocol v6) -------------------------------------------------
+
+const event::PeerRestart* restart_of(const std::vector<Event>& events) {
+  for (const auto& e : events)
+    if (auto* r = std::get_if<event::PeerRestart>(&e)) return r;
+  return nullptr;
+}
+
+TEST_F(Keyed, RestartsAreSealedPerGenerationAndOpenOnce) {
+  EXPECT_THROW(con.send_restart(1, "R1"), Error) << "before the peer's confirm";
+  con.on_message("aaaaaaaaaa", gen_confirm.phase, gen_confirm.body);
+  gen.on_message("bbbbbbbbbb", con_confirm.phase, con_confirm.body);
+  Message r1 = con.send_restart(1, "198.51.100.9 R1").to_send.at(0);
+  EXPECT_EQ(r1.phase, "restart-1");
+  EXPECT_EQ(r1.body.find("198.51.100.9"), std::string::npos);
+  auto out = gen.on_message("bbbbbbbbbb", r1.phase, r1.body);
+  ASSERT_TRUE(restart_of(out.events));
+  EXPECT_EQ(restart_of(out.events)->generation, 1u);
+  EXPECT_EQ(restart_of(out.events)->body, "198.51.100.9 R1");
+  // The server's replay after a reconnect, and an older generation after a
+  // newer one: nothing.
+  EXPECT_TRUE(gen.on_message("bbbbbbbbbb", r1.phase, r1.body).events.empty());
+  Message r3 = con.send_restart(3, "R3").to_send.at(0);
+  Message r2 = con.send_restart(2, "R2").to_send.at(0);
+  EXPECT_EQ(restart_of(gen.on_message("bbbbbbbbbb", r3.phase, r3.body).events)->generation, 3u);
+  EXPECT_TRUE(gen.on_message("bbbbbbbbbb", r2.phase, r2.body).events.empty());
+  // The other direction works the same.
+  Message g4 = gen.send_restart(4, "G4").to_send.at(0);
+  EXPECT_EQ(restart_of(con.on_message("aaaaaaaaaa", g4.phase, g4.body).events)->body, "G4");
+}
+
+TEST_F(Keyed, RestartsMovedBetweenGenerationsOrTamperedAreRefused) {
+  con.on_message("aaaaaaaaaa", gen_confirm.phase, gen_confirm.body);
+  Message r5 = con.send_restart(5, "R5").to_send.at(0);
+  EXPECT_THROW(gen.on_message("bbbbbbbbbb", r5.phase, r5.body), CounterpartyError) << "before our confirm";
+  gen.on_message("bbbbbbbbbb", con_confirm.phase, con_confirm.body);
+  EXPECT_THROW(gen.on_message("bbbbbbbbbb", "restart-6", r5.body), CounterpartyError);
+  std::string body = r5.body;
+  body[body.size() / 2] = body[body.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_THROW(gen.on_message("bbbbbbbbbb", r5.phase, body), CounterpartyError);
+  for (const char* phase : {"restart-", "restart-0", "restart-07", "restart-1000001", "restart-1x", "restart--1",
+                            "restart-99999999999"}) {
+    SCOPED_TRACE(phase);
+    EXPECT_THROW(gen.on_message("bbbbbbbbbb", phase, r5.body), CounterpartyError);
+  }
+  // Refusals left nothing behind: the real one still opens.
+  EXPECT_TRUE(restart_of(gen.on_message("bbbbbbbbbb", r5.phase, r5.body).events));
+  EXPECT_THROW(con.send_restart(0, "x"), Error);
+  EXPECT_THROW(con.send_restart(kMaxRestartGeneration + 1, "x"), Error);
+}
+
+TEST(Channel, PlaintextPeersNeverRestart) {
+  Channel con(params(Role::consumer));
+  con.open();
+  con.on_message("aaaaaaaaaa", "ice", "ORIGINAL-BODY");
+  ASSERT_TRUE(con.plaintext());
+  EXPECT_TRUE(con.on_message("aaaaaaaaaa", "restart-1", "whatever").events.empty());
+  EXPECT_THROW(con.send_restart(1, "x"), Error);
+}
+
 TEST_F(Keyed, ConfirmBeforeShareIsRefused) {
   Channel fresh(params(Role::generator));
   fresh.open();

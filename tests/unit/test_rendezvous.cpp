@@ -124,6 +124,32 @@ TEST(Rendezvous, ReconnectClaimsTheSameNameplateAndAddsOurIceAgain) {
   EXPECT_THROW(q.on_text(R"({"type":"claimed","mailbox":"other"})"), CounterpartyError);
 }
 
+TEST(Rendezvous, ReleasedNameplateKeepsTheMailboxAcrossReconnects) {
+  Protocol p = open_generator();
+  EXPECT_EQ(p.release_nameplate().to_send, (Frames{R"({"nameplate":"42","type":"release"})"}));
+  EXPECT_TRUE(p.release_nameplate().to_send.empty());
+  EXPECT_TRUE(p.mailbox_open());
+  // Later messages still go out on the open mailbox.
+  EXPECT_EQ(p.add("restart-1", "R").to_send, (Frames{R"({"body":"R","phase":"restart-1","type":"add"})"}));
+  // A new websocket: bind and open the mailbox directly, no claim of the
+  // spent nameplate; what we added goes out again.
+  p.reconnect();
+  Output out = p.on_text(kWelcome);
+  EXPECT_EQ(out.to_send, (Frames{kBindA, R"({"mailbox":"mbx1","type":"open"})",
+                                 R"({"body":"R","phase":"restart-1","type":"add"})"}));
+  EXPECT_TRUE(p.mailbox_open());
+  // The end closes the mailbox without releasing the nameplate again.
+  EXPECT_EQ(p.finish("happy").to_send, (Frames{R"({"mailbox":"mbx1","mood":"happy","type":"close"})"}));
+}
+
+TEST(Rendezvous, ReleaseNameplateBeforeTheMailboxIsKnownDoesNothing) {
+  Protocol p(Role::generator, "aaaaaaaaaa");
+  EXPECT_TRUE(p.release_nameplate().to_send.empty());
+  p.on_text(kWelcome);
+  EXPECT_EQ(p.on_text(R"({"type":"allocated","nameplate":"42"})").to_send,
+            (Frames{R"({"nameplate":"42","type":"claim"})"}));
+}
+
 TEST(Rendezvous, ReconnectBeforeAllocationAllocates) {
   Protocol p(Role::generator, "aaaaaaaaaa");
   p.on_text(kWelcome);

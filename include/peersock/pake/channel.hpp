@@ -41,6 +41,11 @@ inline constexpr std::string_view kPakePhase = "pake";
 inline constexpr std::string_view kConfirmPhase = "confirm";
 inline constexpr std::string_view kSealedIcePhase = "sealed-ice";
 inline constexpr std::string_view kPlainIcePhase = "ice";
+// An ICE restart's description (protocol v6, docs/protocol.md §2.11):
+// phase "restart-N", N the restart's generation in decimal (1 to
+// kMaxRestartGeneration, no leading zero), sealed like "sealed-ice".
+inline constexpr std::string_view kRestartPhasePrefix = "restart-";
+inline constexpr uint32_t kMaxRestartGeneration = 1'000'000;
 
 // The consumer's wait for the generator's "pake" before it takes the
 // generator for the original peersock. A current generator adds its "pake"
@@ -69,8 +74,13 @@ struct PeerIce {
 // The peer runs the original peersock (plaintext signaling), or the relay
 // pretends it does: say so, once.
 struct PeerIsOriginal {};
+// The peer's description for ICE restart `generation` (opened).
+struct PeerRestart {
+  uint32_t generation = 0;
+  std::string body;
+};
 }  // namespace event
-using Event = std::variant<event::PeerIce, event::PeerIsOriginal>;
+using Event = std::variant<event::PeerIce, event::PeerIsOriginal, event::PeerRestart>;
 
 struct Output {
   std::vector<Message> to_send;
@@ -104,6 +114,12 @@ class Channel {
   // peer is known to be the original, held until then. Call once.
   // Errors: Error(failure) for a body over kMaxSealedPlaintext.
   Output send_ice(std::string body);
+
+  // Our description for ICE restart `generation` (1 to
+  // kMaxRestartGeneration), sealed. Errors: Error(failure) before the key
+  // is confirmed both ways, in plaintext mode, for a generation out of
+  // range or a body over kMaxSealedPlaintext.
+  Output send_restart(uint32_t generation, std::string_view body);
 
   // A mailbox message from another side (never our own echo). Unknown phases
   // are ignored, and so is an exact repeat of a message already handled (the
@@ -145,6 +161,7 @@ class Channel {
   void on_confirm(std::string_view body, Output& out);
   void on_sealed_ice(std::string_view body, Output& out);
   void on_plain_ice(std::string_view body, Output& out);
+  void on_restart(std::string_view phase, std::string_view body, Output& out);
   void become_plaintext(Output& out);
   void refuse_late_pake() const;
   void flush(Output& out);
@@ -165,6 +182,7 @@ class Channel {
   std::optional<std::string> own_ice_;
   bool own_ice_sent_ = false;
   bool peer_ice_received_ = false;
+  uint32_t peer_restart_ = 0;  // the highest restart generation handled
 };
 
 }  // namespace peersock::pake

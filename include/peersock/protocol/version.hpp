@@ -11,7 +11,9 @@ namespace peersock::protocol {
 // 4: QUIC's own per-stream flow control (ngtcp2) instead of 'C' grants.
 // 5: UDP forwarding (listen-udp / connect-udp) in QUIC DATAGRAM frames
 //    (RFC 9221), each with a flow header (docs/protocol.md §7.7).
-inline constexpr int kCurrent = 5;
+// 6: the mailbox stays open for the session, and a silent path is replaced
+//    by an ICE restart through it (sealed "restart-N" messages, §2.11).
+inline constexpr int kCurrent = 6;
 inline constexpr int kOldest = 1;
 
 constexpr bool has_fin(int v) { return v >= 2; }
@@ -24,5 +26,8 @@ constexpr bool uses_credit(int v) { return v == 3; }
 constexpr bool reports_connect_failures(int v) { return v >= 4; }
 // DATAGRAM frames with a flow header: what listen-udp / connect-udp need.
 constexpr bool carries_udp(int v) { return v >= 5; }
+// The mailbox stays open after authentication; a silent path is replaced
+// by an ICE restart exchanged through it.
+constexpr bool restarts_ice(int v) { return v >= 6; }
 
 }  // namespace peersock::protocol

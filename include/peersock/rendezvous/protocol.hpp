@@ -91,6 +91,16 @@ class Protocol {
   // sends one `list`; each reply is one event::Nameplates.
   Output list_nameplates();
 
+  // Releases the nameplate (if claimed) and keeps the mailbox open: the
+  // code is spent, the two sides still talk (protocol v6 restarts). After
+  // a reconnect the mailbox is opened again directly, without a claim.
+  // Idempotent; nothing before the mailbox is known.
+  Output release_nameplate();
+
+  // {"type":"ping","ping":n}: the server answers with a pong (any frame
+  // from it shows the websocket is alive). Nothing before the welcome.
+  Output ping(uint32_t n);
+
   // Releases the nameplate (if claimed) and closes the mailbox (if open) with
   // `mood` (happy, lonely, scary, errory). Idempotent.
   Output finish(std::string_view mood);
@@ -134,6 +144,7 @@ class Protocol {
   bool peer_seen_ = false;
   bool nameplate_claimed_ = false;
   bool nameplate_released_ = false;
+  bool nameplate_given_up_ = false;  // release_nameplate(): not claimed again after a reconnect
   bool list_pending_ = false;  // list_nameplates() before welcome
 };
 

@@ -23,6 +23,8 @@
 // side, the nameplate and with them the code; failed() only when no new
 // connection was welcomed within kReconnectWindowMs of the loss (exit 6).
 // The first connection is not retried: a wrong --relay fails at once.
+// After keep_open() (protocol v6) the mailbox stays for ICE restarts: lost
+// websockets are opened again for as long as the session lasts.
 //
 // Nothing the server owes us is waited for forever (exit 6 at the deadline):
 // the welcome within kWelcomeDeadlineMs of the websocket opening, the
@@ -56,6 +58,9 @@ struct MailboxEvents {
   // or the server said something wrong or hostile (Error(relay) with its
   // text, CounterpartyError): the exception, for the owner to end with.
   std::function<void(std::exception_ptr)> failed;
+  // Protocol v6 (after keep_open): the peer's description for ICE restart
+  // `generation`, opened (not yet parsed).
+  std::function<void(uint32_t generation, std::string body)> peer_restart;
 };
 
 struct PakeOptions {
@@ -102,6 +107,25 @@ class Mailbox final : public Stage {
 
   // Authenticated: release the nameplate, close the mailbox happily.
   void release();
+  // Authenticated with a v6 peer: release the nameplate and keep the
+  // mailbox open for ICE restarts. From now on a lost websocket is opened
+  // again with backoff for as long as the session lasts, no deadline
+  // applies, and a server that fails us only turns restarts off (one
+  // warning line): the session does not depend on the relay any more.
+  void keep_open();
+  // After keep_open: makes sure the websocket still reaches the server
+  // before a restart needs it. A connection whose address went away (a new
+  // host address, a NAT that forgot it) fails only after minutes of TCP
+  // retransmissions; so a ping goes out, and when nothing at all comes back
+  // within kAliveDeadlineMs the websocket is dropped and opened again (from
+  // the new address). Whatever we added is sent again on the new one.
+  void check_alive();
+  static constexpr guint kAliveDeadlineMs = 3'000;
+  // Both sides' mailbox is open for restarts (keep_open, not failed).
+  bool can_restart() const { return kept_ && !closing_ && channel_ != nullptr; }
+  // Our description for ICE restart `generation`, sealed (pake.hpp).
+  // Errors: Error(failure) from the channel.
+  void send_restart(uint32_t generation, const std::string& body);
 
   void close(ExitCode why) override;
   bool closed() const override { return !client_ || client_->closed(); }
@@ -115,6 +139,8 @@ class Mailbox final : public Stage {
   void handle_channel(pake::Output out);
   void fail(std::exception_ptr e);
   static gboolean on_retry(gpointer self);
+  static gboolean on_alive_deadline(gpointer self);
+  void reconnect_later(const std::string& why);  // kept_: drop the websocket, open a new one after the backoff
   // What we wait for from the server now, and its deadline (re-armed
   // whenever that changes).
   enum class Awaiting { nothing, welcome, mailbox, peer };
@@ -135,10 +161,15 @@ class Mailbox final : public Stage {
   std::unique_ptr<rendezvous::Client> dead_client_;  // failed; freed from the retry timer, not its own callback
   bool ice_sent_ = false;
   bool closing_ = false;
+  bool kept_ = false;  // keep_open(): the session's mailbox
+  bool kept_reconnecting_ = false;  // kept_, and a new websocket is on its way
   bool ever_welcomed_ = false;
   gint64 lost_at_us_ = 0;  // 0: not reconnecting
   guint backoff_ms_ = 500;
   glib::SourceId retry_;
+  glib::SourceId alive_deadline_;  // check_alive's ping is out
+  uint32_t pings_ = 0;
+  gint64 last_ping_us_ = 0;  // at most one ping per kAliveDeadlineMs
   bool generator_;
   bool paired_ = false;  // a --peer session's own mailbox
   bool websocket_open_ = false;  // the current websocket connected
