@@ -9,6 +9,7 @@ The path is direct (restricted x cone) and stays the same: the router keeps
 its NAT mappings through the outage. Address changes need an ICE restart and
 are not covered here.
 """
+import os
 import re
 import signal
 import sys
@@ -55,6 +56,8 @@ def pair_sites(netlab, deadline):
 
 
 def start_pair(netlab, a, b, extra=()):
+    if os.environ.get("PEERSOCK_E2E_DEBUG"):  # by hand: both sides' --debug log in the failure report
+        extra = (*extra, "--debug")
     gen = netlab.peersock(a.hosts[0], "peersock stdio-a (alice)", ["stdio-a"], stdio=True, extra=extra)
     code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
     cons = netlab.peersock(b.hosts[0], "peersock stdio-b (bob)", ["stdio-b", code], stdio=True, extra=extra)

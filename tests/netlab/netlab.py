@@ -73,6 +73,10 @@ SITES = {
               public_lan="203.0.113.64/26", public_prefix="203.0.113.", private_prefix="10.1.0."),
     "b": dict(wan_net="198.51.100.0/30", wan_gw="198.51.100.1", router_wan="198.51.100.2",
               public_lan="198.51.100.64/26", public_prefix="198.51.100.", private_prefix="10.2.0."),
+    # A third network for a host to move to (Host.move_to), hosts-less at first.
+    # (192.0.2.0/30 is wan's `void`.)
+    "c": dict(wan_net="192.0.2.128/30", wan_gw="192.0.2.129", router_wan="192.0.2.130",
+              public_lan="192.0.2.192/26", public_prefix="192.0.2.", private_prefix="10.3.0."),
 }
 
 
@@ -203,8 +207,48 @@ class _Place:
 
 
 class Host:
-    def __init__(self, site, name, ns, ip):
+    def __init__(self, site, name, ns, ip, port):
         self.site, self.name, self.ns, self.ip = site, name, ns, ip
+        self.port = port  # the router's end of the host's LAN link
+
+    def change_address(self, last_octet):
+        """The host gets another address on the same LAN (as a laptop that
+        rejoins Wi-Fi): the new one is added, the default route moves to
+        it, the old one is removed. Sockets bound to the old one stop
+        working; the NAT sees a new source, so a new mapping."""
+        prefix, plen = self.site.lan_prefix, self.site.lan_plen
+        new_ip = f"{prefix}{last_octet}"
+        ns = self.ns.name
+        # Without promotion, removing the primary address takes the
+        # secondary (the new one) with it.
+        sysctl(self.ns, "net.ipv4.conf.eth0.promote_secondaries", 1)
+        run(["ip", "-n", ns, "addr", "add", f"{new_ip}/{plen}", "dev", "eth0"])
+        run(["ip", "-n", ns, "addr", "del", f"{self.ip}/{plen}", "dev", "eth0"])
+        run(["ip", "-n", ns, "route", "replace", "default", "via", self.site.lan_gw, "src", new_ip])
+        self.site.netlab.note(f"{self.name}: address {self.ip} -> {new_ip}")
+        self.ip = new_ip
+
+    def move_to(self, site):
+        """The host leaves its LAN and joins `site`'s (another network behind
+        another NAT): its link is unplugged and a new one plugged into the
+        other router's bridge, with an address from that LAN."""
+        old = self.site
+        ns = self.ns.name
+        run(["ip", "-n", old.router.name, "link", "del", self.port])  # both ends go
+        old.hosts.remove(self)
+        port = f"lan{len(site.hosts)}"
+        ip = f"{site.lan_prefix}{site.lan_first + len(site.hosts)}"
+        r = site.router.name
+        run(["ip", "-n", r, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        run(["ip", "-n", r, "link", "set", port, "master", "br0"])
+        run(["ip", "-n", r, "link", "set", port, "up"])
+        run(["ip", "-n", ns, "addr", "add", f"{ip}/{site.lan_plen}", "dev", "eth0"])
+        run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        run(["ip", "-n", ns, "route", "add", "default", "via", site.lan_gw])
+        wait_running(ns, "eth0")
+        site.hosts.append(self)
+        site.netlab.note(f"{self.name}: moved from site {old.letter} ({self.ip}) to site {site.letter} ({ip})")
+        self.site, self.ip, self.port = site, ip, port
 
     def start(self, name, argv, **kw):
         return self.site.netlab.start(name, argv, self.ns, **kw)
@@ -256,6 +300,7 @@ class Site:
             run(["ip", "-n", w, "route", "add", cfg["public_lan"], "via", cfg["router_wan"]])
         else:
             gw, plen, first = prefix + "1", 24, 2
+        self.lan_prefix, self.lan_gw, self.lan_plen, self.lan_first = prefix, gw, plen, first
         run(["ip", "-n", r, "link", "add", "br0", "type", "bridge"])
         run(["ip", "-n", r, "addr", "add", f"{gw}/{plen}", "dev", "br0"])
         run(["ip", "-n", r, "link", "set", "br0", "up"])
@@ -281,14 +326,23 @@ class Site:
             etc.mkdir(parents=True, exist_ok=True)
             netlab.etc_dirs.append(etc)
             (etc / "hosts").write_text(f"127.0.0.1 localhost\n{SERVICE_IP} {LAB_SERVER_NAME}\n")
-            self.hosts.append(Host(self, hname, ns, ip))
+            self.hosts.append(Host(self, hname, ns, ip, port))
+        first = self.hosts[0].ip if self.hosts else None
         if backend == "nft":
-            run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, self.hosts[0].ip, late_drop))
+            run(["ip", "netns", "exec", r, "nft", "-f", "-"], input=nat_rules(nat, first, late_drop))
         else:
-            for rule in nat_iptables(nat, self.hosts[0].ip, late_drop):
+            for rule in nat_iptables(nat, first, late_drop):
                 run(["ip", "netns", "exec", r, "iptables", *rule])
         for host in self.hosts:
             wait_running(host.ns.name, "eth0")
+
+    def rebind(self):
+        """Forgets every NAT mapping (conntrack flush), as a home router's
+        reboot or a carrier NAT's timeout does: the next packet out gets a
+        new public port where the NAT type picks one (symmetric), the same
+        one where it preserves ports."""
+        run(["ip", "netns", "exec", self.router.name, "conntrack", "-F"])
+        self.netlab.note(f"rebinding: router {self.letter} forgot its NAT mappings")
 
     def outage(self, on):
         """Drops (on=True) or forwards again (False) everything the router
@@ -426,14 +480,28 @@ class NetLab:
         if p.wait_exit(timeout + 10, what=what) != 0:
             self.fail(f"{what}: {host}:{port} did not accept connections within {timeout:.0f}s")
 
+    def _start_mailbox(self):
+        db = os.path.join(self.tmpdir, "mailbox.sqlite")
+        self.mailbox = self.start("mailbox", [e2e.TWISTD, "-n", "--pidfile=", "wormhole-mailbox",
+                                              f"--port=tcp:{MAILBOX_PORT}:interface={SERVICE_IP}",
+                                              f"--channel-db={db}"], self.wan)
+
+    def restart_mailbox(self, timeout=30):
+        """Stops the mailbox server (every websocket to it breaks) and starts
+        it again on the same database, as a relay's restart would."""
+        import signal as _signal
+        self.mailbox.signal(_signal.SIGTERM)
+        self.mailbox.wait_exit(timeout, what="the mailbox server to stop")
+        self.note("mailbox server stopped")
+        self._start_mailbox()
+        self.wait_tcp(SERVICE_IP, MAILBOX_PORT, timeout, "mailbox server")
+        self.note("mailbox server started again")
+
     def start_services(self, timeout=30):
         """Mailbox server, coturn and the two reflectors, all in wan; waits until
         each is ready."""
         w = self.wan
-        db = os.path.join(self.tmpdir, "mailbox.sqlite")
-        self.mailbox = self.start("mailbox", [e2e.TWISTD, "-n", "--pidfile=", "wormhole-mailbox",
-                                              f"--port=tcp:{MAILBOX_PORT}:interface={SERVICE_IP}",
-                                              f"--channel-db={db}"], w)
+        self._start_mailbox()
         self.coturn = self.start("coturn", [
             "turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", SERVICE_IP,
             "--relay-ip", SERVICE_IP, "--listening-port", str(TURN_PORT), "--lt-cred-mech",
