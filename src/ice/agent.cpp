@@ -385,18 +385,35 @@ void Agent::on_gathering_done(NiceAgent*, guint, gpointer self) {
 // libnice gives up on them after 2 s, while the TURN-over-TCP relay -- the
 // path that will be used -- arrived after a few round trips: measured in the
 // NAT lab (udp-blocked x restricted), gathering took 2.0 s of the 2.25 s
-// setup. So a relay candidate in hand starts a short grace period, and the
+// setup. So a relay candidate in hand starts a grace period, and the
 // description goes out when it ends, with what was gathered by then. What
 // comes later is not sent (no trickle): at worst a better path is missed,
-// never the relay that works. Where UDP works, the UDP relay comes first
-// and the TCP relay within about one more round trip, so both are in.
+// never the relay that works.
+//
+// How long: where UDP works, the UDP relay (and with it the srflx
+// candidate, which libnice takes from the same TURN answer) comes first and
+// the TCP relay within about one more round trip: 300 ms. A TCP relay
+// first means UDP is blocked -- or that a UDP request was lost: libnice
+// retransmits it after 500 ms (STUN_TIMER_DEFAULT_TIMEOUT). With 300 ms
+// then, a lossy path lost its srflx and UDP relay candidates (NAT lab,
+// restricted x cone with 2 % loss per crossing: both sides ended up relayed
+// over the peer's TURN/TCP relay). So a TCP relay first waits 900 ms, enough
+// for one retransmission and its answer, and a UDP relay arriving meanwhile
+// ends it 300 ms after its arrival instead (by then the srflx is in too).
 constexpr guint kGatherGraceMs = 300;
+constexpr guint kGatherGraceTcpFirstMs = 900;
 
 void Agent::on_new_candidate(NiceAgent*, NiceCandidate* candidate, gpointer self) {
   c_boundary("an ICE candidate", [&] {
     auto* agent = static_cast<Agent*>(self);
-    if (agent->gathered_ || agent->gather_grace_ || candidate->type != NICE_CANDIDATE_TYPE_RELAYED) return;
-    agent->gather_grace_ = g_timeout_add(kGatherGraceMs, &Agent::on_gather_grace, agent);
+    if (agent->gathered_ || candidate->type != NICE_CANDIDATE_TYPE_RELAYED) return;
+    const bool over_udp = (candidate->priority >> 24) == kTypePreferenceRelayedUdp;
+    if (over_udp && !agent->udp_relay_seen_) {
+      agent->udp_relay_seen_ = true;
+      agent->gather_grace_ = g_timeout_add(kGatherGraceMs, &Agent::on_gather_grace, agent);
+    } else if (!agent->gather_grace_) {
+      agent->gather_grace_ = g_timeout_add(kGatherGraceTcpFirstMs, &Agent::on_gather_grace, agent);
+    }
   });
 }
 

@@ -94,7 +94,8 @@ def test_nat_rebinding_keeps_the_session(netlab, sites, nats, relayed):
     b = sites("b", nats[1], ["bob"])
     gen, _ = stream_through_a_change(netlab, a, b, a.rebind)
     first, last = path_lines(gen)[0], path_lines(gen)[-1]
-    netlab.check(("via TURN relay" in first) == relayed, f"unexpected first path {first!r}")
+    # "via TURN relay" (ours) or "via the peer's TURN relay".
+    netlab.check(("TURN relay" in first) == relayed, f"unexpected first path {first!r}")
     if not relayed:
         # The symmetric NAT's new mapping is a new public port.
         netlab.check(first != last, f"the path line did not change: {first!r}")
@@ -115,7 +116,7 @@ def test_moving_to_another_network_keeps_the_session(netlab, sites):
     gen, _ = stream_through_a_change(netlab, a, b, lambda: a.hosts[0].move_to(c))
     last = path_lines(gen)[-1]
     # Site c's router faces wan as 192.0.2.130: alice's new public address.
-    netlab.check("192.0.2.130:" in last or "via TURN relay" in last, f"alice's new path is not from site c: {last!r}")
+    netlab.check("192.0.2.130:" in last or "TURN relay" in last, f"alice's new path is not from site c: {last!r}")
 
 
 @pytest.mark.deadline(300)

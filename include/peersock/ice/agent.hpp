@@ -107,6 +107,7 @@ class Agent {
   bool setup_failed_ = false;
   bool gathered_ = false;
   glib::SourceId gather_grace_;  // armed by the first relay candidate
+  bool udp_relay_seen_ = false;  // a TURN-over-UDP relay candidate arrived
   uint64_t dropped_ = 0;
   // The selected pair's socket when the path is direct UDP (a reference of
   // ours, so the fd stays valid), and the sender that uses it (declared
