@@ -291,6 +291,7 @@ void Endpoint::receive_datagram(std::span<const uint8_t> datagram, Timestamp now
 
 std::optional<Timestamp> Endpoint::probe_due() const {
   if (!resume_enabled_ || close_requested_ || last_datagram_ == 0) return std::nullopt;
+  if (echo_probes_ > 0) return echo_next_;
   return std::max(last_datagram_ + kResumeAfterNs, last_probe_ + kProbeIntervalNs);
 }
 
@@ -306,6 +307,8 @@ void Endpoint::enable_path_resumption() {
 void Endpoint::resume_path(Timestamp now) {
   auto next = std::make_unique<Path>(static_cast<uint8_t>(resumptions_ + 1));
   const double silent_s = static_cast<double>(now - last_datagram_) / 1e9;
+  echo_probes_ = kResumeEchoProbes;  // the other side may still be silent
+  echo_next_ = now;
   if (role_ == Role::client) {
     // Needs a spare connection ID from the server (active_connection_id_limit).
     int rv = ngtcp2_conn_initiate_immediate_migration(conn_, &next->path, now);
@@ -379,6 +382,10 @@ void Endpoint::handle_expiry(Timestamp now) {
     static constexpr uint8_t probe[] = {kPathProbe};
     static constexpr size_t size = sizeof probe;
     last_probe_ = now;
+    if (echo_probes_ > 0) {
+      --echo_probes_;
+      echo_next_ = now + kProbeIntervalNs;
+    }
     transmit(probe, std::span<const size_t>(&size, 1));
   }
   int rv = ngtcp2_conn_handle_expiry(conn_, now);

@@ -78,8 +78,9 @@ def stream_through_a_change(netlab, a, b, change):
     check_same(netlab, "alice", ra, "bob", rb, STREAM_BYTES)
     for p in (gen, cons):
         after = path_lines(p)
-        netlab.check(len(after) == len(before[p.name]) + 1 and len(after) >= 2,
-                     f"{p.name}: expected one more path line for the new path, got {after}")
+        # One more per restart that connected: usually one, two when the
+        # first carried QUIC only after the next had begun (seen under ASan).
+        netlab.check(len(after) > len(before[p.name]), f"{p.name}: no path line for the new path, got {after}")
         netlab.note(f"{p.name}: {after[0]!r} -> {after[-1]!r}")
         errors = [line for line in p.lines() if line.startswith("peersock:")]
         netlab.check(not errors, f"{p.name}: error lines {errors}")

@@ -132,6 +132,16 @@ inline constexpr uint64_t kResumeKeepAliveNs = 3'000'000'000ULL;
 // it), so it only tells the other side that the path is back.
 inline constexpr uint64_t kProbeIntervalNs = 1'000'000'000ULL;
 inline constexpr uint8_t kPathProbe = 0x80;
+// A side that resumes also probes at once, and then once a second,
+// kResumeEchoProbes in all: the first datagram to get through after an
+// outage stops the receiver's own probes, and its peer may still be silent.
+// Seen under ASan after a 60 s outage: the server heard the client's probe
+// timeout packet 0.1 s after the path came back and stopped probing; its
+// answers on the "new" path were held by anti-amplification (3x what the
+// client had sent there, one small packet), and the client heard nothing
+// until its limit 4.9 s later. A probe from the server makes the client
+// resume and send at once, which lifts the limit.
+inline constexpr int kResumeEchoProbes = 3;
 
 // Datagram counters for the status line, `--json` and bug reports.
 struct DatagramStats {
@@ -371,6 +381,8 @@ class Endpoint {
   Timestamp last_received_ = 0;  // ConnStats::last_received
   Timestamp last_datagram_ = 0;  // any datagram, accepted or not
   Timestamp last_probe_ = 0;
+  int echo_probes_ = 0;       // kResumeEchoProbes after a resumption, counting down
+  Timestamp echo_next_ = 0;   // when the next of them is due
   std::optional<Timestamp> probe_due() const;
   bool resume_enabled_ = false;
   uint64_t resumptions_ = 0;
