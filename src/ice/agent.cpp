@@ -401,9 +401,11 @@ void Agent::on_gathering_done(NiceAgent*, guint, gpointer self) {
 // TCP relay takes one round trip more than the UDP one (the TCP handshake),
 // so a UDP relay delayed by one retransmission arrives about 500 ms minus a
 // round trip after it. A UDP relay arriving meanwhile ends the wait 300 ms
-// after its arrival instead (by then the srflx is in too). Measured in the
-// NAT lab under load (udp-blocked x restricted, setup to the first byte):
-// 0.64-0.84 s with 300 ms, 0.99-1.02 s with 600 ms, 1.27-1.34 s with 900 ms.
+// after its arrival instead (by then the srflx is in too). Setup to the
+// first byte, udp-blocked x restricted, `pytest -s test_nat_matrix.py -k
+// udp_blocked` on the 2-core machine with CI running alongside: 0.64-0.84 s
+// with 300 ms, 0.99-1.02 s with 600 ms, 1.27-1.34 s with 900 ms (three runs
+// each); rerun idle with 600 ms: 1.01 s.
 constexpr guint kGatherGraceMs = 300;
 constexpr guint kGatherGraceTcpFirstMs = 600;
 

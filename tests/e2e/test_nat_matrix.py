@@ -149,6 +149,7 @@ def test_udp_blocked_uses_turn_over_tcp(netlab, sites):
     nbytes = nat_bytes()
     pa, pb, setup = transfer(netlab, a.hosts[0], b.hosts[0], nbytes)
     _extra["udp-blocked \u00d7 restricted"] = dict(path=pa, setup=setup, expected="relayed (TURN over TCP)")
+    print(f"udp-blocked setup: {setup:.2f} s")  # cited in src/ice/agent.cpp (pytest -s shows it)
     netlab.check(pa["kind"] == "relayed" and "over tcp" in pa["line"],
                  f"alice (UDP blocked) must use TURN over TCP, got: {pa['line']}")
     netlab.check(pb["kind"] == "relayed", f"bob must see a relayed path, got: {pb['line']}")

@@ -16,19 +16,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netlab"))
-import netlab as nl  # noqa: E402
 from lab import Pump, check_same, scaled  # noqa: E402
-from test_outage import BACK_RE, RECONNECTING_RE, start_pair, wait_flowing  # noqa: E402
+# The same lab fixture, pacing and stream size as the outage tests.
+from test_outage import BACK_RE, RATE_MBIT, RECONNECTING_RE, STREAM_BYTES, netlab, start_pair, wait_flowing  # noqa: E402,F401
 
 PATH_LINE_RE = re.compile(r"^connected (directly|via) .*")
-RATE_MBIT = 8
-STREAM_BYTES = 12 << 20
-
-
-@pytest.fixture(scope="module")
-def netlab(peersock_binary):
-    with nl.started(scaled(30)) as lab:
-        yield lab
 
 
 @pytest.fixture
@@ -70,7 +62,9 @@ def stream_through_a_change(netlab, a, b, change):
         p.wait_line(RECONNECTING_RE, scaled(15), what="the 'reconnecting' line after the change")
     for p in (gen, cons):
         m = p.wait_line(BACK_RE, scaled(30), what="the 'answers again' line after the ICE restart")
-        netlab.note(f"{p.name}: {m.string} ({time.monotonic() - changed_at:.1f} s after the change)")
+        took = f"{p.name}: {m.string} ({time.monotonic() - changed_at:.1f} s after the change)"
+        netlab.note(took)
+        print(took)  # the numbers in docs/protocol.md §2.11 (pytest -s shows them)
     ra, rb = pa.wait(scaled(120)), pb.wait(scaled(120))
     for p in (gen, cons):
         rc = p.wait_exit(scaled(20), what="stdio peers exit after both directions are delivered")
