@@ -84,6 +84,13 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
   // ICE-TCP host candidates are off: the datagram path is UDP, and TURN over
   // TCP still covers networks that block UDP.
   g_object_set(agent_.get(), "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
+  // Ta, the pacing of new STUN transactions (checks and gathering): 5 ms, the
+  // least RFC 8445 §14.2 allows, not libnice's 20 ms. The checks of a pair
+  // list go out one per Ta, so on a relayed path the pair that works waited
+  // behind the others: symmetric x symmetric with 100 ms to the relay, ICE
+  // took 425 ms from the peer's candidates to connected at 20 ms and 333 ms
+  // at 5 ms (3 runs each). A session's pair list is a few dozen pairs at most.
+  g_object_set(agent_.get(), "stun-pacing-timer", guint{5}, nullptr);
 
   stream_ = nice_agent_add_stream(agent_.get(), 1);
   if (stream_ == 0) throw Error(ExitCode::failure, "cannot add an ICE stream");

@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include <gcrypt.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "peersock/auth/smp.hpp"
 #include "peersock/error.hpp"
@@ -680,6 +682,49 @@ TEST(SmpSubgroup, EveryLaterMessageIsCheckedToo) {
   ASSERT_FALSE(msg4.empty());
   EXPECT_THROW(alice3.on_message(with_mpi(msg4, 0, kOrderTwo)), CounterpartyError);
   EXPECT_NE(alice3.status(), Status::success);
+}
+
+// The check decides with the Legendre symbol; this compares it with the
+// definition, g^q = 1 (mod p), on random values and on the range's edges.
+TEST(SmpSubgroup, TheLegendreSymbolAgreesWithTheExponentiation) {
+  Smp alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  const Transcript t = run(alice, bob);
+  const Bytes p_bytes = modulus_minus(0);
+  gcry_mpi_t p = nullptr, q = gcry_mpi_new(0), g = nullptr, power = gcry_mpi_new(0);
+  ASSERT_EQ(gcry_mpi_scan(&p, GCRYMPI_FMT_USG, p_bytes.data(), p_bytes.size(), nullptr), 0);
+  gcry_mpi_sub_ui(q, p, 1);
+  gcry_mpi_rshift(q, q, 1);
+  int inside = 0, outside = 0;
+  for (int i = 0; i < 200; ++i) {
+    Bytes value(p_bytes.size());
+    ASSERT_EQ(RAND_bytes(value.data(), static_cast<int>(value.size())), 1);
+    value[0] &= 0x7f;  // below p, whose top bit is set
+    ASSERT_EQ(gcry_mpi_scan(&g, GCRYMPI_FMT_USG, value.data(), value.size(), nullptr), 0);
+    gcry_mpi_powm(power, g, q, p);
+    const bool member = gcry_mpi_cmp_ui(power, 1) == 0;
+    gcry_mpi_release(g);
+    g = nullptr;
+    (member ? inside : outside)++;
+    if (member)
+      EXPECT_NO_THROW(peersock::auth::check_subgroup(4, with_mpi(t.msg4, 0, value))) << i;
+    else
+      EXPECT_THROW(peersock::auth::check_subgroup(4, with_mpi(t.msg4, 0, value)), CounterpartyError) << i;
+  }
+  EXPECT_GT(inside, 50);
+  EXPECT_GT(outside, 50);
+  gcry_mpi_release(p);
+  gcry_mpi_release(q);
+  gcry_mpi_release(power);
+  // 2 and 4 are squares; 0, 1, p - 1 and p are outside the range, and so is
+  // p + 2^1536, whose residue 2^1536 is a square.
+  EXPECT_NO_THROW(peersock::auth::check_subgroup(4, with_mpi(t.msg4, 0, Bytes{2})));
+  EXPECT_NO_THROW(peersock::auth::check_subgroup(4, with_mpi(t.msg4, 0, Bytes{4})));
+  for (const Bytes& bad : {Bytes{}, Bytes{1}, kOrderTwo, p_bytes})
+    EXPECT_THROW(peersock::auth::check_subgroup(4, with_mpi(t.msg4, 0, bad)), CounterpartyError);
+  Bytes above_p = p_bytes;
+  above_p.insert(above_p.begin(), 0x01);  // p + 2^1536
+  EXPECT_THROW(peersock::auth::check_subgroup(4, with_mpi(t.msg4, 0, above_p)), CounterpartyError);
 }
 
 TEST(SmpSubgroup, ASubgroupElementWithAWrongProofIsStillAMismatch) {
