@@ -110,7 +110,7 @@ std::string allowed_refused(bool value) { return value ? "allowed" : "refused"; 
 std::string relay_policy(const Settings& s) { return s.force_relay ? "force-relay" : s.no_relay ? "no-relay" : "any"; }
 
 // The --help line of PEERSOCK_PROTOCOL names the range.
-static_assert(kMaxProtocolVersion == 6, "update PEERSOCK_PROTOCOL's help line (and README.md, docs/peersock.1)");
+static_assert(kMaxProtocolVersion == 7, "update PEERSOCK_PROTOCOL's help line (and README.md, docs/peersock.1)");
 
 constexpr auto kTable = std::to_array<Setting>({
     {.name = "relay",
@@ -216,7 +216,7 @@ constexpr auto kTable = std::to_array<Setting>({
     {.name = "protocol",
      .env = "PEERSOCK_PROTOCOL",
      .arg = "N",
-     .help = "highest protocol version to announce (1-6, default 6)",
+     .help = "highest protocol version to announce (1-7, default 7)",
      .origin = &Origins::protocol_version,
      .set = assign<&Settings::protocol_version, protocol_version>,
      .show = render<&Settings::protocol_version, number>},

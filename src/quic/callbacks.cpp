@@ -40,6 +40,11 @@ struct Endpoint::Callbacks {
     });
   }
 
+  static int recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user_data) {
+    if (level == NGTCP2_ENCRYPTION_LEVEL_1RTT) self(user_data).app_tx_key_ = true;
+    return 0;
+  }
+
   static int stream_open(ngtcp2_conn*, int64_t id, void* user_data) {
     return c_boundary_or(int{NGTCP2_ERR_CALLBACK_FAILURE}, [&]() -> int {
       Endpoint& e = self(user_data);
@@ -159,6 +164,7 @@ struct Endpoint::Callbacks {
     cb.rand = rand;
     cb.get_new_connection_id = new_connection_id;
     cb.handshake_completed = handshake_completed;
+    cb.recv_tx_key = recv_tx_key;
     cb.stream_open = stream_open;
     cb.recv_stream_data = recv_stream_data;
     cb.acked_stream_data_offset = acked_stream_data_offset;

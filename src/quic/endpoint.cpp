@@ -634,7 +634,7 @@ bool Endpoint::shutdown_complete() const {
 }
 
 std::vector<uint8_t> Endpoint::export_keying_material(std::string_view label, size_t length) const {
-  if (!handshake_done_ || ssl_ == nullptr) throw Error(ExitCode::failure, "TLS exporter: handshake not complete");
+  if (!app_keys_ready() || ssl_ == nullptr) throw Error(ExitCode::failure, "TLS exporter: handshake not complete");
   std::vector<uint8_t> out(length);
   ERR_clear_error();
   if (SSL_export_keying_material(ssl_, out.data(), out.size(), label.data(), label.size(), nullptr, 0,

@@ -44,7 +44,7 @@ std::vector<int64_t> Endpoint::take_ready() {
 }
 
 std::optional<int64_t> Endpoint::open_stream() {
-  if (!conn_ || !handshake_done_ || closed_) return std::nullopt;
+  if (!conn_ || !app_keys_ready() || closed_) return std::nullopt;
   int64_t id = -1;
   if (ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) != 0) return std::nullopt;
   streams_[id].id = id;
@@ -52,7 +52,7 @@ std::optional<int64_t> Endpoint::open_stream() {
 }
 
 uint64_t Endpoint::streams_left() const {
-  return conn_ && handshake_done_ && !closed_ ? ngtcp2_conn_get_streams_bidi_left(conn_) : 0;
+  return conn_ && app_keys_ready() && !closed_ ? ngtcp2_conn_get_streams_bidi_left(conn_) : 0;
 }
 
 std::optional<int64_t> Endpoint::accept_stream() {

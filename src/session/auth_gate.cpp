@@ -12,13 +12,19 @@ namespace peersock::session {
 using log::Layer;
 
 namespace {
-// Stream ids of the client's first two bidirectional streams (§5.5).
+// The client's first bidirectional stream; the auth stream is the client's
+// second (up to v6) or the server's first (from v7) (docs/protocol.md §4.4).
 constexpr int64_t kControlStream = 0;
-constexpr int64_t kAuthStream = 4;
+constexpr int64_t kClientAuthStream = 4;
+constexpr int64_t kServerAuthStream = 1;
 }  // namespace
 
-AuthGate::AuthGate(quic::Endpoint& endpoint, protocol::Sides sides, std::function<void()> wants_io)
-    : endpoint_(endpoint), sides_(sides), wants_io_(std::move(wants_io)) {}
+AuthGate::AuthGate(quic::Endpoint& endpoint, protocol::Sides sides, int version, std::function<void()> wants_io)
+    : endpoint_(endpoint),
+      sides_(sides),
+      initiator_(sides.smp_initiator(version)),
+      auth_stream_id_(protocol::server_starts_smp(version) ? kServerAuthStream : kClientAuthStream),
+      wants_io_(std::move(wants_io)) {}
 
 void AuthGate::write(quic::Stream& stream, std::span<const uint8_t> bytes) {
   // Auth messages are small: the stream always has room for them, or it is gone.
@@ -36,32 +42,38 @@ quic::Stream AuthGate::begin(std::string& code, bool keep_pairing_secret) {
   // One session, one derivation: the code is not needed any more.
   auth::wipe(code);
   OPENSSL_cleanse(exporter.data(), exporter.size());
-  auto role = sides_.smp_initiator() ? auth::Role::alice : auth::Role::bob;
+  auto role = initiator_ ? auth::Role::alice : auth::Role::bob;
   smp_ = std::make_unique<auth::Smp>(role, secret);
   OPENSSL_cleanse(secret.data(), secret.size());
-  log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter",
-             sides_.smp_initiator() ? "initiator" : "responder");
-  if (!sides_.smp_initiator()) {
-    smp_->start();
-    return {};
+  log::debug(Layer::auth, "SMP as {}, secret bound to the TLS exporter", initiator_ ? "initiator" : "responder");
+  std::vector<uint8_t> msg1 = smp_->start();  // empty for the responder
+  // The client's stream 0 (control) first, then the auth stream if it is
+  // the client's: stream 0 and stream 4, in that order, as the original.
+  quic::Stream control;
+  if (!sides_.quic_server()) {
+    auto id = endpoint_.open_stream();
+    if (!id) throw Error(ExitCode::failure, "cannot open the QUIC control stream");
+    control = quic::Stream(endpoint_, *id);
+    control_taken_ = true;
   }
-  // Stream 0 (control) and stream 4 (auth), in that order, as the original.
-  auto control = endpoint_.open_stream();
-  auto auth = endpoint_.open_stream();
-  if (!control || !auth) throw Error(ExitCode::failure, "cannot open the QUIC auth stream");
-  auth_ = quic::Stream(endpoint_, *auth);
-  write(auth_, auth::encode_frame(smp_->start()));
-  control_taken_ = true;
-  return quic::Stream(endpoint_, *control);
+  if (initiator_) {
+    auto id = endpoint_.open_stream();
+    if (!id || *id != auth_stream_id_) throw Error(ExitCode::failure, "cannot open the QUIC auth stream");
+    auth_ = quic::Stream(endpoint_, *id);
+    write(auth_, auth::encode_frame(msg1));
+  }
+  return control;
 }
 
 void AuthGate::admit(const std::function<void(quic::Stream)>& control, const std::function<void(quic::Stream)>& data) {
   if (!begun_) return;
-  // The initiator opens streams 0 and 4 itself and has no reason to take a
+  // The initiator opens the auth stream itself and has no reason to take a
   // peer stream before auth; leaving them queued avoids the original's race
   // (docs/protocol.md §5.5; the race: ../shared/docs/protocol-v1.md §7.4). But the responder can only have verified us
   // after our msg3: a stream it opened before that is data before auth.
-  if (sides_.smp_initiator() && !authenticated()) {
+  // (From v7 the initiator is the server, and stream 0 waits here too until
+  // its success: the client writes on it only after its own.)
+  if (initiator_ && !authenticated()) {
     if (smp_ && !smp_->peer_can_have_succeeded() && endpoint_.accept_queue_size() > 0) {
       throw CounterpartyError("the peer opened a stream before authentication");
     }
@@ -75,7 +87,7 @@ void AuthGate::admit(const std::function<void(quic::Stream)>& control, const std
       // may be before or after the server's own verdict.
       control_taken_ = true;
       control(std::move(stream));
-    } else if (id == kAuthStream && !auth_ && !authenticated()) {
+    } else if (id == auth_stream_id_ && !auth_ && !authenticated()) {
       auth_ = std::move(stream);
     } else if (!authenticated()) {
       throw CounterpartyError(fmt::format("the peer opened stream {} before authentication", id));

@@ -373,7 +373,7 @@ class Session {
       on_quic_closed(*q.closed());
       return;
     }
-    if (!q.handshake_done()) return;
+    if (!q.handshake_done() && !(phase_ == Phase::connecting && starts_smp_early(q))) return;
     if (phase_ == Phase::connecting) begin_auth(q);
     admit_streams();
     if (phase_ == Phase::authenticating) {
@@ -409,6 +409,13 @@ class Session {
     control_->poll(g_get_monotonic_time());
     forwarder_->after_quic_run();
     maybe_close_after_stdio();
+  }
+
+  // From v7 the server starts SMP with its first flight, before its
+  // handshake is done (docs/protocol.md §5.3): its keys and the exporter are
+  // there once it has sent its Finished, and the version is the one it chose.
+  bool starts_smp_early(const quic::Endpoint& q) const {
+    return sides_.quic_server() && q.app_keys_ready() && protocol::server_starts_smp(q.negotiated().version);
   }
 
   void admit_streams() {
@@ -471,7 +478,7 @@ class Session {
     log::debug(Layer::quic, "negotiated protocol version {} (ALPN '{}'; peer's body: {}){}{}", version_, q.alpn(),
                peer_body_version_, negotiated_.peer_is_original ? "; the peer is the original" : "",
                negotiated_.version_changed ? "; the body disagrees" : "");
-    gate_ = std::make_unique<AuthGate>(q, sides_, [this] { link_->kick(); });
+    gate_ = std::make_unique<AuthGate>(q, sides_, version_, [this] { link_->kick(); });
     control_ = std::make_unique<ControlChannel>(
         version_, sides_.quic_server(),
         ControlChannelEvents{
@@ -484,7 +491,8 @@ class Session {
                            fmt::format("peersock: the other side could not connect to {}", f.text));
             },
         });
-    log::debug(Layer::quic, "handshake complete (ALPN '{}'); authenticating", q.alpn());
+    log::debug(Layer::quic, "{} (ALPN '{}'); authenticating",
+               q.handshake_done() ? "handshake complete" : "keys ready, handshake not yet confirmed", q.alpn());
     status_.phase(ui::Phase::authenticating);
     quic::Stream control = gate_->begin(code_text_, remember_.has_value());
     // The code is not needed any more: no copy of it outlives the derivation.

@@ -38,6 +38,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "deadline(seconds): overall deadline of one test (scaled by PEERSOCK_E2E_TIME_SCALE)")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    for finish in labmod.SESSION_FINISHERS:
+        finish()
+
+
 def pytest_report_header(config):
     return [f"peersock binary: {labmod.peersock_bin()}",
             f"big transfer size: {labmod.mib(labmod.big_bytes())}, time scale {labmod.time_scale():g}"]

@@ -37,6 +37,13 @@ ERROR_LINE_RE = re.compile(r"^peersock: ")
 
 NS_PREFIX = "psk-e2e-"
 
+# docs/nat-matrix.md is written once at the end of a session (conftest's
+# pytest_sessionfinish runs SESSION_FINISHERS), so that the modules that run
+# after the matrix can add rows to it: the outage and path-change tests put
+# theirs in SESSION_ROWS, name -> dict(nats, expected, result, time).
+SESSION_FINISHERS = []
+SESSION_ROWS = {}
+
 # Exit codes of the CLI contract.
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_MISMATCH, EXIT_NO_PATH = 0, 1, 2, 3, 4
 EXIT_PEER_GONE, EXIT_RENDEZVOUS, EXIT_LOCAL_SOCKET, EXIT_PROTOCOL = 5, 6, 7, 8

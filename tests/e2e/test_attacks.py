@@ -21,6 +21,9 @@ from lab import (AUTH_RE, CODE_RE, EXIT_MISMATCH, EXIT_NO_PATH, EXIT_PROTOCOL, E
 PROXY_PORT = 4100
 MISMATCH_RE = r"connection code mismatch"
 
+# The server's first stream: SMP's from protocol v7 on, which both peers here speak.
+AUTH_STREAM = 1
+
 
 def attacker_bin():
     p = Path(peersock_bin()).parent / "tests" / "tools" / "psk-attacker"
@@ -118,36 +121,41 @@ def test_mitm_terminating_quic_at_the_relay_fails_auth_on_both_sides(lab):
     lab.check(set(hs) == {"gen", "cons"}, f"the attacker did not complete QUIC with both peers: {hs}")
     lab.check(hs["gen"] != hs["cons"], "both legs have the same exporter")
     relayed = {e["id"] for e in events(attacker, "stream")}
-    lab.check(4 in relayed, f"the auth stream was not relayed through the attacker (streams {relayed})")
+    # Both peers speak v7: the auth stream is the server's stream 1
+    # (docs/protocol.md §5.2); a data stream would be 5 (listen is the server).
+    lab.check(AUTH_STREAM in relayed, f"the auth stream was not relayed through the attacker (streams {relayed})")
     attacker.stop()
     done = events(attacker, "done")
-    lab.check(done and done[0]["application_bytes"] == 0,
-              f"application bytes passed through the attacker: {done}")
-    lab.check(not (relayed - {0, 4}), f"data streams were opened through the attacker: {relayed}")
+    # The attacker counts every stream but 0 and 4 as application data; from
+    # v7 SMP runs on stream 1, so count here.
+    app_bytes = sum(st["bytes"] for st in done[0]["streams"] if st["id"] not in (0, AUTH_STREAM)) if done else None
+    lab.check(app_bytes == 0, f"application bytes passed through the attacker: {done}")
+    lab.check(not (relayed - {0, AUTH_STREAM}), f"data streams were opened through the attacker: {relayed}")
     check_nothing_forwarded(lab, target, client)
 
 
 @pytest.mark.deadline(120)
 def test_mitm_that_swallows_the_verdict_still_gets_nothing(lab):
-    """The same attacker, but it does not pass the generator's mismatch close
-    on: the consumer is left waiting for SMP's last message. The generator
-    reports the mismatch (exit 3); the consumer gives up at its auth deadline
-    (20 s) with exit 4 and a line that says so; no data passes."""
+    """The same attacker, but it does not pass the SMP responder's mismatch
+    close on: the initiator is left waiting for SMP's last message. From v7
+    the responder is the consumer (the QUIC client): it reports the mismatch
+    (exit 3); the generator gives up at its auth deadline (20 s) with exit 4
+    and a line that says so; no data passes."""
     attacker, relay = start_mitm(lab, "silent")
     target = target_server(lab)
     gen = lab.peersock("peersock listen", ["listen", str(LISTEN_PORT)], relay=relay)
     code = gen.wait_line(CODE_RE, scaled(20), what="the 'Connection code:' line").group(1)
     client = tcp_client(lab)
     cons = lab.peersock("peersock connect", ["connect", f"127.0.0.1:{TARGET_PORT}", code], relay=relay)
-    rc = gen.wait_exit(scaled(40), what="the generator must see the mismatch")
-    lab.check(rc == EXIT_MISMATCH, f"{gen.name} exited with status {rc}, expected {EXIT_MISMATCH}")
-    rc = cons.wait_exit(30 + scaled(20), what="the consumer must give up at its auth deadline")
-    lab.check(rc == EXIT_NO_PATH, f"{cons.name} exited with status {rc}, expected {EXIT_NO_PATH}")
-    lab.check(cons.find(r"^peersock: .*(authentication|timed out)") is not None,
-              f"{cons.name}: no line saying that authentication did not finish")
+    rc = cons.wait_exit(scaled(40), what="the consumer (SMP's responder) must see the mismatch")
+    lab.check(rc == EXIT_MISMATCH, f"{cons.name} exited with status {rc}, expected {EXIT_MISMATCH}")
+    rc = gen.wait_exit(30 + scaled(20), what="the generator must give up at its auth deadline")
+    lab.check(rc == EXIT_NO_PATH, f"{gen.name} exited with status {rc}, expected {EXIT_NO_PATH}")
+    lab.check(gen.find(r"^peersock: .*(authentication|timed out)") is not None,
+              f"{gen.name}: no line saying that authentication did not finish")
     for p in (gen, cons):
         lab.check(p.find(AUTH_RE) is None, f"{p.name} claims to be authenticated")
-    lab.check({e["id"] for e in events(attacker, "stream")} <= {0, 4}, "data streams went through the attacker")
+    lab.check({e["id"] for e in events(attacker, "stream")} <= {0, AUTH_STREAM}, "data streams went through the attacker")
     check_nothing_forwarded(lab, target, client)
 
 

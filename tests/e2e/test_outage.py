@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netlab"))
 import netlab as nl  # noqa: E402
-from lab import CODE_RE, EXIT_PEER_GONE, Pump, check_same, scaled  # noqa: E402
+from lab import CODE_RE, EXIT_PEER_GONE, SESSION_ROWS, Pump, check_same, scaled  # noqa: E402
 
 RECONNECTING_RE = r"^No answer from the other side for \d+ s; reconnecting for up to (\d+) s\.\.\.$"
 BACK_RE = r"^The other side answers again \(after ([\d.]+) s of silence\)\.$"
@@ -104,12 +104,15 @@ def test_stream_survives_an_outage(netlab, pair_sites, seconds):
     netlab.note(f"outage of {back_at - t0:.1f} s; received before {before}, at its end {during}")
     for p in (gen, cons):
         m = p.wait_line(BACK_RE, scaled(20), what="the 'answers again' line after the outage")
-        netlab.note(f"{p.name}: {m.string} ({time.monotonic() - back_at:.1f} s after the path came back)")
+        back = time.monotonic() - back_at
+        netlab.note(f"{p.name}: {m.string} ({back:.1f} s after the path came back)")
     ra, rb = pa.wait(scaled(120)), pb.wait(scaled(120))
     for p in (gen, cons):
         rc = p.wait_exit(scaled(20), what="stdio peers exit after both directions are delivered")
         netlab.check(rc == 0, f"{p.name} exited with status {rc}, expected 0")
     check_same(netlab, "alice", ra, "bob", rb, STREAM_BYTES)
+    SESSION_ROWS[f"{seconds} s outage (router A drops everything)"] = dict(
+        nats=f"{a.nat} × {b.nat}", expected="same session, both exit 0", result="every byte", time=back)
 
 
 @pytest.mark.deadline(240)
@@ -135,6 +138,9 @@ def test_outage_longer_than_the_reconnect_timeout_ends_both_sides(netlab, pair_s
             errors = [line for line in p.lines() if line.startswith("peersock:")]
             netlab.check(errors == ["peersock: connection to the peer lost (no answer for 65 s)"],
                          f"{p.name}: expected one error line, got {errors}")
+            SESSION_ROWS[f"90 s outage with --reconnect-timeout 60 ({'alice' if p is gen else 'bob'})"] = dict(
+                nats=f"{a.nat} × {b.nat}", expected="exit 5 after 65 s", result=f"exit {rc}: `{errors[0]}`",
+                time=took)
     finally:
         a.outage(False)
 
@@ -154,6 +160,8 @@ def test_killed_peer_is_given_up_on_after_the_default_timeout(netlab, pair_sites
     netlab.check(took >= 64, f"{gen.name} gave up after {took:.1f} s, before 65 s of silence")
     netlab.check(gen.find(re.escape("peersock: connection to the peer lost (no answer for 65 s)")) is not None,
                  f"{gen.name}: no 'connection to the peer lost' line")
+    SESSION_ROWS["bob killed (SIGKILL), default timeout (alice)"] = dict(
+        nats=f"{a.nat} × {b.nat}", expected="exit 5 after 65 s of silence", result=f"exit {rc}", time=took)
 
 
 @pytest.mark.deadline(300)

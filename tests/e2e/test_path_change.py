@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netlab"))
-from lab import Pump, check_same, scaled  # noqa: E402
+from lab import SESSION_ROWS, Pump, check_same, scaled  # noqa: E402
 # The same lab fixture, pacing and stream size as the outage tests.
 from test_outage import BACK_RE, RATE_MBIT, RECONNECTING_RE, STREAM_BYTES, netlab, start_pair, wait_flowing  # noqa: E402,F401
 
@@ -46,10 +46,10 @@ def path_lines(p):
     return [line for line in p.lines() if PATH_LINE_RE.match(line)]
 
 
-def stream_through_a_change(netlab, a, b, change):
+def stream_through_a_change(netlab, a, b, change, scenario):
     """Starts the pair and a stream both ways, applies `change` once 1 MiB
     has arrived each way, then checks the reconnect, the new path line and
-    every byte."""
+    every byte; the result is a row of docs/nat-matrix.md named `scenario`."""
     for h in (a.hosts[0], b.hosts[0]):
         h.rate(RATE_MBIT)
     gen, cons = start_pair(netlab, a, b)
@@ -60,9 +60,11 @@ def stream_through_a_change(netlab, a, b, change):
     changed_at = time.monotonic()
     for p in (gen, cons):
         p.wait_line(RECONNECTING_RE, scaled(15), what="the 'reconnecting' line after the change")
+    back = 0.0
     for p in (gen, cons):
         m = p.wait_line(BACK_RE, scaled(30), what="the 'answers again' line after the ICE restart")
-        took = f"{p.name}: {m.string} ({time.monotonic() - changed_at:.1f} s after the change)"
+        back = time.monotonic() - changed_at
+        took = f"{p.name}: {m.string} ({back:.1f} s after the change)"
         netlab.note(took)
         print(took)  # the numbers in docs/protocol.md §2.11 (pytest -s shows them)
     ra, rb = pa.wait(scaled(120)), pb.wait(scaled(120))
@@ -78,6 +80,8 @@ def stream_through_a_change(netlab, a, b, change):
         netlab.note(f"{p.name}: {after[0]!r} -> {after[-1]!r}")
         errors = [line for line in p.lines() if line.startswith("peersock:")]
         netlab.check(not errors, f"{p.name}: error lines {errors}")
+    SESSION_ROWS[scenario] = dict(nats=f"{a.nat} × {b.nat}", expected="same session, both exit 0",
+                                  result=f"every byte; new path `{path_lines(gen)[-1]}`", time=back)
     return gen, cons
 
 
@@ -87,7 +91,8 @@ def stream_through_a_change(netlab, a, b, change):
 def test_nat_rebinding_keeps_the_session(netlab, sites, nats, relayed):
     a = sites("a", nats[0], ["alice"])
     b = sites("b", nats[1], ["bob"])
-    gen, _ = stream_through_a_change(netlab, a, b, a.rebind)
+    gen, _ = stream_through_a_change(netlab, a, b, a.rebind,
+                                     f"NAT rebinding (conntrack flush on router A), {'relayed' if relayed else 'direct'}")
     first, last = path_lines(gen)[0], path_lines(gen)[-1]
     # "via TURN relay" (ours) or "via the peer's TURN relay".
     netlab.check(("TURN relay" in first) == relayed, f"unexpected first path {first!r}")
@@ -100,7 +105,8 @@ def test_nat_rebinding_keeps_the_session(netlab, sites, nats, relayed):
 def test_new_host_address_keeps_the_session(netlab, sites):
     a = sites("a", "restricted", ["alice"])
     b = sites("b", "restricted", ["bob"])
-    stream_through_a_change(netlab, a, b, lambda: a.hosts[0].change_address(50))
+    stream_through_a_change(netlab, a, b, lambda: a.hosts[0].change_address(50),
+                            "alice's host address changes (10.0.1.10 to 10.0.1.50)")
 
 
 @pytest.mark.deadline(240)
@@ -108,7 +114,8 @@ def test_moving_to_another_network_keeps_the_session(netlab, sites):
     a = sites("a", "restricted", ["alice"])
     b = sites("b", "cone", ["bob"])
     c = sites("c", "symmetric", [])
-    gen, _ = stream_through_a_change(netlab, a, b, lambda: a.hosts[0].move_to(c))
+    gen, _ = stream_through_a_change(netlab, a, b, lambda: a.hosts[0].move_to(c),
+                                     "alice moves to another network (site c, symmetric NAT)")
     last = path_lines(gen)[-1]
     # Site c's router faces wan as 192.0.2.130: alice's new public address.
     netlab.check("192.0.2.130:" in last or "TURN relay" in last, f"alice's new path is not from site c: {last!r}")
@@ -129,7 +136,8 @@ def test_mailbox_server_restart_during_the_session_costs_nothing(netlab, sites):
         # The rebinding below needs the mailbox, so it proves the reconnect.
         a.rebind()
 
-    gen, cons = stream_through_a_change(netlab, a, b, relay_restart_then_rebind)
+    gen, cons = stream_through_a_change(netlab, a, b, relay_restart_then_rebind,
+                                        "the mailbox server restarts, then router A rebinds")
     for p in (gen, cons):
         # Debug lines (PEERSOCK_E2E_DEBUG) start with a timestamp; the rest
         # is what the user sees.

@@ -159,3 +159,16 @@ def test_peer_speaking_protocol_2_interoperates(lab, opener, acceptor, generator
     fall back to v2 (no 'C' frames on stream 0) and the data still arrives
     complete both ways, with a clean half-close and exit 0 in stdio mode."""
     tunnel_transfer(lab, opener, acceptor, generator, 8 << 20, older_consumer=2)
+
+
+@pytest.mark.deadline(300)
+@pytest.mark.parametrize("opener,acceptor", [
+    pytest.param("listen", "connect", id="listen-connect"),
+    pytest.param("stdio-b", "stdio-a", id="stdio"),
+])
+@pytest.mark.parametrize("generator", ORIENTATIONS)
+def test_peer_speaking_protocol_6_interoperates(lab, opener, acceptor, generator):
+    """A release before v7, where the QUIC client starts SMP once its
+    handshake is done: both sides run SMP the v6 way and the data arrives
+    complete both ways."""
+    tunnel_transfer(lab, opener, acceptor, generator, 8 << 20, older_consumer=6)

@@ -402,7 +402,7 @@ TEST(Environment, BadValuesNameTheVariable) {
   EXPECT_CONTAINS(error_of({{"PEERSOCK_STUN", "127.0.0.1:1"}, {"PEERSOCK_RELAY", "http://x"}}),
                   "PEERSOCK_RELAY: 'http://x'");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_TURN", "host:99999"}}), "PEERSOCK_TURN: bad port '99999'");
-  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "7"}}), "PEERSOCK_PROTOCOL: '7' is not a protocol version (1 to 6)");
+  EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "8"}}), "PEERSOCK_PROTOCOL: '8' is not a protocol version (1 to 7)");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_CONGESTION", "reno"}}), "PEERSOCK_CONGESTION: 'reno' is not bbr or cubic");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_UDP_GSO", "yes"}}), "PEERSOCK_UDP_GSO: 'yes' is not 0 or 1");
   EXPECT_CONTAINS(error_of({{"PEERSOCK_PROTOCOL", "2x"}}), "PEERSOCK_PROTOCOL: '2x'");

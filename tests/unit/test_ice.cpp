@@ -68,7 +68,7 @@ TEST(IceBody, ExactEncoding) {
                        R"("p":"0123456789abcdefghij/+","u":"AbC+"})");
   d.version = kOurVersion;
   d.candidates.clear();
-  EXPECT_EQ(encode(d), R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","v":6})");
+  EXPECT_EQ(encode(d), R"({"c":[],"p":"0123456789abcdefghij/+","u":"AbC+","v":7})");
 }
 
 TEST(IceBody, RoundTrip) {
@@ -76,7 +76,7 @@ TEST(IceBody, RoundTrip) {
   expect_same(decode(encode(d)), d);
   d.version = kOurVersion;
   Description back = decode(encode(d));
-  EXPECT_EQ(back.version, 6);
+  EXPECT_EQ(back.version, 7);
   expect_same(back, d);
   d.version = 1000;
   EXPECT_EQ(decode(encode(d)).version, 1000);

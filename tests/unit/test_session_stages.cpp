@@ -60,8 +60,13 @@ std::string read_some(Stream& s) {
 
 // ---- AuthGate --------------------------------------------------------------
 
+// Up to v6 the client starts SMP on its stream 4 once its handshake is
+// done; from v7 the server starts it on its stream 1 in its first flight.
+constexpr int kClientStarts = 6;
+constexpr int kServerStarts = 7;
+
 struct GateSide {
-  GateSide(quic::Endpoint& e, protocol::Sides sides) : gate(e, sides, [] {}) {}
+  GateSide(quic::Endpoint& e, protocol::Sides sides, int version = kClientStarts) : gate(e, sides, version, [] {}) {}
   void admit() {
     gate.admit([this](Stream s) { control.push_back(std::move(s)); },
                [this](Stream s) { data.push_back(std::move(s)); });
@@ -244,6 +249,142 @@ TEST(AuthGate, AfterSuccessNewStreamsAreData) {
   EXPECT_EQ(read_some(rig.server.data[0]), "Xc");
   EXPECT_EQ(read_some(rig.client.data[0]), "Xs");
 }
+
+// ---- AuthGate from v7: the server starts SMP in its first flight -----------
+
+// A pair whose server gate begins as soon as its 1-RTT keys are there, as
+// the session does (docs/protocol.md §5.3); the client's once its handshake
+// is done.
+struct EarlyGateRig {
+  EarlyGateRig() : client(pair.client(), kClientSides, kServerStarts), server(pair.server(), kServerSides, kServerStarts) {}
+  // Runs until both have begun. Returns false if the server never got its
+  // keys or the client's handshake never finished.
+  bool begin(std::string client_code, std::string server_code) {
+    if (!pair.run_until([&] { return pair.server().app_keys_ready(); })) return false;
+    server_began_before_handshake = !pair.server().handshake_done();
+    server_auth = server.gate.begin(server_code);
+    if (!pair.run_until([&] { return pair.client().handshake_done(); })) return false;
+    // What had arrived for the client when its handshake completed.
+    msg1_with_handshake = pair.client().accept_queue_size() > 0;
+    client_control = client.gate.begin(client_code);
+    return true;
+  }
+  bool run_to_verdicts() {
+    return pair.run_until([&] {
+      for (GateSide* s : {&client, &server}) {
+        s->admit();
+        s->verdict = s->gate.poll();
+      }
+      return client.verdict != AuthGate::Verdict::pending && server.verdict != AuthGate::Verdict::pending;
+    });
+  }
+  QuicPair pair;
+  GateSide client, server;
+  Stream server_auth, client_control;
+  bool server_began_before_handshake = false, msg1_with_handshake = false;
+};
+
+TEST(AuthGateV7, TheServerSendsMsg1WithItsHandshakeFlight) {
+  EarlyGateRig rig;
+  ASSERT_TRUE(rig.begin("7-guitarist-revenge", "7-guitarist-revenge"));
+  EXPECT_TRUE(rig.server_began_before_handshake) << "the server waited for the client's Finished";
+  EXPECT_FALSE(rig.server_auth) << "the server's begin() returns no control stream";
+  EXPECT_TRUE(rig.msg1_with_handshake) << "msg1 did not arrive with the server's handshake flight";
+  ASSERT_TRUE(rig.client_control);
+  EXPECT_EQ(rig.client_control.id(), 0) << "the client opens stream 0 for control";
+  ASSERT_TRUE(rig.run_to_verdicts());
+  EXPECT_EQ(rig.client.verdict, AuthGate::Verdict::success);
+  EXPECT_EQ(rig.server.verdict, AuthGate::Verdict::success);
+  EXPECT_TRUE(rig.client.control.empty()) << "the client opened stream 0 itself";
+  EXPECT_TRUE(rig.client.data.empty()) << "the auth stream (1) is not data";
+  EXPECT_TRUE(rig.server.data.empty());
+}
+
+// The responder is the client now: its step4 fails, it sends no msg4, and
+// the server (the initiator) hears nothing from the gate.
+TEST(AuthGateV7, DifferentCodesMismatchOnTheClientAndTheServerHearsNothing) {
+  EarlyGateRig rig;
+  ASSERT_TRUE(rig.begin("7-guitarist-revenge", "7-guitarist-revenue"));
+  ASSERT_TRUE(rig.pair.run_until([&] {
+    for (GateSide* s : {&rig.client, &rig.server}) {
+      s->admit();
+      s->verdict = s->gate.poll();
+    }
+    return rig.client.verdict != AuthGate::Verdict::pending;
+  }));
+  EXPECT_EQ(rig.client.verdict, AuthGate::Verdict::mismatch);
+  rig.pair.run_for(2 * kSec, [&] {
+    rig.server.admit();
+    rig.server.verdict = rig.server.gate.poll();
+  });
+  EXPECT_EQ(rig.server.verdict, AuthGate::Verdict::pending) << "the responder must not send msg4 on a mismatch";
+  EXPECT_TRUE(rig.server.gate.awaiting_verdict());
+}
+
+TEST(AuthGateV7, TheClientRejectsAnotherServerStreamBeforeItsOwnSuccess) {
+  EarlyGateRig rig;
+  ASSERT_TRUE(rig.begin("3-abc", "3-abc"));
+  auto id = rig.pair.server().open_stream();  // stream 5: data before auth
+  ASSERT_TRUE(id);
+  EXPECT_EQ(*id, 5);
+  Stream early(rig.pair.server(), *id);
+  write_all(early, "X");
+  bool threw = false;
+  rig.pair.run_until([&] {
+    try {
+      rig.client.admit();
+    } catch (const CounterpartyError&) {
+      threw = true;
+    }
+    return threw;
+  });
+  EXPECT_TRUE(threw) << "the client admitted stream 5 before authentication";
+}
+
+TEST(AuthGateV7, TheServerRejectsAClientStreamBeforeTheClientCouldHaveSucceeded) {
+  EarlyGateRig rig;
+  ASSERT_TRUE(rig.begin("3-abc", "3-abc"));
+  auto id = rig.pair.client().open_stream();  // stream 4: the client has not seen msg3
+  ASSERT_TRUE(id);
+  EXPECT_EQ(*id, 4);
+  Stream early(rig.pair.client(), *id);
+  write_all(early, "X");
+  ASSERT_TRUE(rig.pair.run_until([&] { return rig.pair.server().accept_queue_size() > 0; }));
+  EXPECT_THROW(rig.server.admit(), CounterpartyError);
+}
+
+TEST(AuthGateV7, StreamZeroAndDataThatCameWithMsg4WaitForTheServersSuccess) {
+  EarlyGateRig rig;
+  ASSERT_TRUE(rig.begin("3-abc", "3-abc"));
+  // The client, authenticated first, writes on stream 0 and opens a data
+  // stream at once; the server takes both only after its own success.
+  ASSERT_TRUE(rig.pair.run_until([&] {
+    rig.client.admit();
+    rig.client.verdict = rig.client.gate.poll();
+    rig.server.admit();
+    rig.server.verdict = rig.server.gate.poll();
+    return rig.client.verdict == AuthGate::Verdict::success;
+  }));
+  EXPECT_EQ(rig.server.verdict, AuthGate::Verdict::pending);
+  write_all(rig.client_control, "P");
+  auto id = rig.pair.client().open_stream();
+  ASSERT_TRUE(id);
+  Stream data(rig.pair.client(), *id);
+  write_all(data, "X");
+  ASSERT_TRUE(rig.pair.run_until([&] {
+    rig.server.admit();
+    rig.server.verdict = rig.server.gate.poll();
+    if (rig.server.verdict == AuthGate::Verdict::pending) {
+      EXPECT_TRUE(rig.server.control.empty() && rig.server.data.empty()) << "a stream was taken before success";
+    }
+    return rig.server.verdict != AuthGate::Verdict::pending && !rig.server.control.empty() &&
+           !rig.server.data.empty();
+  }));
+  EXPECT_EQ(rig.server.verdict, AuthGate::Verdict::success);
+  EXPECT_EQ(rig.server.control[0].id(), 0);
+  EXPECT_EQ(rig.server.data[0].id(), *id);
+}
+
 
 // A raw client (no gate): streams 0 and 4 opened by hand, so that the test
 // decides what stream 4 carries to the server's gate.

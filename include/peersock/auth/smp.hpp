@@ -66,7 +66,9 @@ class FrameReader {
   std::vector<uint8_t> buffer_;
 };
 
-enum class Role { alice /* QUIC client, code consumer */, bob /* QUIC server, code generator */ };
+// libotr's names: alice starts (step1, step3, step5), bob answers (step2,
+// step4) and is authenticated first. Who is which: protocol::Sides::smp_initiator.
+enum class Role { alice /* the initiator */, bob /* the responder */ };
 enum class Status { in_progress, success, mismatch };
 
 // One SMP run. Alice: start() gives msg1, then msg2 -> msg3, msg4 -> done.

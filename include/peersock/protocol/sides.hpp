@@ -4,6 +4,8 @@
 // opener/acceptor, ICE controlling).
 #pragma once
 
+#include "peersock/protocol/version.hpp"
+
 namespace peersock::protocol {
 
 struct Sides {
@@ -14,11 +16,12 @@ struct Sides {
   // made the code.
   bool opener = false;
 
-  // The code generator is the QUIC server, the SMP responder ("bob") and
-  // the ICE controlling agent; the consumer is the QUIC client and starts
-  // SMP, as the original peersock does.
+  // The code generator is the QUIC server and the ICE controlling agent.
+  // Up to v6 the consumer, the QUIC client, starts SMP (libotr's "alice"),
+  // as the original peersock does; from v7 the server does, in its first
+  // flight (docs/protocol.md §5.3). The version is the handshake's.
   bool quic_server() const { return generator; }
-  bool smp_initiator() const { return !generator; }
+  bool smp_initiator(int version) const { return server_starts_smp(version) ? generator : !generator; }
   bool ice_controlling() const { return generator; }
 };
 

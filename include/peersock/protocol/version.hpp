@@ -13,7 +13,9 @@ namespace peersock::protocol {
 //    (RFC 9221), each with a flow header (docs/protocol.md §7.7).
 // 6: the mailbox stays open for the session, and a silent path is replaced
 //    by an ICE restart through it (sealed "restart-N" messages, §2.11).
-inline constexpr int kCurrent = 6;
+// 7: the QUIC server starts SMP, on its own stream 1, in its first flight
+//    (0.5-RTT data): one round trip less before the first byte (§5.3).
+inline constexpr int kCurrent = 7;
 inline constexpr int kOldest = 1;
 
 constexpr bool has_fin(int v) { return v >= 2; }
@@ -29,5 +31,9 @@ constexpr bool carries_udp(int v) { return v >= 5; }
 // The mailbox stays open after authentication; a silent path is replaced
 // by an ICE restart exchanged through it.
 constexpr bool restarts_ice(int v) { return v >= 6; }
+// The QUIC server (the code generator) is SMP's initiator and sends msg1 on
+// stream 1 with its handshake flight; before, the client started on stream 4
+// once its handshake was done.
+constexpr bool server_starts_smp(int v) { return v >= 7; }
 
 }  // namespace peersock::protocol

@@ -246,6 +246,11 @@ class Endpoint {
   std::optional<Timestamp> expiry() const;
 
   bool handshake_done() const { return handshake_done_; }
+  // Stream data can be sent and keying material exported: the handshake is
+  // done, or this server has sent its Finished and holds its 1-RTT keys
+  // (0.5-RTT data, RFC 9001 §4.1.1: the client is not authenticated yet,
+  // which SMP is for). The exporter is fixed by then (RFC 8446 §7.5).
+  bool app_keys_ready() const { return handshake_done_ || (role_ == Role::server && app_tx_key_); }
 
   // Turns on path resumption (kResumeAfterNs) and PINGs every
   // kResumeKeepAliveNs. Only towards peers on ngtcp2 (protocol v4 and
@@ -256,7 +261,7 @@ class Endpoint {
   uint64_t path_resumptions() const { return resumptions_; }
 
   // TLS exporter (RFC 8446 §7.5), empty context. Precondition:
-  // handshake_done(). Errors: Error(failure).
+  // app_keys_ready(). Errors: Error(failure).
   std::vector<uint8_t> export_keying_material(std::string_view label, size_t length) const;
 
   // Starts closing with an application error code. Idempotent. Stream data
@@ -376,6 +381,7 @@ class Endpoint {
   std::unique_ptr<ConnRef> conn_ref_;
 
   bool handshake_done_ = false;
+  bool app_tx_key_ = false;  // the 1-RTT key for sending is installed
   bool close_requested_ = false, close_sent_ = false;
   Timestamp close_deadline_ = 0;
   Timestamp last_received_ = 0;  // ConnStats::last_received
