@@ -733,7 +733,10 @@ ConnStats Endpoint::stats() const {
   if (!conn_) return out;
   ngtcp2_conn_info info{};
   ngtcp2_conn_get_conn_info(conn_, &info);
-  if (info.min_rtt != UINT64_MAX) out.rtt_ms = static_cast<double>(info.smoothed_rtt) / 1e6;
+  if (info.min_rtt != UINT64_MAX) {
+    out.rtt_ms = static_cast<double>(info.smoothed_rtt) / 1e6;
+    out.min_rtt_ms = static_cast<double>(info.min_rtt) / 1e6;
+  }
   out.cwnd = info.cwnd;
   out.bytes_in_flight = info.bytes_in_flight;
   out.max_datagram = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);

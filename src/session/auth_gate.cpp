@@ -119,6 +119,12 @@ AuthGate::Verdict AuthGate::poll() {
   return verdict_;
 }
 
+bool AuthGate::has_input() const {
+  if (!auth_ || verdict_ != Verdict::pending) return false;
+  const quic::StreamState* s = endpoint_.stream(auth_.id());
+  return s != nullptr && (!s->rx.empty() || s->rx_fin || s->rx_reset);
+}
+
 bool AuthGate::sent_acknowledged() const {
   if (!auth_) return true;
   const quic::StreamState* s = endpoint_.stream(auth_.id());

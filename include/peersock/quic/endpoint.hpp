@@ -178,7 +178,8 @@ struct IoResult {
 
 // Numbers for the status line and bug reports.
 struct ConnStats {
-  double rtt_ms = -1;  // smoothed RTT; -1 before the first sample
+  double rtt_ms = -1;      // smoothed RTT; -1 before the first sample
+  double min_rtt_ms = -1;  // the least sample so far; -1 before the first
   uint64_t cwnd = 0;   // congestion window, bytes
   uint64_t bytes_in_flight = 0;
   size_t max_datagram = 0;  // largest datagram we send on this path now

@@ -56,6 +56,9 @@ class AuthGate final : public Stage {
 
   bool authenticated() const { return verdict_ == Verdict::success; }
 
+  // Bytes, or an end, wait on the auth stream: poll() has work to do.
+  bool has_input() const;
+
   // The initiator sent its last SMP message (msg3) and waits for the
   // verdict: an original responder that stays silent now found a mismatch
   // (it exits without telling us, ../shared/docs/protocol-v1.md §5.3).
