@@ -58,8 +58,11 @@ double RateMeter::bytes_per_second() const {
   return static_cast<double>(last.total - first.total) * 1e6 / static_cast<double>(last.at_us - first.at_us);
 }
 
+// Below 10 ms with a decimal: a LAN's 0.3 ms is not "0 ms".
+std::string format_rtt(double ms) { return ms < 9.95 ? fmt::format("{:.1f} ms", ms) : fmt::format("{:.0f} ms", ms); }
+
 std::string path_line(const PathInfo& path, std::optional<double> rtt_ms) {
-  const std::string rtt = rtt_ms ? fmt::format(", rtt {:.0f} ms", *rtt_ms) : std::string();
+  const std::string rtt = rtt_ms ? ", rtt " + format_rtt(*rtt_ms) : std::string();
   if (!path.relayed) {
     return fmt::format("connected directly ({}, {} \u2194 {}){}", path.transport, path.local, path.remote, rtt);
   }
@@ -94,7 +97,7 @@ std::string status_line(const Snapshot& s, size_t width) {
       if (s.silent_s) {
         line += fmt::format(", reconnecting\u2026 no answer for {:.0f} s", *s.silent_s);
       } else if (s.rtt_ms) {
-        line += fmt::format(", rtt {:.0f} ms", *s.rtt_ms);
+        line += ", rtt " + format_rtt(*s.rtt_ms);
       }
       if (double max = cwnd_rate(s.cwnd, s.rtt_ms); max > 0) {
         line += fmt::format(", window {} ({} max), {} in flight", format_bytes(s.cwnd), format_rate(max),

@@ -436,6 +436,8 @@ TEST(PathLine, DirectRelayedAndPeerRelay) {
   relay.relay_server = "203.0.113.1:3478";
   relay.relay_transport = "udp";
   EXPECT_EQ(path_line(relay, 40), "connected via TURN relay 203.0.113.1:3478 (direct path not possible), rtt 40 ms");
+  EXPECT_EQ(path_line(relay, 0.34), "connected via TURN relay 203.0.113.1:3478 (direct path not possible), rtt 0.3 ms");
+  EXPECT_EQ(path_line(relay, 9.96), "connected via TURN relay 203.0.113.1:3478 (direct path not possible), rtt 10 ms");
   relay.relay_transport = "tcp";
   EXPECT_EQ(path_line(relay, 40),
             "connected via TURN relay 203.0.113.1:3478 (over tcp; direct path not possible), rtt 40 ms");

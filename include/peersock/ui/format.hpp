@@ -22,6 +22,8 @@ std::string format_bytes(uint64_t bytes);
 std::string format_rate(double bytes_per_second);
 // 5 -> "5s", 65 -> "1m05s", 3725 -> "1h02m".
 std::string format_duration(double seconds);
+// An RTT: "0.4 ms" below 10 ms, "23 ms" from there on.
+std::string format_rtt(double ms);
 
 // Current rate of a growing counter: the slope over the samples of the last
 // `window_us` (about two seconds), so a one-second refresh shows a steady
