@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
-#include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -162,16 +161,18 @@ void check_subgroup(int message_number, std::span<const uint8_t> message) {
   const BIGNUM& p = modulus();
   const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> ctx(BN_CTX_new(), &BN_CTX_free);
   const Bignum p_minus_1(BN_dup(&p), &BN_free);
-  if (!ctx || !p_minus_1 || BN_sub_word(p_minus_1.get(), 1) != 1) throw std::bad_alloc();
+  if (!ctx || !p_minus_1 || BN_sub_word(p_minus_1.get(), 1) != 1)
+    throw Error(ExitCode::failure, "OpenSSL cannot set up the SMP subgroup check");
   for (const auto& [index, name] : layout.elements) {
     const std::span<const uint8_t> bytes = (*mpis)[index];
     const Bignum element(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr), &BN_free);
-    if (!element) throw std::bad_alloc();
-    // 2 <= g <= p - 2, then (g/p) = 1. BN_kronecker returns -2 on an error.
+    if (!element) throw Error(ExitCode::failure, "OpenSSL cannot read an SMP group element");
+    // 2 <= g <= p - 2, then (g/p) = 1. BN_kronecker returns -2 on an error
+    // (an allocation failed).
     bool in_subgroup = BN_cmp(element.get(), BN_value_one()) > 0 && BN_cmp(element.get(), p_minus_1.get()) < 0;
     if (in_subgroup) {
       const int symbol = BN_kronecker(element.get(), &p, ctx.get());
-      if (symbol == -2) throw std::bad_alloc();
+      if (symbol == -2) throw Error(ExitCode::failure, "OpenSSL cannot compute a Legendre symbol");
       in_subgroup = symbol == 1;
     }
     if (!in_subgroup) {

@@ -69,7 +69,7 @@ void AuthGate::admit(const std::function<void(quic::Stream)>& control, const std
   if (!begun_) return;
   // The initiator opens the auth stream itself and has no reason to take a
   // peer stream before auth; leaving them queued avoids the original's race
-  // (docs/protocol.md §5.5; the race: ../shared/docs/protocol-v1.md §7.4). But the responder can only have verified us
+  // (docs/protocol.md §5.5). But the responder can only have verified us
   // after our msg3: a stream it opened before that is data before auth.
   // (From v7 the initiator is the server, and stream 0 waits here too until
   // its success: the client writes on it only after its own.)

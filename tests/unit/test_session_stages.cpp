@@ -76,6 +76,31 @@ struct GateSide {
   AuthGate::Verdict verdict = AuthGate::Verdict::pending;
 };
 
+// Admits and polls both sides until both have a verdict.
+bool run_to_verdicts(QuicPair& pair, GateSide& client, GateSide& server) {
+  return pair.run_until([&] {
+    for (GateSide* s : {&client, &server}) {
+      s->admit();
+      s->verdict = s->gate.poll();
+    }
+    return client.verdict != AuthGate::Verdict::pending && server.verdict != AuthGate::Verdict::pending;
+  });
+}
+
+// Runs until side.admit() throws CounterpartyError; false if it never does.
+bool admit_throws(QuicPair& pair, GateSide& side) {
+  bool threw = false;
+  pair.run_until([&] {
+    try {
+      side.admit();
+    } catch (const CounterpartyError&) {
+      threw = true;
+    }
+    return threw;
+  });
+  return threw;
+}
+
 // Both gates of one pair; the client's begin() result is kept in client_control.
 struct GateRig {
   GateRig() : client(pair.client(), kClientSides), server(pair.server(), kServerSides) {
@@ -89,16 +114,7 @@ struct GateRig {
     EXPECT_FALSE(none) << "the responder opens no stream";
     EXPECT_TRUE(wiped(server_code)) << "the server's code is not wiped";
   }
-  // Admits and polls both sides until both have a verdict.
-  bool run_to_verdicts() {
-    return pair.run_until([&] {
-      for (GateSide* s : {&client, &server}) {
-        s->admit();
-        s->verdict = s->gate.poll();
-      }
-      return client.verdict != AuthGate::Verdict::pending && server.verdict != AuthGate::Verdict::pending;
-    });
-  }
+  bool run_to_verdicts() { return session::run_to_verdicts(pair, client, server); }
   QuicPair pair;
   GateSide client, server;
   Stream client_control;
@@ -210,16 +226,7 @@ TEST(AuthGate, ServerRejectsAnotherStreamTheClientOpenedBeforeAuth) {
   EXPECT_EQ(*id, 8);
   Stream early(rig.pair.client(), *id);
   write_all(early, "X");
-  bool threw = false;
-  rig.pair.run_until([&] {
-    try {
-      rig.server.admit();
-    } catch (const CounterpartyError&) {
-      threw = true;
-    }
-    return threw;
-  });
-  EXPECT_TRUE(threw) << "the server admitted stream 8 before authentication";
+  EXPECT_TRUE(admit_throws(rig.pair, rig.server)) << "the server admitted stream 8 before authentication";
   EXPECT_TRUE(rig.server.data.empty());
 }
 
@@ -269,15 +276,7 @@ struct EarlyGateRig {
     client_control = client.gate.begin(client_code);
     return true;
   }
-  bool run_to_verdicts() {
-    return pair.run_until([&] {
-      for (GateSide* s : {&client, &server}) {
-        s->admit();
-        s->verdict = s->gate.poll();
-      }
-      return client.verdict != AuthGate::Verdict::pending && server.verdict != AuthGate::Verdict::pending;
-    });
-  }
+  bool run_to_verdicts() { return session::run_to_verdicts(pair, client, server); }
   QuicPair pair;
   GateSide client, server;
   Stream server_auth, client_control;
@@ -329,16 +328,7 @@ TEST(AuthGateV7, TheClientRejectsAnotherServerStreamBeforeItsOwnSuccess) {
   EXPECT_EQ(*id, 5);
   Stream early(rig.pair.server(), *id);
   write_all(early, "X");
-  bool threw = false;
-  rig.pair.run_until([&] {
-    try {
-      rig.client.admit();
-    } catch (const CounterpartyError&) {
-      threw = true;
-    }
-    return threw;
-  });
-  EXPECT_TRUE(threw) << "the client admitted stream 5 before authentication";
+  EXPECT_TRUE(admit_throws(rig.pair, rig.client)) << "the client admitted stream 5 before authentication";
 }
 
 TEST(AuthGateV7, TheServerRejectsAClientStreamBeforeTheClientCouldHaveSucceeded) {
