@@ -88,8 +88,9 @@ Agent::Agent(bool controlling, const config::Settings& settings, AgentCallbacks 
   // least RFC 8445 §14.2 allows, not libnice's 20 ms. The checks of a pair
   // list go out one per Ta, so on a relayed path the pair that works waited
   // behind the others: symmetric x symmetric with 100 ms to the relay, ICE
-  // took 425 ms from the peer's candidates to connected at 20 ms and 333 ms
-  // at 5 ms (3 runs each). A session's pair list is a few dozen pairs at most.
+  // took 0.45 s from the peer's candidates to connected at 20 ms and 0.34 s
+  // at 5 ms (tests/bench/setup_timeline.py, median of 5). A session's pair
+  // list is a few dozen pairs at most.
   g_object_set(agent_.get(), "stun-pacing-timer", guint{5}, nullptr);
 
   stream_ = nice_agent_add_stream(agent_.get(), 1);
