@@ -27,6 +27,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 packages=(
   build-essential pkg-config meson ninja-build cmake git ca-certificates dpkg-dev
+  # libotr5-dev, libgcrypt20-dev: only test_auth's reference SMP (the product does SMP on OpenSSL)
   libnice-dev libglib2.0-dev libsoup-3.0-dev libotr5-dev libgcrypt20-dev libsodium-dev
   nlohmann-json3-dev libfmt-dev googletest libgtest-dev
   python3-magic-wormhole-mailbox-server python3-mnemonic python3-websocket

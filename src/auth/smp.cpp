@@ -1,33 +1,26 @@
 // Authentication layer (docs/protocol.md §5): secret derivation, auth-stream
-// framing and one SMP run driven through libotr's otrl_sm_step* functions.
+// framing and one SMP run, message for message the run libotr's
+// otrl_sm_step1..5 compute (the arithmetic is in smp_math.cpp).
 //
-// libotr's SMP functions are pure computations on an OtrlSMState: they do no
-// bookkeeping about which message is expected next (libotr's message layer,
-// which we do not use, does that). So the message order is enforced here, and
-// anything that cannot happen in a well-formed run is a CounterpartyError,
-// while anything libotr itself rejects is a failed comparison (mismatch).
+// The message order is enforced here: anything that cannot happen in a
+// well-formed run is a CounterpartyError, and anything wrong in the values
+// of a message (what libotr rejects) is a failed comparison (mismatch).
 
 #include "peersock/auth/smp.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <cstddef>
-#include <cstdlib>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <utility>
 
-#include <gcrypt.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-extern "C" {
-#include <libotr/sm.h>
-}
-
 #include "peersock/error.hpp"
+#include "smp_math.hpp"
 
 namespace peersock::auth {
 
@@ -36,151 +29,17 @@ namespace {
 // "CONNAUTH" without its NUL terminator (docs/protocol.md §5.1).
 constexpr std::string_view kSecretSuffix = "CONNAUTH";
 
-// libgcrypt must be initialised before first use, and libotr's SMP module
-// keeps the group parameters in globals that otrl_sm_init() fills. Both must
-// happen exactly once per process; a function-local static gives that with
-// C++11's thread-safe initialisation. This is the only global state here.
-//
-// We do not use OTRL_INIT: it calls exit(1) on failure and, through
-// otrl_mem_init, replaces libgcrypt's allocators for the whole process. We
-// only need the SMP part.
-void init_libraries() {
-  static const bool ok = [] {
-    // gcry_check_version must be the first libgcrypt call; it returns NULL
-    // when the runtime library is older than the headers we compiled with.
-    if (gcry_check_version(GCRYPT_VERSION) == nullptr) return false;
-    // Someone else in the process may already have finished libgcrypt's
-    // initialisation; then its settings win and we must not touch them.
-    if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-      // libotr draws its random exponents with gcry_random_bytes_secure, so
-      // the secret exponents live in secure memory. Give that pool a fixed
-      // start, let it grow instead of aborting if several runs overlap, and
-      // do not print the "using insecure memory" warning when mlock is not
-      // permitted (containers): the memory is still wiped on free.
-      gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
-      gcry_control(GCRYCTL_AUTO_EXPAND_SECMEM, 32768u);
-      gcry_control(GCRYCTL_INIT_SECMEM, 65536u, 0);
-      gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-    }
-    otrl_sm_init();
-    return true;
-  }();
-  if (!ok) {
-    throw Error(ExitCode::failure,
-                std::string("libgcrypt is older than ") + GCRYPT_VERSION + ", the version peersock was built with");
-  }
-}
+using smp_math::Bn;
+using smp_math::Mpis;
+using smp_math::parse;
+using smp_math::serialize;
 
-// Output buffers of otrl_sm_step1/2b/3/4 come from malloc (libotr's
-// serialize_mpi_array); own them so every path frees them.
-struct MallocFree {
-  void operator()(unsigned char* p) const noexcept { std::free(p); }
-};
-using OtrBuffer = std::unique_ptr<unsigned char, MallocFree>;
-
-// Runs one otrl_sm_step* call that produces a message and takes the buffer
-// into RAII ownership right away, whatever the return code: step4 serialises
-// msg4 before it compares the secrets, so on a mismatch it returns an error
-// *and* a buffer.
-template <typename Call>
-gcry_error_t produce(Call&& call, std::vector<uint8_t>& out) {
-  unsigned char* raw = nullptr;
-  int raw_len = 0;
-  const gcry_error_t err = call(&raw, &raw_len);
-  const OtrBuffer owned(raw);
-  out.clear();
-  if (err == 0 && owned && raw_len > 0) out.assign(owned.get(), owned.get() + raw_len);
-  return err;
-}
-
-struct MpiRelease {
-  void operator()(gcry_mpi_t m) const noexcept { gcry_mpi_release(m); }
-};
-using Mpi = std::unique_ptr<std::remove_pointer_t<gcry_mpi_t>, MpiRelease>;
-
-// The MPIs of a libotr array with exactly `count` entries, or nothing if
-// `message` is not one (libotr's own parser then rejects it). Trailing bytes
-// are ignored, as libotr does.
-std::optional<std::vector<std::span<const uint8_t>>> split_mpi_array(std::span<const uint8_t> message,
-                                                                      uint32_t count) {
-  auto read_u32 = [&](uint32_t& v) {
-    if (message.size() < 4) return false;
-    v = (uint32_t{message[0]} << 24) | (uint32_t{message[1]} << 16) | (uint32_t{message[2]} << 8) | message[3];
-    message = message.subspan(4);
-    return true;
-  };
-  uint32_t n = 0;
-  if (!read_u32(n) || n != count) return std::nullopt;
-  std::vector<std::span<const uint8_t>> mpis;
-  for (uint32_t i = 0; i < n; ++i) {
-    uint32_t len = 0;
-    if (!read_u32(len) || len > message.size()) return std::nullopt;
-    mpis.push_back(message.first(len));
-    message = message.subspan(len);
-  }
-  return mpis;
-}
-
-using Bignum = std::unique_ptr<BIGNUM, decltype(&BN_free)>;
-
-// The modulus as OpenSSL reads it, for the membership test below.
-const BIGNUM& modulus() {
-  static const Bignum p = [] {
-    BIGNUM* raw = nullptr;
-    const std::string hex(kSmpModulusHex);
-    if (BN_hex2bn(&raw, hex.c_str()) == 0) throw Error(ExitCode::failure, "OpenSSL cannot read the SMP modulus");
-    return Bignum(raw, &BN_free);
-  }();
-  return *p;
+Bn take(BIGNUM* raw, const char* what) {
+  if (raw == nullptr) throw Error(ExitCode::failure, std::string("OpenSSL: ") + what);
+  return Bn(raw);
 }
 
 }  // namespace
-
-// p = 2q + 1 is a safe prime, so the subgroup of order q is exactly the
-// quadratic residues mod p, and by Euler's criterion g^q = (g/p) mod p: the
-// Legendre symbol decides membership as g^q = 1 would. It is a gcd-like
-// computation on public values, where g^q is a full 1536-bit exponentiation:
-// 0.09 ms against 3.5 ms with libgcrypt here, and a run checks ten elements,
-// each on the critical path of the setup (35 ms of its 180 ms of SMP
-// arithmetic; 2 cores, idle).
-void check_subgroup(int message_number, std::span<const uint8_t> message) {
-  struct Layout {
-    uint32_t count;
-    std::vector<std::pair<size_t, const char*>> elements;  // index into the array, name
-  };
-  static const Layout kLayouts[] = {
-      {6, {{0, "g2a"}, {3, "g3a"}}},
-      {11, {{0, "g2b"}, {3, "g3b"}, {6, "Pb"}, {7, "Qb"}}},
-      {8, {{0, "Pa"}, {1, "Qa"}, {5, "Ra"}}},
-      {3, {{0, "Rb"}}},
-  };
-  assert(message_number >= 1 && message_number <= 4);
-  const Layout& layout = kLayouts[message_number - 1];
-  const auto mpis = split_mpi_array(message, layout.count);
-  if (!mpis) return;
-  const BIGNUM& p = modulus();
-  const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> ctx(BN_CTX_new(), &BN_CTX_free);
-  const Bignum p_minus_1(BN_dup(&p), &BN_free);
-  if (!ctx || !p_minus_1 || BN_sub_word(p_minus_1.get(), 1) != 1)
-    throw Error(ExitCode::failure, "OpenSSL cannot set up the SMP subgroup check");
-  for (const auto& [index, name] : layout.elements) {
-    const std::span<const uint8_t> bytes = (*mpis)[index];
-    const Bignum element(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr), &BN_free);
-    if (!element) throw Error(ExitCode::failure, "OpenSSL cannot read an SMP group element");
-    // 2 <= g <= p - 2, then (g/p) = 1. BN_kronecker returns -2 on an error
-    // (an allocation failed).
-    bool in_subgroup = BN_cmp(element.get(), BN_value_one()) > 0 && BN_cmp(element.get(), p_minus_1.get()) < 0;
-    if (in_subgroup) {
-      const int symbol = BN_kronecker(element.get(), &p, ctx.get());
-      if (symbol == -2) throw Error(ExitCode::failure, "OpenSSL cannot compute a Legendre symbol");
-      in_subgroup = symbol == 1;
-    }
-    if (!in_subgroup) {
-      throw CounterpartyError("SMP: " + std::string(name) + " in msg" + std::to_string(message_number) +
-                              " is not an element of the prime-order subgroup");
-    }
-  }
-}
 
 Secret derive_secret(std::span<const uint8_t> exporter, std::string_view code) {
   // Fed in three updates rather than one concatenated buffer, so no extra
@@ -256,22 +115,15 @@ std::optional<std::vector<uint8_t>> FrameReader::next() {
   return payload;
 }
 
-// The libotr state plus our own "this run is dead" flag, kept here so the
-// public header does not need libotr's headers.
+// Our side of the run: the values libotr keeps in its OtrlSMState, named as
+// there (x2, x3 our exponents; g2, g3 the shared generators; g3o the peer's
+// g^x3; p, q our P and Q; pab = Pa/Pb, qab = Qa/Qb).
 struct Smp::State {
-  OtrlSMState sm;
+  smp_math::Group group;
+  Bn secret, x2, x3, g2, g3, g3o, p, q, pab, qab;
   // Set once on_message threw: the session is being torn down and no later
   // message may drive the run on, even though status() stays in_progress.
   bool aborted = false;
-
-  // otrl_sm_state_new leaves received_question and sm_prog_state unset;
-  // value-initialise everything first so no field is ever read uninitialised.
-  State() : sm{} { otrl_sm_state_new(&sm); }
-  // otrl_sm_state_free releases every MPI (libgcrypt wipes MPI limbs on
-  // release, so the secret MPI does not linger) and resets the pointers.
-  ~State() { otrl_sm_state_free(&sm); }
-  State(const State&) = delete;
-  State& operator=(const State&) = delete;
 };
 
 // Steps of a run, counted in messages this side has sent or consumed:
@@ -279,34 +131,111 @@ struct Smp::State {
 //          2 = msg3 sent / msg4 expected, 3 = done.
 //   Bob:   0 = msg1 expected, 1 = msg2 sent / msg3 expected, 2 = done.
 
-Smp::Smp(Role role, const Secret& secret) : role_(role), secret_(secret) {
-  init_libraries();
-  state_ = std::make_unique<State>();
+Smp::Smp(Role role, const Secret& secret) : role_(role), secret_(secret), state_(std::make_unique<State>()) {
+  state_->secret = take(BN_bin2bn(secret_.data(), static_cast<int>(secret_.size()), nullptr), "cannot read the secret");
+  BN_set_flags(state_->secret.get(), BN_FLG_CONSTTIME);
 }
 
-// state_ frees libotr's state after this.
+// state_'s numbers are cleared as they are freed (BN_clear_free).
 Smp::~Smp() { OPENSSL_cleanse(secret_.data(), secret_.size()); }
 
 std::vector<uint8_t> Smp::start() {
   if (role_ == Role::bob) return {};  // Bob only answers.
   assert(step_ == 0 && "Smp::start called twice");
-  std::vector<uint8_t> msg1;
-  const gcry_error_t err = produce(
-      [&](unsigned char** out, int* out_len) {
-        return otrl_sm_step1(&state_->sm, secret_.data(), static_cast<int>(secret_.size()), out, out_len);
-      },
-      msg1);
-  // step1 only does local arithmetic on our own secret; it cannot fail on
-  // anything the peer controls.
-  if (err != 0 || msg1.empty()) throw Error(ExitCode::failure, "otrl_sm_step1 failed");
+  State& st = *state_;
+  const smp_math::Group& group = st.group;
+  // msg1: g2a, c2, D2, g3a, c3, D3.
+  st.x2 = group.random_exponent();
+  st.x3 = group.random_exponent();
+  Mpis msg1;
+  msg1.push_back(group.pow_secret(group.g(), st.x2.get()));
+  auto [c2, d2] = prove_know_log(group, st.x2.get(), 1);
+  msg1.push_back(std::move(c2));
+  msg1.push_back(std::move(d2));
+  msg1.push_back(group.pow_secret(group.g(), st.x3.get()));
+  auto [c3, d3] = prove_know_log(group, st.x3.get(), 2);
+  msg1.push_back(std::move(c3));
+  msg1.push_back(std::move(d3));
   step_ = 1;
-  return msg1;
+  return serialize(msg1);
+}
+
+namespace {
+
+// Our P = g3^r, Q = g^r g2^secret and the proof that they share r
+// (msg2's Pb, Qb, cP, D5, D6; msg3's Pa, Qa, cP, D5, D6), appended to `out`.
+void append_coords(const smp_math::Group& group, const BIGNUM* g2, const BIGNUM* g3, const BIGNUM* secret,
+                   uint8_t version, Bn& p, Bn& q, Mpis& out) {
+  const Bn r = group.random_exponent();
+  p = group.pow_secret(g3, r.get());
+  const Bn g_r = group.pow_secret(group.g(), r.get());
+  const Bn g2_s = group.pow_secret(g2, secret);
+  q = group.mul_p(g_r.get(), g2_s.get());
+  auto [c, d1, d2] = prove_equal_coords(group, g2, g3, r.get(), secret, version);
+  out.push_back(take(BN_dup(p.get()), "cannot copy a number"));
+  out.push_back(take(BN_dup(q.get()), "cannot copy a number"));
+  out.push_back(std::move(c));
+  out.push_back(std::move(d1));
+  out.push_back(std::move(d2));
+}
+
+// R = qab^x3 and the proof that it uses our x3 (msg3's Ra, cR, D7; msg4's
+// Rb, cR, D7), appended to `out`.
+void append_r(const smp_math::Group& group, const BIGNUM* qab, const BIGNUM* x3, uint8_t version, Mpis& out) {
+  out.push_back(group.pow_secret(qab, x3));
+  auto [c, d] = prove_equal_logs(group, qab, x3, version);
+  out.push_back(std::move(c));
+  out.push_back(std::move(d));
+}
+
+struct Layout {
+  uint32_t count;
+  std::vector<std::pair<size_t, const char*>> elements;  // index into the array, name
+  std::vector<size_t> exponents;
+};
+
+// docs/protocol.md §5.3's table.
+const Layout& layout_of(int message_number) {
+  static const Layout kLayouts[] = {
+      {6, {{0, "g2a"}, {3, "g3a"}}, {2, 5}},
+      {11, {{0, "g2b"}, {3, "g3b"}, {6, "Pb"}, {7, "Qb"}}, {2, 5, 9, 10}},
+      {8, {{0, "Pa"}, {1, "Qa"}, {5, "Ra"}}, {3, 4, 7}},
+      {3, {{0, "Rb"}}, {2}},
+  };
+  assert(message_number >= 1 && message_number <= 4);
+  return kLayouts[message_number - 1];
+}
+
+// Errors: CounterpartyError naming the first group element of `values` that
+// is not in the prime-order subgroup.
+void require_elements(const smp_math::Group& group, int message_number, const Mpis& values) {
+  for (const auto& [index, name] : layout_of(message_number).elements) {
+    if (!group.is_element(values[index].get())) {
+      throw CounterpartyError("SMP: " + std::string(name) + " in msg" + std::to_string(message_number) +
+                              " is not an element of the prime-order subgroup");
+    }
+  }
+}
+
+bool exponents_in_range(const smp_math::Group& group, int message_number, const Mpis& values) {
+  for (size_t index : layout_of(message_number).exponents)
+    if (!group.is_exponent(values[index].get())) return false;
+  return true;
+}
+
+}  // namespace
+
+void check_subgroup(int message_number, std::span<const uint8_t> message) {
+  const auto values = parse(message, layout_of(message_number).count);
+  if (!values) return;
+  const smp_math::Group group;
+  require_elements(group, message_number, *values);
 }
 
 Smp::Step Smp::on_message(std::span<const uint8_t> message) {
   // Structural violations (CounterpartyError): what a correct peer can never
-  // send regardless of its secret. They are checked before libotr sees the
-  // bytes, and they end the run for good.
+  // send regardless of its secret. They are checked before any arithmetic,
+  // and they end the run for good.
   auto structural = [&](const std::string& what) -> CounterpartyError {
     state_->aborted = true;
     return CounterpartyError("SMP: " + what);
@@ -314,79 +243,112 @@ Smp::Step Smp::on_message(std::span<const uint8_t> message) {
   if (state_->aborted) throw structural("message after the run was aborted");
   if (status_ != Status::in_progress) throw structural("message after the run ended");
   // FrameReader cannot deliver these sizes; a caller bypassing it must not
-  // reach libotr (which takes an int length) with them either.
+  // get past here with them either.
   if (message.empty()) throw structural("empty message");
   if (message.size() > kMaxFramePayload) {
     throw structural("message of " + std::to_string(message.size()) + " bytes exceeds " +
                      std::to_string(kMaxFramePayload));
   }
-
-  // The message this step expects: Alice gets msg2 and msg4, Bob msg1 and
-  // msg3. Out-of-order messages are rejected below before this matters.
+  // The message this step expects: Alice gets msg2 and msg4, Bob msg1 and msg3.
   const int expected = role_ == Role::alice ? 2 * step_ : 2 * step_ + 1;
-  if (expected >= 1 && expected <= 4) {
-    try {
-      check_subgroup(expected, message);
-    } catch (const CounterpartyError&) {
-      state_->aborted = true;
-      throw;
-    }
-  }
+  if (role_ == Role::alice && step_ == 0) throw structural("message before msg1 was sent");
+  if (expected > 4) throw structural("more messages than the protocol has");
 
-  const auto* in = message.data();
-  const int in_len = static_cast<int>(message.size());
-  OtrlSMState* sm = &state_->sm;
+  State& st = *state_;
+  const smp_math::Group& group = st.group;
   Step result;
-  gcry_error_t err = 0;
-
-  if (role_ == Role::alice) {
-    if (step_ == 0) throw structural("message before msg1 was sent");
-    if (step_ == 1) {
-      // msg2 -> msg3.
-      err = produce([&](unsigned char** out, int* out_len) { return otrl_sm_step3(sm, in, in_len, out, out_len); },
-                    result.reply);
-      if (err == 0) step_ = 2;
-    } else if (step_ == 2) {
-      // msg4 -> verdict. No reply either way.
-      err = otrl_sm_step5(sm, in, in_len);
-      step_ = 3;
-      if (err == 0) status_ = Status::success;
-    } else {
-      throw structural("more messages than the protocol has");
-    }
-  } else {
-    if (step_ == 0) {
-      // msg1 -> msg2. received_question = 0: peersock never sends a
-      // question (that is the SMP1Q variant of libotr's TLV layer).
-      err = otrl_sm_step2a(sm, in, in_len, 0);
-      if (err == 0) {
-        err = produce(
-            [&](unsigned char** out, int* out_len) {
-              return otrl_sm_step2b(sm, secret_.data(), static_cast<int>(secret_.size()), out, out_len);
-            },
-            result.reply);
-      }
-      if (err == 0) step_ = 1;
-    } else if (step_ == 1) {
-      // msg3 -> msg4 + verdict. On a mismatch libotr still builds msg4, but
-      // like the original (docs/protocol.md §5.4) we do not send it: produce()
-      // only keeps the buffer on success, so reply stays empty.
-      err = produce([&](unsigned char** out, int* out_len) { return otrl_sm_step4(sm, in, in_len, out, out_len); },
-                    result.reply);
-      step_ = 2;
-      if (err == 0) status_ = Status::success;
-    } else {
-      throw structural("more messages than the protocol has");
-    }
-  }
-
-  // Any libotr error here is on peer data: a malformed MPI array, values
-  // outside the group, a proof that does not verify or different secrets.
-  // SMP makes a wrong secret and a forged proof indistinguishable on
-  // purpose, so all of them are a mismatch, and the run is over.
-  if (err != 0) {
-    result.reply.clear();
+  // Anything wrong from here on is in the peer's data: a malformed MPI
+  // array, an exponent out of range, a proof that does not verify, or
+  // different secrets. SMP makes a wrong secret and a forged proof
+  // indistinguishable on purpose, so all of them are a mismatch, and the
+  // run is over. Only an element outside the subgroup is a protocol
+  // violation: no correct peer can send one.
+  auto mismatch = [&] {
     status_ = Status::mismatch;
+    result.status = status_;
+    return result;
+  };
+  std::optional<Mpis> parsed = parse(message, layout_of(expected).count);
+  if (!parsed) return mismatch();
+  Mpis& v = *parsed;
+  try {
+    require_elements(group, expected, v);
+  } catch (const CounterpartyError&) {
+    st.aborted = true;
+    throw;
+  }
+  if (!exponents_in_range(group, expected, v)) return mismatch();
+
+  switch (expected) {
+    case 1: {  // Bob: msg1 -> msg2 (g2b, c2, D2, g3b, c3, D3, Pb, Qb, cP, D5, D6).
+      if (!check_know_log(group, v[1].get(), v[2].get(), v[0].get(), 1) ||
+          !check_know_log(group, v[4].get(), v[5].get(), v[3].get(), 2))
+        return mismatch();
+      st.g3o = std::move(v[3]);
+      st.x2 = group.random_exponent();
+      st.x3 = group.random_exponent();
+      st.g2 = group.pow_secret(v[0].get(), st.x2.get());
+      st.g3 = group.pow_secret(st.g3o.get(), st.x3.get());
+      Mpis msg2;
+      msg2.push_back(group.pow_secret(group.g(), st.x2.get()));
+      auto [c2, d2] = prove_know_log(group, st.x2.get(), 3);
+      msg2.push_back(std::move(c2));
+      msg2.push_back(std::move(d2));
+      msg2.push_back(group.pow_secret(group.g(), st.x3.get()));
+      auto [c3, d3] = prove_know_log(group, st.x3.get(), 4);
+      msg2.push_back(std::move(c3));
+      msg2.push_back(std::move(d3));
+      append_coords(group, st.g2.get(), st.g3.get(), st.secret.get(), 5, st.p, st.q, msg2);
+      result.reply = serialize(msg2);
+      step_ = 1;
+      break;
+    }
+    case 2: {  // Alice: msg2 -> msg3 (Pa, Qa, cP, D5, D6, Ra, cR, D7).
+      if (!check_know_log(group, v[1].get(), v[2].get(), v[0].get(), 3) ||
+          !check_know_log(group, v[4].get(), v[5].get(), v[3].get(), 4))
+        return mismatch();
+      st.g3o = std::move(v[3]);
+      st.g2 = group.pow_secret(v[0].get(), st.x2.get());
+      st.g3 = group.pow_secret(st.g3o.get(), st.x3.get());
+      const smp_math::EqualCoords theirs{std::move(v[8]), std::move(v[9]), std::move(v[10])};
+      if (!check_equal_coords(group, st.g2.get(), st.g3.get(), theirs, v[6].get(), v[7].get(), 5)) return mismatch();
+      Mpis msg3;
+      append_coords(group, st.g2.get(), st.g3.get(), st.secret.get(), 6, st.p, st.q, msg3);
+      st.pab = group.div_p(st.p.get(), v[6].get());
+      st.qab = group.div_p(st.q.get(), v[7].get());
+      append_r(group, st.qab.get(), st.x3.get(), 7, msg3);
+      result.reply = serialize(msg3);
+      step_ = 2;
+      break;
+    }
+    case 3: {  // Bob: msg3 -> msg4 (Rb, cR, D7) + verdict.
+      const smp_math::EqualCoords theirs{std::move(v[2]), std::move(v[3]), std::move(v[4])};
+      if (!check_equal_coords(group, st.g2.get(), st.g3.get(), theirs, v[0].get(), v[1].get(), 6)) return mismatch();
+      st.pab = group.div_p(v[0].get(), st.p.get());
+      st.qab = group.div_p(v[1].get(), st.q.get());
+      const smp_math::EqualLogs proof{std::move(v[6]), std::move(v[7])};
+      if (!check_equal_logs(group, st.qab.get(), st.g3o.get(), proof, v[5].get(), 7)) return mismatch();
+      // Rab = Ra^x3 = g^(x3a x3b (a - b)) equals Pa/Pb exactly when the
+      // secrets are equal. On a mismatch msg4 is not sent, like the
+      // original (docs/protocol.md §5.4).
+      const Bn rab = group.pow_secret(v[5].get(), st.x3.get());
+      step_ = 2;
+      if (BN_cmp(rab.get(), st.pab.get()) != 0) return mismatch();
+      Mpis msg4;
+      append_r(group, st.qab.get(), st.x3.get(), 8, msg4);
+      result.reply = serialize(msg4);
+      status_ = Status::success;
+      break;
+    }
+    case 4: {  // Alice: msg4 -> verdict. No reply either way.
+      const smp_math::EqualLogs proof{std::move(v[1]), std::move(v[2])};
+      if (!check_equal_logs(group, st.qab.get(), st.g3o.get(), proof, v[0].get(), 8)) return mismatch();
+      const Bn rab = group.pow_secret(v[0].get(), st.x3.get());
+      step_ = 3;
+      if (BN_cmp(rab.get(), st.pab.get()) != 0) return mismatch();
+      status_ = Status::success;
+      break;
+    }
   }
   result.status = status_;
   return result;

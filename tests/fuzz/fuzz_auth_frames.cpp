@@ -5,8 +5,8 @@
 //
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
 //     -Iinclude -Isrc -isystem $OSSL/include \
-//     tests/fuzz/fuzz_auth_frames.cpp src/auth/smp.cpp src/common/error.cpp \
-//     $OSSL/lib/libcrypto.a -lotr -lgcrypt -lpthread -ldl -o fuzz_auth_frames
+//     tests/fuzz/fuzz_auth_frames.cpp src/auth/smp.cpp src/auth/smp_math.cpp \
+//     src/common/error.cpp $OSSL/lib/libcrypto.a -lpthread -ldl -o fuzz_auth_frames
 //   ./fuzz_auth_frames tests/fuzz/corpus/fuzz_auth_frames
 //
 // Two meson targets come from this file: fuzz_auth_frames (compiled with
@@ -23,11 +23,9 @@
 // payload), split by FrameReader, so a corpus entry can carry several
 // messages. Modes 3 and 4 run real SMP steps first (tens of milliseconds of
 // modular exponentiation), so they execute slowly; that is the price of
-// reaching the later steps with a consistent libotr state.
-//
-// Note for leak checking: libotr 4.1 frees its temporaries on every error
-// path of otrl_sm_step*, but if a different libotr build is used and
-// LeakSanitizer reports leaks inside libotr, run with -detect_leaks=0.
+// reaching the later steps with a consistent state. Everything the
+// target reaches is our own code (src/auth/smp_math.cpp parses and checks
+// the MPI arrays), instrumented like the harness.
 
 #include <algorithm>
 #include <cstddef>

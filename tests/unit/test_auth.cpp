@@ -738,3 +738,169 @@ TEST(SmpSubgroup, ASubgroupElementWithAWrongProofIsStillAMismatch) {
 }
 
 }  // namespace
+
+// ------------------------------------------- libotr as the reference
+//
+// Our SMP must be message for message what libotr 4.x sends and accepts: the
+// original peersock and our releases up to protocol 7 ran libotr. So every
+// step of ours runs here against libotr's otrl_sm_step*, in both roles, with
+// equal and with different secrets.
+
+extern "C" {
+#include <libotr/sm.h>
+}
+
+namespace {
+
+// One side of a run driven through libotr, the way auth::Smp did before it
+// computed SMP itself.
+class LibotrParty {
+ public:
+  LibotrParty(Role role, const Secret& secret) : role_(role), secret_(secret) {
+    static const bool ready = [] {
+      gcry_check_version(nullptr);
+      otrl_sm_init();
+      return true;
+    }();
+    (void)ready;
+    otrl_sm_state_new(&sm_);
+  }
+  ~LibotrParty() { otrl_sm_state_free(&sm_); }
+  LibotrParty(const LibotrParty&) = delete;
+  LibotrParty& operator=(const LibotrParty&) = delete;
+
+  Bytes start() { return produce([&](unsigned char** o, int* n) { return otrl_sm_step1(&sm_, s(), len(), o, n); }); }
+
+  // The reply (empty if none); ok_ tells whether libotr accepted.
+  Bytes on_message(const Bytes& in) {
+    const auto* data = in.data();
+    const int size = static_cast<int>(in.size());
+    if (role_ == Role::alice) {
+      if (step_++ == 0) return produce([&](unsigned char** o, int* n) { return otrl_sm_step3(&sm_, data, size, o, n); });
+      ok_ = otrl_sm_step5(&sm_, data, size) == 0;
+      return {};
+    }
+    if (step_++ == 0) {
+      ok_ = otrl_sm_step2a(&sm_, data, size, 0) == 0;
+      if (!ok_) return {};
+      return produce([&](unsigned char** o, int* n) { return otrl_sm_step2b(&sm_, s(), len(), o, n); });
+    }
+    Bytes msg4 = produce([&](unsigned char** o, int* n) { return otrl_sm_step4(&sm_, data, size, o, n); });
+    return ok_ ? msg4 : Bytes{};
+  }
+
+  bool ok() const { return ok_; }
+  bool succeeded() const { return sm_.sm_prog_state == OTRL_SMP_PROG_SUCCEEDED; }
+
+ private:
+  template <typename Call>
+  Bytes produce(Call&& call) {
+    unsigned char* raw = nullptr;
+    int raw_len = 0;
+    ok_ = call(&raw, &raw_len) == 0;
+    Bytes out;
+    if (raw != nullptr) {
+      out.assign(raw, raw + raw_len);
+      std::free(raw);
+    }
+    return out;
+  }
+  const unsigned char* s() const { return secret_.data(); }
+  int len() const { return static_cast<int>(secret_.size()); }
+
+  Role role_;
+  Secret secret_;
+  OtrlSMState sm_{};
+  int step_ = 0;
+  bool ok_ = true;
+};
+
+TEST(SmpAgainstLibotr, OurAliceAndLibotrsBobAgree) {
+  Smp alice(Role::alice, secret_a());
+  LibotrParty bob(Role::bob, secret_a());
+  const Bytes msg2 = bob.on_message(alice.start());
+  ASSERT_TRUE(bob.ok()) << "libotr rejected our msg1";
+  const Smp::Step s3 = alice.on_message(msg2);
+  ASSERT_EQ(s3.status, Status::in_progress) << "we rejected libotr's msg2";
+  const Bytes msg4 = bob.on_message(s3.reply);
+  ASSERT_TRUE(bob.ok()) << "libotr rejected our msg3";
+  EXPECT_TRUE(bob.succeeded());
+  EXPECT_EQ(alice.on_message(msg4).status, Status::success) << "we rejected libotr's msg4";
+}
+
+TEST(SmpAgainstLibotr, LibotrsAliceAndOurBobAgree) {
+  LibotrParty alice(Role::alice, secret_a());
+  Smp bob(Role::bob, secret_a());
+  const Bytes msg1 = alice.start();
+  ASSERT_TRUE(alice.ok());
+  const Smp::Step s2 = bob.on_message(msg1);
+  ASSERT_EQ(s2.status, Status::in_progress) << "we rejected libotr's msg1";
+  const Bytes msg3 = alice.on_message(s2.reply);
+  ASSERT_TRUE(alice.ok()) << "libotr rejected our msg2";
+  const Smp::Step s4 = bob.on_message(msg3);
+  ASSERT_EQ(s4.status, Status::success) << "we rejected libotr's msg3";
+  alice.on_message(s4.reply);
+  EXPECT_TRUE(alice.ok()) << "libotr rejected our msg4";
+  EXPECT_TRUE(alice.succeeded());
+}
+
+TEST(SmpAgainstLibotr, DifferentSecretsMismatchInBothPairings) {
+  {
+    Smp alice(Role::alice, secret_a());
+    LibotrParty bob(Role::bob, secret_b());
+    const Smp::Step s3 = alice.on_message(bob.on_message(alice.start()));
+    ASSERT_EQ(s3.status, Status::in_progress);
+    EXPECT_TRUE(bob.on_message(s3.reply).empty());
+    EXPECT_FALSE(bob.ok());
+    EXPECT_FALSE(bob.succeeded());
+  }
+  {
+    LibotrParty alice(Role::alice, secret_a());
+    Smp bob(Role::bob, secret_b());
+    const Bytes msg3 = alice.on_message(bob.on_message(alice.start()).reply);
+    ASSERT_TRUE(alice.ok());
+    const Smp::Step s4 = bob.on_message(msg3);
+    EXPECT_EQ(s4.status, Status::mismatch);
+    EXPECT_TRUE(s4.reply.empty());
+  }
+}
+
+// Each single-bit change of each message libotr sends is rejected by us,
+// and each of ours by libotr: the checks are as strict on both sides (a
+// flip in a proof's c, d or a group element must never be accepted).
+TEST(SmpAgainstLibotr, EveryTamperedValueIsRejectedByBoth) {
+  // Ours tampered, libotr's Bob receiving msg1 and msg3.
+  for (size_t mpi = 0; mpi < 6; ++mpi) {
+    Smp alice(Role::alice, secret_a());
+    LibotrParty bob(Role::bob, secret_a());
+    Bytes msg1 = alice.start();
+    // Flip the low bit of the MPI's last byte.
+    size_t at = 4, len = 0;
+    for (size_t i = 0; i <= mpi; ++i) {
+      len = be32(msg1, at);
+      at += 4 + len;
+    }
+    msg1[at - 1] ^= 0x01;
+    bob.on_message(msg1);
+    EXPECT_FALSE(bob.ok()) << "libotr accepted our msg1 with MPI " << mpi << " changed";
+  }
+  // libotr's msg2 tampered, our Alice receiving it.
+  for (size_t mpi = 0; mpi < 11; ++mpi) {
+    Smp alice(Role::alice, secret_a());
+    LibotrParty bob(Role::bob, secret_a());
+    Bytes msg2 = bob.on_message(alice.start());
+    size_t at = 4, len = 0;
+    for (size_t i = 0; i <= mpi; ++i) {
+      len = be32(msg2, at);
+      at += 4 + len;
+    }
+    msg2[at - 1] ^= 0x01;
+    try {
+      EXPECT_EQ(alice.on_message(msg2).status, Status::mismatch) << "we accepted msg2 with MPI " << mpi << " changed";
+    } catch (const CounterpartyError&) {
+      EXPECT_NE(alice.status(), Status::success);  // an element pushed out of the subgroup
+    }
+  }
+}
+
+}  // namespace

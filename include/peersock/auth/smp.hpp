@@ -1,5 +1,5 @@
-// Authentication: the Socialist Millionaires' Protocol (libotr otrl_sm_*)
-// over its own QUIC stream (docs/protocol.md §5), bound to the TLS session by an
+// Authentication: the Socialist Millionaires' Protocol (libotr's messages,
+// our arithmetic on OpenSSL) over its own QUIC stream (docs/protocol.md §5), bound to the TLS session by an
 // exporter value. Pure logic: bytes in, bytes out; the session moves them.
 #pragma once
 
@@ -34,10 +34,10 @@ inline constexpr std::string_view kSmpModulusHex =
 // g2b, g3b, Pb, Qb; msg3: Pa, Qa, Ra; msg4: Rb) lies in the subgroup of
 // order q: 2 <= g <= p-2 and g^q = 1 mod p. libotr itself only checks the
 // range, so an element of order 2q (or 2) would let a peer learn a bit of
-// our secret's exponents from our reply.
+// our secret's exponents from our reply. Smp::on_message does the same check.
 // Errors: CounterpartyError naming the message and the element that is not
 // in the subgroup. A message that is not a well-formed array of the right
-// count passes unchecked: libotr rejects it (a mismatch, as before).
+// count passes unchecked: Smp rejects it (a mismatch).
 void check_subgroup(int message_number, std::span<const uint8_t> message);
 
 // S = SHA-256(exporter || code || "CONNAUTH").
@@ -77,7 +77,7 @@ enum class Status { in_progress, success, mismatch };
 class Smp {
  public:
   Smp(Role role, const Secret& secret);
-  ~Smp();  // frees libotr state, wipes the secret
+  ~Smp();  // wipes the secret and every number of the run
   Smp(const Smp&) = delete;
   Smp& operator=(const Smp&) = delete;
 
@@ -91,7 +91,8 @@ class Smp {
   // A message payload from the peer. Errors: CounterpartyError for a message
   // that arrives after the run ended or more messages than the protocol has,
   // and for a group element outside the prime-order subgroup
-  // (check_subgroup), checked before libotr sees the message.
+  // (check_subgroup), checked before any arithmetic on the message.
+  // Error(failure) when OpenSSL fails (allocation).
   Step on_message(std::span<const uint8_t> message);
 
   Status status() const { return status_; }
@@ -106,7 +107,7 @@ class Smp {
   struct State;
   Role role_;
   Secret secret_;
-  std::unique_ptr<State> state_;  // libotr's OtrlSMState (freed with it)
+  std::unique_ptr<State> state_;  // the run's numbers (smp_math)
   int step_ = 0;
   Status status_ = Status::in_progress;
 };
