@@ -17,6 +17,7 @@ Steps (each from the end of the one before):
 
 Run as root, from anywhere:
   tests/bench/setup_timeline.py [--peersock build/peersock] [--nats symmetric,symmetric] [--rtt 100] [--runs 5]
+      [--keep-logs DIR]
 """
 import argparse
 import datetime
@@ -50,7 +51,7 @@ def stamp_of(lines, pattern, day):
     return None
 
 
-def one_run(lab, alice, bob, code_re, pump):
+def one_run(lab, alice, bob, code_re, pump, keep=None):
     gen = lab.peersock(alice, "peersock stdio-a (alice)", ["stdio-a"], stdio=True, extra=("--debug",))
     code = gen.wait_line(code_re, 20, what="the 'Connection code:' line").group(1)
     started_wall, started = datetime.datetime.now(), time.monotonic()
@@ -61,6 +62,11 @@ def one_run(lab, alice, bob, code_re, pump):
     for p in (gen, cons):
         p.wait_exit(20, what="stdio peers exit")
     lines = cons.lines()
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        n = len(list(keep.glob("*-alice.log"))) + 1
+        (keep / f"{n}-alice.log").write_text("\n".join(gen.lines()) + "\n")
+        (keep / f"{n}-bob.log").write_text("\n".join(lines) + "\n")
     row, before = {}, 0.0
     for name, pattern in STEPS:
         at = stamp_of(lines, pattern, started_wall)
@@ -81,6 +87,7 @@ def main():
     ap.add_argument("--nats", default="symmetric,symmetric", help="alice's and bob's NAT types")
     ap.add_argument("--rtt", type=int, default=100, help="ms added per crossing of wan's edge")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--keep-logs", type=Path, help="write each run's debug logs here (N-alice.log, N-bob.log)")
     args = ap.parse_args()
     os.environ["PEERSOCK_BIN"] = os.path.abspath(args.peersock)
     import netlab as nl
@@ -93,7 +100,7 @@ def main():
         if args.rtt:
             lab.impair(rtt_ms=args.rtt)
         for _ in range(args.runs):
-            row, path = one_run(lab, a.hosts[0], b.hosts[0], CODE_RE, Pump)
+            row, path = one_run(lab, a.hosts[0], b.hosts[0], CODE_RE, Pump, args.keep_logs)
             rows.append(row)
             paths.append(path)
     load = os.getloadavg()[0]
