@@ -284,7 +284,7 @@ TEST(Smp, MessageSizesAndMpiCounts) {
   EXPECT_LT(t.msg4.size(), t.msg1.size());
   EXPECT_LT(t.msg1.size(), t.msg3.size());
   EXPECT_LT(t.msg3.size(), t.msg2.size());
-  // libotr MPI-array serialisation: 4-byte BE count first (§5.2, §5.3).
+  // libotr's MPI-array serialisation: 4-byte BE count first (§5.2, §5.3).
   EXPECT_EQ(be32(t.msg1, 0), 6u);
   EXPECT_EQ(be32(t.msg2, 0), 11u);
   EXPECT_EQ(be32(t.msg3, 0), 8u);
@@ -381,7 +381,7 @@ TEST(Smp, Msg4FromAnotherRunMismatches) {
 }
 
 TEST(Smp, WrongMessageKindMismatches) {
-  // Bob expects msg3 but gets msg1 again: libotr rejects the MPI count.
+  // Bob expects msg3 but gets msg1 again: the MPI count is wrong.
   Smp alice(Role::alice, secret_a());
   Smp bob(Role::bob, secret_a());
   const Bytes msg1 = alice.start();
@@ -453,7 +453,7 @@ TEST(Smp, OversizeAndEmptyMessagesAreCounterpartyErrors) {
   Smp alice(Role::alice, secret_a());
   EXPECT_THROW(bob.on_message(alice.start()), CounterpartyError);
 
-  // Exactly kMaxFramePayload bytes reach libotr (and are garbage: mismatch).
+  // Exactly kMaxFramePayload bytes reach the parser (and are garbage: mismatch).
   Smp bob3(Role::bob, secret_a());
   EXPECT_EQ(bob3.on_message(Bytes(kMaxFramePayload, 0x01)).status, Status::mismatch);
 }
@@ -483,9 +483,9 @@ TEST(Smp, ThroughFraming) {
 }  // namespace
 
 // ---- garbage MPI arrays (a mismatch, never a crash) ------------------------------------------
-// libotr's unserialize_mpi_array checks the count against the expected one
-// before allocating and every length against the bytes left; its step
-// functions range-check group elements and exponents. These inputs go
+// smp_math::parse checks the count against the expected one and every
+// length against the bytes left; then group elements and exponents are
+// range-checked, as libotr does. These inputs go
 // through all of that at every step where the peer speaks, under ASan in the
 // sanitizer pass: each must end as a mismatch (or a CounterpartyError), never
 // a crash, a hang or a reply.
@@ -728,8 +728,8 @@ TEST(SmpSubgroup, TheLegendreSymbolAgreesWithTheExponentiation) {
 }
 
 TEST(SmpSubgroup, ASubgroupElementWithAWrongProofIsStillAMismatch) {
-  // 4 = 2^2 is in the subgroup: the check lets it through, and libotr's
-  // proof check fails as before -- indistinguishable from a wrong secret.
+  // 4 = 2^2 is in the subgroup: the check lets it through, and the
+  // proof check fails -- indistinguishable from a wrong secret.
   Smp alice(Role::alice, secret_a());
   Smp bob(Role::bob, secret_a());
   const auto step = bob.on_message(with_mpi(alice.start(), 0, Bytes{4}));
